@@ -278,6 +278,9 @@ def _signature_starts(lines: list[_Line], i: int) -> bool:
         return True
     if _MOBILE_SIG.match(line.bare) and len(line.bare.split()) <= 14:
         return True
+    if _RULE_LINE.match(line.bare) or (len(line.bare) >= 10 and _DECORATION.match(line.bare)):
+        # A long rule near the end opens a footer ("riak-users mailing list ...").
+        return _only_text_to_end(lines, i + 1, 6)
     if _SIG_DASH_NAME.match(line.bare) and len(line.bare.split()) <= 4:
         # "-Name" signs off only when little unquoted text follows it.
         rest = [ln for ln in lines[i + 1: i + 5] if ln.bare and not ln.depth]
@@ -364,6 +367,18 @@ def _mark_headed_quote(lines: list[_Line], i: int, span: int, headed: set[int]) 
         headed.add(k)
         k += 1
     return k
+
+
+def _only_text_to_end(lines: list[_Line], start: int, limit: int) -> bool:
+    """True when at most `limit` unquoted non-blank lines remain and no quote follows."""
+    count = 0
+    for line in lines[start:]:
+        if line.depth:
+            return False
+        count += bool(line.bare)
+        if count > limit:
+            return False
+    return True
 
 
 def _signature_end(lines: list[_Line], start: int) -> int:
