@@ -60,6 +60,7 @@ _WROTE_WORD = re.compile(
 _WROTE_OPENER = re.compile(
     r"^(?:On|Am|Le|El|Il|Op|Den|Dne|W\s+dniu|Em|På|Pe|Il\s+giorno|在|于|\d)", re.IGNORECASE
 )
+_WROTE_OPENER_WORD = re.compile(r"^(?:On|Am|Le|El|Il|Op|Den|Dne|W\s+dniu|Em|På|在)\s", re.IGNORECASE)
 _HAS_DATE_OR_ADDRESS = re.compile(r"\d|@")
 # Gmail's older headers carry no "wrote": "2016-10-24 15:36 GMT+02:00 Name <a@b.c>:"
 _DATE_LED_HEADER = re.compile(
@@ -172,16 +173,21 @@ def _wrote_header_span(lines: list[_Line], i: int) -> int:
     first = lines[i].bare
     if not first or len(first) > _MAX_HEADER_LINE:
         return 0
+    window = range(i, min(i + _WROTE_WINDOW + 1, len(lines)))
+    if not any(lines[k].bare.endswith((":", "：")) for k in window):
+        return 0  # cheap test first: every "wrote:" header ends in a colon
     joined, blanks = "", 0
-    for k in range(i, min(i + _WROTE_WINDOW + 1, len(lines))):
+    for k in window:
         part = lines[k].bare
         # Wrapping can push "> wrote:" onto a line that looks quoted, and HTML-converted
         # headers can hold one blank line, but only after an opener like "On".
         if not part:
             blanks += 1
-            if blanks > 1 or not _WROTE_OPENER.match(first):
+            if blanks > 1 or not _WROTE_OPENER_WORD.match(first):
                 return 0
             continue
+        if k > i and _WROTE_OPENER_WORD.match(part):
+            return 0  # another header starts here; this line is not part of it
         if len(part) > _MAX_HEADER_LINE:
             return 0
         joined = f"{joined} {part}" if joined else part
