@@ -1,0 +1,113 @@
+"""Attachments: safe file names and `Attachment` values from MIME leaf parts.
+
+Owns filename recovery (RFC 2231 continuations and charsets, RFC 2047 words that mailers
+put in names anyway, raw 8-bit names) and filename safety (basename only, no "..", no
+control or bidi characters, length-capped, a non-empty default). Content is kept as the
+decoded bytes; archives are never unpacked. It does not decide which part is the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import unicodedata
+from email.message import Message
+
+from parsers.charsets import decode_bytes, decode_header
+from parsers.model import Attachment
+
+MAX_FILENAME_CHARS = 150
+MAX_FILENAME_BYTES = 240  # common filesystems cap a name at 255 bytes
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]')
+_SPACES = re.compile(r"\s+")
+_EXTENSIONS = {
+    "message/rfc822": ".eml",
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "message/delivery-status": ".txt",
+    "text/rfc822-headers": ".txt",
+    "application/ms-tnef": ".dat",
+    "application/octet-stream": ".bin",
+    "image/jpeg": ".jpg",
+}
+
+
+def default_extension(content_type: str) -> str:
+    ext = _EXTENSIONS.get(content_type)
+    if ext is None:
+        ext = mimetypes.guess_extension(content_type, strict=False) or ".bin"
+    return ext
+
+
+def safe_filename(name: str, index: int, content_type: str = "application/octet-stream") -> str:
+    """A name that is safe to show and to write anywhere: never a path, never empty."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("", name)
+    name = _SPACES.sub(" ", name).strip()
+    while ".." in name:
+        name = name.replace("..", ".")
+    name = name.strip(" .")  # no hidden files, no trailing dot (Windows drops it)
+    if len(name) > MAX_FILENAME_CHARS or len(name.encode("utf-8")) > MAX_FILENAME_BYTES:
+        stem, dot, ext = name.rpartition(".")
+        ext = "." + ext if dot and 0 < len(ext) <= 16 else ""
+        stem = stem if ext else name
+        budget = MAX_FILENAME_CHARS - len(ext)
+        stem = stem[:budget]
+        while len((stem + ext).encode("utf-8")) > MAX_FILENAME_BYTES:
+            stem = stem[:-1]
+        name = stem.rstrip(" .") + ext
+    if not name or name.startswith("."):
+        name = f"attachment-{index}{default_extension(content_type)}"
+    return name
+
+
+def raw_filename(part: Message, hint: str | None = None) -> str:
+    """The sender's file name for `part`, decoded to text ("" when none)."""
+    declared = f"{part.get('content-disposition', '')}{part.get('content-type', '')}"
+    if "name" not in declared.lower():  # cheap pre-check: get_param re-parses every call
+        return ""
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        try:
+            value = part.get_param(param, None, header)
+        except Exception:
+            continue
+        if value is None:
+            continue
+        if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded latin-1 text)
+            charset, _, text = value
+            try:
+                data = str(text).encode("latin-1", "surrogateescape")
+            except UnicodeEncodeError:
+                return decode_header(str(text), hint)
+            return decode_bytes(data, charset or "utf-8")[0]
+        return decode_header(str(value), hint)
+    return ""
+
+
+def make_attachment(
+    content: bytes,
+    *,
+    filename: str,
+    index: int,
+    content_type: str,
+    content_id: str = "",
+    inline: bool = False,
+) -> Attachment:
+    return Attachment(
+        filename=safe_filename(filename, index, content_type),
+        content_type=content_type,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        content=content,
+        content_id=content_id,
+        inline=inline,
+    )
+
+
+def is_tnef(content_type: str, filename: str) -> bool:
+    return content_type in ("application/ms-tnef", "application/vnd.ms-tnef") or (
+        filename.strip().lower() == "winmail.dat"
+    )
