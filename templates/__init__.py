@@ -1,0 +1,50 @@
+"""Email templates: one jinja2 file per email kind and locale, subject included.
+
+Each `templates/<locale>/<kind>.j2` defines blocks `subject`, `text` and
+optionally `html`. The environment is sandboxed (support leads edit these
+files) and customer text only ever arrives as data, never as template source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+TEMPLATE_DIR = Path(__file__).resolve().parent
+LOCALES = ("en", "zh-CN")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Templates:
+    def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
+        self.env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(directory)),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self._cache: dict[tuple[str, str], object] = {}
+
+    def render(self, kind: str, locale: str, **context) -> Rendered:
+        if locale not in LOCALES:
+            locale = "en"
+        tpl = self.env.get_template(f"{locale}/{kind}.j2")
+        ctx = tpl.new_context(context)
+        blocks = tpl.blocks
+
+        def block(name: str) -> str:
+            return "".join(blocks[name](ctx)) if name in blocks else ""
+
+        subject = " ".join(block("subject").split())  # one line: no header injection through data
+        return Rendered(subject=subject, text=block("text").strip() + "\n", html=block("html").strip())

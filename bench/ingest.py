@@ -1,0 +1,66 @@
+"""Ingest throughput: the whole pipeline (spool, parse, thread, route, store,
+outbox) into a fresh SQLite database, against mail-parser's own parse-only
+rate on the same messages, measured in the same run.
+
+    python bench/ingest.py [N]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import mailparser  # noqa: E402
+
+from bench.corpus import generate  # noqa: E402
+from gateway.app import build_app  # noqa: E402
+from gateway.config import parse_config  # noqa: E402
+from gateway.pipeline import Source, ingest  # noqa: E402
+
+
+def parse_only_rate(msgs: list[bytes]) -> float:
+    t = time.perf_counter()
+    for raw in msgs:
+        mailparser.parse_from_bytes(raw)
+    return len(msgs) / (time.perf_counter() - t)
+
+
+def pipeline_rate(msgs: list[bytes], batch: int = 200) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory() as d:
+        cfg = parse_config({"gateway": {"data_dir": d, "secret_key": "bench-secret-key-0123456789"}},
+                           base_dir=Path(d))
+        app = build_app(cfg)
+        totals: dict = {}
+        t = time.perf_counter()
+        for i in range(0, len(msgs), batch):
+            c = ingest(app, [(raw, Source("file")) for raw in msgs[i:i + batch]])
+            for k, v in c.items():
+                totals[k] = totals.get(k, 0) + v
+        rate = len(msgs) / (time.perf_counter() - t)
+        app.db.dispose()
+        return rate, totals
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    msgs = generate(n)
+    print(f"corpus: {n} generated messages, {sum(map(len, msgs)) / n / 1024:.1f} KiB average")
+    parse_rates, pipe_rates = [], []
+    for rnd in range(3):  # interleave, so machine noise hits both alike
+        parse_rates.append(parse_only_rate(msgs))
+        rate, totals = pipeline_rate(msgs)
+        pipe_rates.append(rate)
+    p, q = statistics.median(parse_rates), statistics.median(pipe_rates)
+    print(f"outcomes: {totals}")
+    print(f"mail-parser parse-only : {p:8.1f} msgs/s  (runs: {', '.join(f'{x:.0f}' for x in parse_rates)})")
+    print(f"supportgw pipeline     : {q:8.1f} msgs/s  (runs: {', '.join(f'{x:.0f}' for x in pipe_rates)})")
+    print(f"ratio pipeline/parse   : {q / p:8.2f}   (target >= 0.50)")
+
+
+if __name__ == "__main__":
+    main()

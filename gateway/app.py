@@ -1,0 +1,101 @@
+"""The running gateway's shared context: config, database, rules, clock, signer.
+
+Built once by the CLI (or a test) and handed to every edge and job. Holds no
+per-request state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.clock import SystemClock
+from gateway.config import Config, ConfigError
+from gateway.tokens import Signer
+from storage.attachments import AttachmentStore
+from storage.db import Database
+from templates import Templates
+
+log = logging.getLogger("supportgw")
+
+
+@dataclass
+class App:
+    config: Config
+    db: Database
+    signer: Signer
+    templates: Templates
+    attachments: AttachmentStore
+    rules: object  # routing.loader.RulesHolder
+    clock: object = field(default_factory=SystemClock)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    @property
+    def own_addresses(self) -> tuple[str, ...]:
+        cfg = self.config.gateway
+        return tuple(cfg.support_addresses) + (f"bounces@{cfg.domain}",)
+
+    def is_own_address(self, address: str) -> bool:
+        """Our support addresses, their +token forms, and our bounce address."""
+        address = address.lower()
+        local, _, domain = address.rpartition("@")
+        base = local.split("+", 1)[0]
+        for own in self.own_addresses:
+            olocal, _, odomain = own.rpartition("@")
+            if domain == odomain and base == olocal:
+                return True
+        return False
+
+    def now(self):
+        return self.clock.now()
+
+    def route(self, email, *, recipients: tuple[str, ...], now):
+        from routing.engine import route
+
+        return route(email, self.rules.current, recipients=recipients, now=now)
+
+    def engineer_addresses(self) -> set[str]:
+        return {e.email.lower() for e in self.rules.current.engineers.values()}
+
+
+def load_secret_key(config: Config) -> bytes:
+    key = config.gateway.secret_key.resolve("gateway.secret_key")
+    if not key:
+        env = os.environ.get("SUPPORTGW_SECRET_KEY", "")
+        if env:
+            return env.encode()
+        raise ConfigError(
+            "gateway.secret_key is not set: run 'supportgw init' to generate var/secret.key, "
+            "or set SUPPORTGW_SECRET_KEY"
+        )
+    return key.encode()
+
+
+def build_app(config: Config, *, clock=None, migrate: bool = True) -> App:
+    from routing.loader import RulesHolder
+    from storage.migrate import upgrade
+
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = config.database_url
+    if migrate:
+        upgrade(url)
+    db = Database(url, pool_size=config.database.pool_size, connect_timeout=config.database.connect_timeout)
+    from routing.loader import RulesError
+
+    try:
+        rules = RulesHolder(Path(config.rules_path))
+    except RulesError as exc:
+        raise ConfigError(f"routing rules cannot be loaded; fix them ('supportgw rules check'):\n{exc}") from None
+    return App(
+        config=config,
+        db=db,
+        signer=Signer(load_secret_key(config)),
+        templates=Templates(),
+        attachments=AttachmentStore(data_dir / "attachments"),
+        rules=rules,
+        clock=clock or SystemClock(),
+    )

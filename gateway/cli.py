@@ -1,0 +1,63 @@
+"""`supportgw` command line: argument parsing and dispatch only.
+
+Each capability registers its sub-commands from its own `cli_*.py` module, so
+adding one touches this file by a single line in COMMAND_MODULES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from gateway.config import ConfigError, find_config_path, load_config
+from storage.db import StorageUnavailable
+
+COMMAND_MODULES = [
+    "gateway.cli_core",
+    "gateway.cli_admin",
+]
+
+
+class CommandError(Exception):
+    """A failure the user can fix; printed without a traceback, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="supportgw", description="Email-driven technical-support gateway")
+    p.add_argument("--config", help="configuration file (default: $SUPPORTGW_CONFIG or ./supportgw.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return p
+
+
+def open_app(args, *, migrate: bool = True, clock=None):
+    from gateway.app import build_app
+
+    cfg = load_config(find_config_path(args.config))
+    return build_app(cfg, migrate=migrate, clock=clock)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, CommandError) as exc:
+        print(f"supportgw: {exc}", file=sys.stderr)
+        return 2
+    except StorageUnavailable as exc:
+        print(f"supportgw: the database is unavailable ({exc}); check [database] url and that the server runs",
+              file=sys.stderr)
+        return 3
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Core commands: init, run, ingest, parse, db upgrade."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+from gateway.cli import CommandError, open_app
+from gateway.config import DEFAULT_CONFIG, find_config_path, load_config
+from gateway.tokens import generate_key
+
+
+def register(sub) -> None:
+    p = sub.add_parser("init", help="write a default supportgw.toml and secret key, create the database")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("run", help="run the gateway in the foreground")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ingest", help="import .eml files, Maildir folders or mbox files")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch", type=int, default=200)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("parse", help="parse one email file and print what the gateway sees")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_parse)
+
+    p = sub.add_parser("db", help="database maintenance")
+    dsub = p.add_subparsers(dest="db_command", required=True)
+    q = dsub.add_parser("upgrade", help="apply migrations")
+    q.set_defaults(func=cmd_db_upgrade)
+
+
+def cmd_init(args) -> int:
+    path = find_config_path(args.config)
+    if not path.exists():
+        path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+        print(f"wrote {path}")
+    cfg = load_config(path)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    sk = cfg.gateway.secret_key
+    if sk.file and not Path(cfg.path(sk.file)).exists():
+        kf = Path(cfg.path(sk.file))
+        kf.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(kf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(generate_key() + "\n")
+        print(f"generated secret key in {kf}")
+    app = open_app(args)
+    print(f"database ready: {app.config.database_url}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from gateway.runner import run_forever
+
+    app = open_app(args)
+    return run_forever(app)
+
+
+def iter_sources(paths: list[str]):
+    """Yield raw messages from .eml files, Maildir folders and mbox files."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            if (p / "cur").is_dir() or (p / "new").is_dir():
+                box = mailbox.Maildir(str(p), factory=None, create=False)
+                for key in box.iterkeys():
+                    yield box.get_bytes(key)
+            else:
+                for f in sorted(x for x in p.rglob("*") if x.is_file()):
+                    yield f.read_bytes()
+        elif p.is_file():
+            head = p.read_bytes()[:5]
+            if head.startswith(b"From "):
+                for msg in mailbox.mbox(str(p), create=False):
+                    yield msg.as_bytes()
+            else:
+                yield p.read_bytes()
+        else:
+            raise CommandError(f"{p}: no such file or folder")
+
+
+def count_sources(paths: list[str]) -> int | None:
+    try:
+        return sum(1 for p in map(Path, paths) if p.is_file()) + sum(
+            sum(1 for x in Path(p).rglob("*") if x.is_file()) for p in paths if Path(p).is_dir())
+    except OSError:
+        return None
+
+
+def cmd_ingest(args) -> int:
+    from tqdm import tqdm
+
+    from gateway.pipeline import Source, ingest
+
+    app = open_app(args)
+    totals: Counter = Counter()
+    batch: list[bytes] = []
+    bar = tqdm(total=count_sources(args.paths), unit="msg", disable=args.json or not sys.stderr.isatty(),
+               file=sys.stderr)
+
+    def flush():
+        c = ingest(app, [(raw, Source("file")) for raw in batch])
+        totals.update(c)
+        totals["ingested"] += len(batch)
+        bar.update(len(batch))
+        batch.clear()
+
+    for raw in iter_sources(args.paths):
+        batch.append(raw)
+        if len(batch) >= args.batch:
+            flush()
+    if batch:
+        flush()
+    bar.close()
+    summary = {
+        "ingested": totals["ingested"],
+        "tickets_created": totals["created"],
+        "threaded": totals["threaded"],
+        "duplicates": totals["duplicates"] + totals["duplicate"],
+        "quarantined": totals["quarantined"],
+    }
+    for k, v in totals.items():
+        if k not in ("ingested", "created", "threaded", "duplicates", "duplicate", "quarantined"):
+            summary[k] = v
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def cmd_parse(args) -> int:
+    from parsers.message import parse_email
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file")
+    own: tuple[str, ...] = ()
+    try:
+        cfg = load_config(find_config_path(args.config))
+        own = tuple(cfg.gateway.support_addresses)
+    except Exception:
+        pass  # parsing needs no configuration
+    parsed = parse_email(path.read_bytes(), own_addresses=own)
+    if args.json:
+        print(json.dumps(parsed.to_json(), ensure_ascii=False, indent=2))
+    else:
+        d = parsed.to_json()
+        for k in ("from", "to", "cc", "subject", "message_id", "in_reply_to", "references", "date", "language",
+                  "automatic", "automatic_reason"):
+            print(f"{k}: {d[k]}")
+        print(f"attachments: {[a['filename'] for a in d['attachments']]}")
+        print()
+        print(parsed.reply_text or parsed.text)
+    return 0
+
+
+def cmd_db_upgrade(args) -> int:
+    from storage.migrate import upgrade
+
+    cfg = load_config(find_config_path(args.config))
+    upgrade(cfg.database_url)
+    print(f"database at head: {cfg.database_url}")
+    return 0

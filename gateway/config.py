@@ -1,0 +1,280 @@
+"""Gateway configuration: `supportgw.toml`, validated by pydantic at start.
+
+Owns the file format and the default file `supportgw init` writes. Errors name
+the file, the key and what is expected, so a bad config fails before anything
+listens.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who edits the file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Secret(_Strict):
+    """A secret given inline (discouraged), by environment variable or by file."""
+
+    value: str | None = None
+    env: str | None = None
+    file: str | None = None
+
+    def resolve(self, what: str) -> str:
+        if self.env:
+            if self.env not in os.environ:
+                raise ConfigError(f"{what}: environment variable {self.env} is not set; export it or use 'file ='")
+            return os.environ[self.env]
+        if self.file:
+            path = Path(self.file)
+            try:
+                mode = path.stat().st_mode
+            except OSError as exc:
+                raise ConfigError(f"{what}: cannot read secret file {path}: {exc.strerror}") from exc
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ConfigError(f"{what}: secret file {path} is readable by others; run 'chmod 600 {path}'")
+            return path.read_text(encoding="utf-8").strip()
+        return self.value or ""
+
+
+def _secret(v):
+    if isinstance(v, str):
+        return {"value": v}
+    return v
+
+
+class GatewaySection(_Strict):
+    domain: str = "support.example.test"
+    support_addresses: list[str] = ["support@support.example.test"]
+    display_name: str = "Support"
+    data_dir: str = "var"
+    ref_prefix: str = "TS"
+    language: Literal["auto", "en", "zh-CN"] = "auto"
+    secret_key: Secret = Field(default_factory=lambda: Secret(file=None, value=None))
+
+    _norm = field_validator("secret_key", mode="before")(_secret)
+
+    @field_validator("support_addresses")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one support address is needed")
+        for a in v:
+            if "@" not in a:
+                raise ValueError(f"{a!r} is not an email address")
+        return [a.lower() for a in v]
+
+
+class DatabaseSection(_Strict):
+    url: str = ""  # empty: sqlite:///<data_dir>/supportgw.db
+    pool_size: int = 5
+    connect_timeout: int = 5
+
+
+class SmtpSection(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_size: int = 25 * 1024 * 1024
+    max_connections_per_ip: int = 20
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_auth: bool = False
+    auth_users: dict[str, Secret] = {}
+
+    _norm = field_validator("auth_users", mode="before")(
+        lambda v: {k: _secret(s) for k, s in v.items()} if isinstance(v, dict) else v
+    )
+
+
+class OutboundSection(_Strict):
+    smtp_host: str = ""  # empty: write to the <data_dir>/sent Maildir
+    smtp_port: int = 25
+    starttls: bool = False
+    tls: bool = False
+    username: str = ""
+    password: Secret = Field(default_factory=Secret)
+    timeout: float = 30.0
+    max_attempts: int = 8
+    backoff_base: float = 30.0
+    poll_interval: float = 1.0
+    rate_limit_per_hour: int = 10  # automatic mails per correspondent
+
+    _norm = field_validator("password", mode="before")(_secret)
+
+
+class ImapMailbox(_Strict):
+    name: str
+    host: str
+    port: int = 993
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    username: str
+    password: Secret = Field(default_factory=Secret)
+    folder: str = "INBOX"
+    after: Literal["seen", "move", "delete"] = "seen"
+    move_to: str = "Processed"
+    poll_interval: float = 60.0
+    idle: bool = True
+    batch_size: int = 50
+    timeout: float = 60.0
+
+    _norm = field_validator("password", mode="before")(_secret)
+
+    @model_validator(mode="after")
+    def _plain_only_on_loopback(self):
+        if self.security == "plain" and self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"security = 'plain' is allowed on loopback only, not {self.host}; use 'tls' or 'starttls'")
+        return self
+
+
+class RoutingSection(_Strict):
+    rules_file: str = ""  # empty: the sample rules shipped with the project
+
+
+class WorkflowSection(_Strict):
+    status_after_reply: Literal["open", "pending"] = "pending"
+    reopen_window_days: int = 14
+    pending_reminder_hours: float = 72
+    pending_autoresolve_hours: float = 168
+    stranger_policy: Literal["new_ticket", "hold", "reject"] = "new_ticket"
+    relay_to_cc: bool = True
+    attachment_link_over: int = 10 * 1024 * 1024
+    trust_dmarc: bool = False
+    sla_warn_share: float = 0.75
+    kb_suggestions: int = 0
+
+
+class ReportSection(_Strict):
+    weekly: bool = False
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    time: str = "08:00"
+    timezone: str = "Asia/Shanghai"
+    recipients: list[str] = []
+    language: Literal["en", "zh-CN"] = "en"
+
+
+class Config(_Strict):
+    gateway: GatewaySection = Field(default_factory=GatewaySection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    smtp: SmtpSection = Field(default_factory=SmtpSection)
+    outbound: OutboundSection = Field(default_factory=OutboundSection)
+    imap: list[ImapMailbox] = []
+    routing: RoutingSection = Field(default_factory=RoutingSection)
+    workflow: WorkflowSection = Field(default_factory=WorkflowSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+
+    # Where the file was read from; relative paths in it are relative to its folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def path(self, p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else (self.base_dir / q)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.gateway.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'supportgw.db'}"
+
+    @property
+    def rules_path(self) -> Path:
+        if self.routing.rules_file:
+            return self.path(self.routing.rules_file)
+        return Path(__file__).resolve().parent.parent / "routing" / "sample_rules.toml"
+
+    @property
+    def support_address(self) -> str:
+        return self.gateway.support_addresses[0]
+
+
+def _describe(err: ValidationError, file: str) -> str:
+    lines = [f"invalid configuration in {file}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see README 'Configuration reference')"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, *, file: str = "<config>", base_dir: Path = Path(".")) -> Config:
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file)) from None
+    cfg.base_dir = base_dir
+    return cfg
+
+
+def find_config_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SUPPORTGW_CONFIG"):
+        return Path(os.environ["SUPPORTGW_CONFIG"])
+    return Path("supportgw.toml")
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"no configuration at {path}: run 'supportgw init' to write a default one") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, file=str(path), base_dir=path.resolve().parent)
+
+
+DEFAULT_CONFIG = """\
+# supportgw configuration. Reference: README.md, "Configuration reference".
+
+[gateway]
+domain = "support.example.test"
+support_addresses = ["support@support.example.test", "security@support.example.test"]
+display_name = "Example Support"
+data_dir = "var"
+ref_prefix = "TS"
+# HMAC key for signed reply addresses and survey links. Generated by 'supportgw init'.
+secret_key = { file = "var/secret.key" }
+
+[database]
+# Empty: SQLite under data_dir. For several gateways: "postgresql+psycopg://user@host/db"
+url = ""
+
+[smtp]
+host = "127.0.0.1"
+port = 2525
+max_message_size = 26214400
+
+[outbound]
+# Empty smtp_host: outgoing mail is written to the Maildir var/sent/ for you to read.
+smtp_host = ""
+
+[routing]
+# Empty: the bilingual sample rules shipped in routing/sample_rules.toml.
+rules_file = ""
+
+# [[imap]]
+# name = "helpdesk"
+# host = "imap.example.com"
+# security = "tls"
+# username = "support@example.com"
+# password = { env = "SUPPORTGW_IMAP_PASSWORD" }
+# after = "move"        # seen | move | delete
+# move_to = "Processed"
+"""

@@ -1,0 +1,140 @@
+"""The outbox dispatcher: sends due rows, records every attempt, retries with
+exponential backoff and jitter, and never sends a row again once it succeeded.
+
+Rows are claimed before sending (`status='sending'` with a lease), with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL so several gateways share the work.
+A claim whose holder died expires and the row is tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from gateway.tokens import verp_address
+from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
+from storage.models import OutboxAttempt, OutboxRow
+
+log = logging.getLogger("supportgw.outbox")
+
+CLAIM_SECONDS = 300
+
+
+def backoff(app, attempts: int) -> timedelta:
+    base = app.config.outbound.backoff_base
+    delay = min(base * (2 ** max(attempts - 1, 0)), 6 * 3600)
+    return timedelta(seconds=delay * random.uniform(0.8, 1.2))
+
+
+def claim_due(app, limit: int = 20) -> list[int]:
+    now = app.now()
+    due = or_(OutboxRow.status == "pending",
+              (OutboxRow.status == "sending") & (OutboxRow.claimed_until < now))
+    with app.db.session() as s:
+        stmt = select(OutboxRow.id).where(due, OutboxRow.next_attempt_at <= now).order_by(OutboxRow.id).limit(limit)
+        if not app.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        ids = list(s.execute(stmt).scalars())
+        if not ids:
+            return []
+        # Conditional on still being due, so two SQLite processes cannot both claim a row.
+        s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), due).values(
+            status="sending", claimed_by=app.worker_id, claimed_until=now + timedelta(seconds=CLAIM_SECONDS)))
+        return list(s.execute(select(OutboxRow.id).where(
+            OutboxRow.id.in_(ids), OutboxRow.claimed_by == app.worker_id, OutboxRow.status == "sending")).scalars())
+
+
+def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None:
+    now = app.now()
+    with app.db.session() as s:
+        row = s.get(OutboxRow, row_id)
+        row.attempts += 1
+        s.add(OutboxAttempt(outbox_id=row_id, at=now, ok=ok, temporary=temporary, detail=detail[:2000]))
+        row.claimed_by, row.claimed_until = "", None
+        if ok:
+            row.status, row.sent_at, row.last_error = "sent", now, ""
+        elif temporary and row.attempts < app.config.outbound.max_attempts:
+            row.status, row.last_error = "pending", detail[:2000]
+            row.next_attempt_at = now + backoff(app, row.attempts)
+        else:
+            row.status, row.last_error = "failed", detail[:2000]
+            on_failed(app, s, row)
+
+
+def on_failed(app, session, row: OutboxRow) -> None:
+    """Hook: a row failed for good (the bounce handler and the owner notice hang here)."""
+    log.error("outbox %s to %s failed permanently: %s", row.id, row.to, row.last_error)
+
+
+def send_one(app, transport, row_id: int) -> bool:
+    with app.db.session() as s:
+        row = s.get(OutboxRow, row_id)
+        if row is None or row.status != "sending" or row.claimed_by != app.worker_id:
+            return False
+        raw, rcpts = row.raw, list(row.envelope_to)
+    envelope_from = verp_address(app.config.gateway.domain, row_id)
+    try:
+        detail = transport.send(envelope_from, rcpts, raw)
+    except TemporaryFailure as exc:
+        log.warning("outbox %s: temporary failure, will retry: %s", row_id, exc)
+        _finish(app, row_id, ok=False, temporary=True, detail=str(exc))
+        return False
+    except PermanentFailure as exc:
+        _finish(app, row_id, ok=False, temporary=False, detail=str(exc))
+        return False
+    _finish(app, row_id, ok=True, temporary=False, detail=detail)
+    return True
+
+
+def dispatch_due(app, transport=None, limit: int = 100) -> int:
+    """Send what is due now; returns the number sent. For `outbox send` and the loop."""
+    own = transport is None
+    transport = transport or make_transport(app)
+    sent = 0
+    try:
+        while True:
+            ids = claim_due(app, min(limit, 20))
+            if not ids:
+                break
+            for rid in ids:
+                sent += send_one(app, transport, rid)
+            if len(ids) < 20:
+                break
+    finally:
+        if own:
+            transport.close()
+    return sent
+
+
+class Dispatcher(threading.Thread):
+    """Runs `dispatch_due` in a loop until stopped; `kick()` wakes it early."""
+
+    def __init__(self, app) -> None:
+        super().__init__(name="outbox", daemon=True)
+        self.app = app
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        transport = make_transport(self.app)
+        try:
+            while not self._stop.is_set():
+                try:
+                    dispatch_due(self.app, transport)
+                except Exception:
+                    log.exception("outbox dispatcher: will retry")
+                self._wake.wait(self.app.config.outbound.poll_interval)
+                self._wake.clear()
+        finally:
+            transport.close()

@@ -1,0 +1,195 @@
+"""The customer side of the pipeline: a new ticket, or a follow-up on one.
+
+Called by `gateway.pipeline` inside the one transaction that also holds the
+spool status change; everything written here commits or rolls back together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from gateway import outbox
+from gateway.threads import Match
+from parsers.model import ParsedEmail
+from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
+
+
+@dataclass
+class Inbound:
+    """One inbound email on its way through the handlers."""
+
+    app: object
+    session: Session
+    entry: SpoolEntry
+    email: ParsedEmail
+    recipients: list[str]
+    match: Match | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def now(self):
+        return self.app.now()
+
+
+def choose_language(app, email: ParsedEmail) -> str:
+    forced = app.config.gateway.language
+    return email.language if forced == "auto" else forced
+
+
+def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = False,
+                  text: str | None = None, reply_text: str | None = None) -> Message:
+    e = ib.email
+    msg = Message(
+        ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
+        sender_email=e.sender.email, sender_name=e.sender.name,
+        to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject,
+        text=e.text if text is None else text,
+        reply_text=e.reply_text if reply_text is None else reply_text,
+        html=e.html, automatic=e.automatic, internal=internal, created_at=ib.now,
+    )
+    ib.session.add(msg)
+    ib.session.flush()
+    for att in e.attachments:
+        ib.app.attachments.put(att.sha256, att.content)
+        ib.session.add(AttachmentRow(message_id=msg.id, filename=att.filename, content_type=att.content_type,
+                                     size=att.size, sha256=att.sha256))
+    ib.session.add(ThreadId(message_id=e.message_id, ticket_id=ticket.id, outbound=False))
+    ticket.updated_at = ib.now
+    return msg
+
+
+def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
+    """The customer's CCs (and other To addresses) that are not us: they stay on the ticket."""
+    out = []
+    for a in list(email.to) + list(email.cc):
+        if a.email and not app.is_own_address(a.email) and a.email != email.sender.email:
+            out.append((a.email, a.name))
+    return out
+
+
+def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None) -> Ticket:
+    app, s, e, now = ib.app, ib.session, ib.email, ib.now
+    decision = app.route(e, recipients=tuple(ib.recipients), now=now)
+    ticket = Ticket(
+        subject=e.subject or "(no subject)", status="new", priority=decision.priority,
+        category=decision.category, team=decision.team, owner=decision.owner_email or "", handler=decision.owner_email or "",
+        requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",
+        project=getattr(decision.project, "name", "") if decision.project else "",
+        customer_tier=decision.customer_tier or "", language=choose_language(app, e),
+        tags=list(decision.tags), created_at=now, updated_at=now,
+        first_response_due=decision.first_response_due, resolution_due=decision.resolution_due,
+        sla_policy=decision.sla_policy or "", linked_ticket_id=linked_to.id if linked_to else None,
+    )
+    s.add(ticket)
+    s.flush()
+    ticket.ref = f"{app.config.gateway.ref_prefix}-{ticket.id:06d}"
+    s.add(Participant(ticket_id=ticket.id, email=e.sender.email, name=e.sender.name, role="requester"))
+    for addr, name in _support_ccs(app, e):
+        s.add(Participant(ticket_id=ticket.id, email=addr, name=name, role="cc"))
+    for w in decision.watchers:
+        s.add(Participant(ticket_id=ticket.id, email=w, name="", role="watcher"))
+    outbox.record(s, ticket, "created", now, f"ticket {ticket.ref} opened by {e.sender.email}",
+                  actor=e.sender.email, source=ib.entry.source)
+    if linked_to is not None:
+        outbox.record(s, ticket, "linked", now, f"linked to {linked_to.ref}", linked=linked_to.ref)
+    for step in decision.trace:
+        if step.matched:
+            outbox.record(s, ticket, "rule", now, str(step), rule=step.rule, changes=list(step.changes))
+    outbox.record(s, ticket, "routed", now,
+                  f"category={ticket.category} team={ticket.team} priority={ticket.priority} owner={ticket.owner}",
+                  category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner)
+    store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
+    send_acknowledgement(ib, ticket)
+    return ticket
+
+
+def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
+    """RFC 3834: no automatic answer to automatic mail, and not too many to anyone."""
+    e = ib.email
+    if e.automatic:
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {e.automatic_reason}",
+                      reason=e.automatic_reason)
+        return False
+    if not rcpt or ib.app.is_own_address(rcpt):
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
+        return False
+    if not outbox.may_send_automatic(ib.app, ib.session, rcpt):
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now,
+                      f"rate limit: {ib.app.config.outbound.rate_limit_per_hour} automatic mails/hour to {rcpt}")
+        return False
+    return True
+
+
+def fmt_due(app, when) -> str:
+    if when is None:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(app.config.report.timezone)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def send_acknowledgement(ib: Inbound, ticket: Ticket) -> None:
+    app, e = ib.app, ib.email
+    rcpt = e.sender.email
+    if not automatic_allowed(ib, ticket, rcpt):
+        return
+    articles = []
+    if app.config.workflow.kb_suggestions:
+        from gateway import kb  # optional feature, off by default
+
+        articles = kb.suggest(ib.session, e.subject + "\n" + e.reply_text, app.config.workflow.kb_suggestions)
+    rendered = app.templates.render(
+        "acknowledgement", ticket.language, ticket=ticket, customer_name=e.sender.name,
+        team_name=app.config.gateway.display_name, first_response_due=fmt_due(app, ticket.first_response_due),
+        articles=articles,
+    )
+    outbox.queue(app, ib.session, kind="acknowledgement", ticket=ticket, rendered=rendered, to=[rcpt],
+                 automatic="auto-replied", reply_to_for=rcpt, in_reply_to=e.message_id,
+                 references=list(e.references) + [e.message_id], source_spool_id=ib.entry.id)
+
+
+def follow_up(ib: Inbound, ticket: Ticket) -> str:
+    """A customer (or CC'd participant) wrote again on an existing ticket."""
+    app, s, now = ib.app, ib.session, ib.now
+    window = timedelta(days=app.config.workflow.reopen_window_days)
+    if ticket.status in ("resolved", "closed"):
+        since = ticket.resolved_at or ticket.closed_at or ticket.updated_at
+        if ib.email.automatic:
+            store_message(ib, ticket, kind="automatic")
+            return "threaded"
+        if since is not None and now - since > window:
+            create_ticket(ib, linked_to=ticket)
+            return "created"
+        reopen(ib, ticket, f"customer replied within the {window.days}-day reopen window")
+    elif ticket.status == "pending" and not ib.email.automatic:
+        resume_clock(ticket, now)
+        ticket.status = "open"
+        outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
+    store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
+    for addr, name in _support_ccs(app, ib.email):
+        if not any(p.email == addr for p in ticket.participants):
+            pass  # a reply-all may name new people; they do not join without the owner
+    outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
+                  actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
+    return "threaded"
+
+
+def resume_clock(ticket: Ticket, now) -> None:
+    if ticket.paused_at is not None:
+        paused = now - ticket.paused_at
+        ticket.paused_seconds += int(paused.total_seconds())
+        if ticket.resolution_due is not None:
+            ticket.resolution_due += paused
+        ticket.paused_at = None
+
+
+def reopen(ib: Inbound, ticket: Ticket, why: str) -> None:
+    old = ticket.status
+    ticket.status = "open"
+    ticket.resolved_at = None
+    ticket.closed_at = None
+    outbox.record(ib.session, ticket, "reopened", ib.now, why, old=old)

@@ -1,0 +1,100 @@
+"""Queueing outbound mail: every email we send is an outbox row written in the
+same transaction as the state change that caused it.
+
+Owns the rate limit on automatic mail per correspondent (RFC 3834 §2: an
+automatic responder must not flood anyone).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.compose import build_message, new_message_id
+from gateway.tokens import reply_address
+from storage.models import Event, OutboxRow, ThreadId, Ticket
+from templates import Rendered
+
+
+def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
+    return session.execute(
+        select(func.count(OutboxRow.id)).where(
+            OutboxRow.rcpt == rcpt.lower(), OutboxRow.automatic.is_(True), OutboxRow.created_at >= since)
+    ).scalar_one()
+
+
+def may_send_automatic(app, session: Session, rcpt: str) -> bool:
+    limit = app.config.outbound.rate_limit_per_hour
+    return automatic_sent_recently(session, rcpt, app.now() - timedelta(hours=1)) < limit
+
+
+def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list[str]:
+    """The thread's Message-IDs, oldest first: the References chain for a new mail on it."""
+    rows = session.execute(
+        select(ThreadId.message_id).where(ThreadId.ticket_id == ticket.id).order_by(ThreadId.id)
+    ).scalars().all()
+    if len(rows) > limit:
+        rows = rows[:1] + rows[-(limit - 1):]  # keep the root, as RFC 5322 suggests
+    return list(rows)
+
+
+def queue(
+    app,
+    session: Session,
+    *,
+    kind: str,
+    ticket: Ticket | None,
+    rendered: Rendered,
+    to: list[str],
+    cc: list[str] | None = None,
+    automatic: str | None = None,
+    from_name: str | None = None,
+    reply_to_for: str | None = None,  # recipient whose signed reply address goes in Reply-To
+    in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    attachments: list[tuple[str, str, bytes]] | None = None,
+    extra_headers: dict[str, str] | None = None,
+    source_spool_id: int | None = None,
+) -> OutboxRow:
+    gw = app.config.gateway
+    now = app.now()
+    mid = new_message_id(gw.domain)
+    support = gw.support_addresses[0]
+    reply_to = None
+    if ticket is not None and reply_to_for:
+        reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for))
+    refs = references if references is not None else (ticket_references(session, ticket) if ticket else [])
+    raw = build_message(
+        rendered,
+        from_addr=(from_name or gw.display_name, support),
+        to=to, cc=cc, reply_to=reply_to, message_id=mid,
+        in_reply_to=in_reply_to or (refs[-1] if refs else None),
+        references=refs,
+        automatic=automatic,
+        loop_address=support,
+        thread_topic=ticket.subject if ticket else "",
+        thread_root=refs[0] if refs else mid,
+        extra_headers=extra_headers,
+        date=now,
+        attachments=attachments,
+    )
+    row = OutboxRow(
+        ticket_id=ticket.id if ticket else None, kind=kind, rcpt=(to[0] if to else "").lower(),
+        to=list(to), cc=list(cc or []), envelope_to=[a for a in list(to) + list(cc or [])],
+        subject=rendered.subject, message_id=mid, raw=raw, automatic=bool(automatic),
+        status="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now,
+        source_spool_id=source_spool_id,
+    )
+    session.add(row)
+    if ticket is not None:
+        session.add(ThreadId(message_id=mid, ticket_id=ticket.id, outbound=True))
+    return row
+
+
+def record(session: Session, ticket: Ticket, kind: str, now, detail: str = "", actor: str = "system",
+           **data) -> Event:
+    ev = Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, detail=detail, data=data)
+    session.add(ev)
+    return ev

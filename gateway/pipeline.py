@@ -1,0 +1,159 @@
+"""The one pipeline every inbound email goes through, whatever its source.
+
+    spool (raw bytes, committed)  ->  process: parse -> thread -> route -> store -> outbox
+
+`spool()` is what an edge calls before acknowledging its source (SMTP 250,
+IMAP \\Seen). `process_pending()` turns spooled rows into tickets; a message
+that fails is quarantined with the reason and never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.inbound import Inbound, create_ticket, follow_up
+from gateway.threads import find_ticket
+from parsers import quick
+from parsers.message import parse_email
+from storage import spool as spool_store
+from storage.models import Message, SpoolEntry
+
+log = logging.getLogger("supportgw.pipeline")
+
+# Handlers run in order; the first that returns an outcome wins. Each is
+# `handle(ib: Inbound) -> str | None`. Later capabilities (bounces, engineer
+# replies, surveys, self-service) insert themselves before `customer`.
+HANDLERS: list = []
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # "smtp", "imap:<mailbox>", "file"
+    envelope_from: str = ""
+    envelope_to: tuple[str, ...] = ()
+
+
+def spool(app, raws: list[tuple[bytes, Source]]) -> list[spool_store.Spooled]:
+    """Commit raw messages durably (one transaction for the batch)."""
+    items = [spool_store.Incoming(raw=r, source=src.name, message_id=quick.message_id(r),
+                                  envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to))
+             for r, src in raws]
+    with app.db.session() as s:
+        return spool_store.add_many(s, items, app.now())
+
+
+def _engineers(app) -> set[str]:
+    return app.engineer_addresses()
+
+
+def customer_handler(ib: Inbound) -> str:
+    app = ib.app
+    m = find_ticket(ib.session, ib.email, recipients=ib.recipients, signer=app.signer,
+                    ref_prefix=app.config.gateway.ref_prefix, engineers=_engineers(app),
+                    own_domain_check=app.is_own_address)
+    ib.match = m
+    if m.ticket is not None:
+        return follow_up(ib, m.ticket)
+    if m.sender_role == "stranger":
+        from gateway.strangers import handle_stranger
+
+        return handle_stranger(ib, m.stranger_ticket)
+    create_ticket(ib)
+    return "created"
+
+
+def _recipients(entry: SpoolEntry, email) -> list[str]:
+    rcpts = [a.lower() for a in (entry.envelope_to or [])]
+    for a in list(email.to) + list(email.cc):
+        if a.email and a.email not in rcpts:
+            rcpts.append(a.email)
+    return rcpts
+
+
+def _already_stored(session: Session, email) -> bool:
+    """The same message (Message-ID and sender) reached us by another path with other bytes."""
+    if email.message_id.endswith("@supportgw.invalid"):
+        return False
+    return session.execute(
+        select(Message.id).where(Message.message_id == email.message_id, Message.direction == "in",
+                                 Message.sender_email == email.sender.email).limit(1)
+    ).first() is not None
+
+
+def process_entry(app, session: Session, entry: SpoolEntry) -> str:
+    """Process one spooled message inside the caller's transaction. Never raises."""
+    entry.attempts += 1
+    try:
+        with session.begin_nested():
+            email = parse_email(entry.raw, own_addresses=app.own_addresses)
+            if _already_stored(session, email):
+                outcome = "duplicate"
+            else:
+                ib = Inbound(app=app, session=session, entry=entry, email=email,
+                             recipients=_recipients(entry, email))
+                outcome = None
+                for handler in HANDLERS + [customer_handler]:
+                    outcome = handler(ib)
+                    if outcome:
+                        break
+                if ib.match is not None and ib.match.ticket is not None:
+                    entry.ticket_id = ib.match.ticket.id
+            session.flush()
+    except Exception as exc:  # quarantine: a poison message must never stop the rest
+        log.warning("spool %s quarantined: %s", entry.id, exc)
+        entry.status = "quarantined"
+        entry.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000]
+        entry.processed_at = app.now()
+        return "quarantined"
+    entry.status = "processed" if outcome != "duplicate" else "duplicate"
+    entry.processed_at = app.now()
+    entry.error = ""
+    return outcome or "processed"
+
+
+def process_ids(app, ids: list[int]) -> Counter:
+    """Process these spool rows in one transaction (each in its own savepoint)."""
+    counts: Counter = Counter()
+    if not ids:
+        return counts
+    with app.db.session() as s:
+        stmt = select(SpoolEntry).where(SpoolEntry.id.in_(ids), SpoolEntry.status == "pending").order_by(SpoolEntry.id)
+        if not app.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        for entry in s.execute(stmt).scalars():
+            counts[process_entry(app, s, entry)] += 1
+    return counts
+
+
+def pending_ids(app, limit: int = 200) -> list[int]:
+    with app.db.session() as s:
+        return list(s.execute(select(SpoolEntry.id).where(SpoolEntry.status == "pending")
+                              .order_by(SpoolEntry.id).limit(limit)).scalars())
+
+
+def process_pending(app, batch: int = 100) -> Counter:
+    total: Counter = Counter()
+    while True:
+        ids = pending_ids(app, batch)
+        if not ids:
+            return total
+        c = process_ids(app, ids)
+        total.update(c)
+        if not c:
+            return total
+
+
+def ingest(app, raws: list[tuple[bytes, Source]]) -> Counter:
+    """Spool and process a batch now (file import, tests). Returns outcome counts."""
+    counts: Counter = Counter()
+    spooled = spool(app, raws)
+    fresh = [sp.spool_id for sp in spooled if not sp.duplicate]
+    counts["duplicates"] += sum(1 for sp in spooled if sp.duplicate)
+    counts.update(process_ids(app, fresh))
+    return counts

@@ -1,0 +1,110 @@
+"""The SMTP edge (aiosmtpd): bytes in for our own addresses, nothing else.
+
+Accepts only configured support addresses and their signed `+token` and
+bounce forms (550 otherwise: never an open relay), refuses oversized mail
+(552, by aiosmtpd's size limit), and answers 250 only once the bytes are
+committed to the spool (451 when storage is unavailable, so the sender retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import Counter
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from gateway.pipeline import Source
+from storage.db import StorageUnavailable
+
+log = logging.getLogger("supportgw.smtp")
+
+
+class SupportHandler:
+    def __init__(self, app, writer) -> None:
+        self.app = app
+        self.writer = writer
+
+    def accepts(self, address: str) -> bool:
+        return self.app.is_own_address(address)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if not self.accepts(address):
+            return f"550 5.7.1 <{address}>: relay access denied, this server only accepts mail for its support addresses"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        src = Source("smtp", envelope.mail_from or "", tuple(a.lower() for a in envelope.rcpt_tos))
+        try:
+            await asyncio.wrap_future(self.writer.submit(raw, src))
+        except StorageUnavailable as exc:
+            log.warning("451 to %s: %s", session.peer, exc)
+            return "451 4.3.0 Temporary storage failure, please try again later"
+        return "250 2.0.0 Message accepted for delivery"
+
+
+class LimitedSMTP(SMTP):
+    """aiosmtpd's SMTP with a per-IP cap on concurrent connections."""
+
+    active: Counter = Counter()
+    max_per_ip = 20
+
+    def connection_made(self, transport):
+        peer = transport.get_extra_info("peername")
+        self._ip = peer[0] if peer else "?"
+        LimitedSMTP.active[self._ip] += 1
+        super().connection_made(transport)
+        if LimitedSMTP.active[self._ip] > self.max_per_ip:
+            log.warning("too many connections from %s", self._ip)
+            transport.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+            transport.close()
+
+    def connection_lost(self, error):
+        LimitedSMTP.active[self._ip] -= 1
+        super().connection_lost(error)
+
+
+class _Controller(Controller):
+    def __init__(self, *a, max_per_ip: int = 20, **kw):
+        self._max_per_ip = max_per_ip
+        super().__init__(*a, **kw)
+
+    def factory(self):
+        LimitedSMTP.max_per_ip = self._max_per_ip
+        return LimitedSMTP(self.handler, **self.SMTP_kwargs)
+
+
+def _authenticator(users: dict[str, str]):
+    def check(server, session, envelope, mechanism, auth_data):
+        if isinstance(auth_data, LoginPassword):
+            user = auth_data.login.decode(errors="replace")
+            pw = auth_data.password.decode(errors="replace")
+            if user in users and users[user] == pw:
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+    return check
+
+
+def start_listener(app, writer, *, host: str | None = None, port: int | None = None) -> Controller:
+    cfg = app.config.smtp
+    kw = dict(data_size_limit=cfg.max_message_size, enable_SMTPUTF8=True, ident="supportgw ESMTP")
+    if cfg.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(app.config.path(cfg.tls_cert)), str(app.config.path(cfg.tls_key)))
+        kw["tls_context"] = ctx
+    if cfg.auth_users:
+        users = {u: s.resolve(f"smtp.auth_users.{u}") for u, s in cfg.auth_users.items()}
+        kw["authenticator"] = _authenticator(users)
+        kw["auth_required"] = cfg.require_auth
+        kw["auth_require_tls"] = bool(cfg.tls_cert)
+    ctl = _Controller(SupportHandler(app, writer), hostname=host or cfg.host, port=port if port is not None else cfg.port,
+                      max_per_ip=cfg.max_connections_per_ip, ready_timeout=10, **kw)
+    ctl.start()
+    return ctl

@@ -1,0 +1,100 @@
+"""Which ticket does an inbound email belong to, and may its sender write to it?
+
+Methods, in order: a signed reply address among the recipients, then
+In-Reply-To/References against every Message-ID we stored or sent, then the
+subject token ("[TS-000123]"). A match only counts when the sender has a part
+in the ticket; otherwise the email is from a stranger and never joins it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.tokens import split_plus_address
+from parsers.model import ParsedEmail
+from storage.models import Participant, ThreadId, Ticket
+
+
+@dataclass(frozen=True)
+class Match:
+    ticket: Ticket | None
+    method: str  # token | references | subject | none
+    sender_role: str  # requester | cc | watcher | engineer | stranger | none
+    token_valid: bool = False  # the sender used a reply address signed for them
+    stranger_ticket: Ticket | None = None  # the ticket a stranger tried to join
+
+
+def subject_ref_pattern(prefix: str) -> re.Pattern:
+    return re.compile(rf"\[({re.escape(prefix)}-\d{{3,12}})\]", re.IGNORECASE)
+
+
+def _role(session: Session, ticket: Ticket, sender: str, engineers: set[str]) -> str:
+    if sender == ticket.requester_email:
+        return "requester"
+    roles = set(session.execute(
+        select(Participant.role).where(Participant.ticket_id == ticket.id, Participant.email == sender,
+                                       Participant.active.is_(True))
+    ).scalars())
+    for r in ("requester", "cc", "watcher"):
+        if r in roles:
+            return r
+    if sender in engineers or sender in (ticket.owner, ticket.handler):
+        return "engineer"
+    return "stranger"
+
+
+def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
+                engineers: set[str], own_domain_check) -> Match:
+    sender = email.sender.email
+    stranger_of: Ticket | None = None
+
+    # 1. signed reply address: valid only for the person it was issued to
+    for rcpt in recipients:
+        parts = split_plus_address(rcpt)
+        if not parts or not own_domain_check(rcpt):
+            continue
+        tid = signer.check_reply_token(parts[1], sender)
+        if tid is not None:
+            ticket = session.get(Ticket, tid)
+            if ticket is not None:
+                return Match(ticket, "token", _role(session, ticket, sender, engineers), token_valid=True)
+        elif parts[1].startswith("t"):
+            # someone else's token: remember the ticket, but it proves nothing about this sender
+            m = re.match(r"t(\d+)x", parts[1])
+            if m and stranger_of is None:
+                stranger_of = session.get(Ticket, int(m.group(1)))
+
+    # 2. References / In-Reply-To, newest first
+    ids = list(dict.fromkeys(list(email.in_reply_to) + list(reversed(email.references))))
+    if ids:
+        rows = session.execute(
+            select(ThreadId.message_id, ThreadId.ticket_id).where(ThreadId.message_id.in_(ids[:50]))
+        ).all()
+        by_id: dict[str, list[int]] = {}
+        for mid, tid in rows:
+            by_id.setdefault(mid, []).append(tid)
+        for mid in ids:
+            for tid in by_id.get(mid, ()):
+                ticket = session.get(Ticket, tid)
+                role = _role(session, ticket, sender, engineers)
+                if role != "stranger":
+                    return Match(ticket, "references", role)
+                stranger_of = stranger_of or ticket
+
+    # 3. subject token
+    for ref in subject_ref_pattern(ref_prefix).findall(email.subject or ""):
+        ticket = session.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none()
+        if ticket is None:
+            continue
+        role = _role(session, ticket, sender, engineers)
+        if role != "stranger":
+            return Match(ticket, "subject", role)
+        stranger_of = stranger_of or ticket
+
+    if stranger_of is not None:
+        return Match(None, "none", "stranger", stranger_ticket=stranger_of)
+    return Match(None, "none", "none")

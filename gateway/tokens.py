@@ -1,0 +1,70 @@
+"""Signed addresses and links: `support+<token>@domain`, `bounces+<id>@domain`.
+
+A reply token is an HMAC over (ticket id, recipient address, purpose): it says
+"this ticket, for this person". It cannot be guessed, and it is worth nothing
+in anyone else's hands, because verification recomputes it for the sender.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+
+_TOKEN_RE = re.compile(r"^t(\d{1,12})x([a-z2-7]{16})$")
+
+
+class Signer:
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the secret key must be at least 16 bytes; run 'supportgw init' to generate one")
+        self._key = key
+
+    def _mac(self, *parts: str) -> str:
+        digest = hmac.new(self._key, "\x00".join(parts).encode("utf-8"), hashlib.sha256).digest()
+        return base64.b32encode(digest[:10]).decode("ascii").lower()
+
+    def reply_token(self, ticket_id: int, recipient: str) -> str:
+        return f"t{ticket_id}x{self._mac('reply', str(ticket_id), recipient.lower())}"
+
+    def check_reply_token(self, token: str, sender: str) -> int | None:
+        """The ticket id when `token` was issued to `sender`, else None."""
+        m = _TOKEN_RE.match(token.lower())
+        if not m:
+            return None
+        expected = self._mac("reply", m.group(1), sender.lower())
+        return int(m.group(1)) if hmac.compare_digest(expected, m.group(2)) else None
+
+    def link_token(self, purpose: str, *values: str) -> str:
+        payload = ".".join(values)
+        return f"{payload}.{self._mac(purpose, payload)}"
+
+    def check_link_token(self, purpose: str, token: str) -> list[str] | None:
+        payload, _, mac = token.rpartition(".")
+        if not payload or not hmac.compare_digest(self._mac(purpose, payload), mac):
+            return None
+        return payload.split(".")
+
+
+def generate_key() -> str:
+    return secrets.token_hex(32)
+
+
+def split_plus_address(address: str) -> tuple[str, str, str] | None:
+    """'support+tok@d' -> ('support', 'tok', 'd'); None when there is no '+' part."""
+    local, _, domain = address.lower().rpartition("@")
+    if "+" not in local:
+        return None
+    base, _, tag = local.partition("+")
+    return base, tag, domain
+
+
+def reply_address(support_address: str, token: str) -> str:
+    local, _, domain = support_address.partition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def verp_address(domain: str, outbox_id: int) -> str:
+    return f"bounces+{outbox_id}@{domain}"

@@ -1,0 +1,116 @@
+"""Background workers of a running gateway.
+
+`SpoolWriter` commits raw messages in groups: concurrent SMTP sessions hand it
+their bytes and wait; one transaction (one fsync) serves them all. `Processor`
+turns spooled rows into tickets, apart from the edges, so a slow message never
+holds up a 250 reply.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+
+from gateway import pipeline
+from storage.db import StorageUnavailable
+
+log = logging.getLogger("supportgw.workers")
+
+
+class SpoolWriter(threading.Thread):
+    def __init__(self, app, on_spooled=None, max_batch: int = 64) -> None:
+        super().__init__(name="spool-writer", daemon=True)
+        self.app = app
+        self.on_spooled = on_spooled
+        self.max_batch = max_batch
+        self._q: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+
+    def submit(self, raw: bytes, source: pipeline.Source) -> concurrent.futures.Future:
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        if self._stop.is_set():
+            fut.set_exception(StorageUnavailable("gateway is shutting down"))
+        else:
+            self._q.put((raw, source, fut))
+        return fut
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._q.put(None)
+
+    def run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                break
+            batch = [item]
+            size = len(item[0])
+            while len(batch) < self.max_batch and size < 64 * 1024 * 1024:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._q.put(None)
+                    break
+                batch.append(nxt)
+                size += len(nxt[0])
+            self._write(batch)
+        # fail whatever is still queued so no SMTP client waits forever
+        while True:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[2].set_exception(StorageUnavailable("gateway is shutting down"))
+
+    def _write(self, batch) -> None:
+        try:
+            results = pipeline.spool(self.app, [(raw, src) for raw, src, _ in batch])
+        except Exception as exc:  # database down, disk full, locked: the senders must retry
+            log.error("spool write failed for %d message(s): %s", len(batch), exc)
+            err = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(str(exc))
+            for _, _, fut in batch:
+                fut.set_exception(err)
+            return
+        for (_, _, fut), res in zip(batch, results):
+            fut.set_result(res)
+        if self.on_spooled:
+            self.on_spooled()
+
+
+class Processor(threading.Thread):
+    def __init__(self, app, on_processed=None, interval: float = 2.0) -> None:
+        super().__init__(name="processor", daemon=True)
+        self.app = app
+        self.on_processed = on_processed
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                counts = pipeline.process_pending(self.app)
+                delay = 1.0
+                if counts and self.on_processed:
+                    self.on_processed()
+            except Exception as exc:
+                log.error("processing paused, retrying in %.0fs: %s", delay, exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 60)
+                continue
+            self._wake.wait(self.interval)
+            self._wake.clear()

@@ -1,0 +1,83 @@
+"""Engines and sessions for SQLite and PostgreSQL, through one code path.
+
+Callers open one `Session` per unit of work (`with db.session() as s:`); nothing
+here keeps a global session.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class StorageUnavailable(Exception):
+    """The database cannot take writes right now; the caller should ask the source to retry."""
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    # WAL lets readers run beside the one writer; FULL makes each commit survive power loss.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,  # survive a restarted PostgreSQL without handing out dead connections
+        pool_recycle=1800,
+        connect_args={"connect_timeout": connect_timeout},
+    )
+
+
+class Database:
+    def __init__(self, url: str, **kw) -> None:
+        self.url = url
+        self.engine = make_engine(url, **kw)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on error.
+
+        Database errors come out as `StorageUnavailable` when they mean "try again later".
+        """
+        s = self.Session()
+        try:
+            yield s
+            s.commit()
+        except (OperationalError, DBAPIError) as exc:
+            s.rollback()
+            if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
+                raise StorageUnavailable(str(exc.orig) if exc.orig else str(exc)) from exc
+            raise
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,44 @@
+"""Helpers that build and send real emails in tests."""
+
+from __future__ import annotations
+
+import email
+import smtplib
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import make_msgid
+
+
+def build(frm="alice@customer.example.com", to="support@support.example.test", subject="Printer on fire",
+          body="Hello,\nthe printer is on fire.\n", *, cc=None, msgid=None, in_reply_to=None, references=None,
+          headers=None, name="Alice Customer") -> bytes:
+    m = EmailMessage()
+    m["From"] = f"{name} <{frm}>" if name else frm
+    m["To"] = to
+    if cc:
+        m["Cc"] = cc
+    m["Subject"] = subject
+    m["Message-ID"] = msgid or make_msgid(domain="customer.example.com")
+    m["Date"] = "Mon, 02 Mar 2026 09:00:00 +0800"
+    if in_reply_to:
+        m["In-Reply-To"] = in_reply_to
+    if references:
+        m["References"] = references
+    for k, v in (headers or {}).items():
+        m[k] = v
+    m.set_content(body)
+    return bytes(m)
+
+
+def send(port: int, raw: bytes, mail_from: str, rcpts: list[str]) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.sendmail(mail_from, rcpts, raw)
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return email.message_from_bytes(raw, policy=default_policy)
+
+
+def body_text(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain",))
+    return part.get_content() if part else ""
