@@ -1,0 +1,183 @@
+"""Reading, validating and reloading the rules file.
+
+Owns turning a file into a `RoutingConfig` or a `RulesError` that lists every
+problem with file, place (rule name or key) and what to fix; and
+`RulesHolder`, which keeps the rules in force while a new file is tried, so a
+broken edit never takes the gateway's routing down. The gateway decides *when*
+to reload (SIGHUP, a timer); this module only does it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from routing import checks
+from routing.compiler import RoutingConfig, compile_rules
+from routing.config import RulesFile, known_keys
+
+log = logging.getLogger("supportgw.routing")
+
+SAMPLE_RULES = Path(__file__).resolve().parent / "sample_rules.toml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    where: str  # "rule 'outage-keywords' (rules #3), when.subject_regex" or a key path
+    message: str  # what is wrong and what to write instead
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
+
+
+class RulesError(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in the routing rules:"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+def _read(path: Path) -> tuple[dict | None, Path, list[Problem]]:
+    """The rules table and the file it came from (a supportgw.toml may name a rules file)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        return None, path, [Problem(str(path), "", f"cannot read the file: {exc.strerror or exc}")]
+    except tomllib.TOMLDecodeError as exc:
+        return None, path, [Problem(str(path), "", f"not valid TOML: {exc}; fix the syntax")]
+    section = data.get("routing")
+    if isinstance(section, dict) and "rules" not in data and "sla" not in data:
+        # The gateway's own config file: follow its [routing] rules_file.
+        target = section.get("rules_file") or ""
+        target_path = (path.parent / target) if target else SAMPLE_RULES
+        if target_path.resolve() == path.resolve():
+            return None, path, [Problem(str(path), "routing.rules_file", "the file names itself")]
+        return _read(target_path)
+    return data, path, []
+
+
+def _where(loc: tuple, data: dict) -> str:
+    """A pydantic location as a reader would say it, with the rule's name."""
+    parts = [p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+    if len(parts) >= 2 and parts[0] == "rules" and isinstance(parts[1], int):
+        rules = data.get("rules")
+        name = "?"
+        if isinstance(rules, list) and parts[1] < len(rules) and isinstance(rules[parts[1]], dict):
+            name = str(rules[parts[1]].get("name", "?"))
+        return checks.rule_where(parts[1], name, _dotted(parts[2:]))
+    return _dotted(parts)
+
+
+def _dotted(parts) -> str:
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text
+
+
+def _message(err: dict) -> str:
+    kind, loc = err["type"], err["loc"]
+    last = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(last, known_keys(), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown key '{last}': {hint}remove it or check the spelling"
+    if kind == "missing":
+        return f"required key '{last}' is missing: add it"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    if kind == "literal_error":
+        return f"{err['input']!r} is not allowed: {err['msg'].replace('Input should be', 'use')}"
+    return f"{err['msg']} (got {err.get('input')!r})"
+
+
+def _validate(data: dict, path: Path) -> tuple[RulesFile | None, list[Problem]]:
+    try:
+        model = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        seen, out = set(), []
+        for err in exc.errors():
+            p = Problem(str(path), _where(err["loc"], data), _message(err))
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+        return None, out
+    return model, [Problem(str(path), where, msg) for where, msg in checks.problems(model)]
+
+
+def check_file(path: str | Path) -> list[Problem]:
+    """Every problem in a rules file (empty when it is fine); for `supportgw rules check`."""
+    data, real, problems = _read(Path(path))
+    if data is None:
+        return problems
+    _, problems = _validate(data, real)
+    return problems
+
+
+def load_rules(path: str | Path = SAMPLE_RULES) -> RoutingConfig:
+    """Load, validate and compile a rules file; raise `RulesError` listing all problems."""
+    data, real, problems = _read(Path(path))
+    if data is None:
+        raise RulesError(problems)
+    model, problems = _validate(data, real)
+    if problems:
+        raise RulesError(problems)
+    return compile_rules(model, real)
+
+
+class RulesHolder:
+    """The rules in force, swapped atomically on a good reload, kept on a bad one."""
+
+    def __init__(self, path: str | Path = SAMPLE_RULES):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._signature = self._stat()
+        self._current = load_rules(self.path)  # a broken file at start is fatal: raise
+        self.last_error: RulesError | None = None
+
+    @property
+    def current(self) -> RoutingConfig:
+        return self._current
+
+    def _stat(self) -> tuple:
+        sig = []
+        for p in {self.path, getattr(getattr(self, "_current", None), "path", None) or self.path}:
+            try:
+                st = p.stat()
+                sig.append((str(p), st.st_mtime_ns, st.st_size))
+            except OSError:
+                sig.append((str(p), None, None))
+        return tuple(sorted(sig))
+
+    def reload(self) -> bool:
+        """Try the file again; True if the new rules are now in force."""
+        with self._lock:
+            self._signature = self._stat()
+            try:
+                new = load_rules(self.path)
+            except RulesError as exc:
+                self.last_error = exc
+                log.error("routing rules not reloaded, the old rules stay in force:\n%s", exc)
+                return False
+            self._current, self.last_error = new, None
+            self._signature = self._stat()
+            log.info("routing rules reloaded from %s (%d rules)", new.path, len(new.rules))
+            return True
+
+    def reload_if_changed(self) -> bool:
+        """Reload when the file's mtime or size changed since the last attempt."""
+        if self._stat() == self._signature:
+            return False
+        return self.reload()
