@@ -413,4 +413,12 @@ def _collect(text: str, lines: list[_Line], label: list[str], wanted: str) -> st
         while k < len(lines) and label[k] == wanted:
             k += 1
         runs.append(text[lines[first].start: lines[k - 1].end].strip("\r\n"))
-    return "\n".join(run for run in runs if run.strip()).strip()
+    return _trim_blank_lines("\n".join(run for run in runs if run.strip()))
+
+
+def _trim_blank_lines(text: str) -> str:
+    """Strip blank lines around text, but keep the indentation of its first line (code)."""
+    text = text.rstrip()
+    first = len(text) - len(text.lstrip())
+    cut = text.rfind("\n", 0, first)
+    return text[cut + 1:] if first else text
