@@ -55,6 +55,8 @@ def parse_email(raw: bytes, *, own_addresses: tuple[str, ...] = ()) -> ParsedEma
         raw = bytes(raw)
     except Exception:
         raw = b""
+    if raw.startswith(b"\xef\xbb\xbf"):  # a BOM before the headers hides them all
+        raw = raw[3:]
     try:
         return _parse(raw, tuple(own_addresses or ()))
     except RecursionError:
