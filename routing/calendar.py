@@ -31,6 +31,9 @@ class WorkCalendar:
     day_length: timedelta = timedelta(hours=8)  # what "1d" means in business time
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        return f"WorkCalendar({self.name!r}, {self.tz.key})"
+
     def spans_on(self, day: date) -> tuple[Span, ...]:
         if day in self.workdays:
             return self.workday_hours
