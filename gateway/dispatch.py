@@ -117,19 +117,19 @@ class Dispatcher(threading.Thread):
         super().__init__(name="outbox", daemon=True)
         self.app = app
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def kick(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
 
     def run(self) -> None:
         transport = make_transport(self.app)
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 try:
                     dispatch_due(self.app, transport)
                 except Exception:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gateway import outbox
 from gateway.threads import Match
+from gateway.ticket_ops import resume_clock
 from parsers.model import ParsedEmail
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 
@@ -170,21 +171,9 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
         ticket.status = "open"
         outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
     store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
-    for addr, name in _support_ccs(app, ib.email):
-        if not any(p.email == addr for p in ticket.participants):
-            pass  # a reply-all may name new people; they do not join without the owner
     outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
                   actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
     return "threaded"
-
-
-def resume_clock(ticket: Ticket, now) -> None:
-    if ticket.paused_at is not None:
-        paused = now - ticket.paused_at
-        ticket.paused_seconds += int(paused.total_seconds())
-        if ticket.resolution_due is not None:
-            ticket.resolution_due += paused
-        ticket.paused_at = None
 
 
 def reopen(ib: Inbound, ticket: Ticket, why: str) -> None:

@@ -27,18 +27,18 @@ class SpoolWriter(threading.Thread):
         self.on_spooled = on_spooled
         self.max_batch = max_batch
         self._q: queue.Queue = queue.Queue()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def submit(self, raw: bytes, source: pipeline.Source) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        if self._stop.is_set():
+        if self._halt.is_set():
             fut.set_exception(StorageUnavailable("gateway is shutting down"))
         else:
             self._q.put((raw, source, fut))
         return fut
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._q.put(None)
 
     def run(self) -> None:
@@ -90,18 +90,18 @@ class Processor(threading.Thread):
         self.on_processed = on_processed
         self.interval = interval
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def kick(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
 
     def run(self) -> None:
         delay = 1.0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 counts = pipeline.process_pending(self.app)
                 delay = 1.0
@@ -109,7 +109,7 @@ class Processor(threading.Thread):
                     self.on_processed()
             except Exception as exc:
                 log.error("processing paused, retrying in %.0fs: %s", delay, exc)
-                self._stop.wait(delay)
+                self._halt.wait(delay)
                 delay = min(delay * 2, 60)
                 continue
             self._wake.wait(self.interval)

@@ -79,6 +79,12 @@ class Ticket(Base):
     sla_policy: Mapped[str] = mapped_column(String(50), default="")
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True)
     held: Mapped[bool] = mapped_column(Boolean, default=False)  # awaiting owner approval (stranger policy)
+    # handover / escalation state (the history of who held it when is in events)
+    handover_reason: Mapped[str] = mapped_column(String(200), default="")
+    escalated_from: Mapped[str] = mapped_column(String(320), default="")  # tier-1 owner while at tier 2
+    manager_escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # pending reminder sent
+    solution: Mapped[str] = mapped_column(Text, default="")
 
     messages: Mapped[list["Message"]] = relationship(back_populates="ticket", order_by="Message.id")
     participants: Mapped[list["Participant"]] = relationship(back_populates="ticket")
@@ -208,6 +214,32 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200), default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SlaMark(Base):
+    """One SLA warning or breach, recorded once (unique), for idempotent jobs and reports."""
+
+    __tablename__ = "sla_marks"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", "deadline"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # first_response_warning|first_response_breach|resolution_...
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    handler: Mapped[str] = mapped_column(String(320), default="")
+    priority: Mapped[str] = mapped_column(String(4), default="")
+
+
+class JobRun(Base):
+    """A scheduled job's run for one due time: the unique key makes it run once across processes."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "due_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(100))
+    due_key: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    holder: Mapped[str] = mapped_column(String(200), default="")
 
 
 class SurveyResponse(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import smtplib
 from email.message import EmailMessage
-from email.policy import default as default_policy
+from email.policy import SMTP, default as default_policy
 from email.utils import make_msgid
 
 
@@ -27,7 +27,7 @@ def build(frm="alice@customer.example.com", to="support@support.example.test", s
     for k, v in (headers or {}).items():
         m[k] = v
     m.set_content(body)
-    return bytes(m)
+    return m.as_bytes(policy=SMTP)  # CRLF, as real clients send
 
 
 def send(port: int, raw: bytes, mail_from: str, rcpts: list[str]) -> None:

@@ -70,10 +70,18 @@ def test_relay_attempt_is_refused_with_550(running):
 
 def test_oversized_message_is_refused_with_552_and_not_spooled(running):
     gw = running(smtp={"max_message_size": 2000})
-    big = build(body="x" * 5000 + "\n")
-    with pytest.raises(smtplib.SMTPDataError) as err:
+    big = build(body=("x" * 70 + "\n") * 80)
+    # a client that declares SIZE is refused at MAIL FROM ...
+    with pytest.raises(smtplib.SMTPSenderRefused) as err:
         send(gw.smtp_port, big, CUSTOMER, [SUPPORT])
     assert err.value.smtp_code == 552
+    # ... and one that does not is refused after DATA
+    with smtplib.SMTP("127.0.0.1", gw.smtp_port) as s:
+        s.ehlo()
+        assert s.mail(CUSTOMER)[0] == 250
+        assert s.rcpt(SUPPORT)[0] == 250
+        code, msg = s.data(big)
+    assert code == 552
     with gw.app.db.session() as s:
         assert s.execute(select(SpoolEntry)).first() is None
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:34:42.501203
+Create Date: 2026-11-26 12:38:54.902612
 """
 from alembic import op
 import sqlalchemy as sa
@@ -22,6 +22,15 @@ def upgrade() -> None:
     sa.Column('uidvalidity', sa.BigInteger(), nullable=False),
     sa.Column('last_uid', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('mailbox')
+    )
+    op.create_table('job_runs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('job', sa.String(length=100), nullable=False),
+    sa.Column('due_key', sa.String(length=100), nullable=False),
+    sa.Column('at', storage.types.UTCDateTime(), nullable=False),
+    sa.Column('holder', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('job', 'due_key')
     )
     op.create_table('leases',
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -59,6 +68,11 @@ def upgrade() -> None:
     sa.Column('sla_policy', sa.String(length=50), nullable=False),
     sa.Column('linked_ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('held', sa.Boolean(), nullable=False),
+    sa.Column('handover_reason', sa.String(length=200), nullable=False),
+    sa.Column('escalated_from', sa.String(length=320), nullable=False),
+    sa.Column('manager_escalated', sa.Boolean(), nullable=False),
+    sa.Column('reminded_at', storage.types.UTCDateTime(), nullable=True),
+    sa.Column('solution', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['linked_ticket_id'], ['tickets.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('ref')
@@ -109,6 +123,22 @@ def upgrade() -> None:
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_participants_email'), ['email'], unique=False)
         batch_op.create_index(batch_op.f('ix_participants_ticket_id'), ['ticket_id'], unique=False)
+
+    op.create_table('sla_marks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('deadline', storage.types.UTCDateTime(), nullable=False),
+    sa.Column('at', storage.types.UTCDateTime(), nullable=False),
+    sa.Column('handler', sa.String(length=320), nullable=False),
+    sa.Column('priority', sa.String(length=4), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('ticket_id', 'kind', 'deadline')
+    )
+    with op.batch_alter_table('sla_marks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sla_marks_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sla_marks_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('spool',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -283,6 +313,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_spool_status'))
 
     op.drop_table('spool')
+    with op.batch_alter_table('sla_marks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sla_marks_ticket_id'))
+        batch_op.drop_index(batch_op.f('ix_sla_marks_at'))
+
+    op.drop_table('sla_marks')
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_participants_ticket_id'))
         batch_op.drop_index(batch_op.f('ix_participants_email'))
@@ -302,5 +337,6 @@ def downgrade() -> None:
 
     op.drop_table('tickets')
     op.drop_table('leases')
+    op.drop_table('job_runs')
     op.drop_table('imap_state')
     # ### end Alembic commands ###

@@ -1,0 +1,5 @@
+"""Pipeline handler stub: being implemented."""
+
+
+def handle(ib):
+    return None
