@@ -20,3 +20,7 @@ def escalate(app, session, ticket, *, actor: str, note: str) -> None:
 
 def on_resolved(app, session, ticket, *, actor: str) -> None:
     """After resolution: handback summary to the primary (manager CC), tier-2 report back to tier 1."""
+
+
+def on_created(app, session, ticket, decision) -> None:
+    """A new ticket whose primary is out of office is handed over at once."""

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from gateway import outbox
+from gateway import handover, notify, outbox
 from gateway.threads import Match
 from gateway.ticket_ops import resume_clock
 from parsers.model import ParsedEmail
@@ -102,8 +102,10 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None) -> Ticket:
     outbox.record(s, ticket, "routed", now,
                   f"category={ticket.category} team={ticket.team} priority={ticket.priority} owner={ticket.owner}",
                   category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner)
-    store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
+    msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
     send_acknowledgement(ib, ticket)
+    handover.on_created(app, s, ticket, decision)
+    notify.on_new_ticket(app, s, ticket, msg)
     return ticket
 
 
@@ -170,9 +172,10 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
         resume_clock(ticket, now)
         ticket.status = "open"
         outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
-    store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
+    msg = store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
     outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
                   actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
+    notify.on_customer_message(app, s, ticket, msg)
     return "threaded"
 
 
