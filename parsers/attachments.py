@@ -14,7 +14,7 @@ import re
 import unicodedata
 from email.message import Message
 
-from parsers.charsets import decode_bytes, decode_header
+from parsers.charsets import decode_8bit, decode_bytes, decode_header
 from parsers.model import Attachment
 
 MAX_FILENAME_CHARS = 150
@@ -71,7 +71,7 @@ def raw_filename(part: Message, hint: str | None = None) -> str:
         return ""
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         try:
-            value = part.get_param(param, None, header)
+            value = _params_view(part, header, hint).get_param(param, None, header)
         except Exception:
             continue
         if value is None:
@@ -85,6 +85,24 @@ def raw_filename(part: Message, hint: str | None = None) -> str:
             return decode_bytes(data, charset or "utf-8")[0]
         return decode_header(str(value), hint)
     return ""
+
+
+def _params_view(part: Message, header: str, hint: str | None) -> Message:
+    """`part`, or a stand-in whose `header` holds raw 8-bit bytes decoded to text.
+
+    compat32 turns raw 8-bit parameter bytes into U+FFFD before get_param sees them.
+    """
+    for name, value in part.raw_items():
+        if name.lower() == header:
+            if isinstance(value, str) and _RAW_8BIT.search(value):
+                view = Message()
+                view[header] = decode_8bit(value, hint)
+                return view
+            break
+    return part
+
+
+_RAW_8BIT = re.compile("[\udc80-\udcff]")
 
 
 def make_attachment(

@@ -77,8 +77,15 @@ class _TextBuilder(HTMLParser):
 
     def text(self) -> str:
         joined = "".join(self.chunks).replace("\xa0", " ")
-        lines = [line.strip(" \t") for line in joined.split("\n")]
+        # Whitespace collapsing leaves at most one stray space at a line start; two or
+        # more come from <pre> and are kept.
+        lines = [_trim(line) for line in joined.split("\n")]
         return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _trim(line: str) -> str:
+    line = line.rstrip(" \t").lstrip("\t")
+    return line[1:] if line.startswith(" ") and not line.startswith("  ") else line
 
 
 def html_to_text(html: str) -> str:

@@ -158,7 +158,7 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
         signature=signature,
         automatic=automatic,
         automatic_reason=reason,
-        defects=_dedupe(defects)[:MAX_DEFECTS],
+        defects=tuple(_dedupe(defects)[:MAX_DEFECTS]),
     )
 
 
