@@ -370,8 +370,13 @@ def _addresses(values: list[str], hint: str | None) -> tuple[Address, ...]:
     return tuple(found)
 
 
+_NOT_IN_ID = re.compile(r"[\x00-\x20\x7f<>\ud800-\udfff]")
+
+
 def _strip_id(value: str) -> str:
-    return _clean(value).strip().strip("<>").strip()
+    # Ids become database keys and References headers of our replies: no brackets,
+    # whitespace or control characters, whatever the sender wrote.
+    return _NOT_IN_ID.sub("", value)
 
 
 def _message_id(value: str, raw: bytes, defects: list[str]) -> str:
