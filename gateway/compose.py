@@ -10,13 +10,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, formataddr, make_msgid
+from email import encoders
+from email.header import Header
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, formatdate, make_msgid
 
 from templates import Rendered
 
 MAX_REFERENCES = 20
+_CRLF = compat32.clone(linesep="\r\n")
 
 
 def clean_header(value: str) -> str:
@@ -32,6 +37,16 @@ def thread_index(root_message_id: str) -> str:
     """A stable Outlook Thread-Index for the conversation rooted at this id (22 bytes)."""
     digest = hashlib.sha256(root_message_id.encode()).digest()
     return base64.b64encode(b"\x01" + digest[:21]).decode()
+
+
+def _encode(value: str) -> str:
+    """RFC 2047 only when needed: plain ASCII stays readable."""
+    value = clean_header(value)
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _addr(pair: tuple[str, str]) -> str:
+    return formataddr((clean_header(pair[0]), pair[1]), charset="utf-8")
 
 
 def build_message(
@@ -52,24 +67,41 @@ def build_message(
     date=None,
     attachments: list[tuple[str, str, bytes]] | None = None,
 ) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = formataddr((clean_header(from_addr[0]), from_addr[1]))
+    # compat32 MIME classes: several times faster than EmailMessage's header registry,
+    # and every header value below is already cleaned and encoded by us.
+    text = MIMEText(rendered.text, "plain", "utf-8")
+    body = text
+    if rendered.html:
+        body = MIMEMultipart("alternative")
+        body.attach(text)
+        body.attach(MIMEText(rendered.html, "html", "utf-8"))
+    msg = body
+    if attachments:
+        msg = MIMEMultipart("mixed")
+        msg.attach(body)
+        for filename, ctype, data in attachments:
+            maintype, _, subtype = ctype.partition("/")
+            part = MIMEBase(maintype or "application", subtype or "octet-stream")
+            part.set_payload(data)
+            encoders.encode_base64(part)
+            part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", clean_header(filename)))
+            msg.attach(part)
+    msg["From"] = _addr(from_addr)
     msg["To"] = ", ".join(clean_header(a) for a in to)
     if cc:
         msg["Cc"] = ", ".join(clean_header(a) for a in cc)
     if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = clean_header(rendered.subject)
+        msg["Reply-To"] = clean_header(reply_to)
+    msg["Subject"] = _encode(rendered.subject)
     msg["Message-ID"] = f"<{message_id}>"
-    if date is not None:
-        msg["Date"] = format_datetime(date)
+    msg["Date"] = format_datetime(date) if date is not None else formatdate(localtime=False)
     if in_reply_to:
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     refs = [r for r in (references or []) if r][-MAX_REFERENCES:]
     if refs:
         msg["References"] = " ".join(f"<{r}>" for r in refs)
     if thread_topic:
-        msg["Thread-Topic"] = clean_header(thread_topic)
+        msg["Thread-Topic"] = _encode(thread_topic)
     if thread_root:
         msg["Thread-Index"] = thread_index(thread_root)
     if automatic:
@@ -80,12 +112,5 @@ def build_message(
     if loop_address:
         msg["X-Loop"] = loop_address
     for k, v in (extra_headers or {}).items():
-        msg[k] = clean_header(v)
-    msg.set_content(rendered.text, charset="utf-8")
-    if rendered.html:
-        msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
-    for filename, ctype, data in attachments or []:
-        maintype, _, subtype = ctype.partition("/")
-        msg.add_attachment(data, maintype=maintype or "application", subtype=subtype or "octet-stream",
-                           filename=filename)
-    return msg.as_bytes(policy=SMTP)
+        msg[k] = _encode(v)
+    return msg.as_bytes(policy=_CRLF)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gateway import handover, notify, outbox
 from gateway.threads import Match
-from gateway.ticket_ops import resume_clock
+from gateway.ticket_ops import resume_clock, sla_calendar
 from parsers.model import ParsedEmail
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 
@@ -52,11 +52,10 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
         html=e.html, automatic=e.automatic, internal=internal, created_at=ib.now,
     )
     ib.session.add(msg)
-    ib.session.flush()
     for att in e.attachments:
         ib.app.attachments.put(att.sha256, att.content)
-        ib.session.add(AttachmentRow(message_id=msg.id, filename=att.filename, content_type=att.content_type,
-                                     size=att.size, sha256=att.sha256))
+        msg.attachments.append(AttachmentRow(filename=att.filename, content_type=att.content_type,
+                                             size=att.size, sha256=att.sha256))
     ib.session.add(ThreadId(message_id=e.message_id, ticket_id=ticket.id, outbound=False))
     ticket.updated_at = ib.now
     return msg
@@ -96,12 +95,14 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None) -> Ticket:
                   actor=e.sender.email, source=ib.entry.source)
     if linked_to is not None:
         outbox.record(s, ticket, "linked", now, f"linked to {linked_to.ref}", linked=linked_to.ref)
-    for step in decision.trace:
-        if step.matched:
-            outbox.record(s, ticket, "rule", now, str(step), rule=step.rule, changes=list(step.changes))
+    # one event holds every rule that fired, in order, so the history explains the routing
+    fired = [step for step in decision.trace if step.matched]
     outbox.record(s, ticket, "routed", now,
-                  f"category={ticket.category} team={ticket.team} priority={ticket.priority} owner={ticket.owner}",
-                  category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner)
+                  "\n".join([str(step) for step in fired] +
+                            [f"category={ticket.category} team={ticket.team} priority={ticket.priority} "
+                             f"owner={ticket.owner or '-'}"]),
+                  category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
+                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired])
     msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
     send_acknowledgement(ib, ticket)
     handover.on_created(app, s, ticket, decision)
@@ -169,7 +170,7 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
             return "created"
         reopen(ib, ticket, f"customer replied within the {window.days}-day reopen window")
     elif ticket.status == "pending" and not ib.email.automatic:
-        resume_clock(ticket, now)
+        resume_clock(ticket, now, sla_calendar(app, ticket))
         ticket.status = "open"
         outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
     msg = store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")

@@ -111,7 +111,7 @@ class Message(Base):
     spool_id: Mapped[int | None] = mapped_column(ForeignKey("spool.id"), nullable=True, index=True)
     direction: Mapped[str] = mapped_column(String(10))  # in | out
     kind: Mapped[str] = mapped_column(String(30), default="customer")  # customer|engineer|note|automatic|...
-    message_id: Mapped[str] = mapped_column(String(998), default="")
+    message_id: Mapped[str] = mapped_column(String(998), default="", index=True)
     sender_email: Mapped[str] = mapped_column(String(320), default="")
     sender_name: Mapped[str] = mapped_column(String(320), default="")
     to: Mapped[list] = mapped_column(JSONType, default=list)

@@ -122,7 +122,8 @@ def test_duplicate_message_is_recognised_and_not_processed_twice(app):
     assert second["duplicates"] == 1
     assert len(_tickets(app)) == 1
     with app.db.session() as s:
-        assert len(list(s.execute(select(OutboxRow)).scalars())) == 1
+        acks = s.execute(select(OutboxRow).where(OutboxRow.kind == "acknowledgement")).scalars().all()
+        assert len(acks) == 1
 
 
 def test_many_concurrent_smtp_clients_all_spooled(running):
