@@ -1,9 +1,82 @@
-"""Closure with the solution and a survey; reopen; knowledge capture. Stub: being implemented."""
+"""Closing a ticket: the solution to the customer, a satisfaction survey, knowledge capture.
+
+Owns `resolve()` (called by the engineer's `#status resolved` / `#close` and by
+the pending-ticket job) and the survey links in the closure email. It does not
+read mail: the survey answers arrive through `gateway.survey_handler`, a
+customer's non-score reply through the customer handler (which reopens).
+"""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 
-def resolve(app, session, ticket, *, actor: str, solution: str, kb_tags: tuple[str, ...] | None = None,
+from gateway import handover, kb, outbox, ticket_ops
+from storage.models import Message, Participant, Ticket
+
+SURVEY_PURPOSE = "survey"
+SCORES = (5, 4, 3, 2, 1)
+
+
+def resolve(app, s, ticket: Ticket, *, actor: str, solution: str, kb_tags: tuple[str, ...] | None = None,
             status: str = "resolved") -> None:
     """Mark resolved/closed, send the customer the closure email with the solution and a survey."""
-    raise NotImplementedError
+    if status not in ("resolved", "closed"):
+        raise ValueError(f"resolve() closes a ticket: status must be 'resolved' or 'closed', not {status!r}")
+    solution = (solution or "").strip() or ticket.solution
+    ticket.solution = solution
+    ticket_ops.set_status(app, s, ticket, status, actor=actor, why="solution sent to the customer")
+    send_closure(app, s, ticket, actor=actor)
+    handover.on_resolved(app, s, ticket, actor=actor)
+    if kb_tags is not None:
+        article = kb.save_article(s, title=ticket.subject, problem=first_problem(s, ticket), solution=solution,
+                                  tags=kb_tags, ticket_id=ticket.id, now=app.now())
+        outbox.record(s, ticket, "kb_saved", app.now(), f"knowledge article {article.id}: {article.title}",
+                      actor=actor, article=article.id, tags=list(article.tags))
+
+
+def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
+    rcpt = ticket.requester_email
+    if not rcpt or app.is_own_address(rcpt):
+        outbox.record(s, ticket, "auto_suppressed", app.now(), "no closure email: no customer address")
+        return
+    rendered = app.templates.render(
+        "closure", ticket.language, ticket=ticket, customer_name=ticket.requester_name,
+        solution=ticket.solution, team_name=app.config.gateway.display_name,
+        reopen_days=app.config.workflow.reopen_window_days, survey_links=survey_links(app, ticket),
+    )
+    outbox.queue(app, s, kind="closure", ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
+                 reply_to_for=rcpt)
+    outbox.record(s, ticket, "closure_sent", app.now(), f"closure email with survey to {rcpt}", actor=actor)
+
+
+def customer_ccs(app, s, ticket: Ticket) -> list[str]:
+    """The customer's own CCs stay informed of the outcome (never watchers: they are internal)."""
+    if not app.config.workflow.relay_to_cc:
+        return []
+    rows = s.execute(select(Participant.email).where(
+        Participant.ticket_id == ticket.id, Participant.role == "cc", Participant.active.is_(True))).scalars()
+    return [a for a in dict.fromkeys(rows) if a != ticket.requester_email and not app.is_own_address(a)]
+
+
+def first_problem(s, ticket: Ticket) -> str:
+    msg = s.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
+                                          Message.kind == "customer").order_by(Message.id).limit(1)).scalar_one_or_none()
+    if msg is None:
+        return ""
+    return msg.reply_text or msg.text
+
+
+def survey_stamp(ticket: Ticket) -> str:
+    """One survey per resolution: a reopen and a new resolution give fresh links."""
+    when = ticket.resolved_at or ticket.closed_at
+    return str(int(when.timestamp())) if when else "0"
+
+
+def survey_links(app, ticket: Ticket) -> list[tuple[int, str]]:
+    """(score, URL) for the one-click survey, empty when the web endpoint is off."""
+    base = app.config.workflow.survey_url.rstrip("/")
+    if not base:
+        return []
+    stamp = survey_stamp(ticket)
+    return [(n, f"{base}/survey/{app.signer.link_token(SURVEY_PURPOSE, str(ticket.id), stamp, str(n))}")
+            for n in SCORES]

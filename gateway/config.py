@@ -153,6 +153,10 @@ class WorkflowSection(_Strict):
     trust_dmarc: bool = False
     sla_warn_share: float = 0.75
     kb_suggestions: int = 0
+    # Optional one-click survey web endpoint (gateway/survey_web.py), off by default:
+    # survey_url is the public base URL put in closure emails, survey_listen "host:port" to serve on.
+    survey_url: str = ""
+    survey_listen: str = ""
 
 
 class ReportSection(_Strict):
