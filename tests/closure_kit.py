@@ -110,6 +110,11 @@ def reply_to(sent_msg, *, frm=CUSTOMER, body="5\n", name="Wang Customer", html: 
     return msg.as_bytes(policy=SMTP)
 
 
+def to_customer(mails: list[dict], rcpt: str = CUSTOMER) -> list[dict]:
+    """The mails addressed to this customer (engineers' notifications are other capabilities')."""
+    return [m for m in mails if rcpt in m["to"]]
+
+
 def text_of(msg) -> str:
     part = msg.get_body(preferencelist=("plain",))
     return part.get_content() if part else ""

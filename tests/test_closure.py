@@ -9,7 +9,7 @@ from sqlalchemy import select
 from gateway import closure
 from storage.models import KbArticle, Ticket
 from tests.closure_kit import (
-    ALICE, CUSTOMER, events, flush, html_of, open_ticket, outbox_rows, resolve, text_of, ticket,
+    ALICE, CUSTOMER, events, flush, html_of, open_ticket, outbox_rows, resolve, text_of, ticket, to_customer,
 )
 
 
@@ -25,7 +25,7 @@ def test_resolve_sends_solution_and_survey_to_requester(app):
     status = events(app, tid, "status")[-1]
     assert (status.data["old"], status.data["new"], status.actor) == ("new", "resolved", ALICE)
 
-    [mail] = flush(app)
+    [mail] = to_customer(flush(app))
     msg = mail["msg"]
     assert mail["to"] == [CUSTOMER]
     assert t.ref in msg["Subject"] and "Resolved" in msg["Subject"]
@@ -47,7 +47,7 @@ def test_close_status_sets_closed_at_and_chinese_ticket_gets_chinese_mail(app):
     resolve(app, tid, solution="请重启调度服务。", status="closed")
     t = ticket(app, tid)
     assert t.status == "closed" and t.closed_at is not None and t.resolved_at is not None
-    [mail] = flush(app)
+    [mail] = to_customer(flush(app))
     assert "已解决" in mail["msg"]["Subject"]
     body = text_of(mail["msg"])
     assert "请重启调度服务。" in body and "1（非常不满意）" in body
@@ -74,7 +74,7 @@ def test_customer_ccs_get_the_closure_but_watchers_do_not(app):
     tid = open_ticket(app, cc="boss@bigbank.example")
     flush(app)
     resolve(app, tid)
-    [mail] = flush(app)
+    [mail] = to_customer(flush(app))
     assert sorted(mail["to"]) == sorted([CUSTOMER, "boss@bigbank.example"])
     assert "boss@bigbank.example" in mail["msg"]["Cc"]
 
@@ -113,7 +113,7 @@ def test_survey_links_when_web_endpoint_enabled(make_app):
     tid = open_ticket(app)
     flush(app)
     resolve(app, tid)
-    [mail] = flush(app)
+    [mail] = to_customer(flush(app))
     body = text_of(mail["msg"])
     links = [line.split(": ", 1)[1] for line in body.splitlines() if "/survey/" in line]
     assert len(links) == 5
