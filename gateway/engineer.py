@@ -1,5 +1,162 @@
-"""Pipeline handler stub: being implemented."""
+"""Pipeline handler: an engineer's reply to a notification.
+
+Owns the authorisation of engineer mail (DOMAIN.md §9, invariant 5): a reply
+is the engineer's only when the sender is a configured engineer AND it came
+through the reply address signed for that engineer (or, with
+`workflow.trust_dmarc`, our receiving server's Authentication-Results shows
+DMARC/DKIM pass for the engineer's domain). Anything else from an engineer
+address falls through to the customer handler as ordinary text; `#` lines
+from anyone not authorised are never run, and the attempt is logged.
+
+An authorised reply: its `#` command block is checked first; any problem
+means an error mail to the engineer and nothing applied, nothing relayed.
+Otherwise the commands are applied, the rest of the text (quotes, signature
+and command lines removed) is relayed to the customer (gateway.relay), or
+kept as an internal note with `#note`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from sqlalchemy import select
+
+from gateway import engineer_commands, notify, outbox, ticket_ops
+from gateway.relay import relay_to_customer
+from gateway.threads import Match, find_ticket
+from parsers.commands import HELP_TEXT, parse_commands
+from storage.models import Message, ThreadId, Ticket
+
+log = logging.getLogger("supportgw.engineer")
+
+_COMMANDISH = re.compile(r"^\s*#[A-Za-z]")
 
 
-def handle(ib):
-    return None
+def _match(ib) -> Match:
+    app = ib.app
+    return find_ticket(ib.session, ib.email, recipients=ib.recipients, signer=app.signer,
+                       ref_prefix=app.config.gateway.ref_prefix, engineers=app.engineer_addresses(),
+                       own_domain_check=app.is_own_address)
+
+
+def authentication_passed(email, sender: str) -> bool:
+    """DMARC or DKIM pass for the sender's domain in the topmost Authentication-Results.
+
+    Only the first (topmost) header is read: it is the one our receiving server
+    added; anything below it came with the message and may be forged.
+    """
+    results = email.header_all("Authentication-Results")
+    if not results:
+        return False
+    domain = sender.rpartition("@")[2].lower()
+    text = " ".join(results[0].lower().split())
+    for method, keys in (("dmarc", ("header.from",)), ("dkim", ("header.d", "header.i"))):
+        for result in re.finditer(rf"\b{method}\s*=\s*pass\b[^;]*", text):
+            for key in keys:
+                m = re.search(rf"\b{re.escape(key)}\s*=\s*@?([^\s;()]+)", result.group(0))
+                if m and m.group(1).strip('"') == domain:
+                    return True
+    return False
+
+
+def authorised(ib, match: Match, sender: str) -> bool:
+    if match.ticket is None or sender not in ib.app.engineer_addresses():
+        return False
+    if match.token_valid:
+        return True
+    return bool(ib.app.config.workflow.trust_dmarc and authentication_passed(ib.email, sender))
+
+
+def handle(ib) -> str | None:
+    e = ib.email
+    sender = e.sender.email
+    is_engineer = sender in ib.app.engineer_addresses()
+    looks_like_commands = bool(_COMMANDISH.match(e.reply_text or ""))
+    if not is_engineer and not looks_like_commands:
+        return None
+    match = _match(ib)
+    if not authorised(ib, match, sender):
+        _log_ignored_commands(ib, match, looks_like_commands, is_engineer)
+        return None  # the customer handler treats it as an ordinary message
+    ib.match = match
+    return handle_authorised(ib, match.ticket, sender)
+
+
+def _log_ignored_commands(ib, match: Match, looks_like_commands: bool, is_engineer: bool) -> None:
+    if not looks_like_commands:
+        return
+    block = parse_commands(ib.email.reply_text)
+    if not (block.commands or block.errors):
+        return
+    sender = ib.email.sender.email
+    why = "an engineer address without a valid signed reply address" if is_engineer else "not an engineer"
+    ticket = match.ticket or match.stranger_ticket
+    log.info("ignored # commands from %s (%s)", sender, why)
+    if ticket is not None:
+        outbox.record(ib.session, ticket, "commands_ignored", ib.now,
+                      f"# commands from {sender} ignored: {why}; kept as message text",
+                      actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
+
+
+def _seen(session, ticket: Ticket, message_id: str) -> bool:
+    return session.execute(select(ThreadId.id).where(ThreadId.ticket_id == ticket.id,
+                                                     ThreadId.message_id == message_id)).first() is not None
+
+
+def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
+    app, s, e, now = ib.app, ib.session, ib.email, ib.now
+    if _seen(s, ticket, e.message_id):
+        return "duplicate"  # the same reply reached us twice (IMAP and SMTP): act once
+    s.add(ThreadId(message_id=e.message_id, ticket_id=ticket.id, outbound=False))
+    if e.automatic:
+        # an out-of-office answer to a notification must never reach the customer
+        _store_internal(ib, ticket, kind="automatic", text=e.text)
+        outbox.record(s, ticket, "engineer_automatic", now, f"automatic mail from {engineer} kept internal: "
+                      f"{e.automatic_reason}", actor=engineer)
+        return "engineer_automatic"
+    block = parse_commands(e.reply_text)
+    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block)
+    if problems:
+        _command_error(ib, ticket, engineer, problems)
+        return "command_error"
+    for c in block.commands:
+        outbox.record(s, ticket, "command", now, c.raw_line, actor=engineer, name=c.name, args=list(c.args))
+    engineer_commands.apply_simple(app, s, ticket, block, actor=engineer)
+    outcome = "commands" if block.commands else "ignored"
+    if block.is_note:
+        if block.body:
+            note = _store_internal(ib, ticket, kind="note", text=block.body)
+            notify.on_note(app, s, ticket, note, actor=engineer)
+        outcome = "note"
+    elif block.body and not block.is_solution:
+        relay_to_customer(app, s, ticket, engineer=engineer, body=block.body, attachments=e.attachments,
+                          spool_id=ib.entry.id)
+        if not (block.get("status") or engineer_commands.closure_status(block)):
+            ticket_ops.set_status(app, s, ticket, app.config.workflow.status_after_reply, actor=engineer,
+                                  why="engineer replied")
+        outcome = "relayed"
+    engineer_commands.apply_workflow(app, s, ticket, block, actor=engineer, body=block.body)
+    return outcome
+
+
+def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
+    e = ib.email
+    msg = Message(ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
+                  sender_email=e.sender.email, sender_name=e.sender.name, to=[a.email for a in e.to],
+                  cc=[a.email for a in e.cc], subject=e.subject, text=text, reply_text=text, html="",
+                  automatic=e.automatic, internal=True, created_at=ib.now)
+    ib.session.add(msg)
+    ib.session.flush()
+    return msg
+
+
+def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str]) -> None:
+    app, s, e = ib.app, ib.session, ib.email
+    outbox.record(s, ticket, "command_rejected", ib.now, "; ".join(problems), actor=engineer, errors=problems)
+    rendered = app.templates.render("command_error", ticket.language, ticket=ticket, errors=problems,
+                                    help_text=HELP_TEXT, original=e.reply_text or e.text)
+    outbox.queue(app, s, kind="command_error", ticket=ticket, rendered=rendered, to=[engineer],
+                 reply_to_for=engineer, in_reply_to=e.message_id,
+                 references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)
+

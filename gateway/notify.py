@@ -1,11 +1,145 @@
-"""Notifications to engineers (owner and watchers). Stub: being implemented."""
+"""Notifications to engineers: a new ticket, a customer follow-up, an assignment,
+an internal note.
+
+Owns who hears of what (the handler, else the owner, else the team; plus
+watchers) and what a notification carries: the ticket's fields, the new text
+with quoted history collapsed, the attachments (forwarded, or referenced when
+over `workflow.attachment_link_over`), and a Reply-To signed for that one
+engineer, so their answer comes back through `gateway.engineer`.
+
+Every notification goes to one engineer (one token each). They are marked
+Auto-Submitted but not counted as automatic mail to correspondents: the rate
+limit protects customers, not our own staff. Nothing here writes to the
+customer.
+"""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from gateway import outbox
+from storage.models import AttachmentRow, Message, Participant, Ticket
+
+# RFC 3834 / Exchange: no out-of-office answers to our notifications.
+AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+
+
+def engineer_name(app, address: str) -> str:
+    for eng in app.rules.current.engineers.values():
+        if eng.email.lower() == address.lower():
+            return eng.name
+    return ""
+
+
+def team_engineers(app, team: str) -> list[str]:
+    return sorted(e.email.lower() for e in app.rules.current.engineers.values() if e.team == team)
+
+
+def watchers(session, ticket: Ticket) -> list[str]:
+    return list(session.execute(
+        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "watcher",
+                                        Participant.active.is_(True)).order_by(Participant.id)
+    ).scalars())
+
+
+def recipients(app, session, ticket: Ticket, *, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Who hears of this ticket: the handler (else owner, else the team) and the watchers."""
+    first = ticket.handler or ticket.owner
+    people = [first] if first else team_engineers(app, ticket.team)
+    if ticket.owner and ticket.owner != first:
+        people.append(ticket.owner)  # during a handover the primary stays informed
+    people += watchers(session, ticket)
+    skip = {a.lower() for a in exclude if a}
+    out: list[str] = []
+    for p in people:
+        p = p.lower()
+        if p and p not in skip and p not in out and not app.is_own_address(p):
+            out.append(p)
+    return out
+
+
+def _attachments(app, session, message: Message | None):
+    """(forwarded [(name, type, bytes)], listed [dict]) for a message's attachments."""
+    if message is None:
+        return [], []
+    limit = app.config.workflow.attachment_link_over
+    forwarded, listed = [], []
+    rows = session.execute(select(AttachmentRow).where(AttachmentRow.message_id == message.id)
+                           .order_by(AttachmentRow.id)).scalars()
+    for row in rows:
+        entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False}
+        if row.size <= limit:
+            try:
+                forwarded.append((row.filename, row.content_type, app.attachments.get(row.sha256)))
+                entry["forwarded"] = True
+            except OSError:
+                pass  # the store lost it: still listed, so the engineer knows it existed
+        listed.append(entry)
+    return forwarded, listed
+
+
+def _collapsed_lines(message: Message | None) -> int:
+    """How many lines of quoted history the notification leaves out."""
+    if message is None:
+        return 0
+    full = [ln for ln in (message.text or "").splitlines() if ln.strip()]
+    new = [ln for ln in (message.reply_text or "").splitlines() if ln.strip()]
+    return max(0, len(full) - len(new))
+
+
+def send(app, session, ticket: Ticket, *, event: str, message: Message | None = None, actor: str = "",
+         to: list[str] | None = None, template: str = "notification", exclude: tuple[str, ...] = (),
+         extra: dict | None = None) -> list[str]:
+    """One notification per engineer; returns the addresses notified."""
+    from gateway.inbound import fmt_due
+
+    people = to if to is not None else recipients(app, session, ticket, exclude=exclude)
+    if not people:
+        return []
+    forwarded, listed = _attachments(app, session, message)
+    for rcpt in people:
+        rendered = app.templates.render(
+            template, ticket.language, ticket=ticket, event=event, message=message, actor=actor,
+            actor_name=engineer_name(app, actor) if actor else "",
+            recipient_name=engineer_name(app, rcpt), collapsed=_collapsed_lines(message),
+            attachments=listed, first_response_due=fmt_due(app, ticket.first_response_due),
+            resolution_due=fmt_due(app, ticket.resolution_due), team_name=app.config.gateway.display_name,
+            **(extra or {}),
+        )
+        outbox.queue(app, session, kind="notification" if template == "notification" else template,
+                     ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt,
+                     attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS)
+    outbox.record(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
+                  event=event, to=people)
+    return people
+
 
 def on_new_ticket(app, session, ticket, message) -> None:
-    """A new ticket: tell its owner (or team) and watchers."""
+    """A new ticket: tell its handler/owner (or team) and watchers."""
+    send(app, session, ticket, event="new", message=message)
 
 
 def on_customer_message(app, session, ticket, message) -> None:
     """A customer follow-up on an existing ticket: tell the handler and watchers."""
+    send(app, session, ticket, event="message", message=message)
+
+
+def latest_customer_message(session, ticket: Ticket) -> Message | None:
+    return session.execute(
+        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
+                              Message.internal.is_(False)).order_by(Message.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def on_assigned(app, session, ticket, *, engineer: str, actor: str) -> None:
+    """The ticket was given to `engineer`: they get it with the last customer message."""
+    if not engineer or engineer.lower() == (actor or "").lower():
+        return  # taking a ticket yourself needs no mail
+    send(app, session, ticket, event="assigned", message=latest_customer_message(session, ticket),
+         actor=actor, to=[engineer.lower()])
+
+
+def on_note(app, session, ticket, note: Message, *, actor: str) -> list[str]:
+    """An internal note: the other engineers on the ticket, never the customer."""
+    return send(app, session, ticket, event="note", message=note, actor=actor, template="note",
+                exclude=(actor,))

@@ -1,0 +1,117 @@
+"""Applying the `#` commands of an authorised engineer's reply to a ticket.
+
+`check(app, s, ticket, block)` finds what the parser cannot know (an
+assignee who is not an engineer, a CC to remove that is not on the ticket,
+contradicting commands); the caller applies nothing when it or the parser
+found a problem. `apply_simple` applies the commands that only change the
+ticket; `apply_workflow` runs escalation/handover and closure after the relay,
+so the customer reads the answer before any closure mail.
+
+Who may run commands is decided in gateway.engineer, not here.
+"""
+
+from __future__ import annotations
+
+from gateway import notify, outbox, ticket_ops
+from parsers.commands import CommandBlock
+from storage.models import Participant, Ticket
+
+CLOSING = ("close", "solution", "kb")
+HANDOVER = ("escalate", "handover", "cannot")
+
+
+def closure_status(block: CommandBlock) -> str | None:
+    """'resolved'/'closed' when the block asks for closure, else None."""
+    status = block.get("status")
+    if block.get("close") or (status and status.args[0] == "closed"):
+        return "closed"
+    if (status and status.args[0] == "resolved") or block.get("solution") or block.get("kb"):
+        return "resolved"
+    return None
+
+
+def check(app, session, ticket: Ticket, block: CommandBlock) -> list[str]:
+    problems = []
+    engineers = app.engineer_addresses()
+    names = [c.name for c in block.commands]
+    for name in set(names):
+        if names.count(name) > 1 and name not in ("cc", "time", "kb"):
+            problems.append(f"#{name} is given {names.count(name)} times; give it once")
+    targets = {c.args[0] for c in block.commands if c.name == "status"}
+    if block.get("close"):
+        targets.add("closed")
+    if len(targets) > 1:
+        problems.append(f"contradicting status commands ({', '.join(sorted(targets))}); give one")
+    if block.is_note and (block.is_solution or closure_status(block)):
+        problems.append("#note keeps the text internal, so it cannot also be the solution or close the ticket; "
+                        "send the note and the closure as two replies")
+    if sum(1 for n in set(names) if n in HANDOVER) > 1:
+        problems.append("give only one of #escalate, #handover, #cannot")
+    for c in block.commands:
+        if c.name == "assign" and c.args[0] not in engineers:
+            problems.append(f'"{c.raw_line}": {c.args[0]} is not a configured engineer')
+        if c.name == "cc":
+            op, addr = c.args
+            if app.is_own_address(addr) or addr in engineers:
+                problems.append(f'"{c.raw_line}": {addr} is ours; #cc is for the customer\'s people')
+            elif op == "remove" and not _cc_row(session, ticket, addr, active_only=True):
+                problems.append(f'"{c.raw_line}": {addr} is not on the ticket\'s CC list')
+    return problems
+
+
+def _cc_row(session, ticket: Ticket, addr: str, *, active_only: bool = False) -> Participant | None:
+    for p in ticket.participants:
+        if p.role == "cc" and p.email == addr and (p.active or not active_only):
+            return p
+    return None
+
+
+def apply_simple(app, session, ticket: Ticket, block: CommandBlock, *, actor: str) -> None:
+    """Commands that change the ticket only: priority, assign, cc, time, status open/pending."""
+    now = app.now()
+    for c in block.commands:
+        if c.name == "priority" and c.args[0] != ticket.priority:
+            old, ticket.priority = ticket.priority, c.args[0]
+            outbox.record(session, ticket, "priority", now, f"priority {old} → {ticket.priority}", actor=actor,
+                          old=old, new=ticket.priority)
+        elif c.name == "assign":
+            ticket_ops.assign(app, session, ticket, c.args[0], actor=actor, why="#assign by mail")
+            notify.on_assigned(app, session, ticket, engineer=c.args[0], actor=actor)
+        elif c.name == "cc":
+            _apply_cc(session, ticket, c.args[0], c.args[1], actor=actor, now=now)
+        elif c.name == "time":
+            outbox.record(session, ticket, "time", now, f"{c.minutes} minutes logged by {actor}", actor=actor,
+                          minutes=c.minutes)
+        elif c.name == "status" and c.args[0] in ("open", "pending"):
+            ticket_ops.set_status(app, session, ticket, c.args[0], actor=actor, why="#status by mail")
+    ticket.updated_at = now
+
+
+def _apply_cc(session, ticket: Ticket, op: str, addr: str, *, actor: str, now) -> None:
+    row = _cc_row(session, ticket, addr)
+    if op == "add":
+        if row is None:
+            row = Participant(ticket_id=ticket.id, email=addr, name="", role="cc", active=True)
+            session.add(row)
+            ticket.participants.append(row)
+        row.active = True
+    elif row is not None:
+        row.active = False
+    outbox.record(session, ticket, "cc", now, f"cc {op} {addr}", actor=actor, op=op, address=addr)
+
+
+def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: str, body: str) -> None:
+    """Escalation/handover and closure: each owned by its own module; called after the relay."""
+    from gateway import closure, handover
+
+    if block.get("escalate"):
+        handover.escalate(app, session, ticket, actor=actor, note=body)
+    elif block.get("handover"):
+        handover.handover(app, session, ticket, reason="#handover by mail", actor=actor)
+    elif block.get("cannot"):
+        handover.cannot(app, session, ticket, actor=actor)
+    status = closure_status(block)
+    if status:
+        kb = block.get("kb")
+        closure.resolve(app, session, ticket, actor=actor, solution=body if block.is_solution else "",
+                        kb_tags=tuple(kb.args) if kb else None, status=status)

@@ -1,0 +1,116 @@
+"""Relaying an engineer's answer to the customer.
+
+Owns what the customer sees of an engineer: a mail from the support address
+under the engineer's first name ("Alice (Support)"), in the customer's own
+thread (In-Reply-To their last message, References over what they have seen),
+with a Reply-To signed for the requester. The engineer's personal address is
+never written into it: the message is built from scratch, and any engineer
+address typed into the text is replaced by the support address.
+
+Must not decide whether the engineer may write (gateway.engineer does).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from gateway import outbox, ticket_ops
+from parsers.model import Attachment
+from storage.models import AttachmentRow, Message, OutboxRow, Participant, Ticket
+
+MAX_REFERENCES = 20
+
+
+def render_block(app, kind: str, locale: str, block: str, **context) -> str:
+    """One extra block of a template (e.g. relay.j2's `from_name`), as a single line."""
+    from templates import LOCALES
+
+    tpl = app.templates.env.get_template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
+    if block not in tpl.blocks:
+        return ""
+    return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())
+
+
+def first_name(app, engineer: str) -> str:
+    from gateway.notify import engineer_name
+
+    name = engineer_name(app, engineer).strip()
+    return name.split()[0] if name else app.config.gateway.display_name
+
+
+def scrub_engineer_addresses(app, text: str) -> str:
+    """No engineer's personal address leaves in a customer mail, even typed into the text."""
+    support = app.config.support_address
+    for addr in sorted(app.engineer_addresses(), key=len, reverse=True):
+        text = re.sub(re.escape(addr), support, text, flags=re.IGNORECASE)
+    return text
+
+
+def active_ccs(session, ticket: Ticket) -> list[str]:
+    return list(session.execute(
+        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "cc",
+                                        Participant.active.is_(True)).order_by(Participant.id)
+    ).scalars())
+
+
+def customer_thread(app, session, ticket: Ticket) -> tuple[str | None, list[str]]:
+    """(the customer side's last Message-ID, the References chain the customer has seen)."""
+    engineers = app.engineer_addresses()
+    seen: list[tuple] = []
+    last_in = None
+    for m in session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
+                                                   Message.internal.is_(False)).order_by(Message.id)).scalars():
+        if m.sender_email in engineers or not m.message_id:
+            continue
+        seen.append((m.created_at, 0, m.id, m.message_id))
+        last_in = m.message_id
+    for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
+                               .order_by(OutboxRow.id)).scalars():
+        # notifications and other mail to engineers are not part of the customer's thread
+        if row.rcpt and row.rcpt not in engineers and not app.is_own_address(row.rcpt):
+            seen.append((row.created_at, 1, row.id, row.message_id))
+    seen.sort()
+    refs = list(dict.fromkeys(mid for *_, mid in seen))
+    if len(refs) > MAX_REFERENCES:
+        refs = refs[:1] + refs[-(MAX_REFERENCES - 1):]  # keep the root (RFC 5322 §3.6.4)
+    return last_in, refs
+
+
+def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
+                      attachments: tuple[Attachment, ...] = (), spool_id: int | None = None) -> Message:
+    """Queue the engineer's text to the requester (and CCs), store it as an outbound message."""
+    body = scrub_engineer_addresses(app, body)
+    ctx = dict(ticket=ticket, body=body, engineer_first_name=first_name(app, engineer),
+               team_name=app.config.gateway.display_name)
+    rendered = app.templates.render("relay", ticket.language, **ctx)
+    from_name = render_block(app, "relay", ticket.language, "from_name", **ctx)
+    cc = [a for a in active_ccs(session, ticket) if a != ticket.requester_email] \
+        if app.config.workflow.relay_to_cc else []
+    files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
+    in_reply_to, refs = customer_thread(app, session, ticket)
+    row = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],
+                       cc=cc or None, from_name=from_name, reply_to_for=ticket.requester_email,
+                       in_reply_to=in_reply_to or (refs[-1] if refs else None), references=refs,
+                       attachments=files or None, source_spool_id=spool_id)
+    now = app.now()
+    msg = Message(ticket_id=ticket.id, spool_id=spool_id, direction="out", kind="engineer",
+                  message_id=row.message_id, sender_email=engineer, sender_name=from_name,
+                  to=[ticket.requester_email], cc=cc, subject=rendered.subject, text=body, reply_text=body,
+                  internal=False, created_at=now)
+    session.add(msg)
+    session.flush()
+    for a in attachments:
+        if a.inline:
+            continue
+        app.attachments.put(a.sha256, a.content)
+        session.add(AttachmentRow(message_id=msg.id, filename=a.filename, content_type=a.content_type,
+                                  size=a.size, sha256=a.sha256))
+    ticket.updated_at = now
+    outbox.record(session, ticket, "relayed", now, f"reply by {engineer} relayed to {ticket.requester_email}"
+                  + (f" (cc {', '.join(cc)})" if cc else ""), actor=engineer, to=[ticket.requester_email], cc=cc,
+                  message_id=row.message_id)
+    if ticket_ops.mark_first_response(app, ticket, now):
+        outbox.record(session, ticket, "first_response", now, f"first response by {engineer}", actor=engineer)
+    return msg
