@@ -52,6 +52,7 @@ class CompiledRule:
     test: conditions.Test | None  # None: matches every email
     actions: tuple
     stop: bool
+    needs: frozenset[str] | None = None  # pre-filter: one of these keys must be in the email
 
 
 @dataclass(frozen=True)
@@ -169,13 +170,14 @@ def compile_rules(model: config.RulesFile, path: Path | None = None) -> RoutingC
         for name, p in c.projects.items():
             project_senders.update((f"{org}\0{a.lower()}", name) for a in p.senders)
     index, intern = KeywordIndex(), {}
-    rules = tuple(
-        CompiledRule(r.name, r.description,
-                     conditions.build(r.when, index, intern) if r.when is not None else None,
-                     actions.build(r.then), r.then.stop)
-        for r in model.rules if r.enabled)
+    rules = []
+    for r in model.rules:
+        if r.enabled:
+            test = conditions.build(r.when, index, intern) if r.when is not None else None
+            rules.append(CompiledRule(r.name, r.description, test, actions.build(r.then), r.then.stop,
+                                      test.needs() if test is not None else None))
     return RoutingConfig(
-        source=model, path=path, rules=rules, engineers=engineers, calendars=calendars,
+        source=model, path=path, rules=tuple(rules), engineers=engineers, calendars=calendars,
         matrix=PriorityMatrix.from_rows(model.priority_matrix), index=index,
         _by_address=by_address, _by_domain=by_domain, _projects=projects,
         _project_senders=project_senders,

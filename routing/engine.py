@@ -73,20 +73,25 @@ def route(email: ParsedEmail, cfg: RoutingConfig, *, recipients: tuple[str, ...]
     draft = Draft(category=d.category, team=d.team, impact=d.impact, urgency=d.urgency, owner=d.owner)
     prio = draft.priority(cfg.matrix, tier)
     steps: list[TraceStep] = []
-    evaluated, stopped_by = 0, ""
-    for rule in cfg.rules:
-        evaluated += 1
-        if rule.test is not None and not rule.test.test(facts):
-            if trace_all:
-                steps.append(TraceStep(rule.name, False, (), rule.test.why(facts)[1]))
-            continue
-        reason = rule.test.why(facts)[1] if rule.test is not None else "every email"
+    evaluated, stopped_by = len(cfg.rules), ""
+    present = facts.hits("text")  # every keyword and regex literal in the subject or body
+    for n, rule in enumerate(cfg.rules, 1):
+        test = rule.test
+        if test is not None:
+            # The pre-filter is exact (a rule whose needs are absent cannot match); it only
+            # spares the full test for the many rules that are about something else.
+            needs = rule.needs
+            if (needs is not None and needs.isdisjoint(present)) or not test.test(facts):
+                if trace_all:
+                    steps.append(TraceStep(rule.name, False, (), test.why(facts)[1]))
+                continue
+        reason = test.why(facts)[1] if test is not None else "every email"
         changes = tuple(a.apply(draft) for a in rule.actions) + (("stop",) if rule.stop else ())
         new = draft.priority(cfg.matrix, tier)
         steps.append(TraceStep(rule.name, True, changes, reason, new if new != prio else ""))
         prio = new
         if rule.stop:
-            stopped_by = rule.name
+            evaluated, stopped_by = n, rule.name
             break
 
     notes: list[str] = []

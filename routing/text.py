@@ -66,7 +66,7 @@ class KeywordIndex:
     def __init__(self) -> None:
         self.words: set[str] = set()  # single Latin words: set lookup
         self.phrases: dict[str, str] = {}  # key -> " padded phrase "
-        self.substrings: set[str] = set()  # CJK (or mixed) keywords
+        self.substrings: dict[str, str] = {}  # key -> needle: CJK (or mixed) keywords, regex literals
         self.patterns: dict[str, re.Pattern] = {}  # Latin with punctuation: guarded regex
 
     def add(self, keyword: str) -> str:
@@ -75,7 +75,7 @@ class KeywordIndex:
         if not key:
             raise ValueError("empty keyword")
         if _CJK.search(key):
-            self.substrings.add(key)
+            self.substrings[key] = key
         elif _SIMPLE.fullmatch(key):
             tokens = _WORD.findall(key)
             if len(tokens) == 1:
@@ -87,6 +87,12 @@ class KeywordIndex:
             self.patterns[key] = re.compile(f"(?<!{edge}){re.escape(key)}(?!{edge})")
         return key
 
+    def add_literal(self, literal: str) -> str:
+        """Register text a regex cannot match without; its key never collides with a keyword."""
+        key = "\0" + literal.casefold()
+        self.substrings[key] = key[1:]
+        return key
+
     def find(self, text: FieldText) -> frozenset[str]:
         """The keys of every registered keyword that occurs in `text`."""
         hits = set(self.words & text.words) if self.words else set()
@@ -95,8 +101,33 @@ class KeywordIndex:
             hits.update(k for k, p in self.phrases.items() if p in joined)
         if self.substrings:
             folded = text.folded
-            hits.update(k for k in self.substrings if k in folded)
+            hits.update(k for k, needle in self.substrings.items() if needle in folded)
         if self.patterns:
             folded = text.folded
             hits.update(k for k, p in self.patterns.items() if p.search(folded))
         return frozenset(hits)
+
+
+def required_literal(pattern: str) -> str | None:
+    """The longest run of plain characters every match of `pattern` must contain, or None.
+
+    Only runs at the top level of the pattern count (not inside groups, branches or
+    repeats), and only ASCII or CJK characters, whose case-folding is one character
+    for one: then "literal in folded text" is false only when the regex cannot match
+    the NFKC text case-insensitively, so it is a safe pre-filter.
+    """
+    from re import _constants as c, _parser  # the stdlib's own regex parser
+
+    try:
+        items = list(_parser.parse(pattern, re.IGNORECASE))
+    except re.error:
+        return None
+    best, run = "", ""
+    for op, arg in items:
+        ch = chr(arg) if op is c.LITERAL else ""
+        if ch and (ch.isascii() or _CJK.match(ch)):
+            run += ch
+        else:
+            best, run = max(best, run, key=len), ""
+    best = max(best, run, key=len)
+    return best.casefold() if best.strip() else None

@@ -13,6 +13,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers.model import Address, Attachment, ParsedEmail
 from routing.engine import route
@@ -538,3 +540,34 @@ def test_corpus_plain_english_mail_matches_whole_words_only(rules):
                 + one_rule('{ keywords = ["tes"] }'))
     d = route(e, cfg, now=NOW, trace_all=True)
     assert [s.matched for s in d.trace] == [True, False]
+
+
+# --- the pre-filter that lets 200 rules run fast must never hide a match ------------------------
+
+@pytest.mark.parametrize("pattern,literal", [
+    (r"CVE-\d{4}-\d+", "cve-"), (r"\bORA-\d{5}\b", "ora-"), (r"(a|b)c", "c"), (r"x*", None),
+    (r"订单号\s*\d+", "订单号"), (r"ab?c", "a"), (r"[\[【(（]\s*P1\s*[\]】)）]", "p1"), (r"(?i)Hello World", "hello world"),
+])
+def test_required_literal(pattern, literal):
+    from routing.text import required_literal
+
+    assert required_literal(pattern) == literal
+
+
+PATTERNS = [r"CVE-\d+", r"ab+c", r"AB", r"宕机\d", r"x-?y", r"\bERR\b", r"Ａ1", r"k"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="aAbBcCkKxy-1２ＡＢ宕机 eErRvV\u212a\u017f", max_size=30))
+def test_regex_prefilter_is_exact(text):
+    import re
+    import unicodedata
+
+    from routing.text import FieldText, required_literal
+
+    field = FieldText(text)
+    for p in PATTERNS:
+        compiled = re.compile(unicodedata.normalize("NFKC", p), re.IGNORECASE)
+        lit = required_literal(compiled.pattern)
+        if lit is not None and lit not in field.folded:
+            assert not compiled.search(field.raw), (p, text)
