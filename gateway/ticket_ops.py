@@ -16,13 +16,40 @@ def pause_clock(ticket: Ticket, now) -> None:
         ticket.paused_at = now
 
 
-def resume_clock(ticket: Ticket, now) -> None:
-    """Waiting on the customer does not count against the resolution deadline."""
+def sla_terms(app, ticket: Ticket):
+    """The SLA terms (routing.compiler.SlaTerms) the ticket counts in; None when the rules lack them."""
+    cfg = app.rules.current
+    try:
+        return cfg.sla_for(ticket.priority, ticket.customer_tier or cfg.defaults.customer_tier)
+    except (KeyError, AttributeError):
+        return None
+
+
+def sla_calendar(app, ticket: Ticket):
+    """The business calendar of the ticket's SLA, or None when it counts around the clock."""
+    terms = sla_terms(app, ticket)
+    return terms.calendar if terms is not None and terms.business_hours else None
+
+
+def resume_clock(ticket: Ticket, now, calendar=None) -> None:
+    """Waiting on the customer does not count against the resolution deadline.
+
+    With a business calendar the deadline moves by the *working* time that was
+    left when the clock stopped (a pause over a weekend must not add 60 hours).
+    A deadline already missed when the clock stopped stays missed.
+    """
     if ticket.paused_at is not None:
         paused = now - ticket.paused_at
         ticket.paused_seconds += int(paused.total_seconds())
-        if ticket.resolution_due is not None:
-            ticket.resolution_due += paused
+        due = ticket.resolution_due
+        if due is not None and due > ticket.paused_at:
+            if calendar is None:
+                ticket.resolution_due = due + paused
+            else:
+                from routing.calendar import add_business_time, business_time_between
+
+                left = business_time_between(ticket.paused_at, due, calendar)
+                ticket.resolution_due = add_business_time(now, left, calendar)
         ticket.paused_at = None
 
 
@@ -37,7 +64,7 @@ def set_status(app, session, ticket: Ticket, new: str, *, actor: str, why: str =
     if new == "pending":
         pause_clock(ticket, now)
     elif old == "pending":
-        resume_clock(ticket, now)
+        resume_clock(ticket, now, sla_calendar(app, ticket))
     if new == "resolved":
         ticket.resolved_at = now
     if new == "closed":

@@ -1,0 +1,137 @@
+"""What the handover, escalation and SLA mails say: the ticket's history and the people.
+
+Owns the look-ups those mails share (the project's primary, secondary and
+manager as configured engineers; a ticket's message history and responsibility
+timeline; time logged) and `mail_engineer()`, which renders a template and
+queues it to engineers with their own signed Reply-To. No state changes here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from gateway import outbox
+from storage.models import Event, Message, Ticket
+
+RESPONSIBILITY_EVENTS = ("routed", "assigned", "handover", "handover_refused", "handback", "manager_escalation",
+                         "escalated", "escalation_refused", "cannot_refused", "sla_breach", "tier2_reported")
+
+
+@dataclass(frozen=True)
+class People:
+    """The ticket's project roles as configured engineers (None when not configured)."""
+
+    project: object | None
+    primary: object | None
+    secondary: object | None
+    manager: object | None
+
+
+def fmt_due(app, when) -> str:
+    from gateway.inbound import fmt_due as fmt  # inbound imports handover, which imports us
+
+    return fmt(app, when)
+
+
+def people(app, ticket: Ticket) -> People:
+    cfg = app.rules.current
+    project = None
+    if ticket.organisation and ticket.project:
+        p = cfg.project_for(ticket.organisation, "", ticket.project)
+        project = p if p is not None and p.name == ticket.project else None
+    if project is None:
+        return People(None, None, None, None)
+
+    def eng(eid):
+        return cfg.engineers.get(eid) if eid else None
+
+    return People(project, eng(project.primary), eng(project.secondary), eng(project.manager))
+
+
+def engineer(app, email: str):
+    return app.rules.current.engineer_by_email(email) if email else None
+
+
+def name_of(app, email: str) -> str:
+    e = engineer(app, email)
+    return (e.name or e.email) if e is not None else email
+
+
+def history(session, ticket: Ticket, *, since=None, limit: int | None = None) -> list[dict]:
+    """The messages on the ticket, oldest first (internal notes included: this is for engineers)."""
+    stmt = select(Message).where(Message.ticket_id == ticket.id)
+    if since is not None:
+        stmt = stmt.where(Message.created_at >= since)
+    rows = list(session.execute(stmt.order_by(Message.id)).scalars())
+    if limit is not None:
+        rows = rows[-limit:]
+    return [{
+        "at": m.created_at, "sender": m.sender_name or m.sender_email, "email": m.sender_email,
+        "direction": m.direction, "kind": m.kind, "internal": m.internal,
+        "text": (m.reply_text or m.text or "").strip()[:4000],
+    } for m in rows]
+
+
+def timeline(session, ticket: Ticket) -> list[dict]:
+    """Who was responsible when: routing, assignments, handovers, escalations."""
+    rows = session.execute(select(Event).where(Event.ticket_id == ticket.id, Event.kind.in_(RESPONSIBILITY_EVENTS))
+                           .order_by(Event.id)).scalars()
+    return [{"at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail.splitlines()[-1] if e.detail else ""}
+            for e in rows]
+
+
+def minutes_logged(session, ticket: Ticket, *, since=None, by: str | None = None) -> int:
+    """Minutes from the engineers' `#time` events."""
+    stmt = select(Event).where(Event.ticket_id == ticket.id, Event.kind == "time")
+    if since is not None:
+        stmt = stmt.where(Event.at >= since)
+    total = 0
+    for e in session.execute(stmt).scalars():
+        if by is None or e.actor == by:
+            total += int((e.data or {}).get("minutes") or 0)
+    return total
+
+
+def last_event(session, ticket: Ticket, kind: str) -> Event | None:
+    return session.execute(select(Event).where(Event.ticket_id == ticket.id, Event.kind == kind)
+                           .order_by(Event.id.desc()).limit(1)).scalars().first()
+
+
+def context(app, session, ticket: Ticket, **extra) -> dict:
+    """What every engineer-facing template gets: reference, priority, deadlines, history."""
+    ctx = dict(
+        ticket=ticket, team_name=app.config.gateway.display_name,
+        first_response_due=fmt_due(app, ticket.first_response_due),
+        resolution_due=fmt_due(app, ticket.resolution_due),
+        history=[dict(h, at=fmt_due(app, h["at"])) for h in history(session, ticket)],
+        timeline=[dict(t, at=fmt_due(app, t["at"])) for t in timeline(session, ticket)],
+    )
+    ctx.update(extra)
+    return ctx
+
+
+def mail_engineer(app, session, ticket: Ticket, kind: str, *, to: str, cc=(), **extra):
+    """Queue template `kind` to engineer `to` (CC `cc`), Reply-To signed for `to`, threaded on the ticket."""
+    cc_list = [a for a in dict.fromkeys(a.lower() for a in cc if a) if a != to.lower()]
+    rendered = app.templates.render(kind, ticket.language,
+                                    **context(app, session, ticket, recipient_name=name_of(app, to), **extra))
+    return outbox.queue(app, session, kind=kind, ticket=ticket, rendered=rendered, to=[to], cc=cc_list or None,
+                        reply_to_for=to, automatic="auto-generated")
+
+
+def tell_customer(app, session, ticket: Ticket, *, new_handler: str, specialist: bool) -> bool:
+    """The templated "a colleague has taken over" notice: no reason, no internal detail, no addresses."""
+    rcpt = ticket.requester_email
+    if not rcpt or app.is_own_address(rcpt) or not outbox.may_send_automatic(app, session, rcpt):
+        outbox.record(session, ticket, "auto_suppressed", app.now(), f"no takeover notice to {rcpt or 'nobody'}")
+        return False
+    first = (name_of(app, new_handler) or "").split(" ")[0]
+    rendered = app.templates.render("customer_takeover", ticket.language, ticket=ticket,
+                                    customer_name=ticket.requester_name, engineer_first_name=first,
+                                    specialist=specialist, team_name=app.config.gateway.display_name,
+                                    resolution_due=fmt_due(app, ticket.resolution_due))
+    outbox.queue(app, session, kind="customer_takeover", ticket=ticket, rendered=rendered, to=[rcpt],
+                 reply_to_for=rcpt, automatic="auto-generated")
+    return True
