@@ -155,6 +155,7 @@ class WorkflowSection(_Strict):
     kb_suggestions: int = 0
     # Optional one-click survey web endpoint (gateway/survey_web.py), off by default:
     # survey_url is the public base URL put in closure emails, survey_listen "host:port" to serve on.
+    sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     survey_url: str = ""
     survey_listen: str = ""
 
