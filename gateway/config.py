@@ -128,6 +128,7 @@ class ImapMailbox(_Strict):
     idle: bool = True
     batch_size: int = 50
     timeout: float = 60.0
+    lease_seconds: float = 30.0  # another gateway takes over this long after this one dies
 
     _norm = field_validator("password", mode="before")(_secret)
 

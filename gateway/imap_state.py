@@ -1,0 +1,86 @@
+"""What an IMAP poller remembers in the database: per-mailbox progress and its lease.
+
+`ImapState` holds (UIDVALIDITY, last processed UID) for a mailbox; the poller
+moves it forward only after the messages are spooled *and* acknowledged on the
+server. `Lease` rows make sure one gateway process drains a mailbox at a time.
+
+The lease is taken with a single conditional UPDATE (mine, or expired), then an
+INSERT when no row exists yet; a concurrent INSERT loses on the primary key.
+Both statements behave the same on SQLite (one writer at a time) and on
+PostgreSQL (READ COMMITTED re-checks the WHERE clause on the row it waited for),
+so two processes can never both believe they hold it. Times come from
+`app.now()`: gateways sharing a database must keep their clocks in sync (NTP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.models import ImapState, Lease
+
+
+@dataclass(frozen=True)
+class Progress:
+    uidvalidity: int
+    last_uid: int
+
+
+def load_progress(app, mailbox: str) -> Progress | None:
+    with app.db.session() as s:
+        row = s.get(ImapState, mailbox)
+        return Progress(row.uidvalidity, row.last_uid) if row else None
+
+
+def save_progress(app, mailbox: str, uidvalidity: int, last_uid: int) -> None:
+    """Record progress; never moves last_uid backwards within one UIDVALIDITY."""
+    with app.db.session() as s:
+        row = s.get(ImapState, mailbox, with_for_update=not app.db.is_sqlite)
+        if row is None:
+            s.add(ImapState(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=last_uid))
+        elif row.uidvalidity != uidvalidity:
+            row.uidvalidity, row.last_uid = uidvalidity, last_uid
+        else:
+            row.last_uid = max(row.last_uid, last_uid)
+
+
+def take_lease(app, name: str, holder: str, seconds: float) -> bool:
+    """Take or renew the lease `name` for `holder`; False while someone else holds it."""
+    now = app.now()
+    until = now + timedelta(seconds=seconds)
+    with app.db.session() as s:
+        res = s.execute(
+            update(Lease)
+            .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
+            .values(holder=holder, expires_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount == 1:
+            return True
+        if s.execute(select(Lease.name).where(Lease.name == name)).first() is not None:
+            return False
+        try:
+            with s.begin_nested():
+                s.execute(insert(Lease).values(name=name, holder=holder, expires_at=until))
+        except IntegrityError:
+            return False  # another process inserted it first: it holds the lease
+        return True
+
+
+def release_lease(app, name: str, holder: str) -> None:
+    """Give the lease up now (clean shutdown), so another process takes over at once."""
+    with app.db.session() as s:
+        s.execute(
+            update(Lease).where(Lease.name == name, Lease.holder == holder)
+            .values(expires_at=app.now() - timedelta(seconds=1))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def lease_holder(app, name: str) -> tuple[str, object] | None:
+    with app.db.session() as s:
+        row = s.get(Lease, name)
+        return (row.holder, row.expires_at) if row else None

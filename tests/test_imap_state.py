@@ -1,0 +1,106 @@
+"""The IMAP poller's memory: mailbox leases, UID progress, and the retry backoff.
+
+Lease times run on the ManualClock; these run on SQLite and on PostgreSQL
+(SUPPORTGW_TEST_DB), through the same conditional UPDATE / INSERT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+
+from gateway.imap import Backoff
+from gateway.imap_state import lease_holder, load_progress, release_lease, save_progress, take_lease
+
+
+def test_lease_is_exclusive_until_it_expires_then_taken_over(make_app, clock):
+    app = make_app(clock=clock)
+    assert take_lease(app, "imap:helpdesk", "gw-a", 30)
+    assert not take_lease(app, "imap:helpdesk", "gw-b", 30)
+    clock.advance(seconds=20)
+    assert take_lease(app, "imap:helpdesk", "gw-a", 30)  # renewal pushes the expiry out
+    clock.advance(seconds=20)
+    assert not take_lease(app, "imap:helpdesk", "gw-b", 30)
+    clock.advance(seconds=11)  # a gateway that stopped renewing is replaced
+    assert take_lease(app, "imap:helpdesk", "gw-b", 30)
+    assert not take_lease(app, "imap:helpdesk", "gw-a", 30)  # the old holder learns it lost it
+    assert lease_holder(app, "imap:helpdesk")[0] == "gw-b"
+
+
+def test_leases_of_different_mailboxes_are_independent(make_app, clock):
+    app = make_app(clock=clock)
+    assert take_lease(app, "imap:one", "gw-a", 30)
+    assert take_lease(app, "imap:two", "gw-b", 30)
+    assert not take_lease(app, "imap:two", "gw-a", 30)
+
+
+def test_released_lease_is_taken_over_at_once(make_app, clock):
+    app = make_app(clock=clock)
+    assert take_lease(app, "imap:helpdesk", "gw-a", 30)
+    release_lease(app, "imap:helpdesk", "gw-b")  # not the holder: no effect
+    assert not take_lease(app, "imap:helpdesk", "gw-b", 30)
+    release_lease(app, "imap:helpdesk", "gw-a")
+    assert take_lease(app, "imap:helpdesk", "gw-b", 30)
+
+
+def test_concurrent_takers_get_exactly_one_lease(make_app, clock):
+    """Eight threads race for a fresh lease (the INSERT path) and an expired one (the UPDATE path)."""
+    app = make_app(clock=clock)
+
+    def race() -> list[str]:
+        winners: list[str] = []
+        barrier = threading.Barrier(8)
+
+        def contender(i: int) -> None:
+            barrier.wait()
+            if take_lease(app, "imap:race", f"gw-{i}", 30):
+                winners.append(f"gw-{i}")
+
+        threads = [threading.Thread(target=contender, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return winners
+
+    first = race()
+    assert len(first) == 1
+    clock.advance(seconds=31)
+    second = race()
+    assert len(second) == 1
+    assert lease_holder(app, "imap:race")[0] == second[0]
+
+
+def test_progress_is_kept_per_mailbox_and_never_goes_back(make_app):
+    app = make_app()
+    assert load_progress(app, "helpdesk") is None
+    save_progress(app, "helpdesk", 77, 10)
+    save_progress(app, "helpdesk", 77, 8)  # a late, smaller write cannot rewind
+    save_progress(app, "other", 5, 3)
+    p = load_progress(app, "helpdesk")
+    assert (p.uidvalidity, p.last_uid) == (77, 10)
+    save_progress(app, "helpdesk", 91, 2)  # new UIDVALIDITY: numbering starts over
+    p = load_progress(app, "helpdesk")
+    assert (p.uidvalidity, p.last_uid) == (91, 2)
+    assert load_progress(app, "other").last_uid == 3
+
+
+def test_backoff_doubles_with_jitter_and_is_capped():
+    b = Backoff(base=1.0, cap=60.0, rng=random.Random(3))
+    delays = [b.next() for _ in range(10)]
+    for n, d in enumerate(delays):
+        ceiling = min(60.0, 2.0 ** n)
+        assert ceiling / 2 <= d <= ceiling, (n, d)
+    assert delays[-1] <= 60.0 and delays[5] >= 16.0
+    assert len(set(delays)) == len(delays)  # jittered: no two pollers retry in lockstep
+    b.reset()
+    assert b.next() <= 1.0
+
+
+def test_worker_identity_separates_gateways(make_app, clock):
+    """Two App objects on one database with different worker ids behave like two processes."""
+    a = make_app(clock=clock)
+    b = dataclasses.replace(a, worker_id="other-host:1")
+    assert take_lease(a, "imap:x", a.worker_id, 30)
+    assert not take_lease(b, "imap:x", b.worker_id, 30)
