@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 
 from parsers.model import Address, Attachment, ParsedEmail
 from routing.compiler import RoutingConfig
-from routing.durations import format_duration
 from routing.engine import Decision, route
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
