@@ -9,6 +9,7 @@ A claim whose holder died expires and the row is tried again.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 from datetime import timedelta
@@ -48,6 +49,34 @@ def claim_due(app, limit: int = 20) -> list[int]:
             OutboxRow.id.in_(ids), OutboxRow.claimed_by == app.worker_id, OutboxRow.status == "sending")).scalars())
 
 
+def release_dead_claims(app) -> int:
+    """Rows claimed by a process of this host that no longer runs (killed mid-send) are due again
+    now rather than when their claim expires. Whether the relay took the interrupted mail is
+    unknowable; sending it again (same Message-ID) is the at-least-once side of that choice."""
+    host = app.worker_id.rpartition(":")[0]
+    with app.db.session() as s:
+        rows = s.execute(select(OutboxRow.id, OutboxRow.claimed_by).where(
+            OutboxRow.status == "sending", OutboxRow.claimed_by.like(f"{host}:%"))).all()
+        dead = [rid for rid, holder in rows if holder != app.worker_id and not _alive(holder)]
+        if dead:
+            s.execute(update(OutboxRow).where(OutboxRow.id.in_(dead), OutboxRow.status == "sending").values(
+                status="pending", claimed_by="", claimed_until=None))
+            log.warning("outbox: released %d row(s) claimed by dead processes: %s", len(dead), dead)
+        return len(dead)
+
+
+def _alive(holder: str) -> bool:
+    try:
+        os.kill(int(holder.rpartition(":")[2]), 0)
+    except ValueError:
+        return True  # not our format: leave it to the claim expiry
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None:
     now = app.now()
     with app.db.session() as s:
@@ -66,8 +95,22 @@ def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None
 
 
 def on_failed(app, session, row: OutboxRow) -> None:
-    """Hook: a row failed for good (the bounce handler and the owner notice hang here)."""
+    """Hook: a row failed for good; the ticket's handler (or owner) is told, in this transaction."""
     log.error("outbox %s to %s failed permanently: %s", row.id, row.to, row.last_error)
+    if row.ticket_id is None:
+        return
+    from gateway import outbox
+    from gateway.bounce_handler import tell_owner
+    from storage.models import Ticket
+
+    ticket = session.get(Ticket, row.ticket_id)
+    if ticket is None:
+        return
+    outbox.record(session, ticket, "delivery_failed", app.now(),
+                  f"our {row.kind} to {', '.join(row.to)} failed after {row.attempts} attempt(s): {row.last_error}",
+                  outbox_id=row.id, attempts=row.attempts)
+    tell_owner(app, session, row, ticket, template="delivery_failed", status="",
+               diagnostic=row.last_error, recipients=list(row.to))
 
 
 def send_one(app, transport, row_id: int) -> bool:
@@ -129,6 +172,10 @@ class Dispatcher(threading.Thread):
     def run(self) -> None:
         transport = make_transport(self.app)
         try:
+            try:
+                release_dead_claims(self.app)
+            except Exception:
+                log.exception("outbox: could not release dead claims; they expire by themselves")
             while not self._halt.is_set():
                 try:
                     dispatch_due(self.app, transport)
