@@ -17,6 +17,7 @@ from storage.db import StorageUnavailable
 COMMAND_MODULES = [
     "gateway.cli_core",
     "gateway.cli_admin",
+    "gateway.cli_report",
     "gateway.cli_imap",
 ]
 

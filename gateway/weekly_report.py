@@ -1,0 +1,102 @@
+"""The weekly report email to managers (a scheduler job) and the report's presentation helpers.
+
+`send_weekly_report(app)` reports on the last seven whole days in the report
+time zone ([report] timezone), ending at today's midnight there, and queues one
+email (HTML with table/CSS bar charts, no images, plus a plain-text part) to
+[report] recipients, or to the engineers marked manager when none are set.
+It runs once per week even with several gateways or a restart: the JobRun row
+("weekly_report", first day of the period) is unique.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+
+from gateway import outbox
+from gateway.reports import build_report
+from storage.models import JobRun
+
+JOB = "weekly_report"
+BAR_PX = 240  # the longest bar, in pixels
+
+
+def engineer_names(app) -> dict[str, str]:
+    return {e.email.lower(): e.name for e in app.rules.current.engineers.values()}
+
+
+def period_for(app, start_day: date, end_day: date) -> tuple[datetime, datetime]:
+    """[start_day 00:00, end_day + 1 day 00:00) in the report time zone, as aware datetimes."""
+    tz = ZoneInfo(app.config.report.timezone)
+    return (datetime.combine(start_day, time(0), tzinfo=tz),
+            datetime.combine(end_day + timedelta(days=1), time(0), tzinfo=tz))
+
+
+def last_week(app) -> tuple[date, date]:
+    today = app.now().astimezone(ZoneInfo(app.config.report.timezone)).date()
+    return today - timedelta(days=7), today - timedelta(days=1)
+
+
+def recipients(app) -> list[str]:
+    configured = [a.lower() for a in app.config.report.recipients]
+    if configured:
+        return configured
+    return sorted(e.email.lower() for e in app.rules.current.engineers.values() if e.manager)
+
+
+def hours(seconds) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 3600:.1f} h"
+
+
+def pct(rate) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def bar(value, biggest) -> int:
+    """Bar width in pixels (at least 1 for a non-zero value, so it stays visible)."""
+    if not value or not biggest:
+        return 0
+    return max(1, round(BAR_PX * value / biggest))
+
+
+def render(app, report: dict, language: str | None = None):
+    language = language or app.config.report.language
+    dist = report["satisfaction"]["distribution"]
+    return app.templates.render(
+        "weekly_report", language, r=report, team_name=app.config.gateway.display_name,
+        start=report["period"]["from"][:10], end=report["period"]["to_inclusive"],
+        hours=hours, pct=pct, bar=bar, dist_max=max(dist.values()) if dist else 0,
+        handled_max=max([e["tickets_handled"] for e in report["engineers"]] or [0]),
+    )
+
+
+def build(app, session, start_day: date, end_day: date) -> dict:
+    start, end = period_for(app, start_day, end_day)
+    report = build_report(session, start, end, now=app.now(), engineers=engineer_names(app))
+    report["period"]["to_inclusive"] = end_day.isoformat()
+    return report
+
+
+def send_weekly_report(app, *, start_day: date | None = None, end_day: date | None = None) -> bool:
+    """Queue the report for the last week (or the given days); False when already sent or nobody to send to."""
+    if start_day is None or end_day is None:
+        start_day, end_day = last_week(app)
+    to = recipients(app)
+    if not to:
+        return False
+    with app.db.session() as s:
+        try:
+            with s.begin_nested():
+                s.add(JobRun(job=JOB, due_key=start_day.isoformat(), at=app.now(), holder=app.worker_id))
+                s.flush()
+        except IntegrityError:
+            return False  # another gateway (or an earlier run) sent this week's report
+        report = build(app, s, start_day, end_day)
+        rendered = render(app, report)
+        outbox.queue(app, s, kind="weekly_report", ticket=None, rendered=rendered, to=to,
+                     automatic="auto-generated")
+    return True
