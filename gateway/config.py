@@ -88,6 +88,7 @@ class SmtpSection(_Strict):
     port: int = 2525
     max_message_size: int = 25 * 1024 * 1024
     max_connections_per_ip: int = 20
+    max_messages_per_ip_per_minute: int = 600  # 0: no limit (token bucket, refused with 421 at MAIL)
     tls_cert: str = ""
     tls_key: str = ""
     require_auth: bool = False
@@ -110,6 +111,7 @@ class OutboundSection(_Strict):
     backoff_base: float = 30.0
     poll_interval: float = 1.0
     rate_limit_per_hour: int = 10  # automatic mails per correspondent
+    repeat_limit_per_hour: int = 3  # near-identical mails from one sender before it counts as a loop (0: off)
 
     _norm = field_validator("password", mode="before")(_secret)
 

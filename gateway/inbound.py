@@ -120,6 +120,14 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
     if not rcpt or ib.app.is_own_address(rcpt):
         outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
         return False
+    # Last resort against robots without automatic headers: repeated near-identical mail (gateway/loops.py).
+    from gateway.loops import repetition_reason
+
+    repeated = repetition_reason(ib.app, ib.session, e)
+    if repeated:
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {repeated}",
+                      reason="content repetition")
+        return False
     if not outbox.may_send_automatic(ib.app, ib.session, rcpt):
         outbox.record(ib.session, ticket, "auto_suppressed", ib.now,
                       f"rate limit: {ib.app.config.outbound.rate_limit_per_hour} automatic mails/hour to {rcpt}")
