@@ -1,0 +1,251 @@
+"""The handover rule (DOMAIN.md §5), branch by branch, on a ManualClock.
+
+Big Bank core-banking: primary alice, secondary bob, manager carol; the first
+response (P2) is due two business hours after 09:00 Shanghai, i.e. 03:00 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gateway import handover, outbox, sla, ticket_ops
+from gateway.clock import ManualClock
+from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, events,
+                           mails, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
+
+FIRST_RESPONSE_DUE = utc(2026, 3, 2, 3, 0)
+SECONDARY_DUE = utc(2026, 3, 2, 5, 0)  # two business hours after the handover at 11:00 Shanghai
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(utc(2026, 3, 2, 1, 0))
+
+
+def _handed_over(app, clock) -> int:
+    tid = new_ticket(app)
+    clock.set(FIRST_RESPONSE_DUE)
+    assert sla.run_sla_watch(app)["handover"] == 1
+    return tid
+
+
+def test_ticket_starts_with_the_primary_as_owner_and_handler(make_app, clock):
+    app = make_app(clock=clock)
+    t = ticket(app, new_ticket(app))
+    assert (t.owner, t.handler, t.project) == (ALICE, ALICE, "core-banking")
+    assert t.first_response_due == FIRST_RESPONSE_DUE
+
+
+def test_primary_silent_past_first_response_hands_over_to_the_secondary(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.set(FIRST_RESPONSE_DUE - timedelta(seconds=1))
+    sla.run_sla_watch(app)
+    assert ticket(app, tid).handler == ALICE and not mails(app, "handover")
+
+    clock.set(FIRST_RESPONSE_DUE)
+    assert sla.run_sla_watch(app)["handover"] == 1
+    t = ticket(app, tid)
+    assert (t.owner, t.handler) == (ALICE, BOB)  # the secondary handles this incident; alice stays the owner
+    assert t.handover_reason == "first-response deadline missed"
+    [ev] = events(app, tid, "handover")
+    assert ev.data["primary"] == ALICE and ev.data["secondary"] == BOB and ev.data["manager"] == CAROL
+    assert ev.data["expected_by"] == SECONDARY_DUE.isoformat()
+
+    [mail] = mails(app, "handover")
+    assert mail.to == [BOB] and mail.cc == [CAROL]  # manager on CC, nobody else
+    assert sorted(mail.envelope_to) == sorted([BOB, CAROL])
+    assert reply_to_is_signed_for(app, mail, BOB, tid)
+    body = text_of(mail)
+    assert "first-response deadline missed" in body  # why
+    assert "2026-03-02 13:00" in body  # what is expected by when (Shanghai time)
+    assert "the nightly batch takes hours" in body  # the full history
+    assert t.ref in mail.subject and "P2" in mail.subject
+
+
+def test_customer_is_told_a_colleague_took_over_without_internal_detail(make_app, clock):
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    [notice] = mails(app, "customer_takeover")
+    assert notice.to == [CUSTOMER] and notice.cc == []
+    body = text_of(notice)
+    assert ticket(app, tid).ref in notice.subject
+    assert "taken over" in body
+    for internal in ("deadline missed", "first-response", ALICE, BOB, CAROL, "Alice", "manager", "handover"):
+        assert internal not in body, internal
+
+
+def test_handover_command_from_the_primary(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.advance(minutes=20)
+    result = {}
+    change(app, tid, lambda a, s, t: result.setdefault("r", handover.handover(a, s, t, reason="#handover by mail",
+                                                                                actor=ALICE)))
+    assert result["r"]
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.handover_reason) == (ALICE, BOB, "#handover by mail")
+    [mail] = mails(app, "handover")
+    assert mail.to == [BOB] and mail.cc == [CAROL]
+    assert events(app, tid, "handover")[0].actor == ALICE
+    assert len(mails(app, "customer_takeover")) == 1
+
+
+def test_out_of_office_primary_hands_over_at_creation(make_app, clock, tmp_path):
+    app = make_app(clock=clock, routing=rules(tmp_path, ALICE_AWAY))
+    tid = new_ticket(app)
+    t = ticket(app, tid)
+    assert (t.owner, t.handler) == (ALICE, BOB)
+    assert t.handover_reason == "the primary engineer is out of office"
+    [mail] = mails(app, "handover")
+    assert mail.to == [BOB] and mail.cc == [CAROL]
+    assert "out of office" in text_of(mail)
+
+
+def test_secondary_resolves_handback_to_primary_with_manager_cc_and_handler_returns(make_app, clock):
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.advance(minutes=30)
+
+    def work(a, s, t):
+        outbox.record(s, t, "time", a.now(), "45 minutes logged", actor=BOB, minutes=45)
+        outbox.record(s, t, "time", a.now(), "30 minutes logged", actor=BOB, minutes=30)
+        t.solution = "Rebuilt the batch index; the run takes 20 minutes again."
+        ticket_ops.set_status(a, s, t, "resolved", actor=BOB)
+        handover.on_resolved(a, s, t, actor=BOB)
+
+    change(app, tid, work)
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.handover_reason) == (ALICE, ALICE, "")  # coordination returns to the primary
+    [mail] = mails(app, "handback")
+    assert mail.to == [ALICE] and mail.cc == [CAROL]
+    assert reply_to_is_signed_for(app, mail, ALICE, tid)
+    body = text_of(mail)
+    assert "Rebuilt the batch index" in body and "75 minutes" in body
+    [ev] = events(app, tid, "handback")
+    assert (ev.data["secondary"], ev.data["primary"], ev.data["minutes"]) == (BOB, ALICE, 75)
+    # the history answers "who was responsible when"
+    kinds = [e.kind for e in events(app, tid) if e.kind in ("handover", "handback")]
+    assert kinds == ["handover", "handback"]
+
+
+def test_secondary_who_answers_in_time_is_not_escalated(make_app, clock):
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.advance(minutes=40)
+    change(app, tid, lambda a, s, t: ticket_ops.mark_first_response(a, t))
+    clock.set(SECONDARY_DUE + timedelta(minutes=5))
+    assert sla.run_sla_watch(app)["manager"] == 0
+    assert ticket(app, tid).handler == BOB and not mails(app, "manager_alert")
+
+
+def test_secondary_silent_too_goes_to_the_manager(make_app, clock):
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.set(SECONDARY_DUE - timedelta(seconds=1))
+    assert sla.run_sla_watch(app)["manager"] == 0
+    clock.set(SECONDARY_DUE)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.manager_escalated) == (CAROL, CAROL, True)
+    [mail] = mails(app, "manager_alert")
+    assert mail.to == [CAROL] and mail.cc == []
+    assert "missed the response deadline" in text_of(mail)
+    [ev] = events(app, tid, "manager_escalation")
+    assert ev.data["previous"] == BOB
+    # resolving now is the manager's: no handback (nobody to hand back to by the rule)
+    change(app, tid, lambda a, s, t: handover.on_resolved(a, s, t, actor=CAROL))
+    assert not mails(app, "handback")
+
+
+def test_secondary_cannot_goes_to_the_manager(make_app, clock):
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    out = {}
+    change(app, tid, lambda a, s, t: out.setdefault("r", handover.cannot(a, s, t, actor=BOB)))
+    assert out["r"]
+    t = ticket(app, tid)
+    assert (t.owner, t.handler) == (CAROL, CAROL)
+    [mail] = mails(app, "manager_alert")
+    assert mail.to == [CAROL] and mail.cc == []
+    assert "#cannot" in text_of(mail)
+
+
+def test_cannot_without_a_handover_leaves_the_primary_responsible(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    out = {}
+    change(app, tid, lambda a, s, t: out.setdefault("r", handover.cannot(a, s, t, actor=ALICE)))
+    assert not out["r"] and "no handover" in out["r"].detail
+    assert ticket(app, tid).handler == ALICE and not mails(app, "manager_alert")
+    [ev] = events(app, tid, "cannot_refused")
+    assert ALICE in ev.detail and "stays responsible" in ev.detail
+
+
+def test_rules_refuse_a_secondary_who_is_the_primary(make_app, clock, tmp_path):
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match="two different engineers"):
+        make_app(clock=clock, routing=rules(tmp_path, SECONDARY_IS_PRIMARY))
+
+
+@pytest.mark.parametrize("edits, reassign, why", [
+    ((BOB_AWAY,), None, "out of office too"),
+    ((), ERIN, "not the project primary"),
+])
+def test_ambiguous_handover_by_command_leaves_the_primary_responsible(make_app, clock, tmp_path, edits, reassign,
+                                                                      why):
+    app = make_app(clock=clock, routing=rules(tmp_path, *edits))
+    tid = new_ticket(app)
+    if reassign:  # someone else handles it now (owner stays alice): a handover would be unclear
+        change(app, tid, lambda a, s, t: ticket_ops.assign(a, s, t, reassign, actor=CAROL, owner_too=False))
+    out = {}
+    change(app, tid, lambda a, s, t: out.setdefault("r", handover.handover(a, s, t, reason="#handover by mail",
+                                                                             actor=ALICE)))
+    assert not out["r"] and why in out["r"].detail
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.handover_reason) == (ALICE, reassign or ALICE, "")
+    assert not mails(app, "handover") and not mails(app, "customer_takeover")
+    [ev] = events(app, tid, "handover_refused")
+    assert why in ev.detail and "stays responsible" in ev.detail
+
+
+def test_both_out_of_office_at_creation_primary_stays(make_app, clock, tmp_path):
+    app = make_app(clock=clock, routing=rules(tmp_path, ALICE_AWAY, BOB_AWAY))
+    tid = new_ticket(app)
+    assert ticket(app, tid).handler == ALICE
+    [ev] = events(app, tid, "handover_refused")
+    assert "out of office too" in ev.detail and ev.data["reason"] == "the primary engineer is out of office"
+    assert not mails(app, "handover")
+
+
+def test_ambiguous_breach_handover_keeps_primary_and_tells_her(make_app, clock, tmp_path):
+    app = make_app(clock=clock, routing=rules(tmp_path, BOB_AWAY))
+    tid = new_ticket(app)
+    clock.set(FIRST_RESPONSE_DUE)
+    counts = sla.run_sla_watch(app)
+    assert counts["breach"] == 1 and counts["handover"] == 0 and counts["refused"] == 1
+    assert ticket(app, tid).handler == ALICE
+    [notice] = mails(app, "sla_warning")  # the breach notice (template sla_warning, breached)
+    assert notice.to == [ALICE] and "SLA breached" in notice.subject
+
+
+def test_ticket_without_project_has_no_handover(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app, frm="someone@unknown.example")
+    out = {}
+    change(app, tid, lambda a, s, t: out.setdefault("r", handover.handover(a, s, t, reason="#handover by mail",
+                                                                             actor=ALICE)))
+    assert not out["r"] and "no customer project" in out["r"].detail
+
+
+def test_second_handover_is_refused(make_app, clock):
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    out = {}
+    change(app, tid, lambda a, s, t: out.setdefault("r", handover.handover(a, s, t, reason="#handover by mail",
+                                                                             actor=ALICE)))
+    assert not out["r"] and "already handed over" in out["r"].detail
+    assert len(mails(app, "handover")) == 1
