@@ -22,7 +22,8 @@ def resolve(app, s, ticket: Ticket, *, actor: str, solution: str, kb_tags: tuple
     """Mark resolved/closed, send the customer the closure email with the solution and a survey."""
     if status not in ("resolved", "closed"):
         raise ValueError(f"resolve() closes a ticket: status must be 'resolved' or 'closed', not {status!r}")
-    solution = (solution or "").strip() or ticket.solution
+    # The explicit #solution text, else one given earlier, else the engineer's last reply to the customer.
+    solution = (solution or "").strip() or ticket.solution or last_engineer_reply(s, ticket)
     ticket.solution = solution
     ticket_ops.set_status(app, s, ticket, status, actor=actor, why="solution sent to the customer")
     send_closure(app, s, ticket, actor=actor)
@@ -64,6 +65,13 @@ def first_problem(s, ticket: Ticket) -> str:
     if msg is None:
         return ""
     return msg.reply_text or msg.text
+
+
+def last_engineer_reply(s, ticket: Ticket) -> str:
+    msg = s.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "out",
+                                          Message.kind == "engineer", Message.internal.is_(False))
+                    .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+    return (msg.reply_text or msg.text).strip() if msg is not None else ""
 
 
 def survey_stamp(ticket: Ticket) -> str:
