@@ -196,11 +196,11 @@ def running(make_app, relay):
 
     gws = []
 
-    def start(**sections):
+    def start(clock=None, scheduler=False, **sections):
         out = sections.pop("outbound", {})
         out = {"smtp_host": "127.0.0.1", "smtp_port": relay.port, **out}
-        app = make_app(outbound=out, **sections)
-        gw = Gateway(app, imap=False, scheduler=sections.pop("scheduler", False)).start()
+        app = make_app(clock=clock, outbound=out, **sections)
+        gw = Gateway(app, imap=False, scheduler=scheduler).start()
         gws.append(gw)
         return gw
 
