@@ -4,6 +4,8 @@ Accepts only configured support addresses and their signed `+token` and
 bounce forms (550 otherwise: never an open relay), refuses oversized mail
 (552, by aiosmtpd's size limit), and answers 250 only once the bytes are
 committed to the spool (451 when storage is unavailable, so the sender retries).
+Per client IP: a cap on concurrent connections (421) and a token bucket on
+messages per minute (451 at MAIL FROM, so a well-behaved MTA slows down).
 """
 
 from __future__ import annotations
@@ -22,13 +24,49 @@ from storage.db import StorageUnavailable
 log = logging.getLogger("supportgw.smtp")
 
 
+class MessageRate:
+    """Token bucket per client IP: `per_minute` messages, refilled continuously.
+
+    Time comes from the app's clock, so tests drive it with the ManualClock.
+    """
+
+    def __init__(self, app, per_minute: int) -> None:
+        self.app = app
+        self.per_minute = per_minute
+        self._buckets: dict[str, tuple[float, object]] = {}
+
+    def allow(self, ip: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = self.app.now()
+        tokens, last = self._buckets.get(ip, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - last).total_seconds() * self.per_minute / 60.0)
+        if tokens < 1.0:
+            self._buckets[ip] = (tokens, now)
+            return False
+        self._buckets[ip] = (tokens - 1.0, now)
+        if len(self._buckets) > 10000:  # forget idle clients rather than grow without bound
+            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.per_minute - 1}
+        return True
+
+
 class SupportHandler:
     def __init__(self, app, writer) -> None:
         self.app = app
         self.writer = writer
+        self.rate = MessageRate(app, app.config.smtp.max_messages_per_ip_per_minute)
 
     def accepts(self, address: str) -> bool:
         return self.app.is_own_address(address)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        ip = session.peer[0] if session.peer else "?"
+        if not self.rate.allow(ip):
+            log.warning("rate limit: too many messages from %s", ip)
+            return "451 4.7.1 Too many messages from your address, slow down and try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if not self.accepts(address):
@@ -50,7 +88,11 @@ class SupportHandler:
 
 
 class LimitedSMTP(SMTP):
-    """aiosmtpd's SMTP with a per-IP cap on concurrent connections."""
+    """aiosmtpd's SMTP with a per-IP cap on concurrent connections.
+
+    The counter and the cap belong to one listener (set by its factory), so two
+    gateways in one process do not share or overwrite each other's limits.
+    """
 
     active: Counter = Counter()
     max_per_ip = 20
@@ -58,26 +100,30 @@ class LimitedSMTP(SMTP):
     def connection_made(self, transport):
         peer = transport.get_extra_info("peername")
         self._ip = peer[0] if peer else "?"
-        LimitedSMTP.active[self._ip] += 1
+        self.active[self._ip] += 1
         super().connection_made(transport)
-        if LimitedSMTP.active[self._ip] > self.max_per_ip:
+        if self.active[self._ip] > self.max_per_ip:
             log.warning("too many connections from %s", self._ip)
             transport.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
             transport.close()
 
     def connection_lost(self, error):
-        LimitedSMTP.active[self._ip] -= 1
+        self.active[self._ip] -= 1
+        if self.active[self._ip] <= 0:
+            del self.active[self._ip]
         super().connection_lost(error)
 
 
 class _Controller(Controller):
     def __init__(self, *a, max_per_ip: int = 20, **kw):
         self._max_per_ip = max_per_ip
+        self._active: Counter = Counter()
         super().__init__(*a, **kw)
 
     def factory(self):
-        LimitedSMTP.max_per_ip = self._max_per_ip
-        return LimitedSMTP(self.handler, **self.SMTP_kwargs)
+        smtp = LimitedSMTP(self.handler, **self.SMTP_kwargs)
+        smtp.active, smtp.max_per_ip = self._active, self._max_per_ip
+        return smtp
 
 
 def _authenticator(users: dict[str, str]):
