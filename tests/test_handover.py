@@ -12,6 +12,7 @@ import pytest
 
 from gateway import handover, outbox, sla, ticket_ops
 from gateway.clock import ManualClock
+from storage.models import Ticket
 from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, events,
                            mails, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
 
@@ -249,3 +250,39 @@ def test_second_handover_is_refused(make_app, clock):
                                                                              actor=ALICE)))
     assert not out["r"] and "already handed over" in out["r"].detail
     assert len(mails(app, "handover")) == 1
+
+
+def test_chinese_ticket_gets_every_mail_of_the_rule_in_chinese(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app, subject="核心系统批处理很慢", body="您好，\n夜间批处理需要好几个小时。\n")
+    assert ticket(app, tid).language == "zh-CN"
+    clock.set(FIRST_RESPONSE_DUE - timedelta(minutes=30))
+    sla.run_sla_watch(app)  # warning
+    clock.set(FIRST_RESPONSE_DUE)
+    sla.run_sla_watch(app)  # handover + customer notice
+    change(app, tid, lambda a, s, t: handover.escalate(a, s, t, actor=BOB, note="重启过批处理"))
+
+    def resolve(a, s, t):
+        t.solution = "重建了索引"
+        ticket_ops.set_status(a, s, t, "resolved", actor=BOB)
+        handover.on_resolved(a, s, t, actor=BOB)
+
+    change(app, tid, resolve)
+    tid2 = _handed_over_again(app)
+    change(app, tid2, lambda a, s, t: handover.cannot(a, s, t, actor=BOB))
+    expected = {"sla_warning": "时限提醒", "handover": "移交", "customer_takeover": "接手",
+                "escalation_tier2": "二线", "tier2_report": "二线已解决", "handback": "交回", "manager_alert": "经理"}
+    for kind, word in expected.items():
+        rows = mails(app, kind)
+        assert rows, kind
+        assert word in rows[0].subject, (kind, rows[0].subject)
+        assert "夜间批处理" in text_of(rows[0]) or kind in ("customer_takeover", "tier2_report", "handback",
+                                                          "sla_warning"), kind
+
+
+def _handed_over_again(app):
+    tid = new_ticket(app, subject="另一个问题", body="夜间批处理又慢了。\n")
+    with app.db.session() as s:
+        t = s.get(Ticket, tid)
+        handover.handover(app, s, t, reason="#handover by mail", actor=ALICE)
+    return tid
