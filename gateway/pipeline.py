@@ -91,6 +91,16 @@ def _already_stored(session: Session, email) -> bool:
 def process_entry(app, session: Session, entry: SpoolEntry) -> str:
     """Process one spooled message inside the caller's transaction. Never raises."""
     entry.attempts += 1
+    # Over the size limit (an IMAP source cannot refuse it the way SMTP does with 552):
+    # keep it, but for a person to look at rather than parse.
+    limit = app.config.smtp.max_message_size
+    if limit and entry.size > limit:
+        entry.status, entry.processed_at = "quarantined", app.now()
+        entry.error = (f"message too large: {entry.size} bytes, over smtp.max_message_size = {limit}. "
+                       f"Look at it with 'supportgw quarantine show {entry.id}'; raise the limit and "
+                       f"'supportgw quarantine retry {entry.id}', or 'supportgw quarantine drop {entry.id}'.")
+        log.warning("spool %s quarantined: %s bytes is over the size limit", entry.id, entry.size)
+        return "quarantined"
     try:
         with session.begin_nested():
             email = parse_email(entry.raw, own_addresses=app.own_addresses)
@@ -139,7 +149,7 @@ def pending_ids(app, limit: int = 200) -> list[int]:
                               .order_by(SpoolEntry.id).limit(limit)).scalars())
 
 
-def process_pending(app, batch: int = 100) -> Counter:
+def process_pending(app, batch: int = 10) -> Counter:
     total: Counter = Counter()
     while True:
         ids = pending_ids(app, batch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from email.utils import make_msgid
 from pathlib import Path
 
@@ -181,10 +182,16 @@ def _value(v) -> str:
     raise TypeError(v)
 
 
+def supportgw_command() -> list[str]:
+    """The installed `supportgw` script of this checkout, else the module (another worktree)."""
+    script = ROOT / ".venv/bin/supportgw"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
+
+
 def cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("SUPPORTGW_CONFIG", None)
-    return subprocess.run([str(ROOT / ".venv/bin/supportgw"), "--config", str(config), *args],
+    return subprocess.run([*supportgw_command(), "--config", str(config), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), env=env)
 
 
