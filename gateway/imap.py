@@ -222,9 +222,11 @@ class Poller(threading.Thread):
             responses = client.idle_check(timeout=IDLE_TICK)
             news = False
             for r in responses:
-                if r and r[0] == b"BYE":
-                    raise ImapProblem("server", f"{where(self.mb)}: server closed the session "
-                                                f"({b' '.join(x for x in r if isinstance(x, bytes)).decode(errors='replace')})")
+                if r and r[0] in (b"BYE", b"NO", b"BAD"):
+                    # BYE: the server is going away. NO/BAD while idling: the session is broken
+                    # (e.g. the folder was deleted and recreated); a fresh one re-reads UIDVALIDITY.
+                    text = b" ".join(x for x in r if isinstance(x, bytes)).decode(errors="replace")
+                    raise ImapProblem("server", f"{where(self.mb)}: server interrupted the session ({text})")
                 if len(r) > 1 and r[1] in (b"EXISTS", b"RECENT"):
                     news = True
             if news:

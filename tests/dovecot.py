@@ -223,6 +223,17 @@ class Dovecot:
         finally:
             c.logout()
 
+    def deliver_file(self, raw: bytes) -> Path:
+        """Deliver into INBOX the way an MDA does (tmp/ then rename into new/); works while stopped."""
+        name = f"{time.time():.6f}.P{os.getpid()}Q{os.urandom(4).hex()}.sgwtest"
+        tmp, new = self.maildir / "tmp" / name, self.maildir / "new" / name
+        tmp.write_bytes(raw)
+        acc = _accounts()
+        os.chown(tmp, acc["uid"], acc["gid"])
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, new)
+        return new
+
     def messages(self, folder: str = "INBOX") -> dict[int, dict]:
         """{uid: {"flags": (...), "raw": bytes}} for every message in `folder` (read-only peek)."""
         c = self.client()

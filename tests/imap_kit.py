@@ -95,3 +95,75 @@ def write_config(path: Path, *, database_url: str, data_dir: Path, imap: list[di
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+class SplittingProxy:
+    """A loopback TCP proxy in front of an IMAP server that, once armed, delivers the next
+    server line containing `marker` in two TCP segments a moment apart: exactly the split
+    response that makes imapclient's idle_check raise AbortError (mjs/imapclient#519)."""
+
+    def __init__(self, upstream_port: int, marker: bytes = b"EXISTS", pause: float = 0.3) -> None:
+        import socket
+        import threading
+
+        self.upstream_port, self.marker, self.pause = upstream_port, marker, pause
+        self.armed = threading.Event()
+        self.splits = 0
+        self._lsock = socket.socket()
+        self._lsock.bind(("127.0.0.1", 0))
+        self._lsock.listen(16)
+        self.port = self._lsock.getsockname()[1]
+        self._closed = False
+        self._socks: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._lsock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._socks += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, from_server: bool) -> None:
+        import time
+
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                i = data.find(self.marker) if from_server and self.armed.is_set() else -1
+                if i >= 0:
+                    self.armed.clear()
+                    self.splits += 1
+                    dst.sendall(data[:i])  # "* 7 " ... and the rest of the line later
+                    time.sleep(self.pause)
+                    dst.sendall(data[i:])
+                else:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._lsock.close()
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass
