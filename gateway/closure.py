@@ -61,7 +61,8 @@ def customer_ccs(app, s, ticket: Ticket) -> list[str]:
 
 def first_problem(s, ticket: Ticket) -> str:
     msg = s.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                          Message.kind == "customer").order_by(Message.id).limit(1)).scalar_one_or_none()
+                                          Message.kind == "customer")
+                    .order_by(Message.id).limit(1)).scalar_one_or_none()
     if msg is None:
         return ""
     return msg.reply_text or msg.text

@@ -70,8 +70,8 @@ def record_answer(app, s, ticket: Ticket, *, score: int, comment: str, actor: st
     else:
         s.add(SurveyResponse(ticket_id=ticket.id, score=score, comment=comment, engineers=engineers, at=now,
                              token=token))
-    outbox.record(s, ticket, "survey", now, f"satisfaction {score}/5 by {via}" + (f": {comment[:200]}" if comment else ""),
-                  actor=actor, score=score, via=via, engineers=engineers)
+    detail = f"satisfaction {score}/5 by {via}" + (f": {comment[:200]}" if comment else "")
+    outbox.record(s, ticket, "survey", now, detail, actor=actor, score=score, via=via, engineers=engineers)
     if score > LOW_SCORE:
         return False
     reopen_for_owner(app, s, ticket, actor=actor, why=f"low satisfaction score {score}/5")

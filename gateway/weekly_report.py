@@ -1,15 +1,18 @@
 """The weekly report email to managers (a scheduler job) and the report's presentation helpers.
 
-`send_weekly_report(app)` reports on the last seven whole days in the report
-time zone ([report] timezone), ending at today's midnight there, and queues one
-email (HTML with table/CSS bar charts, no images, plus a plain-text part) to
-[report] recipients, or to the engineers marked manager when none are set.
+`run_weekly_report(app)` is the scheduler job: once [report] day/time has come
+(in [report] timezone; enabled by [report] weekly), it calls
+`send_weekly_report(app)`, which reports on the seven whole days before the
+report day and queues one email (HTML with table/CSS bar charts, no images,
+plus a plain-text part) to [report] recipients, or to the engineers marked
+manager when none are set.
 It runs once per week even with several gateways or a restart: the JobRun row
 ("weekly_report", first day of the period) is unique.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,6 +40,33 @@ def period_for(app, start_day: date, end_day: date) -> tuple[datetime, datetime]
 def last_week(app) -> tuple[date, date]:
     today = app.now().astimezone(ZoneInfo(app.config.report.timezone)).date()
     return today - timedelta(days=7), today - timedelta(days=1)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CATCH_UP = timedelta(days=2)  # a gateway down over the weekend still sends Monday's report
+
+
+def last_due(app) -> datetime:
+    """The latest [report] day/time at or before now, in the report time zone."""
+    cfg = app.config.report
+    tz = ZoneInfo(cfg.timezone)
+    now = app.now().astimezone(tz)
+    hh, mm = (int(x) for x in cfg.time.split(":"))
+    back = (now.weekday() - WEEKDAYS.index(cfg.day)) % 7
+    due = datetime.combine(now.date() - timedelta(days=back), time(hh, mm), tzinfo=tz)
+    return due - timedelta(days=7) if due > now else due
+
+
+def run_weekly_report(app) -> Counter:
+    """Scheduler job (any interval, or a cron trigger): send the report once the week's time has come."""
+    if not app.config.report.weekly:
+        return Counter()
+    due = last_due(app)
+    if app.now() - due > CATCH_UP:
+        return Counter()
+    day = due.date()
+    sent = send_weekly_report(app, start_day=day - timedelta(days=7), end_day=day - timedelta(days=1))
+    return Counter({"sent": 1} if sent else {"already_sent": 1})
 
 
 def recipients(app) -> list[str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from gateway.cli import main
-from gateway.weekly_report import send_weekly_report
+from gateway.weekly_report import run_weekly_report, send_weekly_report
 from tests import report_fixture as fx
 from tests.closure_kit import flush, html_of, text_of
 
@@ -76,6 +76,29 @@ def test_weekly_email_goes_to_managers_when_no_recipients(make_app, clock):
     send_weekly_report(app)
     [mail] = flush(app)
     assert mail["to"] == ["carol@support.example.com"]
+
+
+def test_job_sends_once_when_the_report_time_has_come(make_app, clock):
+    # Friday 2026-03-06 08:00 Asia/Shanghai = 00:00 UTC: the report covers Fri 02-27 .. Thu 03-05 local
+    app = make_app(clock=clock, report={"weekly": True, "day": "fri", "time": "08:00", "timezone": "Asia/Shanghai",
+                                        "recipients": [MANAGER]})
+    clock.set(datetime(2026, 3, 5, 23, 59, tzinfo=timezone.utc))
+    assert run_weekly_report(app) == {}  # last Friday's report is a week old: no catching up that far
+    clock.advance(minutes=1)
+    assert run_weekly_report(app) == {"sent": 1}
+    [mail] = flush(app)
+    assert "2026-02-27 – 2026-03-05" in mail["msg"]["Subject"]
+    clock.advance(hours=30)  # the scheduler keeps calling; nothing more this week
+    assert run_weekly_report(app) == {"already_sent": 1}
+    assert flush(app) == []
+    clock.advance(days=6)
+    assert run_weekly_report(app) == {"sent": 1}
+
+
+def test_job_does_nothing_when_weekly_is_off(make_app, clock):
+    app = make_app(clock=clock, report={"recipients": [MANAGER]})
+    clock.set(datetime(2026, 3, 2, 0, 30, tzinfo=timezone.utc))
+    assert run_weekly_report(app) == {}
 
 
 # ---------------------------------------------------------------- CLI
