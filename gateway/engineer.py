@@ -84,19 +84,29 @@ def handle(ib) -> str | None:
 
 
 def _log_ignored_commands(ib, match: Match, looks_like_commands: bool, is_engineer: bool) -> None:
-    if not looks_like_commands:
-        return
-    block = parse_commands(ib.email.reply_text)
+    ticket = match.ticket or match.stranger_ticket
+    if not looks_like_commands or ticket is None:
+        return  # a brand-new ticket is logged by log_ignored_on_new_ticket once it exists
+    why = "an engineer address without a valid signed reply address" if is_engineer else "not an engineer"
+    log_ignored(ib.session, ticket, ib.email.sender.email, ib.email.reply_text, why, ib.now)
+
+
+def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str, now) -> None:
+    """Record that `#` lines from someone not authorised were kept as plain text."""
+    block = parse_commands(reply_text)
     if not (block.commands or block.errors):
         return
-    sender = ib.email.sender.email
-    why = "an engineer address without a valid signed reply address" if is_engineer else "not an engineer"
-    ticket = match.ticket or match.stranger_ticket
-    log.info("ignored # commands from %s (%s)", sender, why)
-    if ticket is not None:
-        outbox.record(ib.session, ticket, "commands_ignored", ib.now,
-                      f"# commands from {sender} ignored: {why}; kept as message text",
-                      actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
+    log.info("ignored # commands from %s on %s (%s)", sender, ticket.ref, why)
+    outbox.record(session, ticket, "commands_ignored", now,
+                  f"# commands from {sender} ignored: {why}; kept as message text",
+                  actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
+
+
+def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
+    """A new ticket can't come from an authorised engineer reply: its `#` lines are text."""
+    text = message.reply_text or ""
+    if _COMMANDISH.match(text):
+        log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
 
 
 def _seen(session, ticket: Ticket, message_id: str) -> bool:

@@ -116,6 +116,9 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
 
 def on_new_ticket(app, session, ticket, message) -> None:
     """A new ticket: tell its handler/owner (or team) and watchers."""
+    from gateway.engineer import log_ignored_on_new_ticket
+
+    log_ignored_on_new_ticket(app, session, ticket, message)
     send(app, session, ticket, event="new", message=message)
 
 

@@ -10,8 +10,8 @@ import pytest
 from gateway.engineer import authentication_passed
 from parsers.message import parse_email
 from tests.engineer_mail import (
-    ALICE, BOB, CUSTOMER, SUPPORT, Desk, all_text, customer_mail, events, messages, open_ticket, reply_to,
-    ticket, tickets_count,
+    ALICE, BOB, CUSTOMER, SUPPORT, Desk, all_text, customer_mail, events, latest_ticket_id, messages, open_ticket,
+    reply_to, ticket, tickets_count,
 )
 from tests.mail import body_text, build
 
@@ -194,3 +194,13 @@ def test_stranger_policy_reject_answers_without_revealing_anything(make_app, clo
     assert "could not be accepted" in text
     for secret in ("website returns 502", CUSTOMER, ALICE, "ts-000001"):
         assert secret.lower() not in text
+
+
+def test_commands_in_a_customers_first_mail_are_text_and_logged(desk):
+    desk.customer_writes(subject="Please close fast", body="#close\n#priority P1\nOur site is down.\n")
+    tid = latest_ticket_id(desk.app)
+    t = ticket(desk.app, tid)
+    assert t.status == "new" and t.priority != "P1"
+    assert messages(desk.app, tid)[0].text.startswith("#close")
+    [ignored] = events(desk.app, tid, "commands_ignored")
+    assert ignored.data["lines"] == ["#close", "#priority P1"]

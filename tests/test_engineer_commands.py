@@ -268,3 +268,14 @@ def _attachments(app, message_id):
     with app.db.session() as s:
         return list(s.execute(select(AttachmentRow).where(AttachmentRow.message_id == message_id)).scalars())
 
+
+
+def test_engineer_address_typed_into_the_text_is_replaced_by_the_support_address(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "If it happens again, write to Alice@Support.Example.com or "
+                                "bob@support.example.com directly.\n"))
+    [m] = _relayed(desk)
+    text = all_text(m["raw"])
+    assert "@support.example.com" not in text
+    assert "write to support@support.example.test or support@support.example.test directly." in body_text(m["msg"])
