@@ -35,7 +35,7 @@ def claim_due(app, limit: int = 20) -> list[int]:
     now = app.now()
     due = or_(OutboxRow.status == "pending",
               (OutboxRow.status == "sending") & (OutboxRow.claimed_until < now))
-    with app.db.session() as s:
+    with app.db.write_lock(), app.db.session() as s:
         stmt = select(OutboxRow.id).where(due, OutboxRow.next_attempt_at <= now).order_by(OutboxRow.id).limit(limit)
         if not app.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)
@@ -79,7 +79,7 @@ def _alive(holder: str) -> bool:
 
 def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None:
     now = app.now()
-    with app.db.session() as s:
+    with app.db.write_lock(), app.db.session() as s:
         row = s.get(OutboxRow, row_id)
         row.attempts += 1
         s.add(OutboxAttempt(outbox_id=row_id, at=now, ok=ok, temporary=temporary, detail=detail[:2000]))

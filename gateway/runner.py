@@ -7,6 +7,7 @@ writes finish, stop workers, exit within a bounded time. SIGHUP: reload rules.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 import threading
 
@@ -19,13 +20,77 @@ log = logging.getLogger("supportgw")
 SHUTDOWN_SECONDS = 10
 
 
+def _worker_main(config) -> None:
+    """A worker process: turns spooled mail into tickets and sends the outbox."""
+    from gateway.app import build_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
+    app = build_app(config, migrate=False)
+    dispatcher = Dispatcher(app)
+    processor = Processor(app, on_processed=dispatcher.kick, interval=0.3)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    dispatcher.start()
+    processor.start()
+    done.wait()
+    processor.stop()
+    dispatcher.stop()
+    processor.join(SHUTDOWN_SECONDS)
+    dispatcher.join(SHUTDOWN_SECONDS)
+
+
+class WorkerPool:
+    """Worker processes, restarted if one dies."""
+
+    def __init__(self, config, count: int) -> None:
+        self.config, self.count = config, count
+        self.ctx = multiprocessing.get_context("spawn")
+        self.procs: list = []
+
+    def start(self) -> None:
+        self.procs = [self._spawn() for _ in range(self.count)]
+
+    def _spawn(self):
+        p = self.ctx.Process(target=_worker_main, args=(self.config,), name="supportgw-worker", daemon=False)
+        p.start()
+        return p
+
+    def check(self) -> None:
+        for i, p in enumerate(self.procs):
+            if not p.is_alive():
+                log.error("worker process %s exited with %s; restarting it", p.pid, p.exitcode)
+                self.procs[i] = self._spawn()
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker finishes its transaction and exits
+        for p in self.procs:
+            p.join(SHUTDOWN_SECONDS)
+            if p.is_alive():
+                p.kill()
+
+
+class _Nothing:
+    def start(self): pass
+    def stop(self): pass
+    def join(self, *_): pass
+    def kick(self): pass
+
+
 class Gateway:
     """All running parts of one gateway process."""
 
-    def __init__(self, app, *, smtp: bool = True, imap: bool = True, scheduler: bool = True) -> None:
+    def __init__(self, app, *, smtp: bool = True, imap: bool = True, scheduler: bool = True,
+                 workers: int = 0) -> None:
         self.app = app
-        self.dispatcher = Dispatcher(app)
-        self.processor = Processor(app, on_processed=self.dispatcher.kick)
+        self.pool = WorkerPool(app.config, workers) if workers else None
+        if self.pool:
+            self.dispatcher, self.processor = _Nothing(), _Nothing()
+        else:
+            self.dispatcher = Dispatcher(app)
+            self.processor = Processor(app, on_processed=self.dispatcher.kick)
         self.writer = SpoolWriter(app, on_spooled=self.processor.kick)
         self.controller = None
         self.pollers: list = []
@@ -34,6 +99,8 @@ class Gateway:
         self.stopped = threading.Event()
 
     def start(self) -> "Gateway":
+        if self.pool:
+            self.pool.start()
         self.writer.start()
         self.processor.start()
         self.dispatcher.start()
@@ -46,6 +113,9 @@ class Gateway:
             from gateway.imap import start_pollers
 
             self.pollers = start_pollers(self.app, on_spooled=self.processor.kick)
+        from gateway.survey_web import start_survey_server
+
+        self.survey_server = start_survey_server(self.app)  # None unless workflow.survey_listen is set
         if self._want_scheduler:
             try:
                 from gateway.scheduler import start_scheduler
@@ -66,12 +136,16 @@ class Gateway:
             p.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if getattr(self, "survey_server", None) is not None:
+            self.survey_server.shutdown()
         self.writer.stop()
         self.writer.join(SHUTDOWN_SECONDS)
         self.processor.stop()
         self.dispatcher.stop()
         for t in [self.processor, self.dispatcher, *self.pollers]:
             t.join(SHUTDOWN_SECONDS)
+        if self.pool:
+            self.pool.stop()
         self.stopped.set()
 
     def reload_rules(self) -> None:
@@ -80,7 +154,7 @@ class Gateway:
 
 
 def run_forever(app) -> int:
-    gw = Gateway(app).start()
+    gw = Gateway(app, workers=app.config.gateway.workers).start()
     done = threading.Event()
 
     def _stop(signum, _frame):
@@ -90,7 +164,9 @@ def run_forever(app) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, lambda *_: gw.reload_rules())
-    while not done.wait(5):
+    while not done.wait(2):
+        if gw.pool:
+            gw.pool.check()
         try:
             if app.rules.reload_if_changed():
                 log.info("rules file changed: reloaded")

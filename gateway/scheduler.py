@@ -37,6 +37,7 @@ LEASE_SECONDS = 300  # longer than any run; a crashed holder's lease expires aft
 JOBS: dict[str, tuple[str, float]] = {
     "sla-watch": ("gateway.sla:run_sla_watch", 60.0),
     "pending-reminders": ("gateway.pending:run_pending_reminders", 300.0),
+    "weekly-report": ("gateway.weekly_report:run_weekly_report", 600.0),
 }
 
 _registry: dict[str, dict] = {}  # app key -> {"app": App, "kick": callable}

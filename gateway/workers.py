@@ -21,7 +21,7 @@ log = logging.getLogger("supportgw.workers")
 
 
 class SpoolWriter(threading.Thread):
-    def __init__(self, app, on_spooled=None, max_batch: int = 64) -> None:
+    def __init__(self, app, on_spooled=None, max_batch: int = 256) -> None:
         super().__init__(name="spool-writer", daemon=True)
         self.app = app
         self.on_spooled = on_spooled
@@ -103,7 +103,7 @@ class Processor(threading.Thread):
         delay = 1.0
         while not self._halt.is_set():
             try:
-                counts = pipeline.process_pending(self.app)
+                counts = pipeline.process_pending(self.app, per_message=True)
                 delay = 1.0
                 if counts and self.on_processed:
                     self.on_processed()

@@ -6,7 +6,10 @@ here keeps a global session.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import fcntl
+import os
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -48,11 +51,50 @@ def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> En
     )
 
 
+class _FileLock:
+    """An exclusive flock shared by every process writing one SQLite file.
+
+    SQLite's own busy handler sleeps up to 100 ms between retries, so a busy
+    writer can starve the others; a kernel lock wakes the next waiter at once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth:  # re-entrant within a thread
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._local.depth = 1
+            try:
+                yield
+            finally:
+                self._local.depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
 class Database:
     def __init__(self, url: str, **kw) -> None:
         self.url = url
         self.engine = make_engine(url, **kw)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+        if path and path != ":memory:":
+            self.write_lock = _FileLock(Path(path + ".writelock"))
+        else:
+            self.write_lock = nullcontext  # PostgreSQL: row locks do the job
 
     @property
     def is_sqlite(self) -> bool:
