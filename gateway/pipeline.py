@@ -46,7 +46,7 @@ def spool(app, raws: list[tuple[bytes, Source]]) -> list[spool_store.Spooled]:
     items = [spool_store.Incoming(raw=r, source=src.name, message_id=quick.message_id(r),
                                   envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to))
              for r, src in raws]
-    with app.db.session() as s:
+    with app.db.write_lock(), app.db.session() as s:
         return spool_store.add_many(s, items, app.now())
 
 
@@ -129,17 +129,24 @@ def process_entry(app, session: Session, entry: SpoolEntry) -> str:
     return outcome or "processed"
 
 
-def process_ids(app, ids: list[int]) -> Counter:
-    """Process these spool rows in one transaction (each in its own savepoint)."""
+def process_ids(app, ids: list[int], *, per_message: bool = False) -> Counter:
+    """Process these spool rows in one transaction (each in its own savepoint).
+
+    `per_message` commits after each message instead: a background worker uses it
+    so that it never holds SQLite's single write lock for long while the SMTP
+    edge waits to spool.
+    """
     counts: Counter = Counter()
     if not ids:
         return counts
-    with app.db.session() as s:
-        stmt = select(SpoolEntry).where(SpoolEntry.id.in_(ids), SpoolEntry.status == "pending").order_by(SpoolEntry.id)
-        if not app.db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        for entry in s.execute(stmt).scalars():
-            counts[process_entry(app, s, entry)] += 1
+    for group in ([[i] for i in ids] if per_message else [ids]):
+        with app.db.write_lock(), app.db.session() as s:
+            stmt = (select(SpoolEntry).where(SpoolEntry.id.in_(group), SpoolEntry.status == "pending")
+                    .order_by(SpoolEntry.id))
+            if not app.db.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            for entry in s.execute(stmt).scalars():
+                counts[process_entry(app, s, entry)] += 1
     return counts
 
 
@@ -149,13 +156,13 @@ def pending_ids(app, limit: int = 200) -> list[int]:
                               .order_by(SpoolEntry.id).limit(limit)).scalars())
 
 
-def process_pending(app, batch: int = 10) -> Counter:
+def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Counter:
     total: Counter = Counter()
     while True:
         ids = pending_ids(app, batch)
         if not ids:
             return total
-        c = process_ids(app, ids)
+        c = process_ids(app, ids, per_message=per_message)
         total.update(c)
         if not c:
             return total
