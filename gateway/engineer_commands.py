@@ -104,14 +104,24 @@ def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: 
     """Escalation/handover and closure: each owned by its own module; called after the relay."""
     from gateway import closure, handover
 
+    result, name = None, None
     if block.get("escalate"):
-        handover.escalate(app, session, ticket, actor=actor, note=body)
+        result, name = handover.escalate(app, session, ticket, actor=actor, note=body), "escalate"
     elif block.get("handover"):
-        handover.handover(app, session, ticket, reason="#handover by mail", actor=actor)
+        result, name = handover.handover(app, session, ticket, reason="#handover by mail", actor=actor), "handover"
     elif block.get("cannot"):
-        handover.cannot(app, session, ticket, actor=actor)
+        result, name = handover.cannot(app, session, ticket, actor=actor), "cannot"
+    if result is not None and not result:
+        _tell_refused(app, session, ticket, actor=actor, command=name, why=getattr(result, "detail", ""))
     status = closure_status(block)
     if status:
         kb = block.get("kb")
         closure.resolve(app, session, ticket, actor=actor, solution=body if block.is_solution else "",
                         kb_tags=tuple(kb.args) if kb else None, status=status)
+
+
+def _tell_refused(app, session, ticket: Ticket, *, actor: str, command: str, why: str) -> None:
+    """A workflow command the rules refused (already at tier 2, nobody to hand over to): say so."""
+    rendered = app.templates.render("command_refused", ticket.language, ticket=ticket, command=command, why=why)
+    outbox.queue(app, session, kind="command_refused", ticket=ticket, rendered=rendered, to=[actor],
+                 reply_to_for=actor, extra_headers=notify.AUTOMATIC_HEADERS)

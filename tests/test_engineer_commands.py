@@ -279,3 +279,28 @@ def test_engineer_address_typed_into_the_text_is_replaced_by_the_support_address
     text = all_text(m["raw"])
     assert "@support.example.com" not in text
     assert "write to support@support.example.test or support@support.example.test directly." in body_text(m["msg"])
+
+
+# ---- with the real escalation and closure modules (no stand-ins)
+
+def test_status_resolved_relays_the_answer_then_the_closure_uses_it_as_solution(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "#status resolved\n#time 15m\nRaise proxy_read_timeout to 120s.\n"))
+    kinds = [m["msg"]["Subject"] for m in customer_mail(desk.new_mail())]
+    assert len(kinds) == 2  # the answer, then the closure mail with the survey
+    t = ticket(desk.app, tid)
+    assert t.status == "resolved" and t.solution == "Raise proxy_read_timeout to 120s."
+    assert t.first_responded_at is not None
+
+
+def test_escalate_moves_the_ticket_to_tier_two_and_a_second_escalate_is_refused_politely(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "#escalate\nWe are bringing in a specialist.\n"))
+    t = ticket(desk.app, tid)
+    assert t.tier == 2 and t.escalated_from == ALICE and t.handler != ALICE
+    desk.new_mail()
+    desk.receive(reply_to(note, "#escalate\n"))
+    [refused] = [m["msg"] for m in desk.new_mail() if ALICE in m["to"]]
+    assert "#escalate was not done" in refused["Subject"] and "already at tier 2" in body_text(refused)
