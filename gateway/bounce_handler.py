@@ -151,12 +151,15 @@ def tell_owner(app, session, row: OutboxRow, ticket: Ticket | None, *, template:
                diagnostic: str, recipients: list[str]) -> OutboxRow | None:
     """Tell whoever handles the ticket that `row` never reached its recipient(s).
 
-    Quiet when the failed mail was itself such a notice (no loop), when the failed mail
-    went to the engineer we would tell, or when nobody handles the ticket: the event
-    history always has the facts.
+    Quiet when the failed mail was itself such a notice (no loop), when it went only to
+    engineers (no customer is waiting for it), or when nobody handles the ticket: the
+    event history always has the facts.
     """
     if ticket is None or row.kind in NOTICE_KINDS:
         return None
+    staff = app.engineer_addresses()
+    if all(a.lower() in staff for a in row.envelope_to or []):
+        return None  # our own notification to an engineer: no customer waits for it; the event says it
     engineer = (ticket.handler or ticket.owner or "").lower()
     if not engineer or engineer in {a.lower() for a in row.envelope_to or []}:
         outbox.record(session, ticket, "delivery_unnoticed", app.now(),

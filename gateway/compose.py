@@ -81,6 +81,8 @@ def build_message(
         msg.attach(body)
         for filename, ctype, data in attachments:
             maintype, _, subtype = ctype.partition("/")
+            if maintype == "message":  # message/* may not be base64 (RFC 2046) and breaks the generator
+                maintype, subtype = "application", "octet-stream"
             part = MIMEBase(maintype or "application", subtype or "octet-stream")
             part.set_payload(data)
             encoders.encode_base64(part)

@@ -89,8 +89,12 @@ def test_crlf_in_name_and_subject_never_becomes_a_header(app):
     [ticket] = rows(app, Ticket)
     assert "Bcc" in ticket.subject  # stored as the customer wrote it ...
     out = dispatch(app)
-    [sent] = out.sent
+    [sent] = [m for m in out.sent if "eve@customer.example.com" in m["to"]]
     assert sent["to"] == ["eve@customer.example.com"]  # ... but the envelope is ours alone
+    assert not any("evil.example" in rcpt for m in out.sent for rcpt in m["to"])
+    for m in out.sent:  # nor does any notification to an engineer carry an injected header
+        names = {k.lower() for k in parse(m["raw"]).keys()}
+        assert "bcc" not in names and "x-injected" not in names
     ack = parse(sent["raw"])
     header_names = {k.lower() for k in ack.keys()}
     assert "bcc" not in header_names and "x-injected" not in header_names
@@ -105,7 +109,7 @@ def test_template_syntax_in_customer_text_appears_literally(app):
                     body="{% for x in range(3) %}loop{% endfor %} {{ ''.__class__.__mro__ }}\n"))
     [t] = rows(app, Ticket)
     assert t.subject == "{{ 7*7 }} {{ config }} {% raw %}"
-    [sent] = dispatch(app).sent
+    [sent] = [m for m in dispatch(app).sent if m["to"] == ["alice@customer.example.com"]]
     ack = parse(sent["raw"])
     assert "{{ 7*7 }} {{ config }} {% raw %}" in ack["Subject"]
     assert "49" not in ack["Subject"]
