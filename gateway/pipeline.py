@@ -88,6 +88,23 @@ def _already_stored(session: Session, email) -> bool:
     ).first() is not None
 
 
+def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
+    """Is a message this one replies to spooled earlier but not processed yet?
+
+    With several workers a reply can be picked up while its parent is still being
+    processed elsewhere; threading it now would open a second ticket. It waits a
+    round instead. Only earlier spool rows count, so two messages naming each
+    other can never wait on each other.
+    """
+    ids = list(dict.fromkeys(list(email.in_reply_to) + list(email.references)))[:50]
+    if not ids:
+        return False
+    return session.execute(
+        select(SpoolEntry.id).where(SpoolEntry.message_id.in_(ids), SpoolEntry.status == "pending",
+                                    SpoolEntry.id < entry.id).limit(1)
+    ).first() is not None
+
+
 def process_entry(app, session: Session, entry: SpoolEntry) -> str:
     """Process one spooled message inside the caller's transaction. Never raises."""
     entry.attempts += 1
@@ -104,6 +121,9 @@ def process_entry(app, session: Session, entry: SpoolEntry) -> str:
     try:
         with session.begin_nested():
             email = parse_email(entry.raw, own_addresses=app.own_addresses)
+            if _parent_still_pending(session, entry, email):
+                entry.attempts -= 1
+                return "deferred"
             if _already_stored(session, email):
                 outcome = "duplicate"
             else:
@@ -164,7 +184,7 @@ def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Count
             return total
         c = process_ids(app, ids, per_message=per_message)
         total.update(c)
-        if not c:
+        if not c or set(c) == {"deferred"}:  # nothing more can move this round
             return total
 
 

@@ -32,7 +32,7 @@ class SpoolEntry(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    message_id: Mapped[str] = mapped_column(String(998), default="")
+    message_id: Mapped[str] = mapped_column(String(998), default="", index=True)
     # sha256(message_id NUL sha256): one row per distinct message, whatever the source.
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
     envelope_from: Mapped[str] = mapped_column(String(998), default="")

@@ -161,6 +161,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('dedupe_key')
     )
     with op.batch_alter_table('spool', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_spool_message_id'), ['message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_spool_status'), ['status'], unique=False)
 
     op.create_table('survey_responses',
@@ -312,6 +313,7 @@ def downgrade() -> None:
 
     op.drop_table('survey_responses')
     with op.batch_alter_table('spool', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_spool_message_id'))
         batch_op.drop_index(batch_op.f('ix_spool_status'))
 
     op.drop_table('spool')
