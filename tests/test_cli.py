@@ -1,0 +1,181 @@
+"""The `supportgw` command line, run as a user would (in-process main(), real files)."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from tests.conftest import corpus, fresh_database_url
+from tests.mail import build
+
+SUPPORT = "support@support.example.test"
+
+
+@pytest.fixture
+def cfgfile(tmp_path):
+    url = fresh_database_url(tmp_path)
+    key = tmp_path / "secret.key"
+    key.write_text("cli-test-secret-0123456789abcdef\n")
+    key.chmod(0o600)
+    path = tmp_path / "supportgw.toml"
+    path.write_text(f"""
+[gateway]
+data_dir = "{tmp_path / 'var'}"
+secret_key = {{ file = "{key}" }}
+[database]
+url = "{url}"
+""")
+    yield path
+    from tests.conftest import drop_database
+    drop_database(url)
+
+
+def run(cfg, *args, capsys):
+    code = main(["--config", str(cfg), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_ingest_eml_maildir_and_mbox_with_json_counts(cfgfile, tmp_path, capsys):
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(build(msgid="<e1@c>", subject="from a file"))
+    md = mailbox.Maildir(str(tmp_path / "md"), create=True)
+    md.add(build(msgid="<e2@c>", subject="from maildir"))
+    md.add(build(msgid="<e3@c>", in_reply_to="<e2@c>", subject="Re: from maildir"))
+    mb = mailbox.mbox(str(tmp_path / "box.mbox"), create=True)
+    mb.add(build(msgid="<e4@c>", subject="from mbox", frm="bob@customer.example.com"))
+    mb.flush()
+    code, out, _ = run(cfgfile, "ingest", "--json", str(eml), str(tmp_path / "md"), str(tmp_path / "box.mbox"),
+                       capsys=capsys)
+    assert code == 0
+    counts = json.loads(out)
+    assert counts["ingested"] == 4
+    assert counts["tickets_created"] == 3
+    assert counts["threaded"] == 1
+    assert counts["duplicates"] == 0 and counts["quarantined"] == 0
+
+    code, out, _ = run(cfgfile, "ingest", "--json", str(eml), capsys=capsys)  # same file again
+    assert json.loads(out)["duplicates"] == 1
+
+    code, out, _ = run(cfgfile, "tickets", "list", "--json", capsys=capsys)
+    tickets = json.loads(out)
+    assert {t["subject"] for t in tickets} == {"from a file", "from maildir", "from mbox"}
+    for t in tickets:
+        assert {"ref", "subject", "status", "priority", "requester", "messages"} <= set(t)
+    assert max(t["messages"] for t in tickets) == 2
+
+    ref = tickets[0]["ref"]
+    code, out, _ = run(cfgfile, "tickets", "show", ref, capsys=capsys)
+    assert code == 0 and ref in out and "History:" in out
+
+
+def test_outbox_list_and_send(cfgfile, tmp_path, capsys):
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(build(msgid="<o1@c>"))
+    run(cfgfile, "ingest", str(eml), capsys=capsys)
+    code, out, _ = run(cfgfile, "outbox", "list", "--json", capsys=capsys)
+    rows = json.loads(out)
+    ack = [r for r in rows if r["kind"] == "acknowledgement"]
+    assert len(ack) == 1
+    assert {"id", "to", "subject", "message_id", "kind", "status", "attempts"} <= set(ack[0])
+    assert ack[0]["status"] == "pending" and ack[0]["to"] == ["alice@customer.example.com"]
+    code, out, _ = run(cfgfile, "outbox", "send", capsys=capsys)
+    assert code == 0
+    sent = list((tmp_path / "var" / "sent" / "new").iterdir())
+    assert any(b"Auto-Submitted: auto-replied" in p.read_bytes() for p in sent)
+    code, out, _ = run(cfgfile, "outbox", "list", "--json", capsys=capsys)
+    assert all(r["status"] == "sent" and r["attempts"] == 1 for r in json.loads(out))
+
+
+def test_parse_json_has_the_documented_keys(tmp_path, capsys):
+    eml = tmp_path / "x.eml"
+    eml.write_bytes(build(msgid="<p1@c>", body="Hi\n\nOn Mon, Alice wrote:\n> old text\n"))
+    code = main(["parse", str(eml), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for key in ("from", "to", "cc", "subject", "message_id", "in_reply_to", "references", "text", "language",
+                "attachments", "reply_text", "signature", "automatic", "automatic_reason"):
+        assert key in data
+    assert data["message_id"] == "p1@c"
+    assert data["reply_text"].strip() == "Hi"
+
+
+def test_parse_gb18030_corpus_sample(capsys):
+    path = corpus("rt-request-tracker", "new-ticket-from-gb18030")
+    main(["parse", str(path), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["subject"] == "测试"
+    assert data["language"] == "zh-CN"
+
+
+def test_ingest_chinese_charset_corpus_samples_become_readable_tickets(cfgfile, capsys):
+    files = [corpus("rt-request-tracker", "new-ticket-from-gb18030"), corpus("webklex-php-imap", "gbk_charset.eml")]
+    code, out, _ = run(cfgfile, "ingest", "--json", *map(str, files), capsys=capsys)
+    assert json.loads(out)["quarantined"] == 0
+    code, out, _ = run(cfgfile, "tickets", "list", "--json", capsys=capsys)
+    subjects = [t["subject"] for t in json.loads(out)]
+    assert "测试" in subjects
+    assert all("\ufffd" not in s for s in subjects)
+
+
+def test_invalid_config_names_file_key_and_expectation(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[smtp]\nport = "twenty-five"\nmax_mesage_size = 10\n')
+    code = main(["--config", str(bad), "tickets", "list"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(bad) in err
+    assert "smtp.port" in err
+    assert "smtp.max_mesage_size" in err and "unknown key" in err
+
+
+def test_missing_config_says_how_to_create_one(tmp_path, capsys):
+    code = main(["--config", str(tmp_path / "nope.toml"), "tickets", "list"])
+    assert code == 2
+    assert "supportgw init" in capsys.readouterr().err
+
+
+def test_init_writes_config_and_key_then_run_accepts_mail(tmp_path):
+    """What `make run` does, as a real process: init, run, send a mail, read the acknowledgement."""
+    import signal
+    import socket
+    import time
+
+    from tests.conftest import free_port, wait_for
+    from tests.mail import send
+
+    exe = Path(sys.executable).parent / "supportgw"
+    env = dict(os.environ)
+    env.pop("SUPPORTGW_CONFIG", None)
+    subprocess.run([str(exe), "init"], cwd=tmp_path, check=True, env=env, capture_output=True)
+    cfg = tmp_path / "supportgw.toml"
+    assert cfg.exists()
+    key = tmp_path / "var" / "secret.key"
+    assert key.exists() and (key.stat().st_mode & 0o077) == 0
+    port = free_port()
+    cfg.write_text(cfg.read_text().replace("port = 2525", f"port = {port}"))
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([str(exe), "run"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    try:
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+        wait_for(listening, timeout=60, what="the listener")
+        send(port, build(msgid="<run1@c>"), "alice@customer.example.com", [SUPPORT])
+        sent = tmp_path / "var" / "sent" / "new"
+        wait_for(lambda: sent.exists() and any(sent.iterdir()), timeout=60, what="acknowledgement in var/sent")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()[-2000:]
