@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import handover, notify, outbox
@@ -61,6 +62,18 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     return msg
 
 
+def add_customer_ccs(ib: Inbound, ticket: Ticket) -> None:
+    """The requester decides who else is in the conversation: people they CC join it."""
+    engineers = ib.app.engineer_addresses()
+    known = set(ib.session.execute(
+        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "cc")).scalars())
+    for addr, name in _support_ccs(ib.app, ib.email):
+        if addr not in known and addr not in engineers:
+            ib.session.add(Participant(ticket_id=ticket.id, email=addr, name=name, role="cc"))
+            outbox.record(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
+                          actor=ib.email.sender.email, address=addr)
+
+
 def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
     """The customer's CCs (and other To addresses) that are not us: they stay on the ticket."""
     out = []
@@ -70,7 +83,8 @@ def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
     return out
 
 
-def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None) -> Ticket:
+def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False) -> Ticket:
+    """A new ticket. `held`: a stranger's mail kept for the owner's approval before anything goes out."""
     app, s, e, now = ib.app, ib.session, ib.email, ib.now
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
     ticket = Ticket(
@@ -82,6 +96,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None) -> Ticket:
         tags=list(decision.tags), created_at=now, updated_at=now,
         first_response_due=decision.first_response_due, resolution_due=decision.resolution_due,
         sla_policy=decision.sla_policy or "", linked_ticket_id=linked_to.id if linked_to else None,
+        held=held,
     )
     s.add(ticket)
     s.flush()
@@ -104,7 +119,11 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None) -> Ticket:
                   category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
                   rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired])
     msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
-    send_acknowledgement(ib, ticket)
+    if held:
+        outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
+                      "the sender is not on that ticket; no acknowledgement until released")
+    else:
+        send_acknowledgement(ib, ticket)
     handover.on_created(app, s, ticket, decision)
     notify.on_new_ticket(app, s, ticket, msg)
     return ticket
@@ -182,6 +201,8 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
         ticket.status = "open"
         outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
     msg = store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
+    if ib.email.sender.email == ticket.requester_email and not ib.email.automatic:
+        add_customer_ccs(ib, ticket)
     outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
                   actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
     notify.on_customer_message(app, s, ticket, msg)

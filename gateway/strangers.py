@@ -37,8 +37,4 @@ def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
 
 
 def create_ticket_held(ib: Inbound, original: Ticket) -> Ticket:
-    ticket = create_ticket(ib, linked_to=original)
-    ticket.held = True
-    outbox.record(ib.session, ticket, "held", ib.now,
-                  f"held for the owner of {original.ref}: sender is not on that ticket")
-    return ticket
+    return create_ticket(ib, linked_to=original, held=True)

@@ -132,3 +132,28 @@ def test_routing_history_names_each_rule_that_fired(app):
     assert "rule '" in routed.detail
     assert routed.data["rules"], "the fired rules are kept as data too"
     assert t.priority in ("P1", "P2")
+
+
+def test_people_the_requester_ccs_later_join_and_their_reply_all_threads(app):
+    carol = "carol@customer.example.com"
+    _run(app, build(msgid="<root@c>"))
+    _run(app, build(msgid="<r@c>", in_reply_to="<root@c>", cc=carol, subject="Re: Printer on fire"))
+    out = _run(app, build(frm=carol, name="Carol", msgid="<c1@c>", in_reply_to="<r@c>", subject="Re: Printer on fire"))
+    assert out["threaded"] == 1
+    assert len(_tickets(app)) == 1
+
+
+def test_held_stranger_ticket_gets_no_acknowledgement(make_app):
+    from storage.models import OutboxRow
+
+    app = make_app(workflow={"stranger_policy": "hold"})
+    _run(app, build(msgid="<root@c>"))
+    ref = _tickets(app)[0].ref
+    out = _run(app, build(frm=MALLORY, msgid="<m9@evil>", subject=f"Re: [{ref}] hello", name=""))
+    assert out["held"] == 1
+    held = _tickets(app)[1]
+    assert held.held
+    with app.db.session() as s:
+        acks = s.execute(select(OutboxRow).where(OutboxRow.kind == "acknowledgement",
+                                                 OutboxRow.ticket_id == held.id)).scalars().all()
+    assert acks == []
