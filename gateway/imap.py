@@ -87,10 +87,11 @@ class Poller(threading.Thread):
                 if not self._hold_lease():
                     self._halt.wait(min(2.0, self.mb.lease_seconds / 4))
                     continue
-                client = None
+                client, clean = None, False
                 try:
                     client = connect(self.mb)
                     self._session(client)
+                    clean = True
                 except LeaseLost:
                     log.warning("imap %s: lease taken over by another gateway; standing by", self.mb.name)
                 except ImapProblem as exc:
@@ -106,7 +107,7 @@ class Poller(threading.Thread):
                     log.exception("imap %s: unexpected error", self.mb.name)
                     self._failed(f"{where(self.mb)}: unexpected {type(exc).__name__}: {exc}")
                 finally:
-                    close(client)
+                    close(client, graceful=clean)
         finally:
             if self._holding:
                 try:

@@ -101,20 +101,25 @@ def select(client: IMAPClient, mb: ImapMailbox) -> dict:
                                     f"folders on the server: {names}") from None
 
 
-def close(client: IMAPClient | None) -> None:
-    _close(client)
+def close(client: IMAPClient | None, *, graceful: bool = True) -> None:
+    """LOGOUT, or with graceful=False just drop the socket: after a failure the session may be
+    mid-IDLE or half-read, and a LOGOUT would wait out the whole timeout for a reply."""
+    _close(client, graceful)
 
 
-def _close(client) -> None:
+def _close(client, graceful: bool = True) -> None:
     if client is None:
         return
-    try:
-        client.logout()
-    except Exception:
+    if graceful:
         try:
-            client.shutdown()
+            client.logout()
+            return
         except Exception:
             pass
+    try:
+        client.shutdown()
+    except Exception:
+        pass
 
 
 def _text(exc: Exception) -> str:

@@ -244,13 +244,14 @@ def test_two_gateways_on_one_mailbox_one_drains_the_other_takes_over(dovecot, ma
     b.start()
     dovecot.append(*mails(12, "lease"))
     try:
-        wait_for(lambda: spooled(app_a) == 12, timeout=30, what="12 spooled")
+        wait_for(lambda: a.spooled + b.spooled == 12, timeout=30, what="12 spooled and acknowledged")
         assert (a.spooled, b.spooled) == (12, 0)
+        assert spooled(app_a) == 12
         a.stop()
         a.join(15)
         dovecot.append(*mails(3, "takeover"))
-        wait_for(lambda: spooled(app_a) == 15, timeout=30, what="b takes over")
-        assert b.spooled == 3
+        wait_for(lambda: b.spooled == 3, timeout=30, what="b takes over")
+        assert spooled(app_a) == 15
         assert len({r.dedupe_key for r in spool_rows(app_a)}) == 15
     finally:
         for p in (a, b):
