@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 
@@ -25,6 +26,8 @@ def _worker_main(config) -> None:
     from gateway.app import build_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
+    parent = os.getppid()
+    _die_with_parent()
     app = build_app(config, migrate=False)
     dispatcher = Dispatcher(app)
     processor = Processor(app, on_processed=dispatcher.kick, interval=0.3)
@@ -33,11 +36,25 @@ def _worker_main(config) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     dispatcher.start()
     processor.start()
-    done.wait()
+    while not done.wait(1.0):
+        if os.getppid() != parent:  # the gateway was killed: never outlive it
+            log.error("gateway process %s is gone; worker exiting", parent)
+            break
     processor.stop()
     dispatcher.stop()
     processor.join(SHUTDOWN_SECONDS)
     dispatcher.join(SHUTDOWN_SECONDS)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its gateway dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the getppid() check in the loop still ends us
 
 
 class WorkerPool:
