@@ -42,11 +42,14 @@ def thread_index(root_message_id: str) -> str:
 def _encode(value: str) -> str:
     """RFC 2047 only when needed: plain ASCII stays readable."""
     value = clean_header(value)
-    return value if value.isascii() else Header(value, "utf-8").encode()
+    if value.isascii():
+        return value
+    # one line of encoded words; _fold() breaks it at the spaces between them
+    return Header(value, "utf-8").encode(linesep="\n").replace("\n ", " ").replace("\n", " ")
 
 
 def _addr(pair: tuple[str, str]) -> str:
-    return formataddr((clean_header(pair[0]), pair[1]), charset="utf-8")
+    return formataddr((clean_header(pair[0]), pair[1]), charset="utf-8").replace("\n ", " ")
 
 
 def build_message(
@@ -88,31 +91,48 @@ def build_message(
             encoders.encode_base64(part)
             part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", clean_header(filename)))
             msg.attach(part)
-    msg["From"] = _addr(from_addr)
-    msg["To"] = ", ".join(clean_header(a) for a in to)
+    headers: list[tuple[str, str]] = [("From", _addr(from_addr)),
+                                      ("To", ", ".join(clean_header(a) for a in to))]
     if cc:
-        msg["Cc"] = ", ".join(clean_header(a) for a in cc)
+        headers.append(("Cc", ", ".join(clean_header(a) for a in cc)))
     if reply_to:
-        msg["Reply-To"] = clean_header(reply_to)
-    msg["Subject"] = _encode(rendered.subject)
-    msg["Message-ID"] = f"<{message_id}>"
-    msg["Date"] = format_datetime(date) if date is not None else formatdate(localtime=False)
+        headers.append(("Reply-To", clean_header(reply_to)))
+    headers += [("Subject", _encode(rendered.subject)), ("Message-ID", f"<{message_id}>"),
+                ("Date", format_datetime(date) if date is not None else formatdate(localtime=False))]
     if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
+        headers.append(("In-Reply-To", f"<{in_reply_to}>"))
     refs = [r for r in (references or []) if r][-MAX_REFERENCES:]
     if refs:
-        msg["References"] = " ".join(f"<{r}>" for r in refs)
+        headers.append(("References", " ".join(f"<{r}>" for r in refs)))
     if thread_topic:
-        msg["Thread-Topic"] = _encode(thread_topic)
+        headers.append(("Thread-Topic", _encode(thread_topic)))
     if thread_root:
-        msg["Thread-Index"] = thread_index(thread_root)
+        headers.append(("Thread-Index", thread_index(thread_root)))
     if automatic:
         # RFC 3834 plus the headers Exchange and list software honour.
-        msg["Auto-Submitted"] = automatic
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["Precedence"] = "auto_reply"
+        headers += [("Auto-Submitted", automatic), ("X-Auto-Response-Suppress", "All"),
+                    ("Precedence", "auto_reply")]
     if loop_address:
-        msg["X-Loop"] = loop_address
+        headers.append(("X-Loop", loop_address))
     for k, v in (extra_headers or {}).items():
-        msg[k] = _encode(v)
-    return msg.as_bytes(policy=_CRLF)
+        headers.append((k, _encode(v)))
+    # Our values are already clean and RFC 2047-encoded: write them directly (the
+    # generic folder costs more than the rest of the message), and let the MIME
+    # generator write only the body part with its own Content-* headers.
+    head = "".join(f"{k}: {_fold(v)}\r\n" for k, v in headers).encode("ascii", "replace")
+    return head + msg.as_bytes(policy=_CRLF)
+
+
+def _fold(value: str, width: int = 76) -> str:
+    """Fold at spaces so no header line is longer than RFC 5322 recommends."""
+    if len(value) <= width:
+        return value
+    lines, line = [], ""
+    for word in value.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)

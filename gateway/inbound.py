@@ -58,6 +58,7 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
         msg.attachments.append(AttachmentRow(filename=att.filename, content_type=att.content_type,
                                              size=att.size, sha256=att.sha256))
     ib.session.add(ThreadId(message_id=e.message_id, ticket_id=ticket.id, outbound=False))
+    ib.session.info.pop("ticket_references", None)  # the thread grew: recompute References
     ticket.updated_at = ib.now
     return msg
 

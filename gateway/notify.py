@@ -119,11 +119,15 @@ def on_new_ticket(app, session, ticket, message) -> None:
     from gateway.engineer import log_ignored_on_new_ticket
 
     log_ignored_on_new_ticket(app, session, ticket, message)
+    if message is not None and message.automatic:
+        return  # a bounce or vacation reply is kept on the ticket; paging engineers for it is noise
     send(app, session, ticket, event="new", message=message)
 
 
 def on_customer_message(app, session, ticket, message) -> None:
     """A customer follow-up on an existing ticket: tell the handler and watchers."""
+    if message is not None and message.automatic:
+        return  # stored on the ticket, visible in its history; no page for a robot's mail
     send(app, session, ticket, event="message", message=message)
 
 

@@ -31,7 +31,19 @@ def may_send_automatic(app, session: Session, rcpt: str) -> bool:
 
 
 def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list[str]:
-    """The thread's Message-IDs, oldest first: the References chain for a new mail on it."""
+    """The thread's Message-IDs, oldest first: the References chain for a new mail on it.
+
+    Computed once per ticket per transaction: the notifications of one event all
+    answer the same thread, and our own new Message-IDs need not be in each other's chain.
+    """
+    cache = session.info.setdefault("ticket_references", {})
+    key = (ticket.id, limit)
+    if key not in cache:
+        cache[key] = _ticket_references(session, ticket, limit)
+    return list(cache[key])
+
+
+def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str]:
     rows = session.execute(
         select(ThreadId.message_id).where(ThreadId.ticket_id == ticket.id).order_by(ThreadId.id)
     ).scalars().all()

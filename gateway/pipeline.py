@@ -107,6 +107,7 @@ def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
 
 def process_entry(app, session: Session, entry: SpoolEntry) -> str:
     """Process one spooled message inside the caller's transaction. Never raises."""
+    session.info.pop("ticket_references", None)
     entry.attempts += 1
     # Over the size limit (an IMAP source cannot refuse it the way SMTP does with 552):
     # keep it, but for a person to look at rather than parse.

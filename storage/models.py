@@ -106,6 +106,8 @@ class Participant(Base):
 
 class Message(Base):
     __tablename__ = "messages"
+    # the loop detector asks "what did this sender send in the last hour?" for every message
+    __table_args__ = (Index("ix_messages_sender_time", "sender_email", "created_at"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     spool_id: Mapped[int | None] = mapped_column(ForeignKey("spool.id"), nullable=True, index=True)

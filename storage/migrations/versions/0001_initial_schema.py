@@ -216,6 +216,7 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_spool_id'), ['spool_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_message_id'), ['message_id'], unique=False)
+        batch_op.create_index('ix_messages_sender_time', ['sender_email', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('outbox',
@@ -300,6 +301,7 @@ def downgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_ticket_id'))
         batch_op.drop_index(batch_op.f('ix_messages_message_id'))
+        batch_op.drop_index('ix_messages_sender_time')
         batch_op.drop_index(batch_op.f('ix_messages_spool_id'))
 
     op.drop_table('messages')
