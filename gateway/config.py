@@ -60,6 +60,9 @@ class GatewaySection(_Strict):
     display_name: str = "Support"
     data_dir: str = "var"
     ref_prefix: str = "TS"
+    # Processing and outbound dispatch run in this many worker processes, so the CPU-heavy
+    # part never slows the SMTP edge (GIL); 0 keeps them as threads in the main process.
+    workers: int = Field(default=1, ge=0, le=16)
     language: Literal["auto", "en", "zh-CN"] = "auto"
     secret_key: Secret = Field(default_factory=lambda: Secret(file=None, value=None))
 
@@ -155,10 +158,10 @@ class WorkflowSection(_Strict):
     attachment_link_over: int = 10 * 1024 * 1024
     trust_dmarc: bool = False
     sla_warn_share: float = 0.75
+    sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     kb_suggestions: int = 0
     # Optional one-click survey web endpoint (gateway/survey_web.py), off by default:
     # survey_url is the public base URL put in closure emails, survey_listen "host:port" to serve on.
-    sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     survey_url: str = ""
     survey_listen: str = ""
 
