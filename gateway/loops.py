@@ -20,7 +20,7 @@ import hashlib
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Message
@@ -64,6 +64,13 @@ def repetition_reason(app, session: Session, email) -> str:
     if limit <= 0:
         return ""
     session.flush()  # the message being processed counts too
+    # Cheap first: an indexed count. Only a sender with more mails than the limit
+    # this hour has their texts read and compared.
+    recent = session.execute(select(func.count(Message.id)).where(
+        Message.sender_email == email.sender.email, Message.direction == "in",
+        Message.created_at >= app.now() - timedelta(hours=1))).scalar_one()
+    if recent <= limit:
+        return ""
     n = repeats_in_last_hour(session, email.sender.email, email.subject, email.text, app.now())
     if n > limit:
         return f"content repetition: {n} near-identical mails from {email.sender.email} within an hour (limit {limit})"
