@@ -207,3 +207,17 @@ def running(make_app, relay):
     yield start
     for gw in gws:
         gw.stop()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly what a machine without Dovecot or PostgreSQL did not test."""
+    if not ALLOW_SKIP:
+        return
+    skipped = terminalreporter.stats.get("skipped", [])
+    server = [r for r in skipped if "ALLOW_SKIP" in str(r.longrepr)]
+    if server:
+        tr = terminalreporter
+        tr.write_sep("!", f"SUPPORTGW_ALLOW_SKIP=1: {len(server)} test(s) needing a server were NOT run", red=True)
+        for r in server:
+            tr.write_line(f"  not run: {r.nodeid}")
+        tr.write_line("  CI (.ci/run) runs them all; install dovecot-imapd / PostgreSQL to run them here.")
