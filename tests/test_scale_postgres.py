@@ -133,8 +133,15 @@ def test_three_gateways_one_postgres_one_killed(tmp_path, pg_url, relay, dovecot
     imap_cfg = dovecot.mailbox_config("shared", poll_interval=1.0, after="seen")
 
     # the IMAP share: appended before the gateways start, so the drain races the SMTP load
+    # distinct words per mail: mails differing only in digits would (rightly) look like a loop
+    words = "printer server login invoice backup network disk mail portal report license vpn".split()
+
+    def text(i):
+        r = random.Random(i)
+        return " ".join(r.choice(words) for _ in range(12)) + "\n"
+
     imap_msgs = [build(msgid=f"<imap{i}@customer.example.com>", frm=f"imap{i % 97}@customer.example.com",
-                       subject=f"imap case {i}") for i in range(N_IMAP)]
+                       subject=f"imap case {i} {words[i % len(words)]}", body=text(i)) for i in range(N_IMAP)]
     for k in range(0, N_IMAP, 100):
         dovecot.append(*imap_msgs[k:k + 100])
 
@@ -161,9 +168,11 @@ def test_three_gateways_one_postgres_one_killed(tmp_path, pg_url, relay, dovecot
                     parent_of[i] = j
                     sender_of[i] = sender_of[j]  # the customer answers in their own thread
                     return build(msgid=f"<s{i}@customer.example.com>", frm=sender_of[i],
-                                 in_reply_to=f"<s{j}@customer.example.com>", subject=f"Re: case {j}")
+                                 in_reply_to=f"<s{j}@customer.example.com>", subject=f"Re: case {j}",
+                                 body=text(20_000 + i))
             sender_of[i] = f"user{i}@customer.example.com"
-            return build(msgid=f"<s{i}@customer.example.com>", frm=sender_of[i], subject=f"case {i}")
+            return build(msgid=f"<s{i}@customer.example.com>", frm=sender_of[i], subject=f"case {i}",
+                         body=text(10_000 + i))
 
         def client(idxs):
             conn, port = None, None
