@@ -59,8 +59,11 @@ _pg_template: dict[str, str] = {}
 _sqlite_template: dict[str, Path] = {}
 
 
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
 def _pg_admin_url() -> str:
-    return TEST_DB
+    return TEST_DB if TEST_DB.startswith("postgresql") else PG_DEFAULT
 
 
 def _pg_exec(sql: str) -> None:
@@ -76,10 +79,24 @@ def _pg_url_for(dbname: str) -> str:
     return f"{base}/{dbname}"
 
 
-def fresh_database_url(tmp_path: Path) -> str:
+def require_postgres() -> None:
+    """A test that needs PostgreSQL whichever backend the suite runs on."""
+    import psycopg
+
+    try:
+        psycopg.connect(_pg_admin_url().replace("+psycopg", ""), connect_timeout=3).close()
+    except Exception as exc:
+        if ALLOW_SKIP:
+            pytest.skip(f"PostgreSQL not reachable (SUPPORTGW_ALLOW_SKIP=1): {exc}")
+        pytest.fail(f"PostgreSQL not reachable at {_pg_admin_url()}: {exc}; start it, or set SUPPORTGW_ALLOW_SKIP=1")
+
+
+def fresh_database_url(tmp_path: Path, *, backend: str = "") -> str:
     from storage.migrate import upgrade
 
-    if TEST_DB.startswith("postgresql"):
+    if backend == "postgresql":
+        require_postgres()
+    if TEST_DB.startswith("postgresql") or backend == "postgresql":
         if "tmpl" not in _pg_template:
             tmpl = f"sgw_tmpl_{os.getpid()}"
             _pg_exec(f"DROP DATABASE IF EXISTS {tmpl}")
@@ -139,8 +156,8 @@ def make_config(tmp_path: Path, **sections):
 def make_app(tmp_path):
     made = []
 
-    def factory(clock=None, **sections):
-        url = fresh_database_url(tmp_path)
+    def factory(clock=None, backend: str = "", **sections):
+        url = fresh_database_url(tmp_path, backend=backend)
         cfg = make_config(tmp_path, database_url=url, **sections)
         app = build_app(cfg, clock=clock or SystemClock(), migrate=False)
         made.append(app)

@@ -88,9 +88,9 @@ def test_sqlite_read_only_answers_451_then_resumes_by_itself(sqlite_gateway):
     wait_for(lambda: [t.subject for t in rows(gw.app, Ticket)] == ["writable again"], what="ticket")
 
 
-@pytest.mark.skipif(not TEST_DB.startswith("postgresql"), reason="needs SUPPORTGW_TEST_DB (PostgreSQL)")
+@pytest.mark.postgres
 def test_postgresql_unavailable_answers_451_then_resumes(running):
-    gw = running(database={"connect_timeout": 2})
+    gw = running(database={"connect_timeout": 2}, backend="postgresql")  # on PostgreSQL in either pass
     name = gw.app.db.url.rpartition("/")[2]
     assert _try_send(gw.smtp_port, "before") == 250
     _pg_exec(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
