@@ -19,6 +19,7 @@ from gateway.workers import Processor, SpoolWriter
 log = logging.getLogger("supportgw")
 
 SHUTDOWN_SECONDS = 10
+WORKER_NICENESS = 10
 
 
 def _worker_main(config) -> None:
@@ -28,6 +29,9 @@ def _worker_main(config) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
     parent = os.getppid()
     _die_with_parent()
+    # The edge must answer SMTP and IMAP promptly; a burst waits safely in the spool.
+    # So the worker yields the CPU to the gateway process whenever both want it.
+    os.nice(WORKER_NICENESS)
     app = build_app(config, migrate=False)
     dispatcher = Dispatcher(app)
     processor = Processor(app, on_processed=dispatcher.kick, interval=0.3)
