@@ -8,7 +8,9 @@ The lease is taken with a single conditional UPDATE (mine, or expired), then an
 INSERT when no row exists yet; a concurrent INSERT loses on the primary key.
 Both statements behave the same on SQLite (one writer at a time) and on
 PostgreSQL (READ COMMITTED re-checks the WHERE clause on the row it waited for),
-so two processes can never both believe they hold it. Times come from
+so two processes can never both believe they hold it. On SQLite the writes
+also take the database's write lock, like every writer, so none of them waits
+in SQLite's sleeping busy handler. Times come from
 `app.now()`: gateways sharing a database must keep their clocks in sync (NTP).
 """
 
@@ -37,7 +39,7 @@ def load_progress(app, mailbox: str) -> Progress | None:
 
 def save_progress(app, mailbox: str, uidvalidity: int, last_uid: int) -> None:
     """Record progress; never moves last_uid backwards within one UIDVALIDITY."""
-    with app.db.session() as s:
+    with app.db.write_lock(), app.db.session() as s:
         row = s.get(ImapState, mailbox, with_for_update=not app.db.is_sqlite)
         if row is None:
             s.add(ImapState(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=last_uid))
@@ -51,7 +53,7 @@ def take_lease(app, name: str, holder: str, seconds: float) -> bool:
     """Take or renew the lease `name` for `holder`; False while someone else holds it."""
     now = app.now()
     until = now + timedelta(seconds=seconds)
-    with app.db.session() as s:
+    with app.db.write_lock(), app.db.session() as s:
         res = s.execute(
             update(Lease)
             .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at < now))
@@ -72,7 +74,7 @@ def take_lease(app, name: str, holder: str, seconds: float) -> bool:
 
 def release_lease(app, name: str, holder: str) -> None:
     """Give the lease up now (clean shutdown), so another process takes over at once."""
-    with app.db.session() as s:
+    with app.db.write_lock(), app.db.session() as s:
         s.execute(
             update(Lease).where(Lease.name == name, Lease.holder == holder)
             .values(expires_at=app.now() - timedelta(seconds=1))
