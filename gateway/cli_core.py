@@ -71,7 +71,7 @@ def iter_sources(paths: list[str]):
         if p.is_dir():
             if (p / "cur").is_dir() or (p / "new").is_dir():
                 box = mailbox.Maildir(str(p), factory=None, create=False)
-                for key in box.iterkeys():
+                for key in sorted(box.iterkeys(), key=_delivery_order):
                     yield box.get_bytes(key)
             else:
                 for f in sorted(x for x in p.rglob("*") if x.is_file()):
@@ -85,6 +85,14 @@ def iter_sources(paths: list[str]):
                 yield p.read_bytes()
         else:
             raise CommandError(f"{p}: no such file or folder")
+
+
+def _delivery_order(key: str) -> tuple:
+    """Maildir names start with the delivery time ("1795696714.M828364P13298Q1.host"):
+    importing in that order lets every reply find the message it answers."""
+    sec, _, rest = key.partition(".")
+    micro = rest[1:].split("P", 1)[0] if rest.startswith("M") else ""
+    return (int(sec) if sec.isdigit() else 0, int(micro) if micro.isdigit() else 0, key)
 
 
 def count_sources(paths: list[str]) -> int | None:
