@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
 from gateway.tokens import verp_address
 from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
+from gateway.workers import LoopThread
 from storage.models import OutboxAttempt, OutboxRow
 
 log = logging.getLogger("supportgw.outbox")
@@ -153,21 +153,12 @@ def dispatch_due(app, transport=None, limit: int = 100) -> int:
     return sent
 
 
-class Dispatcher(threading.Thread):
+class Dispatcher(LoopThread):
     """Runs `dispatch_due` in a loop until stopped; `kick()` wakes it early."""
 
     def __init__(self, app) -> None:
-        super().__init__(name="outbox", daemon=True)
+        super().__init__("outbox", app.config.outbound.poll_interval)
         self.app = app
-        self._wake = threading.Event()
-        self._halt = threading.Event()
-
-    def kick(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self._wake.set()
 
     def run(self) -> None:
         transport = make_transport(self.app)
@@ -181,7 +172,6 @@ class Dispatcher(threading.Thread):
                     dispatch_due(self.app, transport)
                 except Exception:
                     log.exception("outbox dispatcher: will retry")
-                self._wake.wait(self.app.config.outbound.poll_interval)
-                self._wake.clear()
+                self.sleep()
         finally:
             transport.close()

@@ -83,11 +83,11 @@ class SpoolWriter(threading.Thread):
             self.on_spooled()
 
 
-class Processor(threading.Thread):
-    def __init__(self, app, on_processed=None, interval: float = 2.0) -> None:
-        super().__init__(name="processor", daemon=True)
-        self.app = app
-        self.on_processed = on_processed
+class LoopThread(threading.Thread):
+    """A daemon thread that does a round of work, then sleeps until kicked or `interval` passes."""
+
+    def __init__(self, name: str, interval: float) -> None:
+        super().__init__(name=name, daemon=True)
         self.interval = interval
         self._wake = threading.Event()
         self._halt = threading.Event()
@@ -98,6 +98,17 @@ class Processor(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self._wake.set()
+
+    def sleep(self) -> None:
+        self._wake.wait(self.interval)
+        self._wake.clear()
+
+
+class Processor(LoopThread):
+    def __init__(self, app, on_processed=None, interval: float = 2.0) -> None:
+        super().__init__("processor", interval)
+        self.app = app
+        self.on_processed = on_processed
 
     def run(self) -> None:
         delay = 1.0
@@ -112,5 +123,4 @@ class Processor(threading.Thread):
                 self._halt.wait(delay)
                 delay = min(delay * 2, 60)
                 continue
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            self.sleep()

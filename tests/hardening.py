@@ -7,7 +7,6 @@ the gateway as a subprocess.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from gateway.dispatch import dispatch_due
 from gateway.pipeline import Source, ingest
 from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
+from tests.mail import toml_value
 
 SUPPORT = "support@support.example.test"
 DOMAIN = "support.example.test"
@@ -163,23 +163,9 @@ def _toml(data: dict) -> str:
     for section, values in data.items():
         out.append(f"[{section}]")
         for k, v in values.items():
-            out.append(f"{k} = {_value(v)}")
+            out.append(f"{k} = {toml_value(v)}")
         out.append("")
     return "\n".join(out)
-
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(v)
 
 
 def supportgw_command() -> list[str]:

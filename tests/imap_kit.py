@@ -3,7 +3,6 @@ and write a supportgw.toml for a gateway run as a real subprocess."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from sqlalchemy import func, select
 
 from storage.models import Message, SpoolEntry, Ticket
 from tests.conftest import free_port
+from tests.mail import toml_value
 from tests.dovecot import dovecot  # noqa: F401  (re-exported fixture)
 
 
@@ -62,20 +62,6 @@ def imap_gateway(make_app, dovecot):  # noqa: F811
         gw.stop()
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(v)
-
-
 def write_config(path: Path, *, database_url: str, data_dir: Path, imap: list[dict]) -> Path:
     sections = {
         "gateway": {"domain": "support.example.test", "support_addresses": ["support@support.example.test"],
@@ -87,11 +73,11 @@ def write_config(path: Path, *, database_url: str, data_dir: Path, imap: list[di
     lines = []
     for name, kv in sections.items():
         lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in kv.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in kv.items()]
         lines.append("")
     for mb in imap:
         lines.append("[[imap]]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in mb.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in mb.items()]
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

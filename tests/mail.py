@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import json
 import smtplib
 from email.message import EmailMessage
 from email.policy import SMTP, default as default_policy
@@ -42,3 +43,18 @@ def parse(raw: bytes) -> EmailMessage:
 def body_text(msg: EmailMessage) -> str:
     part = msg.get_body(preferencelist=("plain",))
     return part.get_content() if part else ""
+
+
+def toml_value(v) -> str:
+    """A Python value as TOML, for the config files tests write for real gateway processes."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(v)

@@ -28,8 +28,7 @@ from sqlalchemy import create_engine, func, select, text
 from storage.models import Lease, Message, OutboxRow, SpoolEntry, Ticket
 from tests.conftest import free_port, wait_for
 from tests.dovecot import dovecot  # noqa: F401  (fixture)
-from tests.imap_kit import _toml_value
-from tests.mail import build, parse
+from tests.mail import build, parse, toml_value
 
 PG_ADMIN = os.environ.get("SUPPORTGW_TEST_DB", "") if os.environ.get("SUPPORTGW_TEST_DB", "").startswith(
     "postgresql") else "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -84,9 +83,9 @@ def _write_config(path: Path, *, url: str, data_dir: Path, smtp_port: int, relay
     lines = []
     for name, kv in sections.items():
         lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in kv.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in kv.items()]
     lines.append("[[imap]]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in imap.items()]
+    lines += [f"{k} = {toml_value(v)}" for k, v in imap.items()]
     path.write_text("\n".join(lines) + "\n")
 
 
