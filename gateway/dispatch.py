@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -23,6 +24,7 @@ from storage.models import OutboxAttempt, OutboxRow
 log = logging.getLogger("supportgw.outbox")
 
 CLAIM_SECONDS = 300
+DEAD_CLAIM_SWEEP_SECONDS = 30
 
 
 def backoff(app, attempts: int) -> timedelta:
@@ -63,6 +65,17 @@ def release_dead_claims(app) -> int:
                 status="pending", claimed_by="", claimed_until=None))
             log.warning("outbox: released %d row(s) claimed by dead processes: %s", len(dead), dead)
         return len(dead)
+
+
+def release_own_claims(app) -> int:
+    """On a clean stop: rows this process claimed but did not send are due again at once."""
+    with app.db.write_lock(), app.db.session() as s:
+        n = s.execute(update(OutboxRow).where(OutboxRow.status == "sending",
+                                              OutboxRow.claimed_by == app.worker_id).values(
+            status="pending", claimed_by="", claimed_until=None)).rowcount
+    if n:
+        log.info("outbox: handed back %d claimed row(s) on stop", n)
+    return n
 
 
 def _alive(holder: str) -> bool:
@@ -133,7 +146,7 @@ def send_one(app, transport, row_id: int) -> bool:
     return True
 
 
-def dispatch_due(app, transport=None, limit: int = 100) -> int:
+def dispatch_due(app, transport=None, limit: int = 100, should_stop=None) -> int:
     """Send what is due now; returns the number sent. For `outbox send` and the loop."""
     own = transport is None
     transport = transport or make_transport(app)
@@ -144,6 +157,8 @@ def dispatch_due(app, transport=None, limit: int = 100) -> int:
             if not ids:
                 break
             for rid in ids:
+                if should_stop is not None and should_stop():
+                    return sent  # the rest stay claimed; the stopping dispatcher hands them back
                 sent += send_one(app, transport, rid)
             if len(ids) < 20:
                 break
@@ -162,16 +177,25 @@ class Dispatcher(LoopThread):
 
     def run(self) -> None:
         transport = make_transport(self.app)
+        next_sweep = 0.0
         try:
-            try:
-                release_dead_claims(self.app)
-            except Exception:
-                log.exception("outbox: could not release dead claims; they expire by themselves")
             while not self._halt.is_set():
+                # a gateway killed elsewhere on this host may leave claimed rows; take them
+                # back now and then, rather than only at start (its worker may die later)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + DEAD_CLAIM_SWEEP_SECONDS
+                    try:
+                        release_dead_claims(self.app)
+                    except Exception:
+                        log.exception("outbox: could not release dead claims; they expire by themselves")
                 try:
-                    dispatch_due(self.app, transport)
+                    dispatch_due(self.app, transport, should_stop=self._halt.is_set)
                 except Exception:
                     log.exception("outbox dispatcher: will retry")
                 self.sleep()
         finally:
             transport.close()
+            try:
+                release_own_claims(self.app)
+            except Exception:
+                log.exception("outbox: could not hand back claimed rows; their claims expire by themselves")
