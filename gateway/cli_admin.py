@@ -111,12 +111,14 @@ def cmd_tickets_show(args) -> int:
     print(f"first response due {data['first_response_due']}  resolution due {data['resolution_due']}")
     print("\nHistory:")
     for e in data["history"]:
-        print(f"  {e['at'][:19]}  {e['kind']:<16} {e['detail']}")
+        detail = e["detail"].replace("\n", "\n" + " " * 40)  # multi-line entries stay in their column
+        print(f"  {e['at'][:19]}  {e['kind']:<16} {detail}")
     print("\nMessages:")
     for m in data["thread"]:
         tag = " (internal)" if m["internal"] else ""
         print(f"--- {m['at'][:19]} {m['direction']} {m['kind']} {m['from']}{tag}")
         print(m["text"].strip())
+    print()
     return 0
 
 
