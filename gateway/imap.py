@@ -237,7 +237,10 @@ class Poller(threading.Thread):
             if not responses and time.monotonic() - t0 < IDLE_TICK / 2:
                 break
             self._renew_if_due()
-            if time.monotonic() - started > IDLE_REISSUE:
+            # Re-issue before the server's 30-minute limit, and resync every poll_interval:
+            # mail that arrives between a drain's SEARCH and the IDLE continuation is
+            # announced before idle_check listens, and would otherwise wait for the next event.
+            if time.monotonic() - started > min(IDLE_REISSUE, self.mb.poll_interval):
                 break
         client.idle_done()
 
