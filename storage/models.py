@@ -37,7 +37,10 @@ class SpoolEntry(Base):
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
     envelope_from: Mapped[str] = mapped_column(String(998), default="")
     envelope_to: Mapped[list] = mapped_column(JSONType, default=list)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # The bytes themselves; NULL when the message was streamed to the spool blob
+    # store (data_dir/spool-blobs/<sha256>) because it is large. Read through
+    # storage.spool.raw_bytes(), never directly.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # pending -> processed | quarantined | dropped
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     error: Mapped[str] = mapped_column(Text, default="")
@@ -178,7 +181,10 @@ class OutboxRow(Base):
     envelope_to: Mapped[list] = mapped_column(JSONType, default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(998), index=True)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # The bytes themselves; NULL when the message was streamed to the spool blob
+    # store (data_dir/spool-blobs/<sha256>) because it is large. Read through
+    # storage.spool.raw_bytes(), never directly.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)
     # pending -> sending -> sent | failed ; bounced after a DSN
     status: Mapped[str] = mapped_column(String(20), default="pending")
