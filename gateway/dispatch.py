@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
 from gateway.workers import LoopThread
@@ -131,7 +132,7 @@ def send_one(app, transport, row_id: int) -> bool:
         row = s.get(OutboxRow, row_id)
         if row is None or row.status != "sending" or row.claimed_by != app.worker_id:
             return False
-        raw, rcpts = row.raw, list(row.envelope_to)
+        raw, rcpts = message_bytes(row), list(row.envelope_to)
     envelope_from = verp_address(app.config.gateway.domain, row_id)
     try:
         detail = transport.send(envelope_from, rcpts, raw)

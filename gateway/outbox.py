@@ -78,31 +78,44 @@ def queue(
     if ticket is not None and reply_to_for:
         reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for))
     refs = references if references is not None else (ticket_references(session, ticket) if ticket else [])
-    raw = build_message(
-        rendered,
-        from_addr=(from_name or gw.display_name, support),
-        to=to, cc=cc, reply_to=reply_to, message_id=mid,
-        in_reply_to=in_reply_to or (refs[-1] if refs else None),
-        references=refs,
-        automatic=automatic,
-        loop_address=support,
-        thread_topic=ticket.subject if ticket else "",
-        thread_root=refs[0] if refs else mid,
-        extra_headers=extra_headers,
-        date=now,
-        attachments=attachments,
-    )
+    # Everything the mail will say is decided now, in this transaction; only the MIME
+    # bytes are written at dispatch (gateway.dispatch), from this draft, the row's
+    # Message-ID, recipients, subject and created_at (the Date). Mail with attachments
+    # is built now: the draft does not copy their bytes.
+    draft = {
+        "text": rendered.text, "html": rendered.html,
+        "from_addr": [from_name or gw.display_name, support], "reply_to": reply_to,
+        "in_reply_to": in_reply_to or (refs[-1] if refs else None), "references": list(refs),
+        "automatic": automatic, "loop_address": support, "thread_topic": ticket.subject if ticket else "",
+        "thread_root": refs[0] if refs else mid, "extra_headers": dict(extra_headers or {}),
+    }
     row = OutboxRow(
         ticket_id=ticket.id if ticket else None, kind=kind, rcpt=(to[0] if to else "").lower(),
         to=list(to), cc=list(cc or []), envelope_to=[a for a in list(to) + list(cc or [])],
-        subject=rendered.subject, message_id=mid, raw=raw, automatic=bool(automatic),
+        subject=rendered.subject, message_id=mid, raw=None, draft=draft, automatic=bool(automatic),
         status="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now,
         source_spool_id=source_spool_id,
     )
+    if attachments:
+        row.raw, row.draft = message_bytes(row, attachments), None
     session.add(row)
     if ticket is not None:
         session.add(ThreadId(message_id=mid, ticket_id=ticket.id, outbound=True))
     return row
+
+
+def message_bytes(row: OutboxRow, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:
+    """The RFC 5322 bytes of an outbox row: stored ones, else composed from its draft."""
+    if row.raw is not None:
+        return row.raw
+    d = row.draft
+    return build_message(
+        Rendered(row.subject, d["text"], d["html"]), from_addr=tuple(d["from_addr"]), to=list(row.to),
+        cc=list(row.cc), reply_to=d["reply_to"], message_id=row.message_id, in_reply_to=d["in_reply_to"],
+        references=d["references"], automatic=d["automatic"], loop_address=d["loop_address"],
+        thread_topic=d["thread_topic"], thread_root=d["thread_root"], extra_headers=d["extra_headers"],
+        date=row.created_at, attachments=attachments,
+    )
 
 
 def record(session: Session, ticket: Ticket, kind: str, now, detail: str = "", actor: str = "system",

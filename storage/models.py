@@ -181,10 +181,10 @@ class OutboxRow(Base):
     envelope_to: Mapped[list] = mapped_column(JSONType, default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(998), index=True)
-    # The bytes themselves; NULL when the message was streamed to the spool blob
-    # store (data_dir/spool-blobs/<sha256>) because it is large. Read through
-    # storage.spool.raw_bytes(), never directly.
+    # The mail's bytes, or NULL while it is a draft: the rendered text and headers,
+    # composed into bytes when sent. Read through gateway.outbox.message_bytes().
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    draft: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)
     # pending -> sending -> sent | failed ; bounced after a DSN
     status: Mapped[str] = mapped_column(String(20), default="pending")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from gateway.outbox import message_bytes
 from gateway.pipeline import Source, ingest
 from routing.loader import SAMPLE_RULES
 from storage.models import Event, OutboxRow, SlaMark, Ticket
@@ -94,11 +95,11 @@ def marks(app, tid: int) -> list[SlaMark]:
 
 
 def text_of(row: OutboxRow) -> str:
-    return body_text(parse(row.raw))
+    return body_text(parse(message_bytes(row)))
 
 
 def reply_to_is_signed_for(app, row: OutboxRow, email: str, tid: int) -> bool:
-    rt = parse(row.raw)["Reply-To"]
+    rt = parse(message_bytes(row))["Reply-To"]
     local = rt.split("@")[0]
     token = local.split("+", 1)[1]
     return app.signer.check_reply_token(token, email) == tid

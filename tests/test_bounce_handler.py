@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway import outbox
+from gateway.outbox import message_bytes
 from gateway.transports import PermanentFailure, TemporaryFailure
 from storage.models import Message, OutboxAttempt, OutboxRow, Ticket
 from templates import Rendered
@@ -141,7 +142,7 @@ def test_relay_refusing_for_good_tells_the_owner_once(app):
     assert ack.status == "failed"
     [notice] = _notices(app, "delivery_failed")
     assert notice.to == [OWNER]
-    assert "mailbox unavailable" in parse(notice.raw).get_body(("plain",)).get_content()
+    assert "mailbox unavailable" in parse(message_bytes(notice)).get_body(("plain",)).get_content()
     about_ack = [e for e in events(app, "delivery_failed") if e.data.get("outbox_id") == ack.id]
     assert len(about_ack) == 2  # the failure, then "told alice"
     # the notice itself cannot be delivered either: no notice about the notice

@@ -9,6 +9,7 @@ import pytest
 
 from gateway import handover, sla, ticket_ops
 from gateway.clock import ManualClock
+from gateway.outbox import message_bytes
 from gateway.pipeline import Source, ingest
 from tests.mail import build, parse
 from tests.sla_kit import (ALICE, BOB, CUSTOMER, DAVE, SUPPORT, change, events, mails, marks, new_ticket, ticket,
@@ -62,7 +63,7 @@ def test_late_first_response_is_recorded_as_a_breach_without_action(make_app, cl
 
 
 def _ack(app):
-    return parse(mails(app, "acknowledgement")[0].raw)
+    return parse(message_bytes(mails(app, "acknowledgement")[0]))
 
 
 def test_pending_pauses_the_resolution_clock_and_the_customers_reply_resumes_it(make_app, clock):
@@ -144,7 +145,7 @@ def test_night_breach_hands_over_at_once_while_the_warning_never_went_out(make_a
     assert not mails(app, "sla_warning")
     assert ticket(app, tid).handler == BOB
     assert [(m.kind, m.at) for m in marks(app, tid)] == [("first_response_breach", utc(2026, 3, 2, 14, 15))]
-    assert "outside your working hours" in parse(mails(app, "handover")[0].raw).get_body().get_content()
+    assert "outside your working hours" in parse(message_bytes(mails(app, "handover")[0])).get_body().get_content()
 
 
 def test_business_hours_across_a_weekend_and_a_holiday(make_app, clock):
