@@ -29,6 +29,7 @@ class App:
     signer: Signer
     templates: Templates
     attachments: AttachmentStore
+    spool_blobs: AttachmentStore  # large inbound messages, streamed to files (storage/spool.py)
     rules: object  # routing.loader.RulesHolder
     clock: object = field(default_factory=SystemClock)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -96,6 +97,7 @@ def build_app(config: Config, *, clock=None, migrate: bool = True) -> App:
         signer=Signer(load_secret_key(config)),
         templates=Templates(),
         attachments=AttachmentStore(data_dir / "attachments"),
+        spool_blobs=AttachmentStore(data_dir / "spool-blobs"),
         rules=rules,
         clock=clock or SystemClock(),
     )

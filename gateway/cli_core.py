@@ -65,24 +65,34 @@ def cmd_run(args) -> int:
     return run_forever(app)
 
 
-def iter_sources(paths: list[str]):
-    """Yield raw messages from .eml files, Maildir folders and mbox files."""
+def _read_all(open_file) -> bytes:
+    with open_file() as fh:
+        return fh.read()
+
+
+def iter_sources(paths: list[str], read=_read_all):
+    """Yield raw messages from .eml files, Maildir folders and mbox files.
+
+    `read(open_file)` reads one message from a binary file it opens; cmd_ingest
+    passes one that streams a large message into the spool blob store instead of memory.
+    """
     for p in map(Path, paths):
         if p.is_dir():
             if (p / "cur").is_dir() or (p / "new").is_dir():
                 box = mailbox.Maildir(str(p), factory=None, create=False)
                 for key in sorted(box.iterkeys(), key=_delivery_order):
-                    yield box.get_bytes(key)
+                    yield read(lambda key=key: box.get_file(key))
             else:
                 for f in sorted(x for x in p.rglob("*") if x.is_file()):
-                    yield f.read_bytes()
+                    yield read(lambda f=f: open(f, "rb"))
         elif p.is_file():
-            head = p.read_bytes()[:5]
+            with open(p, "rb") as fh:
+                head = fh.read(5)
             if head.startswith(b"From "):
                 for msg in mailbox.mbox(str(p), create=False):
                     yield msg.as_bytes()
             else:
-                yield p.read_bytes()
+                yield read(lambda p=p: open(p, "rb"))
         else:
             raise CommandError(f"{p}: no such file or folder")
 
@@ -121,7 +131,10 @@ def cmd_ingest(args) -> int:
         bar.update(len(batch))
         batch.clear()
 
-    for raw in iter_sources(args.paths):
+    from storage.spool import read_file
+
+    inline_max = app.config.gateway.spool_inline_max
+    for raw in iter_sources(args.paths, read=lambda open_file: read_file(app.spool_blobs, open_file, inline_max)):
         batch.append(raw)
         if len(batch) >= args.batch:
             flush()

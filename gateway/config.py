@@ -64,6 +64,9 @@ class GatewaySection(_Strict):
     # part never slows the SMTP edge (GIL); 0 keeps them as threads in the main process.
     workers: int = Field(default=1, ge=0, le=16)
     language: Literal["auto", "en", "zh-CN"] = "auto"
+    # Inbound messages larger than this are streamed to a file under data_dir/spool-blobs
+    # instead of being held in memory and stored in the database row.
+    spool_inline_max: int = Field(default=1024 * 1024, ge=4096)
     secret_key: Secret = Field(default_factory=lambda: Secret(file=None, value=None))
 
     _norm = field_validator("secret_key", mode="before")(_secret)

@@ -32,6 +32,7 @@ from gateway.imap_conn import NETWORK_ERRORS, SERVER_ERRORS, ImapProblem, close,
 from gateway.imap_state import load_progress, release_lease, save_progress, take_lease
 from gateway.pipeline import Source, spool
 from storage.db import StorageUnavailable
+from storage.spool import SpoolSink
 
 log = logging.getLogger("supportgw.imap")
 
@@ -135,6 +136,9 @@ class Poller(threading.Thread):
         self._renew_at = time.monotonic() + self.mb.lease_seconds / 3
         return ok
 
+    def _sink(self) -> SpoolSink:
+        return SpoolSink(self.app.spool_blobs, self.app.config.gateway.spool_inline_max)
+
     def _renew_if_due(self) -> None:
         if time.monotonic() >= self._renew_at and not self._hold_lease():
             raise LeaseLost()
@@ -185,7 +189,7 @@ class Poller(threading.Thread):
             if self._halt.is_set():
                 return
             self._renew_if_due()
-            msgs = imap_batch.fetch(client, batch, on_progress=self._renew_if_due)
+            msgs = imap_batch.fetch(client, batch, on_progress=self._renew_if_due, sink=self._sink)
             if msgs:
                 results = spool(self.app, [(raw, self.source) for _, raw in msgs])  # committed here
                 dups = sum(1 for r in results if r.duplicate)

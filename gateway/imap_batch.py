@@ -2,8 +2,9 @@
 
 `plan(client, uids, batch_size)` sizes the candidates and groups them so that one
 batch holds at most `batch_size` messages and about MAX_BATCH_BYTES; a message
-over LARGE_MESSAGE is a batch of its own and is read in PARTIAL_CHUNK slices,
-so memory stays near one large message however big the backlog.
+over LARGE_MESSAGE is a batch of its own and is read in PARTIAL_CHUNK slices
+straight into a spool sink (a file in the spool blob store), so memory stays at
+one slice however big the message or the backlog.
 `fetch(client, batch)` returns [(uid, raw bytes)] without setting \\Seen (PEEK).
 `acknowledge(client, mb, uids)` applies the mailbox's `after` action; callers
 run it only once the bytes are committed to the spool.
@@ -53,12 +54,16 @@ def plan(client, uids: list[int], batch_size: int) -> list[list[int]]:
     return batches
 
 
-def fetch(client, batch: list[int], on_progress=None) -> list[tuple[int, bytes]]:
-    """Raw bytes of each message in `batch`, in UID order; missing ones are skipped."""
+def fetch(client, batch: list[int], on_progress=None, sink=None) -> list[tuple[int, object]]:
+    """Raw bytes of each message in `batch`, in UID order; missing ones are skipped.
+
+    `sink()` makes a storage.spool.SpoolSink; a large message is streamed into it
+    and comes back as what the sink's finish() returns (a `Stored` file reference).
+    """
     if len(batch) == 1:
         size = client.fetch(batch, ["RFC822.SIZE"]).get(batch[0], {}).get(b"RFC822.SIZE", 0)
         if size > LARGE_MESSAGE:
-            raw = _fetch_large(client, batch[0], int(size), on_progress)
+            raw = _fetch_large(client, batch[0], int(size), on_progress, sink() if sink else None)
             return [(batch[0], raw)] if raw is not None else []
     got = client.fetch(batch, ["BODY.PEEK[]"])
     out = []
@@ -71,18 +76,22 @@ def fetch(client, batch: list[int], on_progress=None) -> list[tuple[int, bytes]]
     return out
 
 
-def _fetch_large(client, uid: int, size: int, on_progress) -> bytes | None:
-    """Read one big message in slices (BODY.PEEK[]<offset.length>) into one buffer."""
+def _fetch_large(client, uid: int, size: int, on_progress, sink=None):
+    """Read one big message in slices (BODY.PEEK[]<offset.length>) into the sink
+    (or one buffer when there is none)."""
     buf = bytearray()
     offset = 0
     while True:
         got = client.fetch([uid], [f"BODY.PEEK[]<{offset}.{PARTIAL_CHUNK}>"]).get(uid)
-        if got is None:
-            return None
-        part = next((v for k, v in got.items() if k.startswith(b"BODY[]")), None)
+        part = None if got is None else next((v for k, v in got.items() if k.startswith(b"BODY[]")), None)
         if part is None:
+            if sink is not None:
+                sink.discard()
             return None
-        buf += part
+        if sink is not None:
+            sink.write(bytes(part))
+        else:
+            buf += part
         offset += len(part)
         if on_progress:
             on_progress()
@@ -91,7 +100,7 @@ def _fetch_large(client, uid: int, size: int, on_progress) -> bytes | None:
             break
     if offset != size:
         log.debug("uid %s: RFC822.SIZE %s, read %s bytes", uid, size, offset)
-    return bytes(buf)
+    return sink.finish() if sink is not None else bytes(buf)
 
 
 class Acknowledger:

@@ -41,9 +41,14 @@ class Source:
     envelope_to: tuple[str, ...] = ()
 
 
-def spool(app, raws: list[tuple[bytes, Source]]) -> list[spool_store.Spooled]:
-    """Commit raw messages durably (one transaction for the batch)."""
-    items = [spool_store.Incoming(raw=r, source=src.name, message_id=quick.message_id(r),
+def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[spool_store.Spooled]:
+    """Commit raw messages durably (one transaction for the batch).
+
+    A message may come as bytes or, when an edge streamed it to the blob store
+    (storage.spool.SpoolSink), as a `Stored` reference to that file.
+    """
+    items = [spool_store.Incoming(raw=r, source=src.name,
+                                  message_id=quick.message_id(r.head if isinstance(r, spool_store.Stored) else r),
                                   envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to))
              for r, src in raws]
     with app.db.write_lock(), app.db.session() as s:
@@ -121,7 +126,7 @@ def process_entry(app, session: Session, entry: SpoolEntry) -> str:
         return "quarantined"
     try:
         with session.begin_nested():
-            email = parse_email(entry.raw, own_addresses=app.own_addresses)
+            email = parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)
             if _parent_still_pending(session, entry, email):
                 entry.attempts -= 1
                 return "deferred"

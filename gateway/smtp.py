@@ -16,10 +16,12 @@ import ssl
 from collections import Counter
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 from gateway.pipeline import Source
+from gateway.smtp_data import read_data
 from storage.db import StorageUnavailable
+from storage.spool import SpoolSink
 
 log = logging.getLogger("supportgw.smtp")
 
@@ -75,7 +77,7 @@ class SupportHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        raw = envelope.original_content or envelope.content
+        raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         src = Source("smtp", envelope.mail_from or "", tuple(a.lower() for a in envelope.rcpt_tos))
@@ -96,6 +98,9 @@ class LimitedSMTP(SMTP):
 
     active: Counter = Counter()
     max_per_ip = 20
+    # The stream reader's buffer limit. DATA is read in slices of this size
+    # (gateway/smtp_data.py); command lines keep aiosmtpd's own 512-byte check.
+    line_length_limit = 64 * 1024
 
     def connection_made(self, transport):
         peer = transport.get_extra_info("peername")
@@ -112,6 +117,50 @@ class LimitedSMTP(SMTP):
         if self.active[self._ip] <= 0:
             del self.active[self._ip]
         super().connection_lost(error)
+
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA streamed into the spool (gateway/smtp_data.py) instead of aiosmtpd's line list."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        app = self.event_handler.app
+        sink = SpoolSink(app.spool_blobs, app.config.gateway.spool_inline_max)
+        try:
+            result = await read_data(self._reader, sink.write, self.data_size_limit)
+            if result.too_big:
+                sink.discard()
+                await self.push("552 5.3.4 Message too big for this system")
+                self._set_post_data_state()
+                return
+            content = sink.finish() if sink.size <= sink.inline_max else \
+                await asyncio.get_running_loop().run_in_executor(None, sink.finish)  # fsync off the loop
+        except asyncio.CancelledError:
+            sink.discard()
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+        except OSError as exc:  # the blob store is unwritable (disk full, permissions)
+            sink.discard()
+            if isinstance(exc, ConnectionResetError):
+                raise
+            log.error("451: could not write the message to the spool: %s", exc)
+            await self.push("451 4.3.0 Temporary storage failure, please try again later")
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
 
 
 class _Controller(Controller):

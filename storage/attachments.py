@@ -35,5 +35,20 @@ class AttachmentStore:
         os.replace(tmp, path)
         return path
 
+    def adopt(self, tmp: Path, sha256: str) -> Path:
+        """Move an already written and fsynced file into place under its hash."""
+        path = self.path_for(sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            tmp.unlink(missing_ok=True)
+            return path
+        os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself must survive a crash before the row commits
+        finally:
+            os.close(fd)
+        return path
+
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()

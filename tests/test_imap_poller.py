@@ -86,6 +86,8 @@ def test_twenty_megabyte_message_is_stored_byte_for_byte(dovecot, imap_gateway):
     wait_for(lambda: spooled(gw.app) == 2, timeout=120, what="both spooled")
     row = next(r for r in spool_rows(gw.app) if r.message_id == "big@customer.example.com")
     assert row.size == len(big) and row.sha256 == hashlib.sha256(big).hexdigest()
+    # read in slices straight into the spool blob store, never whole in memory or in the row
+    assert row.raw is None and gw.app.spool_blobs.path_for(row.sha256).read_bytes() == big
     wait_for(lambda: tickets(gw.app) == 2, timeout=120, what="two tickets")
     wait_for(lambda: all(seen_flags(dovecot)), timeout=10, what="both \\Seen")
 
