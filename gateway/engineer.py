@@ -27,6 +27,7 @@ from gateway.relay import relay_to_customer
 from gateway.threads import Match, find_ticket
 from parsers.commands import HELP_TEXT, parse_commands
 from storage.models import Message, ThreadId, Ticket
+from storage.rows import append
 
 log = logging.getLogger("supportgw.engineer")
 
@@ -118,7 +119,7 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     app, s, e, now = ib.app, ib.session, ib.email, ib.now
     if _seen(s, ticket, e.message_id):
         return "duplicate"  # the same reply reached us twice (IMAP and SMTP): act once
-    s.add(ThreadId(message_id=e.message_id, ticket_id=ticket.id, outbound=False))
+    append(s, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
     if e.automatic:
         # an out-of-office answer to a notification must never reach the customer
         _store_internal(ib, ticket, kind="automatic", text=e.text)

@@ -17,6 +17,7 @@ from gateway.threads import Match
 from gateway.ticket_ops import resume_clock, sla_calendar
 from parsers.model import ParsedEmail
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
+from storage.rows import append
 
 
 @dataclass
@@ -57,7 +58,7 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
         ib.app.attachments.put(att.sha256, att.content)
         msg.attachments.append(AttachmentRow(filename=att.filename, content_type=att.content_type,
                                              size=att.size, sha256=att.sha256))
-    ib.session.add(ThreadId(message_id=e.message_id, ticket_id=ticket.id, outbound=False))
+    append(ib.session, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
     ib.session.info.pop("ticket_references", None)  # the thread grew: recompute References
     ticket.updated_at = ib.now
     return msg
@@ -66,11 +67,14 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
 def add_customer_ccs(ib: Inbound, ticket: Ticket) -> None:
     """The requester decides who else is in the conversation: people they CC join it."""
     engineers = ib.app.engineer_addresses()
+    # participant rows are written at once (storage.rows), or for an engineer's #cc flushed with
+    # that engineer's message: none is pending here, so no flush first
     known = set(ib.session.execute(
-        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "cc")).scalars())
+        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "cc")
+        .execution_options(autoflush=False)).scalars())
     for addr, name in _support_ccs(ib.app, ib.email):
         if addr not in known and addr not in engineers:
-            ib.session.add(Participant(ticket_id=ticket.id, email=addr, name=name, role="cc"))
+            append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
             outbox.record(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
                           actor=ib.email.sender.email, address=addr)
 
@@ -102,11 +106,11 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     s.add(ticket)
     s.flush()
     ticket.ref = f"{app.config.gateway.ref_prefix}-{ticket.id:06d}"
-    s.add(Participant(ticket_id=ticket.id, email=e.sender.email, name=e.sender.name, role="requester"))
+    append(s, Participant, ticket_id=ticket.id, email=e.sender.email, name=e.sender.name, role="requester")
     for addr, name in _support_ccs(app, e):
-        s.add(Participant(ticket_id=ticket.id, email=addr, name=name, role="cc"))
+        append(s, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
     for w in decision.watchers:
-        s.add(Participant(ticket_id=ticket.id, email=w, name="", role="watcher"))
+        append(s, Participant, ticket_id=ticket.id, email=w, name="", role="watcher")
     outbox.record(s, ticket, "created", now, f"ticket {ticket.ref} opened by {e.sender.email}",
                   actor=e.sender.email, source=ib.entry.source)
     if linked_to is not None:

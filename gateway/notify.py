@@ -36,9 +36,12 @@ def team_engineers(app, team: str) -> list[str]:
 
 
 def watchers(session, ticket: Ticket) -> list[str]:
+    # Participant rows are written at once (storage.rows), never left pending in the
+    # session: no need to flush the rest of the transaction before reading them.
     return list(session.execute(
         select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "watcher",
                                         Participant.active.is_(True)).order_by(Participant.id)
+        .execution_options(autoflush=False)
     ).scalars())
 
 
@@ -64,8 +67,13 @@ def _attachments(app, session, message: Message | None):
         return [], []
     limit = app.config.workflow.attachment_link_over
     forwarded, listed = [], []
-    rows = session.execute(select(AttachmentRow).where(AttachmentRow.message_id == message.id)
-                           .order_by(AttachmentRow.id)).scalars()
+    if message.id is None:  # stored in this transaction, not flushed yet: its rows are all in memory
+        rows = list(message.attachments)
+    else:
+        stmt = select(AttachmentRow).where(AttachmentRow.message_id == message.id).order_by(AttachmentRow.id)
+        if not any(isinstance(o, AttachmentRow) for o in session.new):
+            stmt = stmt.execution_options(autoflush=False)  # nothing to flush that this could read
+        rows = session.execute(stmt).scalars()
     for row in rows:
         entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False}
         if row.size <= limit:

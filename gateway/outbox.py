@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
 from storage.models import Event, OutboxRow, ThreadId, Ticket
+from storage.rows import append
 from templates import Rendered
 
 
@@ -44,8 +45,10 @@ def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list
 
 
 def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str]:
+    # thread ids are written at once (storage.rows): nothing pending needs flushing first
     rows = session.execute(
         select(ThreadId.message_id).where(ThreadId.ticket_id == ticket.id).order_by(ThreadId.id)
+        .execution_options(autoflush=False)
     ).scalars().all()
     if len(rows) > limit:
         rows = rows[:1] + rows[-(limit - 1):]  # keep the root, as RFC 5322 suggests
@@ -100,7 +103,7 @@ def queue(
         row.raw, row.draft = message_bytes(row, attachments), None
     session.add(row)
     if ticket is not None:
-        session.add(ThreadId(message_id=mid, ticket_id=ticket.id, outbound=True))
+        append(session, ThreadId, message_id=mid, ticket_id=ticket.id, outbound=True)
     return row
 
 
@@ -119,7 +122,5 @@ def message_bytes(row: OutboxRow, attachments: list[tuple[str, str, bytes]] | No
 
 
 def record(session: Session, ticket: Ticket, kind: str, now, detail: str = "", actor: str = "system",
-           **data) -> Event:
-    ev = Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, detail=detail, data=data)
-    session.add(ev)
-    return ev
+           **data) -> None:
+    append(session, Event, ticket_id=ticket.id, at=now, kind=kind, actor=actor, detail=detail, data=data)

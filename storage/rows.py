@@ -1,0 +1,18 @@
+"""Append-only rows written straight to the database, without ORM objects.
+
+Events, thread ids and participants are written once and found again by query;
+nothing edits them in the transaction that creates them. Through the unit of
+work each cost several times its INSERT (state tracking, flush ordering,
+fetching the new id back), and a new ticket writes about ten. `append` runs a
+Core INSERT on the session's connection instead: same transaction and savepoint,
+visible to the next query, written in the order the calls are made.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+
+def append(session: Session, model, **values) -> None:
+    session.connection().execute(insert(model.__table__), values)
