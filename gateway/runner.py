@@ -22,13 +22,20 @@ SHUTDOWN_SECONDS = 10
 WORKER_NICENESS = 10
 
 
-def _worker_main(config) -> None:
-    """A worker process: turns spooled mail into tickets and sends the outbox."""
+def _worker_main(config, parent: int) -> None:
+    """A worker process: turns spooled mail into tickets and sends the outbox.
+
+    `parent` is the gateway's pid, passed in rather than read here: a gateway
+    killed while this process was starting has already been replaced by init as
+    our parent, and PDEATHSIG set after that never fires.
+    """
     from gateway.app import build_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
-    parent = os.getppid()
     _die_with_parent()
+    if os.getppid() != parent:
+        log.error("gateway process %s died while this worker started; exiting", parent)
+        return
     # The edge must answer SMTP and IMAP promptly; a burst waits safely in the spool.
     # So the worker yields the CPU to the gateway process whenever both want it.
     os.nice(WORKER_NICENESS)
@@ -73,7 +80,8 @@ class WorkerPool:
         self.procs = [self._spawn() for _ in range(self.count)]
 
     def _spawn(self):
-        p = self.ctx.Process(target=_worker_main, args=(self.config,), name="supportgw-worker", daemon=False)
+        p = self.ctx.Process(target=_worker_main, args=(self.config, os.getpid()), name="supportgw-worker",
+                             daemon=False)
         p.start()
         return p
 
