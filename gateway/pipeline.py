@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import parse_pool
 from gateway.inbound import Inbound, create_ticket, follow_up
 from gateway.threads import find_ticket
 from parsers import quick
-from parsers.message import parse_email
 from storage import spool as spool_store
 from storage.models import Message, SpoolEntry
 
@@ -110,7 +110,7 @@ def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
     ).first() is not None
 
 
-def process_entry(app, session: Session, entry: SpoolEntry) -> str:
+def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None = None) -> str:
     """Process one spooled message inside the caller's transaction. Never raises."""
     session.info.pop("ticket_references", None)
     entry.attempts += 1
@@ -126,7 +126,7 @@ def process_entry(app, session: Session, entry: SpoolEntry) -> str:
         return "quarantined"
     try:
         with session.begin_nested():
-            email = parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)
+            email = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
             if _parent_still_pending(session, entry, email):
                 entry.attempts -= 1
                 return "deferred"
@@ -160,19 +160,24 @@ def process_ids(app, ids: list[int], *, per_message: bool = False) -> Counter:
 
     `per_message` commits after each message instead: a background worker uses it
     so that it never holds SQLite's single write lock for long while the SMTP
-    edge waits to spool.
+    edge waits to spool, and before each message it lets a busy edge go first
+    (storage.db._ForegroundFlag).
     """
     counts: Counter = Counter()
     if not ids:
         return counts
     for group in ([[i] for i in ids] if per_message else [ids]):
+        if per_message:
+            app.db.foreground.wait_quiet()
         with app.db.write_lock(), app.db.session() as s:
             stmt = (select(SpoolEntry).where(SpoolEntry.id.in_(group), SpoolEntry.status == "pending")
                     .order_by(SpoolEntry.id))
             if not app.db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
-            for entry in s.execute(stmt).scalars():
-                counts[process_entry(app, s, entry)] += 1
+            entries = list(s.execute(stmt).scalars())
+            parsed = parse_pool.submit(app, entries)
+            for entry in entries:
+                counts[process_entry(app, s, entry, parsed)] += 1
     return counts
 
 

@@ -41,24 +41,27 @@ class SpoolWriter(threading.Thread):
         self._halt.set()
         self._q.put(None)
 
+    # After a write, keep the foreground flag this long for the next message: SMTP
+    # clients send one message after another, and a processing worker slipping in
+    # between would make the next one wait for a whole ticket's transaction.
+    LINGER = 0.05
+
     def run(self) -> None:
         while True:
             item = self._q.get()
             if item is None:
                 break
-            batch = [item]
-            size = len(item[0])
-            while len(batch) < self.max_batch and size < 64 * 1024 * 1024:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._q.put(None)
-                    break
-                batch.append(nxt)
-                size += len(nxt[0])
-            self._write(batch)
+            with self.app.db.foreground.held():
+                while item is not None:
+                    self._write(self._batch(item))
+                    try:
+                        item = self._q.get(timeout=self.LINGER)
+                    except queue.Empty:
+                        item = None
+                        break
+                    if item is None:
+                        self._q.put(None)
+                        break
         # fail whatever is still queued so no SMTP client waits forever
         while True:
             try:
@@ -67,6 +70,21 @@ class SpoolWriter(threading.Thread):
                 break
             if item is not None:
                 item[2].set_exception(StorageUnavailable("gateway is shutting down"))
+
+    def _batch(self, first) -> list:
+        batch = [first]
+        size = len(first[0])
+        while len(batch) < self.max_batch and size < 64 * 1024 * 1024:
+            try:
+                nxt = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                self._q.put(None)
+                break
+            batch.append(nxt)
+            size += len(nxt[0])
+        return batch
 
     def _write(self, batch) -> None:
         try:

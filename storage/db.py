@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
@@ -85,6 +86,57 @@ class _FileLock:
             os.close(fd)
 
 
+class _ForegroundFlag:
+    """Lets the SMTP edge go first on SQLite's single write lock.
+
+    A client waiting for its 250 is foreground work; turning spooled mail into
+    tickets is background work that can wait a moment. While the spool writer
+    has mail to commit it holds a shared flock on this file (`held()`); before
+    each message a processing worker calls `wait_quiet()`, which returns as soon
+    as nobody holds it, or after `max_wait` seconds so that a steady flood of
+    mail slows processing down but never stops it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+
+    def wait_quiet(self, max_wait: float = 0.5) -> bool:
+        """True when the edge was quiet (or became quiet) within `max_wait` seconds."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + max_wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.002)
+        finally:
+            os.close(fd)
+
+
+class _NoFlag:
+    """PostgreSQL: writers lock rows, not the database; nobody needs to wait."""
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        yield
+
+    def wait_quiet(self, max_wait: float = 0.5) -> bool:
+        return True
+
+
 class Database:
     def __init__(self, url: str, **kw) -> None:
         self.url = url
@@ -93,8 +145,10 @@ class Database:
         path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
         if path and path != ":memory:":
             self.write_lock = _FileLock(Path(path + ".writelock"))
+            self.foreground = _ForegroundFlag(Path(path + ".foreground"))
         else:
             self.write_lock = nullcontext  # PostgreSQL: row locks do the job
+            self.foreground = _NoFlag()
 
     @property
     def is_sqlite(self) -> bool:
