@@ -44,7 +44,7 @@ class SpoolWriter(threading.Thread):
     # After a write, keep the foreground flag this long for the next message: SMTP
     # clients send one message after another, and a processing worker slipping in
     # between would make the next one wait for a whole ticket's transaction.
-    LINGER = 0.05
+    LINGER = 0.02
 
     def run(self) -> None:
         while True:
