@@ -1,0 +1,86 @@
+"""Parsing a batch ahead of its store stage, in other processes.
+
+Parsing is CPU work that needs nothing from the database (parsers/ knows no
+storage), while threading, routing and storing run one message after another
+in the batch's transaction. So when a batch is read, its messages go to a small
+process pool at once; the store stage takes each result when it reaches that
+message, and on a machine with more than one core parsing costs it almost
+nothing. The result is the same `ParsedEmail` (or the same exception, which
+quarantines the message as before).
+
+Small batches (a test, one SMTP message) and large messages are parsed in this
+process: shipping them would cost more than it saves. If the pool dies, its
+messages, and all later ones, are parsed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from parsers.message import parse_email
+from storage import spool as spool_store
+
+MIN_BATCH = 8  # below this the store stage would hardly wait for parsing anyway
+MAX_BYTES = 1 << 20  # larger messages are parsed where their bytes already are
+
+log = logging.getLogger("supportgw.pipeline")
+
+_pool: ProcessPoolExecutor | None = None
+_pool_pid = 0
+_broken = False  # a pool died in this process: parse here from now on rather than respawn in a loop
+
+
+def _executor() -> ProcessPoolExecutor | None:
+    global _pool, _pool_pid
+    if _pool is not None and _pool_pid == os.getpid():
+        return _pool
+    if _broken:
+        return None
+    workers = min(4, (os.cpu_count() or 1) - 1)  # one core stays with the store stage
+    if workers < 1:
+        return None
+    # spawn, not fork: the gateway has threads (edges, scheduler) that a fork would copy mid-work
+    _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    _pool_pid = os.getpid()
+    return _pool
+
+
+def _discard_pool() -> None:
+    global _pool, _broken
+    if not _broken:
+        log.warning("parse pool died; parsing in the processing process from now on")
+    _broken = True
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+    _pool = None
+
+
+def submit(app, entries) -> dict[int, Future]:
+    """Start parsing these spool rows elsewhere; {spool id: future} for those handed out."""
+    small = [e for e in entries if e.size <= MAX_BYTES]
+    if len(small) < MIN_BATCH:
+        return {}
+    pool = _executor()
+    if pool is None:
+        return {}
+    try:
+        return {e.id: pool.submit(parse_email, spool_store.raw_bytes(app.spool_blobs, e),
+                                  own_addresses=app.own_addresses) for e in small}
+    except BrokenProcessPool:
+        _discard_pool()
+        return {}
+
+
+def take(app, entry, futures: dict[int, Future] | None):
+    """The parsed email of this spool row: from the pool if it was handed out, else parsed now."""
+    fut = (futures or {}).get(entry.id)
+    if fut is not None:
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            _discard_pool()
+    return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)
