@@ -132,7 +132,7 @@ def send_one(app, transport, row_id: int) -> bool:
         row = s.get(OutboxRow, row_id)
         if row is None or row.status != "sending" or row.claimed_by != app.worker_id:
             return False
-        raw, rcpts = message_bytes(row), list(row.envelope_to)
+        raw, rcpts = message_bytes(row, app.attachments), list(row.envelope_to)
     envelope_from = verp_address(app.config.gateway.domain, row_id)
     try:
         detail = transport.send(envelope_from, rcpts, raw)

@@ -62,7 +62,10 @@ def recipients(app, session, ticket: Ticket, *, exclude: tuple[str, ...] = ()) -
 
 
 def _attachments(app, session, message: Message | None):
-    """(forwarded [(name, type, bytes)], listed [dict]) for a message's attachments."""
+    """(forwarded [(name, type, sha256)], listed [dict]) for a message's attachments.
+
+    Forwarded ones are referred to by their place in the attachment store, which
+    never changes; the dispatcher reads their bytes when it composes the mail."""
     if message is None:
         return [], []
     limit = app.config.workflow.attachment_link_over
@@ -77,11 +80,10 @@ def _attachments(app, session, message: Message | None):
     for row in rows:
         entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False}
         if row.size <= limit:
-            try:
-                forwarded.append((row.filename, row.content_type, app.attachments.get(row.sha256)))
+            if app.attachments.path_for(row.sha256).is_file():
+                forwarded.append((row.filename, row.content_type, row.sha256))
                 entry["forwarded"] = True
-            except OSError:
-                pass  # the store lost it: still listed, so the engineer knows it existed
+            # else the store lost it: still listed, so the engineer knows it existed
         listed.append(entry)
     return forwarded, listed
 
@@ -116,7 +118,7 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
         )
         outbox.queue(app, session, kind="notification" if template == "notification" else template,
                      ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt,
-                     attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS)
+                     stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS)
     outbox.record(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
                   event=event, to=people)
     return people

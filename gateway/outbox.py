@@ -7,6 +7,7 @@ automatic responder must not flood anyone).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -17,6 +18,8 @@ from gateway.tokens import reply_address
 from storage.models import Event, OutboxRow, ThreadId, Ticket
 from storage.rows import append
 from templates import Rendered
+
+log = logging.getLogger("supportgw.outbox")
 
 
 def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
@@ -70,6 +73,7 @@ def queue(
     in_reply_to: str | None = None,
     references: list[str] | None = None,
     attachments: list[tuple[str, str, bytes]] | None = None,
+    stored_attachments: list[tuple[str, str, str]] | None = None,  # (name, type, sha256) in app.attachments
     extra_headers: dict[str, str] | None = None,
     source_spool_id: int | None = None,
 ) -> OutboxRow:
@@ -83,14 +87,16 @@ def queue(
     refs = references if references is not None else (ticket_references(session, ticket) if ticket else [])
     # Everything the mail will say is decided now, in this transaction; only the MIME
     # bytes are written at dispatch (gateway.dispatch), from this draft, the row's
-    # Message-ID, recipients, subject and created_at (the Date). Mail with attachments
-    # is built now: the draft does not copy their bytes.
+    # Message-ID, recipients, subject and created_at (the Date). Attachments already in
+    # the (content-addressed, never rewritten) attachment store are named by their hash;
+    # mail with other attachments is built now: the draft does not copy bytes.
     draft = {
         "text": rendered.text, "html": rendered.html,
         "from_addr": [from_name or gw.display_name, support], "reply_to": reply_to,
         "in_reply_to": in_reply_to or (refs[-1] if refs else None), "references": list(refs),
         "automatic": automatic, "loop_address": support, "thread_topic": ticket.subject if ticket else "",
         "thread_root": refs[0] if refs else mid, "extra_headers": dict(extra_headers or {}),
+        "attachments": [list(a) for a in stored_attachments or []],
     }
     row = OutboxRow(
         ticket_id=ticket.id if ticket else None, kind=kind, rcpt=(to[0] if to else "").lower(),
@@ -100,18 +106,28 @@ def queue(
         source_spool_id=source_spool_id,
     )
     if attachments:
-        row.raw, row.draft = message_bytes(row, attachments), None
+        row.raw, row.draft = message_bytes(row, attachments=attachments), None
     session.add(row)
     if ticket is not None:
         append(session, ThreadId, message_id=mid, ticket_id=ticket.id, outbound=True)
     return row
 
 
-def message_bytes(row: OutboxRow, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:
-    """The RFC 5322 bytes of an outbox row: stored ones, else composed from its draft."""
+def message_bytes(row: OutboxRow, store=None, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:
+    """The RFC 5322 bytes of an outbox row: stored ones, else composed from its draft
+    (with the attachments it names read from `store`, the app's attachment store)."""
     if row.raw is not None:
         return row.raw
     d = row.draft
+    if d.get("attachments"):
+        if store is None:
+            raise ValueError(f"outbox row {row.id} forwards stored attachments: pass the attachment store")
+        attachments = []
+        for name, ctype, sha in d["attachments"]:
+            try:
+                attachments.append((name, ctype, store.get(sha)))
+            except OSError:  # removed from the store by hand since: the mail goes without it
+                log.warning("outbox %s: attachment %s (%s) is no longer in the store", row.id, name, sha)
     return build_message(
         Rendered(row.subject, d["text"], d["html"]), from_addr=tuple(d["from_addr"]), to=list(row.to),
         cc=list(row.cc), reply_to=d["reply_to"], message_id=row.message_id, in_reply_to=d["in_reply_to"],
