@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Message
+from storage.rows import unflushed
 
 _PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|antw|回复|答复|转发)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.I)
 _REF = re.compile(r"\[[A-Z]{1,10}-\d+\]", re.I)
@@ -63,14 +64,18 @@ def repetition_reason(app, session: Session, email) -> str:
     limit = app.config.outbound.repeat_limit_per_hour
     if limit <= 0:
         return ""
-    session.flush()  # the message being processed counts too
-    # Cheap first: an indexed count. Only a sender with more mails than the limit
-    # this hour has their texts read and compared.
+    # Cheap first: an indexed count, plus the messages of this transaction not written
+    # yet (the one being processed counts too). Only a sender with more mails than the
+    # limit this hour has their texts read and compared.
+    sender, since = email.sender.email, app.now() - timedelta(hours=1)
     recent = session.execute(select(func.count(Message.id)).where(
-        Message.sender_email == email.sender.email, Message.direction == "in",
-        Message.created_at >= app.now() - timedelta(hours=1))).scalar_one()
+        Message.sender_email == sender, Message.direction == "in", Message.created_at >= since)
+        .execution_options(autoflush=False)).scalar_one()
+    recent += sum(1 for m in unflushed(session, Message)
+                  if m.sender_email == sender and m.direction == "in" and m.created_at >= since)
     if recent <= limit:
         return ""
+    session.flush()  # the texts compared include the message being processed
     n = repeats_in_last_hour(session, email.sender.email, email.subject, email.text, app.now())
     if n > limit:
         return f"content repetition: {n} near-identical mails from {email.sender.email} within an hour (limit {limit})"

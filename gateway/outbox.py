@@ -16,17 +16,21 @@ from sqlalchemy.orm import Session
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
 from storage.models import Event, OutboxRow, ThreadId, Ticket
-from storage.rows import append
+from storage.rows import append, unflushed
 from templates import Rendered
 
 log = logging.getLogger("supportgw.outbox")
 
 
 def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
-    return session.execute(
+    rcpt = rcpt.lower()
+    stored = session.execute(
         select(func.count(OutboxRow.id)).where(
-            OutboxRow.rcpt == rcpt.lower(), OutboxRow.automatic.is_(True), OutboxRow.created_at >= since)
+            OutboxRow.rcpt == rcpt, OutboxRow.automatic.is_(True), OutboxRow.created_at >= since)
+        .execution_options(autoflush=False)
     ).scalar_one()
+    return stored + sum(1 for r in unflushed(session, OutboxRow)
+                        if r.rcpt == rcpt and r.automatic and r.created_at >= since)
 
 
 def may_send_automatic(app, session: Session, rcpt: str) -> bool:

@@ -16,3 +16,12 @@ from sqlalchemy.orm import Session
 
 def append(session: Session, model, **values) -> None:
     session.connection().execute(insert(model.__table__), values)
+
+
+def unflushed(session: Session, model) -> list:
+    """ORM objects of `model` added in this transaction and not written yet.
+
+    A count that must include them can query with autoflush off and add these,
+    instead of flushing the whole transaction first (one flush per message is
+    the bulk of what storing it costs)."""
+    return [o for o in session.new if isinstance(o, model)]
