@@ -25,9 +25,9 @@ from sqlalchemy import select
 
 from gateway import outbox
 from gateway.inbound import Inbound, store_message
+from gateway.large_mail import scan_bytes
 from parsers.bounces import Dsn, parse_dsn, verp_outbox_id
 from storage.models import OutboxAttempt, OutboxRow, Ticket
-from storage.spool import raw_bytes
 
 log = logging.getLogger("supportgw.bounces")
 
@@ -44,7 +44,7 @@ def handle(ib: Inbound) -> str | None:
     verp_ids = _verp_ids(ib)
     if not verp_ids and not e.automatic:
         return None  # a person's mail: not ours to judge
-    dsn = parse_dsn(raw_bytes(ib.app.spool_blobs, ib.entry))
+    dsn = parse_dsn(scan_bytes(ib.app, ib.entry))
     if dsn is None:
         return None  # an auto-reply or some other robot: the customer handler stores it
     row = _find_row(ib, dsn, verp_ids)
@@ -117,7 +117,7 @@ def _returned_message_ids(ib: Inbound) -> list[str]:
     """Message-IDs in our own domain from Message-ID headers quoted in the report."""
     domain = ib.app.config.gateway.domain.lower().encode()
     found = []
-    for m in _MSGID.finditer(raw_bytes(ib.app.spool_blobs, ib.entry)[:_SCAN]):
+    for m in _MSGID.finditer(scan_bytes(ib.app, ib.entry)[:_SCAN]):
         mid = m.group(1)
         if mid.lower().endswith(b"@" + domain):
             text = mid.decode("ascii", "replace")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import parse_pool
+from gateway import large_mail, parse_pool
 from gateway.inbound import Inbound, create_ticket, follow_up
 from gateway.threads import find_ticket
 from parsers import quick
@@ -126,7 +126,10 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
         return "quarantined"
     try:
         with session.begin_nested():
-            email = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
+            if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
+                email = large_mail.parse_stored(app, entry)
+            else:
+                email = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
             if _parent_still_pending(session, entry, email):
                 entry.attempts -= 1
                 return "deferred"

@@ -45,6 +45,13 @@ def big_mail(megabytes: int, msgid: str = "core-dump@customer.example.com") -> b
     return m.as_bytes().replace(b"\n", b"\r\n")
 
 
+def raw_attachment(raw: bytes) -> bytes:
+    from email import message_from_bytes, policy
+
+    msg = message_from_bytes(raw, policy=policy.default)
+    return next(msg.iter_attachments()).get_content()
+
+
 def stuff(data: bytes) -> bytes:
     """What an SMTP client sends for `data` (CRLF lines) after DATA."""
     lines = data.split(b"\r\n")
@@ -153,12 +160,20 @@ def test_fifty_megabytes_over_smtp_are_streamed_to_the_spool_with_bounded_memory
         assert entry.message_id == "core-dump@customer.example.com"
         with open_raw(app.spool_blobs, entry) as fh:
             assert hashlib.sha256(fh.read()).hexdigest() == entry.sha256
-    # and it is processed like any other mail: a ticket, the attachment stored by content
+    # and it is processed like any other mail, again without reading it whole: a ticket,
+    # the attachment decoded as it is read and stored by content
+    tracemalloc.start()
     counts = process_pending(app)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     assert counts["created"] == 1, counts
+    assert peak < 16 * MB, f"processing {len(raw)} bytes peaked at {peak} bytes of Python memory"
+    attachment = raw_attachment(raw)
     with app.db.session() as s:
         [att] = s.execute(select(AttachmentRow)).scalars().all()
-        assert att.filename == "core.bin" and att.size == 50 * MB * 3 // 4
+        assert att.filename == "core.bin" and att.size == len(attachment)
+        assert att.sha256 == hashlib.sha256(attachment).hexdigest()
+        assert app.attachments.path_for(att.sha256).stat().st_size == len(attachment)
         assert s.execute(select(Message.ticket_id)).scalar_one() == s.execute(select(Ticket.id)).scalar_one()
 
 

@@ -1,0 +1,309 @@
+"""Parsing a very large message without holding it in memory.
+
+The stdlib parser that mail-parser builds on keeps every line of a message as a
+string and joins them, so a 50 MB mail costs several hundred MB to parse. Nearly
+all of such a mail is one or two big leaf parts (a core dump, a video, a log).
+
+`split()` reads the message as a stream, a line at a time. Every leaf part whose
+body grows past `threshold` is decoded (base64, quoted-printable or as is) on the
+fly into a sink, which stores it content-addressed, and is replaced in a small
+"skeleton" copy of the message by a one-line marker naming the stored content.
+The skeleton keeps every header, every small part and the MIME structure, so the
+normal parser reads it as usual; `restore()` then swaps each marker attachment
+for the stored file's hash and size. Memory stays near `threshold` plus one line.
+
+`parsers/` knows no storage: the caller passes `open_sink()`, which returns an
+object with `write(bytes)` and `finish() -> (sha256, size)`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import dataclasses
+import email.parser
+import email.policy
+import hashlib
+from dataclasses import dataclass
+
+from parsers.model import Attachment, ParsedEmail
+
+MARKER = b"supportgw-stored-part:"
+LINE_LIMIT = 64 * 1024  # longer "lines" are read in pieces
+MAX_DEPTH = 20
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    sha256: str
+    size: int
+    content_type: str
+
+
+class _Base64:
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._rest + b"".join(chunk.split())
+        cut = len(data) - len(data) % 4
+        self._rest = data[cut:]
+        try:
+            return binascii.a2b_base64(data[:cut]) if cut else b""
+        except binascii.Error:
+            return b""  # a broken stretch is skipped, as the stdlib decoder would (a defect, not a failure)
+
+    def close(self, at_boundary: bool = True) -> bytes:
+        rest, self._rest = self._rest, b""
+        if not rest.strip(b"="):
+            return b""
+        try:
+            return binascii.a2b_base64(rest + b"=" * (-len(rest) % 4))
+        except binascii.Error:
+            return b""
+
+
+class _Lines:
+    """Quoted-printable or plain content. The line break before a boundary belongs to
+    the boundary (RFC 2046 §5.1.1), so the last one is held back and dropped."""
+
+    def __init__(self, qp: bool) -> None:
+        self.qp = qp
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        eol = b"\r\n" if data.endswith(b"\r\n") else b"\n" if data.endswith(b"\n") else b""
+        data, self._held = data[:len(data) - len(eol)], eol
+        if not self.qp:
+            return data
+        if data.endswith(b"="):  # a soft line break: the next line continues this one
+            data, self._held = data[:-1], b""
+        return binascii.a2b_qp(data)
+
+    def close(self, at_boundary: bool = True) -> bytes:
+        held, self._held = self._held, b""
+        return b"" if at_boundary else (b"\n" if self.qp and held else held)
+
+
+class _Uu:
+    """uuencode (x-uuencode), which the stdlib decodes too: lines between "begin" and "end"."""
+
+    def __init__(self) -> None:
+        self._state = "before"
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = bytearray()
+        for line in chunk.splitlines():
+            if self._state == "before":
+                if line.startswith(b"begin"):
+                    self._state = "in"
+            elif self._state == "in":
+                if line.strip() == b"end":
+                    self._state = "after"
+                elif line.strip():
+                    try:
+                        out += binascii.a2b_uu(line)
+                    except binascii.Error:  # some encoders pad short lines badly: length from the first byte
+                        n = (line[0] - 32) & 63
+                        out += binascii.a2b_uu(line[:((n + 2) // 3) * 4 + 1])[:n]
+        return bytes(out)
+
+    def close(self, at_boundary: bool = True) -> bytes:
+        return b""
+
+
+def _decoder(cte: str):
+    cte = cte.strip().lower()
+    if cte == "base64":
+        return _Base64()
+    if cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
+        return _Uu()
+    return _Lines(qp=cte == "quoted-printable")
+
+
+def _headers(lines: list[bytes]):
+    return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(b"".join(lines))
+
+
+class _Splitter:
+    def __init__(self, fh, open_sink, threshold: int, text_threshold: int) -> None:
+        self.fh = fh
+        self.open_sink = open_sink
+        self.threshold = threshold
+        self.text_threshold = text_threshold
+        self.out = bytearray()
+        self.stored: dict[str, StoredPart] = {}
+        self.pending: bytes | None = None  # a line read ahead, not yet consumed
+
+    def readline(self) -> bytes:
+        if self.pending is not None:
+            line, self.pending = self.pending, None
+            return line
+        return self.fh.readline(LINE_LIMIT)
+
+    def unread(self, line: bytes) -> None:
+        self.pending = line
+
+    @staticmethod
+    def _closes(line: bytes, bounds: list[bytes]) -> bool:
+        if not line.startswith(b"--"):
+            return False
+        text = line.rstrip(b"\r\n \t")
+        for b in bounds:
+            if text == b or text == b + b"--":
+                return True
+        return False
+
+    def header_block(self) -> tuple[list[bytes], bytes]:
+        lines = []
+        while True:
+            line = self.readline()
+            if not line:
+                return lines, b""
+            if line in (b"\r\n", b"\n"):
+                return lines, line
+            lines.append(line)
+
+    def part(self, bounds: list[bytes], depth: int) -> None:
+        """Copy or store one part, up to (not including) a delimiter of an enclosing boundary."""
+        lines, blank = self.header_block()
+        hdr = _headers(lines)
+        ctype = hdr.get_content_type()
+        boundary = hdr.get_param("boundary") if hdr.get_content_maintype() == "multipart" else None
+        if boundary and depth < MAX_DEPTH and blank:
+            delim = b"--" + str(boundary).encode("utf-8", "surrogateescape")
+            self.out += b"".join(lines) + blank
+            inner = [delim] + bounds
+            while True:  # preamble, then the parts
+                line = self.readline()
+                if not line:
+                    return
+                if self._closes(line, bounds):
+                    self.unread(line)
+                    return
+                self.out += line
+                if self._closes(line, [delim]):
+                    if line.rstrip(b"\r\n \t").endswith(delim + b"--"):
+                        break  # the closing delimiter: the epilogue follows
+                    self.part(inner, depth + 1)
+            while True:  # epilogue
+                line = self.readline()
+                if not line:
+                    return
+                if self._closes(line, bounds):
+                    self.unread(line)
+                    return
+                self.out += line
+        self.leaf(lines, blank, hdr, ctype, bounds)
+
+    def leaf(self, lines, blank, hdr, ctype, bounds) -> None:
+        body = bytearray()
+        sink = decoder = None
+        at_boundary = False
+        # the message's own text; a multipart without a usable boundary is read as text too
+        is_text_body = (ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")) \
+            and not hdr.get_filename() and hdr.get_content_disposition() != "attachment"
+        limit = self.text_threshold if is_text_body else self.threshold
+        while True:
+            line = self.readline()
+            if not line or self._closes(line, bounds):
+                if line:
+                    self.unread(line)
+                    at_boundary = True
+                break
+            if sink is None:
+                body += line
+                if len(body) > limit:
+                    if ctype == "message/rfc822" and not hdr.get_filename():
+                        _name_after_subject(hdr, bytes(body))
+                    sink, decoder = self.open_sink(), _decoder(str(hdr.get("content-transfer-encoding", "")))
+                    sink.write(decoder.feed(bytes(body)))
+                    body = bytearray()
+            else:
+                sink.write(decoder.feed(line))
+        if sink is None:
+            self.out += b"".join(lines) + blank + body
+            return
+        sink.write(decoder.close(at_boundary))
+        sha, size = sink.finish()
+        self.stored[sha] = StoredPart(sha, size, ctype)
+        self.out += self._marker_headers(hdr, ctype) + b"\r\n" + MARKER + sha.encode() + b"\r\n"
+
+    @staticmethod
+    def _marker_headers(hdr, ctype: str) -> bytes:
+        for name in ("content-transfer-encoding", "content-length"):
+            del hdr[name]
+        hdr["Content-Transfer-Encoding"] = "7bit"
+        if ctype.startswith(("multipart/", "message/")):  # the marker is not a message to parse
+            hdr.set_type("application/octet-stream")
+        if not hdr.get_filename():  # unnamed: the parser names it (attachment-N.ext), text as message.txt
+            del hdr["content-disposition"]
+            if ctype.startswith("text/"):
+                hdr.add_header("Content-Disposition", "attachment", filename="message.txt")
+            else:
+                hdr["Content-Disposition"] = "attachment"
+        raw = hdr.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
+        return raw[:raw.find(b"\r\n\r\n") + 2] if b"\r\n\r\n" in raw else raw
+
+
+def _name_after_subject(hdr, head: bytes) -> None:
+    """A stored forwarded message is named after its subject, as the parser names small ones."""
+    from parsers.charsets import decode_header
+
+    inner = _headers([head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]])
+    subject = decode_header(str(inner.get("subject", "") or ""), None).strip()
+    if subject:
+        del hdr["content-disposition"]
+        hdr.add_header("Content-Disposition", "attachment", filename=f"{subject[:80]}.eml")
+
+
+def split(fh, open_sink, threshold: int = 256 * 1024,
+          text_threshold: int = 8 * 1024 * 1024) -> tuple[bytes, dict[str, StoredPart]]:
+    """The skeleton of the message read from binary stream `fh`, and what was stored.
+
+    Attachments and other non-text parts are stored past `threshold` bytes; a
+    message's own text (text/plain or text/html, no file name) only past
+    `text_threshold`, since the ticket shows it: it then becomes "message.txt".
+    """
+    s = _Splitter(fh, open_sink, threshold, text_threshold)
+    s.part([], 0)
+    while True:  # anything after the top-level part (a broken structure) is kept as is
+        line = s.readline()
+        if not line:
+            break
+        s.out += line
+    return bytes(s.out), s.stored
+
+
+def restore(parsed: ParsedEmail, stored: dict[str, StoredPart]) -> ParsedEmail:
+    """Point the skeleton's marker attachments at the stored parts they stand for."""
+    if not stored:
+        return parsed
+    out = []
+    for att in parsed.attachments:
+        content = att.content.strip()
+        if content.startswith(MARKER) and content[len(MARKER):].decode("ascii", "replace") in stored:
+            part = stored[content[len(MARKER):].decode("ascii")]
+            ctype = part.content_type if part.content_type.startswith(("multipart/", "message/")) \
+                else att.content_type
+            name = att.filename
+            if ctype == "message/rfc822" and name.startswith("attachment-") and name.endswith(".bin"):
+                name = name[:-4] + ".eml"  # what the parser calls an unnamed forwarded message
+            att = dataclasses.replace(att, sha256=part.sha256, size=part.size, content=b"", content_type=ctype,
+                                      filename=name)
+        out.append(att)
+    return dataclasses.replace(parsed, attachments=tuple(out),
+                               defects=tuple(parsed.defects) + ("large-parts-streamed",))
+
+
+class HashingSink:
+    """An in-memory sink (for tests and small tools): keeps the bytes it is given."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def finish(self) -> tuple[str, int]:
+        return hashlib.sha256(self.data).hexdigest(), len(self.data)
