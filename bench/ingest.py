@@ -2,6 +2,12 @@
 outbox) into a fresh SQLite database, against mail-parser's own parse-only
 rate on the same messages, measured in the same run.
 
+As in `supportgw ingest`, a batch is parsed ahead in a process pool
+(gateway/parse_pool.py) while its store stage runs, so on several cores the
+pipeline figure uses more than one. Outbox rows are committed as drafts
+(rendered text, every header value fixed); their MIME bytes are composed by the
+dispatcher when sent, which this benchmark does not run.
+
     python bench/ingest.py [N]
 """
 
