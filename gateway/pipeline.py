@@ -51,8 +51,8 @@ def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[sp
                                   message_id=quick.message_id(r.head if isinstance(r, spool_store.Stored) else r),
                                   envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to))
              for r, src in raws]
-    with app.db.write_lock(), app.db.session() as s:
-        return spool_store.add_many(s, items, app.now())
+    with app.db.write_lock(), app.db.connection() as conn:
+        return spool_store.add_many(conn, items, app.now())
 
 
 def _engineers(app) -> set[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -174,6 +174,20 @@ class Database:
             raise
         finally:
             s.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core transaction (no ORM unit of work), for the hot path of the edges.
+
+        Committed on success; database errors come out as `StorageUnavailable` like `session()`.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
+                raise StorageUnavailable(str(exc.orig) if exc.orig else str(exc)) from exc
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()

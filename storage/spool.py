@@ -23,6 +23,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storage.models import SpoolEntry
@@ -171,7 +172,22 @@ class SpoolSink:
         self._buf = bytearray()
 
 
-def add_many(session: Session, items: list[Incoming], now: datetime) -> list[Spooled]:
+_INSERTS: dict[str, object] = {}
+
+
+def _insert_statement(dialect: str):
+    """INSERT .. ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id, built once."""
+    stmt = _INSERTS.get(dialect)
+    if stmt is None:
+        table = SpoolEntry.__table__
+        insert = sqlite_insert if dialect == "sqlite" else pg_insert
+        stmt = (insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+                .returning(table.c.dedupe_key, table.c.id))
+        _INSERTS[dialect] = stmt
+    return stmt
+
+
+def add_many(conn: Connection | Session, items: list[Incoming], now: datetime) -> list[Spooled]:
     """Insert new messages; duplicates (same Message-ID and content) point at the first copy.
 
     One multi-row INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING for
@@ -183,14 +199,10 @@ def add_many(session: Session, items: list[Incoming], now: datetime) -> list[Spo
     fresh: dict[str, dict] = {}
     for r in rows:
         fresh.setdefault(r["dedupe_key"], r)
-    table = SpoolEntry.__table__
-    dialect = session.get_bind().dialect.name
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    stmt = (insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
-            .returning(table.c.dedupe_key, table.c.id))
-    new_ids = dict(session.execute(stmt, list(fresh.values())).all()) if fresh else {}
+    dialect = conn.dialect.name if isinstance(conn, Connection) else conn.get_bind().dialect.name
+    new_ids = dict(conn.execute(_insert_statement(dialect), list(fresh.values())).all()) if fresh else {}
     missing = [k for k in fresh if k not in new_ids]
-    existing = dict(session.execute(
+    existing = dict(conn.execute(
         select(SpoolEntry.dedupe_key, SpoolEntry.id).where(SpoolEntry.dedupe_key.in_(missing))
     ).all()) if missing else {}
     result: list[Spooled] = []
