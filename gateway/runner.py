@@ -32,6 +32,7 @@ def _worker_main(config, parent: int) -> None:
     from gateway.app import build_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     _die_with_parent()
     if os.getppid() != parent:
         log.error("gateway process %s died while this worker started; exiting", parent)
