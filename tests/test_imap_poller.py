@@ -94,17 +94,17 @@ def test_twenty_megabyte_message_is_stored_byte_for_byte(dovecot, imap_gateway):
 
 def test_message_the_parser_chokes_on_is_spooled_quarantined_and_acknowledged(dovecot, imap_gateway, monkeypatch):
     """parse_email promises never to raise; a bug breaking that promise must still not block the
-    mailbox. We break it for one message at the parser boundary."""
-    import gateway.pipeline as pipeline
+    mailbox. We break it for one message at the parser boundary (where the pipeline calls it)."""
+    import gateway.parse_pool as boundary
 
-    real = pipeline.parse_email
+    real = boundary.parse_email
 
     def buggy(raw, **kw):
         if b"X-Trigger-Parser-Bug: yes" in raw:
             raise ValueError("parser bug triggered by this message")
         return real(raw, **kw)
 
-    monkeypatch.setattr(pipeline, "parse_email", buggy)
+    monkeypatch.setattr(boundary, "parse_email", buggy)
     dovecot.append(build(subject="poison", msgid="<poison@customer.example.com>",
                          headers={"X-Trigger-Parser-Bug": "yes"}),
                    build(subject="fine after poison", msgid="<fine@customer.example.com>"))
