@@ -190,6 +190,8 @@ class Dispatcher(LoopThread):
                     except Exception:
                         log.exception("outbox: could not release dead claims; they expire by themselves")
                 try:
+                    # sending is background work too: on SQLite a busy SMTP edge goes first
+                    self.app.db.foreground.wait_quiet()
                     dispatch_due(self.app, transport, should_stop=self._halt.is_set)
                 except Exception:
                     log.exception("outbox dispatcher: will retry")
