@@ -137,6 +137,8 @@ class LimitedSMTP(SMTP):
         sink = SpoolSink(app.spool_blobs, app.config.gateway.spool_inline_max)
         try:
             result = await read_data(self._reader, sink.write, self.data_size_limit)
+            if result.error is not None:
+                raise result.error
             if result.too_big:
                 sink.discard()
                 await self.push("552 5.3.4 Message too big for this system")

@@ -50,6 +50,7 @@ class Unstuffer:
 class DataResult:
     size: int  # bytes as they came over the wire (stuffed), like aiosmtpd's limit count
     too_big: bool
+    error: OSError | None = None  # `write` failed (disk full...); the rest was read and dropped
 
 
 async def read_data(reader: asyncio.StreamReader, write, limit: int | None) -> DataResult:
@@ -57,11 +58,14 @@ async def read_data(reader: asyncio.StreamReader, write, limit: int | None) -> D
 
     Past `limit` bytes the rest is read and thrown away (the client gets its 552
     only after the final dot, RFC 5321 §4.2.5), and `write` is not called again.
+    The same when `write` fails: the error is returned once the data has ended,
+    so the rest of the message is never taken for commands.
     """
     unstuff = Unstuffer()
     tail = b"\r\n"  # the two bytes before the slice being read
     size = 0
     too_big = False
+    error: OSError | None = None
     while True:
         try:
             chunk = await reader.readuntil(END)
@@ -79,10 +83,13 @@ async def read_data(reader: asyncio.StreamReader, write, limit: int | None) -> D
         size += len(chunk)
         if limit and size > limit:
             too_big = True
-        if not too_big:
-            write(unstuff.feed(chunk))
-            if done:
-                write(unstuff.close())
+        if not too_big and error is None:
+            try:
+                write(unstuff.feed(chunk))
+                if done:
+                    write(unstuff.close())
+            except OSError as exc:
+                error = exc
         if done:
-            return DataResult(size, too_big)
+            return DataResult(size, too_big, error)
         tail = (tail + chunk)[-2:]

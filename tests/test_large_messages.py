@@ -244,3 +244,31 @@ def test_spool_accepts_stored_and_inline_messages_together(app):
     with app.db.session() as s:
         rows = {e.message_id: e for e in s.execute(select(SpoolEntry)).scalars()}
     assert rows["stored@customer.example.com"].raw is None and rows["x@y"].raw is not None
+
+
+def test_an_unwritable_blob_store_answers_451_and_small_mail_still_goes_through(make_app):
+    """A disk problem under data_dir/spool-blobs must make the sender retry, not lose the mail."""
+    import smtplib
+
+    app = make_app(smtp={"max_message_size": 8 * MB}, gateway={"spool_inline_max": 64 * 1024})
+    app.spool_blobs.root.parent.mkdir(parents=True, exist_ok=True)
+    app.spool_blobs.root.write_bytes(b"not a directory")  # every write under it fails
+    writer = SpoolWriter(app)
+    writer.start()
+    ctl = start_listener(app, writer, port=free_port())
+    try:
+        with smtplib.SMTP("127.0.0.1", ctl.port, timeout=60) as s:
+            s.ehlo()
+            s.mail("big@customer.example.com")
+            s.rcpt("support@support.example.test")
+            code, msg = s.data(big_mail(1))
+            assert code == 451, msg
+            s.mail("small@customer.example.com")
+            s.rcpt("support@support.example.test")
+            code, _ = s.data(b"From: small@customer.example.com\r\nSubject: hi\r\n\r\nsmall one\r\n")
+            assert code == 250
+    finally:
+        ctl.stop()
+        writer.stop()
+        writer.join(10)
+    assert [e.size < 64 * 1024 for e in _spooled(app)] == [True]
