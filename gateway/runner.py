@@ -129,6 +129,11 @@ class Gateway:
         self.stopped = threading.Event()
 
     def start(self) -> "Gateway":
+        from storage.spool import sweep_tmp
+
+        for blobs in (self.app.spool_blobs, self.app.attachments):
+            if n := sweep_tmp(blobs):
+                log.info("removed %d half-written file(s) left by an earlier crash in %s/tmp", n, blobs.root)
         if self.pool:
             self.pool.start()
         self.writer.start()

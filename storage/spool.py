@@ -105,6 +105,25 @@ def read_file(blobs, open_file, inline_max: int, chunk: int = 1024 * 1024) -> "b
             raise
 
 
+def sweep_tmp(blobs, older_than: float = 3600.0) -> int:
+    """Remove half-written files a crash left in the blob store's tmp/ (none is in use for an hour)."""
+    import time
+
+    tmp_dir = blobs.root / "tmp"
+    if not tmp_dir.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    for f in tmp_dir.iterdir():
+        try:
+            if f.is_file() and f.stat().st_mtime < cutoff:
+                f.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 class SpoolSink:
     """Collects one incoming message in chunks, in memory up to `inline_max` bytes,
     beyond that in a file of the blob store; memory stays at one chunk however big

@@ -272,3 +272,20 @@ def test_an_unwritable_blob_store_answers_451_and_small_mail_still_goes_through(
         writer.stop()
         writer.join(10)
     assert [e.size < 64 * 1024 for e in _spooled(app)] == [True]
+
+
+def test_half_written_files_of_a_crash_are_swept_at_start(make_app):
+    import time
+
+    from gateway.runner import Gateway
+
+    app = make_app()
+    tmp = app.spool_blobs.root / "tmp"
+    tmp.mkdir(parents=True)
+    old, fresh = tmp / "in.1.dead", tmp / "in.2.busy"
+    old.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"y" * 100)
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    gw = Gateway(app, imap=False, scheduler=False, smtp=False).start()
+    gw.stop()
+    assert not old.exists() and fresh.exists()
