@@ -30,6 +30,7 @@ from parsers.model import Attachment, ParsedEmail
 MARKER = b"supportgw-stored-part:"
 LINE_LIMIT = 64 * 1024  # longer "lines" are read in pieces
 MAX_DEPTH = 20
+BLOCK = 256 * 1024  # a stored part is decoded and written in blocks of about this size
 
 
 @dataclass(frozen=True)
@@ -220,10 +221,15 @@ class _Splitter:
                     sink.write(decoder.feed(bytes(body)))
                     body = bytearray()
             else:
-                sink.write(decoder.feed(line))
+                body += line  # decoded and written a block at a time, not a line at a time
+                if len(body) >= BLOCK:
+                    sink.write(decoder.feed(bytes(body)))
+                    body = bytearray()
         if sink is None:
             self.out += b"".join(lines) + blank + body
             return
+        if body:
+            sink.write(decoder.feed(bytes(body)))
         sink.write(decoder.close(at_boundary))
         sha, size = sink.finish()
         self.stored[sha] = StoredPart(sha, size, ctype)
