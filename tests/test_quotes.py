@@ -197,20 +197,26 @@ PATHOLOGICAL = {
 }
 
 
+# A liveness guard, not a speed claim: catastrophic regex backtracking on these inputs takes
+# minutes to hours, while a linear pass takes well under a second even on a loaded machine.
+# The bound is wide so that a busy CI box never fails it; speed figures live in bench/.
+HANG = 15.0
+
+
 @pytest.mark.parametrize("text", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
-def test_pathological_input_is_fast_and_lossless(text):
+def test_pathological_input_finishes_and_is_lossless(text):
     started = time.perf_counter()
     result = split_reply(text)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < HANG
     assert non_space(result.reply_text + result.quoted + result.signature) == non_space(text)
 
 
 @needs_corpora
-def test_long_quote_from_github_corpus_finishes_well_under_a_second():
+def test_long_quote_from_github_corpus_finishes():
     text = (Path(CORPORA) / "github-email-reply-parser/email_long_quote.txt").read_text()
     started = time.perf_counter()
     result = split_reply(text)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < HANG
     assert result.reply_text.startswith("Hi folks")
 
 
