@@ -61,7 +61,7 @@ def _discard_pool() -> None:
 
 def submit(app, entries) -> dict[int, Future]:
     """Start parsing these spool rows elsewhere; {spool id: future} for those handed out."""
-    small = [e for e in entries if e.size <= MAX_BYTES]
+    small = [e for e in entries if e.size <= MAX_BYTES and e.raw is not None]  # file-backed: gateway.large_mail
     if len(small) < MIN_BATCH:
         return {}
     pool = _executor()

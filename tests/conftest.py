@@ -120,6 +120,16 @@ def fresh_database_url(tmp_path: Path, *, backend: str = "") -> str:
     return f"sqlite:///{target}"
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Drop this run's PostgreSQL template database; each test drops its own copy."""
+    tmpl = _pg_template.pop("tmpl", None)
+    if tmpl:
+        try:
+            _pg_exec(f"DROP DATABASE IF EXISTS {tmpl} WITH (FORCE)")
+        except Exception:
+            pass
+
+
 def drop_database(url: str) -> None:
     if url.startswith("postgresql"):
         name = url.rpartition("/")[2]
