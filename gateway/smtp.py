@@ -82,7 +82,7 @@ class SupportHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         src = Source("smtp", envelope.mail_from or "", tuple(a.lower() for a in envelope.rcpt_tos))
         try:
-            await asyncio.wrap_future(self.writer.submit(raw, src))
+            await self.writer.spool(raw, src)
         except StorageUnavailable as exc:
             log.warning("451 to %s: %s", session.peer, exc)
             return "451 4.3.0 Temporary storage failure, please try again later"

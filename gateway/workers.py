@@ -8,6 +8,7 @@ holds up a 250 reply.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import queue
@@ -36,6 +37,19 @@ class SpoolWriter(threading.Thread):
         else:
             self._q.put((raw, source, fut))
         return fut
+
+    async def spool(self, raw, source: pipeline.Source):
+        """Spool from an event loop: resolves once the batch holding this message commits.
+
+        The writer settles all of one loop's waiters of a batch with a single wake-up of
+        that loop, instead of one cross-thread call per message.
+        """
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if self._halt.is_set():
+            raise StorageUnavailable("gateway is shutting down")
+        self._q.put((raw, source, _LoopWaiter(loop, fut)))
+        return await fut
 
     def stop(self) -> None:
         self._halt.set()
@@ -92,13 +106,50 @@ class SpoolWriter(threading.Thread):
         except Exception as exc:  # database down, disk full, locked: the senders must retry
             log.error("spool write failed for %d message(s): %s", len(batch), exc)
             err = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(str(exc))
-            for _, _, fut in batch:
-                fut.set_exception(err)
+            _settle([(fut, None, err) for _, _, fut in batch])
             return
-        for (_, _, fut), res in zip(batch, results):
-            fut.set_result(res)
+        _settle([(fut, res, None) for (_, _, fut), res in zip(batch, results)])
         if self.on_spooled:
             self.on_spooled()
+
+
+class _LoopWaiter:
+    """An asyncio future waiting in another thread's loop for a spool result."""
+
+    __slots__ = ("loop", "fut")
+
+    def __init__(self, loop, fut) -> None:
+        self.loop, self.fut = loop, fut
+
+    def set_exception(self, exc) -> None:
+        _settle([(self, None, exc)])
+
+
+def _settle(outcomes) -> None:
+    """Resolve waiters: concurrent futures directly, each event loop's with one wake-up."""
+    per_loop: dict = {}
+    for fut, res, exc in outcomes:
+        if isinstance(fut, _LoopWaiter):
+            per_loop.setdefault(fut.loop, []).append((fut.fut, res, exc))
+        elif exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(res)
+    for loop, items in per_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, items)
+        except RuntimeError:
+            pass  # that loop is closed: its sessions are gone
+
+
+def _resolve(items) -> None:
+    for fut, res, exc in items:
+        if fut.done():  # the session was cancelled meanwhile (client hung up)
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(res)
 
 
 class LoopThread(threading.Thread):
