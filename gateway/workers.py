@@ -1,7 +1,7 @@
 """Background workers of a running gateway.
 
 `SpoolWriter` commits raw messages in groups: concurrent SMTP sessions hand it
-their bytes and wait; one transaction (one fsync) serves them all. `Processor`
+their bytes and await `SpoolWriter.spool()`; one transaction (one fsync) serves them all. `Processor`
 turns spooled rows into tickets, apart from the edges, so a slow message never
 holds up a 250 reply.
 """
@@ -9,7 +9,6 @@ holds up a 250 reply.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import queue
 import threading
@@ -29,14 +28,6 @@ class SpoolWriter(threading.Thread):
         self.max_batch = max_batch
         self._q: queue.Queue = queue.Queue()
         self._halt = threading.Event()
-
-    def submit(self, raw: bytes, source: pipeline.Source) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        if self._halt.is_set():
-            fut.set_exception(StorageUnavailable("gateway is shutting down"))
-        else:
-            self._q.put((raw, source, fut))
-        return fut
 
     async def spool(self, raw, source: pipeline.Source):
         """Spool from an event loop: resolves once the batch holding this message commits.
@@ -126,15 +117,10 @@ class _LoopWaiter:
 
 
 def _settle(outcomes) -> None:
-    """Resolve waiters: concurrent futures directly, each event loop's with one wake-up."""
+    """Resolve waiters (`_LoopWaiter`s) with one wake-up of each event loop."""
     per_loop: dict = {}
-    for fut, res, exc in outcomes:
-        if isinstance(fut, _LoopWaiter):
-            per_loop.setdefault(fut.loop, []).append((fut.fut, res, exc))
-        elif exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(res)
+    for waiter, res, exc in outcomes:
+        per_loop.setdefault(waiter.loop, []).append((waiter.fut, res, exc))
     for loop, items in per_loop.items():
         try:
             loop.call_soon_threadsafe(_resolve, items)

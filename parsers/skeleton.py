@@ -165,6 +165,18 @@ class _Splitter:
                 return lines, line
             lines.append(line)
 
+    def _copy_line(self, bounds: list[bytes]) -> bytes | None:
+        """Copy the next line to the skeleton and return it; None (nothing copied) at the end
+        of the input or at a delimiter of an enclosing boundary, which is left to be read."""
+        line = self.readline()
+        if not line:
+            return None
+        if self._closes(line, bounds):
+            self.unread(line)
+            return None
+        self.out += line
+        return line
+
     def part(self, bounds: list[bytes], depth: int) -> None:
         """Copy or store one part, up to (not including) a delimiter of an enclosing boundary."""
         lines, blank = self.header_block()
@@ -175,26 +187,16 @@ class _Splitter:
             delim = b"--" + str(boundary).encode("utf-8", "surrogateescape")
             self.out += b"".join(lines) + blank
             inner = [delim] + bounds
-            while True:  # preamble, then the parts
-                line = self.readline()
-                if not line:
-                    return
-                if self._closes(line, bounds):
-                    self.unread(line)
-                    return
-                self.out += line
+            while (line := self._copy_line(bounds)) is not None:  # preamble, then the parts
                 if self._closes(line, [delim]):
                     if line.rstrip(b"\r\n \t").endswith(delim + b"--"):
                         break  # the closing delimiter: the epilogue follows
                     self.part(inner, depth + 1)
-            while True:  # epilogue
-                line = self.readline()
-                if not line:
-                    return
-                if self._closes(line, bounds):
-                    self.unread(line)
-                    return
-                self.out += line
+            else:
+                return
+            while self._copy_line(bounds) is not None:  # epilogue
+                pass
+            return
         self.leaf(lines, blank, hdr, ctype, bounds)
 
     def leaf(self, lines, blank, hdr, ctype, bounds) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+from contextlib import contextmanager
 from email.message import EmailMessage
 
 from hypothesis import given, settings
@@ -50,6 +51,20 @@ def raw_attachment(raw: bytes) -> bytes:
 
     msg = message_from_bytes(raw, policy=policy.default)
     return next(msg.iter_attachments()).get_content()
+
+
+@contextmanager
+def listening(app):
+    """An SMTP listener and its spool writer for `app`, stopped on the way out; yields the port."""
+    writer = SpoolWriter(app)
+    writer.start()
+    ctl = start_listener(app, writer, port=free_port())
+    try:
+        yield ctl.port
+    finally:
+        ctl.stop()
+        writer.stop()
+        writer.join(10)
 
 
 def stuff(data: bytes) -> bytes:
@@ -135,22 +150,15 @@ def test_fifty_megabytes_over_smtp_are_streamed_to_the_spool_with_bounded_memory
     assert len(raw) > 50 * MB
     path = tmp_path / "big.eml"
     path.write_bytes(raw)
-    writer = SpoolWriter(app)
-    writer.start()
-    ctl = start_listener(app, writer, port=free_port())
-    try:
+    with listening(app) as port:
         tracemalloc.start()
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
-        out = subprocess.run([sys.executable, "-c", SENDER, str(ctl.port), str(path)],
+        out = subprocess.run([sys.executable, "-c", SENDER, str(port), str(path)],
                              capture_output=True, text=True, timeout=300)
         peak = tracemalloc.get_traced_memory()[1] - before
         tracemalloc.stop()
         assert out.returncode == 0, out.stderr
-    finally:
-        ctl.stop()
-        writer.stop()
-        writer.join(10)
     # the gateway process never held the message: a few slices at most
     assert peak < 8 * MB, f"receiving {len(raw)} bytes peaked at {peak} bytes of Python memory"
     with app.db.session() as s:
@@ -196,23 +204,15 @@ def _spooled(app):
 
 def test_a_message_over_the_limit_is_refused_and_leaves_no_file(make_app, tmp_path):
     app = make_app(smtp={"max_message_size": 2 * MB}, gateway={"spool_inline_max": 64 * 1024})
-    writer = SpoolWriter(app)
-    writer.start()
-    ctl = start_listener(app, writer, port=free_port())
-    try:
-        import smtplib
+    import smtplib
 
-        with smtplib.SMTP("127.0.0.1", ctl.port, timeout=60) as s:
-            s.ehlo()
-            s.mail("big@customer.example.com")
-            s.rcpt("support@support.example.test")
-            code, msg = s.data(big_mail(3))
-            assert code == 552, msg
-            assert s.noop()[0] == 250  # the session goes on
-    finally:
-        ctl.stop()
-        writer.stop()
-        writer.join(10)
+    with listening(app) as port, smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+        s.ehlo()
+        s.mail("big@customer.example.com")
+        s.rcpt("support@support.example.test")
+        code, msg = s.data(big_mail(3))
+        assert code == 552, msg
+        assert s.noop()[0] == 250  # the session goes on
     assert _spooled(app) == []
     tmp = app.spool_blobs.root / "tmp"
     assert not tmp.exists() or list(tmp.iterdir()) == []
@@ -253,24 +253,16 @@ def test_an_unwritable_blob_store_answers_451_and_small_mail_still_goes_through(
     app = make_app(smtp={"max_message_size": 8 * MB}, gateway={"spool_inline_max": 64 * 1024})
     app.spool_blobs.root.parent.mkdir(parents=True, exist_ok=True)
     app.spool_blobs.root.write_bytes(b"not a directory")  # every write under it fails
-    writer = SpoolWriter(app)
-    writer.start()
-    ctl = start_listener(app, writer, port=free_port())
-    try:
-        with smtplib.SMTP("127.0.0.1", ctl.port, timeout=60) as s:
-            s.ehlo()
-            s.mail("big@customer.example.com")
-            s.rcpt("support@support.example.test")
-            code, msg = s.data(big_mail(1))
-            assert code == 451, msg
-            s.mail("small@customer.example.com")
-            s.rcpt("support@support.example.test")
-            code, _ = s.data(b"From: small@customer.example.com\r\nSubject: hi\r\n\r\nsmall one\r\n")
-            assert code == 250
-    finally:
-        ctl.stop()
-        writer.stop()
-        writer.join(10)
+    with listening(app) as port, smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+        s.ehlo()
+        s.mail("big@customer.example.com")
+        s.rcpt("support@support.example.test")
+        code, msg = s.data(big_mail(1))
+        assert code == 451, msg
+        s.mail("small@customer.example.com")
+        s.rcpt("support@support.example.test")
+        code, _ = s.data(b"From: small@customer.example.com\r\nSubject: hi\r\n\r\nsmall one\r\n")
+        assert code == 250
     assert [e.size < 64 * 1024 for e in _spooled(app)] == [True]
 
 
