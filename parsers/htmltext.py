@@ -1,7 +1,9 @@
 """HTML bodies: a readable-text rendering and a sanitised copy.
 
 Owns `html_to_text` (our own small converter on html.parser: block elements, <br>, list
-items and table rows become line breaks; script/style/title are dropped; entities decoded)
+items and table rows become line breaks; script/style/title are dropped; entities decoded;
+quoted <blockquote> content becomes "> " lines, as a mail client's plain-text view shows
+it, so parsers.quotes trims an HTML-only reply's history like a plain-text one's)
 and `sanitise_html` (nh3 with a mail policy: no scripts, no event handlers, no remote
 images; cid: images kept). It does not decide which MIME part is the body.
 """
@@ -26,17 +28,28 @@ _BLOCK = frozenset(
 _SKIP = frozenset(("script", "style", "title", "template", "noscript"))
 _SPACE = re.compile(r"[ \t\r\n\f\u200b]+")
 _MANY_BLANK = re.compile(r"\n{3,}")
+# a blank line left between a quote's lines by block spacing: one is enough
+_QUOTE_BLANKS = re.compile(r"^(>+)\n(?:\1\n)+", re.M)
+# Gmail's and Outlook's "indent" button makes a <blockquote> with no border: layout, not a quote.
+_INDENT_ONLY = re.compile(r"border(?:-left)?\s*:\s*(?:none|0)\b", re.I)
 
 
 class _TextBuilder(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
+        self.depths: list[int] = []  # the quote depth each chunk was written at
         self.skip_depth = 0
         self.pre_depth = 0
+        self.quote_depth = 0
+        self.blockquotes: list[bool] = []  # open <blockquote>s: is each a quote?
+
+    def _add(self, text: str) -> None:
+        self.chunks.append(text)
+        self.depths.append(self.quote_depth)
 
     def _newline(self, count: int = 1) -> None:
-        self.chunks.append("\n" * count)
+        self._add("\n" * count)
 
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag in _SKIP:
@@ -45,15 +58,19 @@ class _TextBuilder(HTMLParser):
             self._newline()
         elif tag == "li":
             self._newline()
-            self.chunks.append("- ")
+            self._add("- ")
         elif tag in ("td", "th"):
-            self.chunks.append("\t")
+            self._add("\t")
         elif tag in _BLOCK:
             self._newline(2 if tag in ("p", "blockquote", "table", "h1", "h2", "h3") else 1)
             if tag == "pre":
                 self.pre_depth += 1
             elif tag == "hr":
-                self.chunks.append("----\n")
+                self._add("----\n")
+            elif tag == "blockquote":
+                quote = not _INDENT_ONLY.search(dict(attrs).get("style") or "")
+                self.blockquotes.append(quote)
+                self.quote_depth += quote
 
     def handle_startendtag(self, tag: str, attrs) -> None:
         if tag not in _SKIP:  # <script/> must not open a skip region that never closes
@@ -66,21 +83,57 @@ class _TextBuilder(HTMLParser):
             if tag == "pre":
                 self.pre_depth = max(0, self.pre_depth - 1)
             self._newline(2 if tag in ("p", "blockquote", "table") else 1)
+            if tag == "blockquote" and self.blockquotes:
+                self.quote_depth -= self.blockquotes.pop()
 
     def handle_data(self, data: str) -> None:
         if self.skip_depth:
             return
         if self.pre_depth:
-            self.chunks.append(data)
+            self._add(data)
         else:
-            self.chunks.append(_SPACE.sub(" ", data))
+            self._add(_SPACE.sub(" ", data))
+
+    def _lines(self) -> list[tuple[str, int]]:
+        """(line, quote depth) pairs; a line's depth is that of its first chunk of text."""
+        out: list[tuple[str, int]] = []
+        line: list[str] = []
+        depth = None
+        for chunk, d in zip(self.chunks, self.depths):
+            pieces = chunk.split("\n")
+            for i, piece in enumerate(pieces):
+                if i:
+                    out.append(("".join(line), depth or 0))
+                    line, depth = [], None
+                if piece:
+                    line.append(piece)
+                    if depth is None and piece.strip():
+                        depth = d
+        out.append(("".join(line), depth or 0))
+        return out
 
     def text(self) -> str:
-        joined = "".join(self.chunks).replace("\xa0", " ")
         # Whitespace collapsing leaves at most one stray space at a line start; two or
         # more come from <pre> and are kept.
-        lines = [_trim(line) for line in joined.split("\n")]
-        return _MANY_BLANK.sub("\n\n", "\n".join(lines)).strip()
+        pairs = [(_trim(line.replace("\xa0", " ")), depth) for line, depth in self._lines()]
+        if any(depth for _, depth in pairs):
+            pairs = _quote_blank_lines(pairs)
+        text = "\n".join((">" * depth + (" " + line if line else "")) if depth else line
+                         for line, depth in pairs)
+        return _MANY_BLANK.sub("\n\n", _QUOTE_BLANKS.sub(r"\1\n", text)).strip()
+
+
+def _quote_blank_lines(pairs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """A blank line inside a quote is part of it ("> a", ">", "> b"), at the shallower side's depth."""
+    out = list(pairs)
+    prev = 0
+    for i, (line, depth) in enumerate(pairs):
+        if line.strip():
+            prev = depth
+            continue
+        nxt = next((d for ln, d in pairs[i + 1:] if ln.strip()), 0)
+        out[i] = ("", min(prev, nxt))
+    return out
 
 
 def _trim(line: str) -> str:

@@ -66,6 +66,9 @@ _HAS_DATE_OR_ADDRESS = re.compile(r"\d|@")
 _DATE_LED_HEADER = re.compile(
     r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\s+(?:\d{1,2}:\d{2}\s+GMT[+-]\d{2}:?\d{2}\b|.*<[^<>\s]+@[^<>\s]+>\s*:?\s*$)"
 )
+# Yandex, Mail.ru and other webmail put no "wrote" in the line above a quote:
+# '26.06.2014, 14:41, "Name" <a@b.c>:'. Such a line only counts when a quote follows it.
+_ADDRESS_ATTRIBUTION = re.compile(r"^(?=[^<]*\d)[^<>]{0,200}<[^<>\s]+@[^<>\s]+>\s*[:：]$")
 # Zoho: "---- On Tue, 22 Dec 2015 14:17:36 +0530 Name <a@b.c> wrote ----"
 _DASHED_WROTE = re.compile(r"^-{2,}\s*\S.{0,300}?(?:wrote|写道)\s*-{2,}$", re.IGNORECASE)
 
@@ -340,9 +343,17 @@ def _scan(lines: list[_Line], i: int, headed: set[int]) -> tuple[int, int, int]:
             return hard, -1, n
         if _signature_starts(lines, i):
             return i, i, _signature_end(lines, i)
-        span = _wrote_header_span(lines, i)
+        span = _wrote_header_span(lines, i) or _attribution_span(lines, i)
         i = _mark_headed_quote(lines, i, span, headed) if span else i + 1
     return n, -1, n
+
+
+def _attribution_span(lines: list[_Line], i: int) -> int:
+    """1 when line i is a date-and-address line that introduces the quote under it."""
+    line = lines[i]
+    if line.depth or not line.bare.endswith((":", "：")) or len(line.bare) > _MAX_HEADER_LINE:
+        return 0
+    return 1 if _ADDRESS_ATTRIBUTION.match(line.bare) and _followed_by_quote(lines, i + 1) else 0
 
 
 def _hard_header_end(lines: list[_Line], h: int) -> int:

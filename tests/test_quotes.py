@@ -359,3 +359,56 @@ def test_crisp_reply_fixtures_split_without_losing_text():
         text = path.read_text(errors="replace")
         result = split_reply(text)
         assert non_space(result.reply_text + result.quoted + result.signature) == non_space(text), path.name
+
+
+# HTML-only replies: parsers.htmltext renders a quoting <blockquote> as "> " lines, so the
+# history of a reply written in a webmail's HTML editor is cut like a plain-text one's.
+
+@needs_corpora
+def test_talon_html_replies_keep_only_the_new_text():
+    """talon's HTML reply bodies from nine clients (Gmail, Thunderbird, Outlook 2003-2010,
+    Hotmail, Windows Mail, Mail.ru, Yandex): each says only "Hi. I am fine. Thanks, Alex"."""
+    from parsers.htmltext import html_to_text
+
+    paths = sorted((Path(CORPORA) / "talon/html_replies").glob("*.html"))
+    assert len(paths) == 9
+    wrong = {}
+    for path in paths:
+        reply = split_reply(html_to_text(path.read_text(encoding="utf-8", errors="replace"))).reply_text
+        if norm(reply) != norm("Hi. I am fine.\nThanks,\nAlex"):
+            wrong[path.name] = reply
+    assert wrong == {}
+
+
+def test_a_quoting_blockquote_becomes_quoted_lines_and_an_indent_does_not():
+    from parsers.htmltext import html_to_text
+
+    html = ("<p>new</p><blockquote type=cite><p>a</p><p>b</p><blockquote><p>c</p></blockquote>"
+            "<p>d</p></blockquote><p>after</p>")
+    assert html_to_text(html) == "new\n\n> a\n>\n> b\n>\n>> c\n>\n> d\n\nafter"
+    # Gmail's and Outlook's indent button: a borderless <blockquote> is layout, not a quote
+    indent = '<p>x</p><blockquote style="margin:0 0 0 40px;border:none;padding:0px"><p>indented</p></blockquote>'
+    assert html_to_text(indent) == "x\n\nindented"
+    assert split_reply(html_to_text(indent)).reply_text == "x\n\nindented"
+
+
+def test_a_date_and_address_line_introduces_a_quote_only_when_a_quote_follows():
+    quoted = 'Fine, thanks.\n\n26.06.2014, 14:41, "Alexander L" <abc@example.com>:\n\n> Hello! How are you?\n'
+    assert split_reply(quoted).reply_text == "Fine, thanks."
+    # the same kind of line in prose, with no quote under it, is the customer's own text
+    prose = "Please copy the 2 managers <boss@customer.example.com>:\n\nAlice and Bob.\n"
+    assert split_reply(prose).reply_text == prose.strip()
+
+
+def test_an_html_only_reply_is_trimmed_when_parsed():
+    from parsers.message import parse_email
+
+    raw = (b"From: Ann <ann@customer.example.com>\r\nTo: support@support.example.test\r\n"
+           b"Subject: Re: [TS-000001] printer\r\nMessage-ID: <h1@customer.example.com>\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<div>It works now.</div><div>\xe5\x86\x8d\xe8\xa7\x81</div>"
+           b"<div>26.06.2014, 14:41, \"Support\" &lt;support@support.example.test&gt;:</div>"
+           b"<blockquote><div>Please restart the spooler.</div></blockquote>")
+    email_ = parse_email(raw)
+    assert email_.reply_text == "It works now.\n\n再见"
+    assert "> Please restart the spooler." in email_.text
