@@ -88,7 +88,52 @@ def codec_for(label: str | None) -> str | None:
     return _SUPERSETS.get(info.name, info.name)
 
 
+# Below this many non-ASCII bytes (a raw 8-bit subject, a one-line body) statistical
+# detection has too little to go on: GBK "服务器无法启动" comes back as Korean, "测试" as Big5.
+_SHORT_CJK = 48
+
+
+def _common_share(text: str, codec: str) -> float:
+    """How much of `text`'s non-ASCII reads as everyday Chinese in `codec`'s own repertoire:
+    GB2312's first level (3,755 commonest hanzi, lead bytes B0-D7) or Big5's common hanzi
+    (lead bytes A4-C6), full-width punctuation included; 0.5 for a rarer character of the set."""
+    chars = [c for c in text if ord(c) > 0x7F]
+    if not chars:
+        return 0.0
+    table, common = ("gb2312", range(0xA1, 0xD8)) if codec == "gb18030" else ("big5", range(0xA1, 0xC7))
+    score = 0.0
+    for c in chars:
+        try:
+            lead = c.encode(table)[0]
+        except UnicodeEncodeError:
+            continue
+        score += 1.0 if lead in common else 0.5
+    return score / len(chars)
+
+
+def _short_cjk(data: bytes) -> str | None:
+    """GB18030 or Big5 for a short non-UTF-8 sample that reads as everyday Chinese in one of them.
+
+    Both score on their own common characters; a tie goes to GB18030 (the mainland mail this
+    gateway mostly sees). Korean EUC-KR shares GB2312's byte ranges and is indistinguishable
+    at this length; a declared charset (the body's, for headers) still decides it first."""
+    best, best_score = None, 0.0
+    for codec in ("gb18030", "big5hkscs"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        score = _common_share(text, codec)
+        if score > best_score:
+            best, best_score = codec, score
+    return best if best_score >= 0.75 else None
+
+
 def _detect(data: bytes) -> str | None:
+    if sum(b > 0x7F for b in data[:_SHORT_CJK * 4]) < _SHORT_CJK:
+        guess = _short_cjk(data)
+        if guess:
+            return guess
     try:
         from charset_normalizer import from_bytes
 

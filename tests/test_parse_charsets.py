@@ -100,6 +100,27 @@ def test_raw_8bit_header_uses_body_charset_hint():
     assert decode_header("主题".encode("utf-8").decode("ascii", "surrogateescape")) == "主题"
 
 
+@pytest.mark.parametrize("text, codec", [
+    ("测试", "gbk"), ("你好", "gbk"), ("退款", "gbk"), ("密码重置", "gbk"), ("服务器无法启动", "gbk"),
+    ("Re: 账号被锁定 #42", "gbk"), ("打印机故障", "gbk"), ("你好", "big5"), ("退款", "big5"),
+    ("印表機故障", "big5"), ("請協助處理帳單問題", "big5"),
+])
+def test_short_raw_chinese_header_without_any_charset_hint(text, codec):
+    """A few raw 8-bit bytes are too little for statistical detection (it said Korean or Big5
+    for most of these): everyday Chinese in GB18030 or Big5 is recognised by its own common
+    characters."""
+    assert decode_header(text.encode(codec).decode("ascii", "surrogateescape")) == text
+
+
+@pytest.mark.parametrize("text, codec", [
+    ("Müller Grüße", "cp1252"), ("Ça coûte très cher", "cp1252"), ("こんにちは", "shift_jis"),
+])
+def test_short_raw_non_chinese_bytes_are_not_taken_for_chinese(text, codec):
+    from parsers.charsets import _short_cjk
+
+    assert _short_cjk(text.encode(codec)) is None
+
+
 def build(body: bytes, charset: str, subject: bytes = b"hello") -> bytes:
     return (b"From: a@customer.example\r\nTo: support@example.com\r\nSubject: " + subject
             + b"\r\nMessage-ID: <x@y>\r\nContent-Type: text/plain; charset=" + charset.encode()
@@ -122,6 +143,12 @@ def test_message_bodies_in_many_charsets(text, charset, label):
     parsed = parse_email(build(text.encode(charset), label))
     assert parsed.text == text
     assert not [d for d in parsed.defects if d.startswith("charset")]
+
+
+def test_raw_gbk_subject_over_an_ascii_body_is_chinese():
+    raw = (b"From: a@customer.example\r\nTo: support@example.com\r\nSubject: " + "服务器无法启动".encode("gbk")
+           + b"\r\nMessage-ID: <x@y>\r\n\r\nserver down since 9am\r\n")
+    assert parse_email(raw).subject == "服务器无法启动"
 
 
 def test_raw_gbk_subject_and_body():
