@@ -43,19 +43,40 @@ class _TextBuilder(HTMLParser):
         self.pre_depth = 0
         self.quote_depth = 0
         self.blockquotes: list[bool] = []  # open <blockquote>s: is each a quote?
+        # Block edges ask for line breaks; they merge (as in a browser's innerText):
+        # "<div>a</div><div>b</div>" is two lines, "<p>a</p><p>b</p>" two paragraphs.
+        self.pending = 0  # line breaks asked for since the last text: at most this many
+        self.trailing = 0  # line breaks already at the end of the output
+        self.started = False
 
     def _add(self, text: str) -> None:
+        """Text, or a hard line break (<br>, <pre> content)."""
+        spacing = "\n" not in text and not text.strip(" \t")
+        if spacing and (self.pending or self.trailing or not self.started):
+            return  # spacing between blocks, or at a line start: not content
+        if self.pending and self.started:
+            self._put("\n" * max(0, self.pending - self.trailing))
+        self.pending = 0
+        self._put(text)
+
+    def _put(self, text: str) -> None:
+        if not text:
+            return
         self.chunks.append(text)
         self.depths.append(self.quote_depth)
+        kept = text.rstrip("\n")
+        self.trailing = len(text) - len(kept) + (self.trailing if not kept else 0)
+        self.started = self.started or bool(kept.strip())
 
     def _newline(self, count: int = 1) -> None:
-        self._add("\n" * count)
+        """A block edge: at least `count` line breaks before whatever text comes next."""
+        self.pending = max(self.pending, count)
 
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag in _SKIP:
             self.skip_depth += 1
         elif tag == "br":
-            self._newline()
+            self._add("\n")
         elif tag == "li":
             self._newline()
             self._add("- ")
@@ -66,7 +87,8 @@ class _TextBuilder(HTMLParser):
             if tag == "pre":
                 self.pre_depth += 1
             elif tag == "hr":
-                self._add("----\n")
+                self._add("----")
+                self._newline()
             elif tag == "blockquote":
                 quote = not _INDENT_ONLY.search(dict(attrs).get("style") or "")
                 self.blockquotes.append(quote)

@@ -392,6 +392,18 @@ def test_a_quoting_blockquote_becomes_quoted_lines_and_an_indent_does_not():
     assert split_reply(html_to_text(indent)).reply_text == "x\n\nindented"
 
 
+def test_html_blocks_break_lines_the_way_a_browser_shows_them():
+    from parsers.htmltext import html_to_text
+
+    # Gmail writes one <div> per line and an empty line as <div><br></div>
+    gmail = "<div dir=ltr>Hi,<div><br></div><div>The printer</div><div>is broken.</div></div>"
+    assert html_to_text(gmail) == "Hi,\n\nThe printer\nis broken."
+    assert html_to_text("<p>a</p>\n  <p>b</p>") == "a\n\nb"
+    assert html_to_text("a<br>b<br><br>c") == "a\nb\n\nc"
+    assert html_to_text("<ul><li>x</li><li>y</li></ul>after<hr>end") == "- x\n- y\nafter\n----\nend"
+    assert html_to_text("<pre>x\n  y</pre>z") == "x\n  y\nz"
+
+
 def test_a_date_and_address_line_introduces_a_quote_only_when_a_quote_follows():
     quoted = 'Fine, thanks.\n\n26.06.2014, 14:41, "Alexander L" <abc@example.com>:\n\n> Hello! How are you?\n'
     assert split_reply(quoted).reply_text == "Fine, thanks."
@@ -410,5 +422,5 @@ def test_an_html_only_reply_is_trimmed_when_parsed():
            b"<div>26.06.2014, 14:41, \"Support\" &lt;support@support.example.test&gt;:</div>"
            b"<blockquote><div>Please restart the spooler.</div></blockquote>")
     email_ = parse_email(raw)
-    assert email_.reply_text == "It works now.\n\n再见"
+    assert email_.reply_text == "It works now.\n再见"
     assert "> Please restart the spooler." in email_.text
