@@ -129,11 +129,14 @@ class Gateway:
         self.stopped = threading.Event()
 
     def start(self) -> "Gateway":
-        from storage.spool import sweep_tmp
+        from storage.spool import sweep_orphans, sweep_tmp
 
         for blobs in (self.app.spool_blobs, self.app.attachments):
             if n := sweep_tmp(blobs):
                 log.info("removed %d half-written file(s) left by an earlier crash in %s/tmp", n, blobs.root)
+        if n := sweep_orphans(self.app.spool_blobs, self.app.db):
+            log.info("removed %d spooled message file(s) in %s that no spool row names (their sender "
+                     "was answered 451 over a day ago)", n, self.app.spool_blobs.root)
         if self.pool:
             self.pool.start()
         self.writer.start()

@@ -124,6 +124,35 @@ def sweep_tmp(blobs, older_than: float = 3600.0) -> int:
     return removed
 
 
+def sweep_orphans(blobs, db, older_than: float = 86400.0) -> int:
+    """Remove spool blob files no spool row names, a day after they were written.
+
+    Such a file is left when a message was streamed to disk but its spool row never
+    committed (the database was down: the sender got 451 and will retry, and a retry
+    within the day finds the same file by its hash). Called at start, before any edge
+    can be writing one."""
+    import time
+
+    from sqlalchemy import select
+
+    from storage.models import SpoolEntry
+
+    if not blobs.root.is_dir():
+        return 0
+    with db.session() as s:
+        named = set(s.execute(select(SpoolEntry.sha256).where(SpoolEntry.raw.is_(None))).scalars())
+    cutoff = time.time() - older_than
+    removed = 0
+    for f in blobs.root.glob("??/??/*"):
+        try:
+            if f.name not in named and f.is_file() and f.stat().st_mtime < cutoff:
+                f.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 class SpoolSink:
     """Collects one incoming message in chunks, in memory up to `inline_max` bytes,
     beyond that in a file of the blob store; memory stays at one chunk however big

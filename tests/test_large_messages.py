@@ -281,3 +281,33 @@ def test_half_written_files_of_a_crash_are_swept_at_start(make_app):
     gw = Gateway(app, imap=False, scheduler=False, smtp=False).start()
     gw.stop()
     assert not old.exists() and fresh.exists()
+
+
+def test_a_streamed_message_whose_row_never_committed_is_removed_a_day_later(make_app):
+    """A 451 after streaming (database down) leaves the file for the sender's retry to find
+    by its hash; at a start a day later, files that no spool row names are removed."""
+    import time
+
+    from gateway.runner import Gateway
+
+    app = make_app()
+    kept = SpoolSink(app.spool_blobs, inline_max=1024)
+    kept.write(big_mail(1, msgid="kept@customer.example.com"))
+    stored = kept.finish()
+    spool(app, [(stored, Source("smtp"))])
+    orphans = []
+    for i in range(2):  # streamed, then the spool commit failed
+        sink = SpoolSink(app.spool_blobs, inline_max=1024)
+        sink.write(big_mail(1, msgid=f"orphan{i}@customer.example.com"))
+        orphans.append(app.spool_blobs.path_for(sink.finish().sha256))
+    day_old = time.time() - 2 * 86400
+    for path in (app.spool_blobs.path_for(stored.sha256), orphans[0]):
+        os.utime(path, (day_old, day_old))
+    gw = Gateway(app, imap=False, scheduler=False, smtp=False).start()
+    gw.stop()
+    assert app.spool_blobs.path_for(stored.sha256).exists()  # a spool row names it
+    assert not orphans[0].exists()
+    assert orphans[1].exists()  # its retry may still come
+    process_pending(app)  # whatever the gateway's processor had not done before it stopped
+    with app.db.session() as s:  # and the kept file is still readable as the message it was
+        assert s.execute(select(Ticket.subject)).scalars().all() == ["core dump attached"]
