@@ -41,6 +41,7 @@ class AttachmentStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             tmp.unlink(missing_ok=True)
+            os.utime(path)  # in use again: a sweep of unnamed old files must leave it be
             return path
         os.replace(tmp, path)
         fd = os.open(path.parent, os.O_RDONLY)
