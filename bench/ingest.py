@@ -44,7 +44,7 @@ def pipeline_rate(msgs: list[bytes], batch: int = 200) -> tuple[float, dict]:
         totals: dict = {}
         t = time.perf_counter()
         for i in range(0, len(msgs), batch):
-            c = ingest(app, [(raw, Source("file")) for raw in msgs[i:i + batch]])
+            c = ingest(app, [(raw, Source("file")) for raw in msgs[i:i + batch]], parse_ahead=True)
             for k, v in c.items():
                 totals[k] = totals.get(k, 0) + v
         rate = len(msgs) / (time.perf_counter() - t)

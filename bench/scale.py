@@ -172,7 +172,7 @@ def pipeline_rate(url: str, msgs: list[bytes]) -> float:
         app = build_app(cfg, migrate=False)
         t0 = time.perf_counter()
         for i in range(0, len(msgs), 200):
-            ingest(app, [(raw, Source("file")) for raw in msgs[i:i + 200]])
+            ingest(app, [(raw, Source("file")) for raw in msgs[i:i + 200]], parse_ahead=True)
         rate = len(msgs) / (time.perf_counter() - t0)
         app.db.dispose()
         return rate

@@ -125,7 +125,7 @@ def cmd_ingest(args) -> int:
                file=sys.stderr)
 
     def flush():
-        c = ingest(app, [(raw, Source("file")) for raw in batch])
+        c = ingest(app, [(raw, Source("file")) for raw in batch], parse_ahead=True)
         totals.update(c)
         totals["ingested"] += len(batch)
         bar.update(len(batch))

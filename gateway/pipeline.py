@@ -158,13 +158,19 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
     return outcome or "processed"
 
 
-def process_ids(app, ids: list[int], *, per_message: bool = False) -> Counter:
+def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
     """Process these spool rows in one transaction (each in its own savepoint).
 
     `per_message` commits after each message instead: a background worker uses it
     so that it never holds SQLite's single write lock for long while the SMTP
     edge waits to spool, and before each message it lets a busy edge go first
     (storage.db._ForegroundFlag).
+
+    `parse_ahead` parses the batch in a process pool while the store stage runs
+    (gateway/parse_pool.py). Only a program that owns its process should ask for
+    it (the `supportgw ingest` command, the benchmarks): spawned processes import
+    the caller's main module again, which a script without an
+    `if __name__ == "__main__":` guard would run a second time.
     """
     counts: Counter = Counter()
     if not ids:
@@ -178,7 +184,7 @@ def process_ids(app, ids: list[int], *, per_message: bool = False) -> Counter:
             if not app.db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
             entries = list(s.execute(stmt).scalars())
-            parsed = parse_pool.submit(app, entries)
+            parsed = parse_pool.submit(app, entries) if parse_ahead else None
             for entry in entries:
                 counts[process_entry(app, s, entry, parsed)] += 1
     return counts
@@ -202,11 +208,13 @@ def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Count
             return total
 
 
-def ingest(app, raws: list[tuple[bytes, Source]]) -> Counter:
-    """Spool and process a batch now (file import, tests). Returns outcome counts."""
+def ingest(app, raws: list[tuple[bytes, Source]], *, parse_ahead: bool = False) -> Counter:
+    """Spool and process a batch now (file import, tests). Returns outcome counts.
+
+    `parse_ahead`: parse the batch in other processes meanwhile (see process_ids)."""
     counts: Counter = Counter()
     spooled = spool(app, raws)
     fresh = [sp.spool_id for sp in spooled if not sp.duplicate]
     counts["duplicates"] += sum(1 for sp in spooled if sp.duplicate)
-    counts.update(process_ids(app, fresh))
+    counts.update(process_ids(app, fresh, parse_ahead=parse_ahead))
     return counts

@@ -116,6 +116,10 @@ def fresh_database_url(tmp_path: Path, *, backend: str = "") -> str:
         _sqlite_template["file"] = f
     target = tmp_path / "var" / "supportgw.db"
     target.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while target.exists():  # a second app in the same test gets its own database, not a copy over the first's
+        n += 1
+        target = tmp_path / "var" / f"supportgw-{n}.db"
     shutil.copyfile(_sqlite_template["file"], target)
     return f"sqlite:///{target}"
 
