@@ -45,6 +45,7 @@ class _TextBuilder(HTMLParser):
         self.blockquotes: list[bool] = []  # open <blockquote>s: is each a quote?
         # Block edges ask for line breaks; they merge (as in a browser's innerText):
         # "<div>a</div><div>b</div>" is two lines, "<p>a</p><p>b</p>" two paragraphs.
+        self.links: list[tuple[str, int]] = []  # open <a href>s: (address, chunks before it)
         self.pending = 0  # line breaks asked for since the last text: at most this many
         self.trailing = 0  # line breaks already at the end of the output
         self.started = False
@@ -82,6 +83,8 @@ class _TextBuilder(HTMLParser):
             self._add("- ")
         elif tag in ("td", "th"):
             self._add("\t")
+        elif tag == "a":
+            self.links.append(((dict(attrs).get("href") or "").strip(), len(self.chunks)))
         elif tag in _BLOCK:
             self._newline(2 if tag in ("p", "blockquote", "table", "h1", "h2", "h3") else 1)
             if tag == "pre":
@@ -101,6 +104,13 @@ class _TextBuilder(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skip_depth = max(0, self.skip_depth - 1)
+        elif tag == "a" and self.links:
+            href, start = self.links.pop()
+            shown = "".join(self.chunks[start:]).strip()
+            # a link's address is part of what the customer said ("the log is here"): keep it
+            # after the text unless the text already is the address
+            if _WEB_LINK.match(href) and shown and _bare(shown) != _bare(href) and not self.skip_depth:
+                self._add(f" <{href}>")
         elif tag in _BLOCK or tag == "li":
             if tag == "pre":
                 self.pre_depth = max(0, self.pre_depth - 1)
@@ -156,6 +166,13 @@ def _quote_blank_lines(pairs: list[tuple[str, int]]) -> list[tuple[str, int]]:
         nxt = next((d for ln, d in pairs[i + 1:] if ln.strip()), 0)
         out[i] = ("", min(prev, nxt))
     return out
+
+
+_WEB_LINK = re.compile(r"^https?://\S+$", re.I)
+
+
+def _bare(address: str) -> str:
+    return re.sub(r"^(?:https?://)?(?:www\.)?", "", address.strip(), flags=re.I).rstrip("/").lower()
 
 
 def _trim(line: str) -> str:

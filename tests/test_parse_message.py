@@ -329,3 +329,15 @@ def test_every_corpus_file_parses_without_raising():
     print(f"\nparsed {len(files)} corpus files in {elapsed:.1f}s")
     assert failures == []
     assert elapsed < 60
+
+
+def test_html_link_addresses_stay_in_the_text():
+    """An engineer reading the text must still get "the log is here" with its address."""
+    from parsers.htmltext import html_to_text
+
+    assert (html_to_text('The log is <a href="https://files.example.com/log.txt">here</a>.')
+            == "The log is here <https://files.example.com/log.txt>.")
+    # the text already is the address, or the link is not a web address: nothing added
+    assert html_to_text('<a href="https://www.example.com/">example.com</a>') == "example.com"
+    assert html_to_text('<a href="mailto:a@customer.example.com">write to us</a>') == "write to us"
+    assert html_to_text('<a href="javascript:alert(1)">click</a>') == "click"
