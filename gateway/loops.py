@@ -29,6 +29,7 @@ from storage.rows import unflushed
 _PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|antw|回复|答复|转发)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.I)
 _REF = re.compile(r"\[[A-Z]{1,10}-\d+\]", re.I)
 _DIGITS = re.compile(r"\d+")
+_URL = re.compile(r"<?\bhttps?://[^\s<>]+>?", re.I)  # a robot's links carry per-mail tokens
 _SPACE = re.compile(r"\s+")
 _BODY_CHARS = 4000  # enough to tell mails apart; a 10 MB body is not read twice
 _LOOKBACK_ROWS = 500  # a sender above this per hour is flooding anyway
@@ -36,7 +37,7 @@ _LOOKBACK_ROWS = 500  # a sender above this per hour is flooding anyway
 
 def normalise(subject: str, body: str) -> str:
     subject = _REF.sub(" ", _PREFIX.sub("", subject or ""))
-    text = f"{subject}\n{(body or '')[:_BODY_CHARS]}".lower()
+    text = _URL.sub("<url>", f"{subject}\n{(body or '')[:_BODY_CHARS]}").lower()
     return _SPACE.sub(" ", _DIGITS.sub("#", text)).strip()
 
 

@@ -127,6 +127,17 @@ def test_content_repetition_is_a_loop_even_without_automatic_headers(make_app, c
     assert len(acks(app)) == 5
 
 
+def test_a_robots_per_mail_tracking_links_do_not_hide_the_repetition(make_app, clock):
+    app = make_app(clock=clock, outbound={"rate_limit_per_hour": 100, "repeat_limit_per_hour": 3})
+    robot = "notify@tracker.example.org"
+    for token in ("a7Fq2", "Zk9pL", "mQ3xT", "Wb8Rn", "hY5cV"):
+        push(app, build(frm=robot, subject="Your request was received",
+                        body=f"Track it at https://tracker.example.org/t/{token}?s=mail-{token}\n"))
+        clock.advance(minutes=2)
+    assert len(acks(app)) == 3
+    assert len(events(app, "auto_suppressed")) == 2
+
+
 def test_our_own_address_as_sender_gets_no_answer(app):
     push(app, build(frm=SUPPORT, name="Example Support", subject="Looks like a customer", body="hello\n"))
     push(app, build(frm="support+t1xabcdefghijklmnop@support.example.test", subject="plus form", body="x\n"))
