@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import mailparser  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from bench.ingest import interleaved  # noqa: E402
 from gateway.app import build_app  # noqa: E402
 from gateway.config import parse_config  # noqa: E402
 from gateway.pipeline import Source, ingest  # noqa: E402
@@ -42,13 +42,6 @@ def run_peer(script: Path, n: int) -> tuple[float | None, str]:
     text = out.stdout + out.stderr
     m = _RATE.search(out.stdout)
     return (float(m.group(1)) if m and out.returncode == 0 else None), text
-
-
-def parse_only(raws: list[bytes]) -> float:
-    t = time.perf_counter()
-    for raw in raws:
-        mailparser.parse_from_bytes(raw)
-    return len(raws) / (time.perf_counter() - t)
 
 
 def ours(raws: list[bytes]) -> tuple[float, dict[str, int]]:
@@ -133,11 +126,7 @@ def main() -> None:
     raws = [p.read_bytes() for p in sorted(corpus.glob("*.eml"))]
     if len(raws) != args.n:
         sys.exit(f"expected {args.n} messages in {corpus}, found {len(raws)}: did the peer scripts run?")
-    parse_rates, our_rates = [], []
-    for _ in range(3):  # interleaved, so machine noise hits both alike
-        parse_rates.append(parse_only(raws))
-        rate, placed = ours(raws)
-        our_rates.append(rate)
+    parse_rates, our_rates, placed = interleaved(raws, ours)
     p, q = statistics.median(parse_rates), statistics.median(our_rates)
     print(f"\ncorpus: {len(raws)} messages from {args.peers / 'make_corpus.py'}")
     print(f"{'mail-parser parse-only':32s} {p:8.1f} msgs/s")

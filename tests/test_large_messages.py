@@ -67,6 +67,14 @@ def listening(app):
         writer.join(10)
 
 
+def send_big(session, megabytes: int) -> tuple[int, bytes]:
+    """One big mail over an open smtplib session: the DATA reply."""
+    session.ehlo()
+    session.mail("big@customer.example.com")
+    session.rcpt("support@support.example.test")
+    return session.data(big_mail(megabytes))
+
+
 def stuff(data: bytes) -> bytes:
     """What an SMTP client sends for `data` (CRLF lines) after DATA."""
     lines = data.split(b"\r\n")
@@ -207,10 +215,7 @@ def test_a_message_over_the_limit_is_refused_and_leaves_no_file(make_app, tmp_pa
     import smtplib
 
     with listening(app) as port, smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
-        s.ehlo()
-        s.mail("big@customer.example.com")
-        s.rcpt("support@support.example.test")
-        code, msg = s.data(big_mail(3))
+        code, msg = send_big(s, 3)
         assert code == 552, msg
         assert s.noop()[0] == 250  # the session goes on
     assert _spooled(app) == []
@@ -254,10 +259,7 @@ def test_an_unwritable_blob_store_answers_451_and_small_mail_still_goes_through(
     app.spool_blobs.root.parent.mkdir(parents=True, exist_ok=True)
     app.spool_blobs.root.write_bytes(b"not a directory")  # every write under it fails
     with listening(app) as port, smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
-        s.ehlo()
-        s.mail("big@customer.example.com")
-        s.rcpt("support@support.example.test")
-        code, msg = s.data(big_mail(1))
+        code, msg = send_big(s, 1)
         assert code == 451, msg
         s.mail("small@customer.example.com")
         s.rcpt("support@support.example.test")
