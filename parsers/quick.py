@@ -6,6 +6,7 @@ import re
 
 _MID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _ANGLE = re.compile(rb"<([^<>\s]+)>")
+_NOT_IN_ID = re.compile(rb"[\x00-\x20\x7f<>]")  # as parsers.message strips them: the two must agree
 
 
 def header_block(raw: bytes, limit: int = 256 * 1024) -> bytes:
@@ -24,5 +25,6 @@ def message_id(raw: bytes) -> str:
         return ""
     value = m.group(1)
     a = _ANGLE.search(value)
-    token = a.group(1) if a else value.strip()
-    return token.decode("utf-8", "replace")[:998]
+    token = a.group(1) if a else (value.split() or [b""])[0]
+    # a key in the database (PostgreSQL refuses NUL in text) and matched against parsed ids
+    return _NOT_IN_ID.sub(b"", token).decode("utf-8", "replace")[:998]

@@ -241,3 +241,20 @@ def test_fifty_megabyte_message_over_smtp(running):
           f"({(rss_after - rss_before) / size:.1f}x)")
     # Generous: aiosmtpd holds the whole message, then the spool and the parser copy it.
     assert peak < 16 * size
+
+
+@pytest.mark.parametrize("value", [b"\x00", b"<ab\x00c@customer.example.com>", b"<x\x01y@customer.example.com> tail",
+                                   b"bare\x7fid@customer.example.com"])
+def test_control_characters_in_a_message_id_never_reach_the_database(app, value):
+    """PostgreSQL refuses NUL in text: the spool's cheap Message-ID peek strips what the parser strips."""
+    from parsers.quick import message_id
+
+    raw = b"From: a@customer.example.com\r\nSubject: odd id\r\nMessage-ID: " + value + b"\r\n\r\nhello\r\n"
+    peeked = message_id(raw)
+    assert not any(c < " " or c == "\x7f" for c in peeked)
+    parsed = parse_email(raw).message_id
+    assert peeked == parsed or not peeked  # an id that strips to nothing gets a synthetic one when parsed
+    [sp] = spool(app, [(raw, Source("smtp", "", (SUPPORT,)))])
+    assert process_pending(app)["created"] == 1
+    with app.db.session() as s:
+        assert s.get(SpoolEntry, sp.spool_id).message_id == peeked
