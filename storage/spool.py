@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +61,13 @@ def dedupe_key(message_id: str, sha256: str) -> str:
     return hashlib.sha256(f"{message_id}\x00{sha256}".encode()).hexdigest()
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL text takes neither NUL nor lone surrogates
+
+
+def _clean(value: str) -> str:
+    return _UNSTORABLE.sub("", value)[:998]
+
+
 def _values(item: Incoming, now: datetime) -> dict:
     if isinstance(item.raw, Stored):
         digest, size, raw = item.raw.sha256, item.raw.size, None
@@ -67,8 +75,8 @@ def _values(item: Incoming, now: datetime) -> dict:
         digest, size, raw = hashlib.sha256(item.raw).hexdigest(), len(item.raw), item.raw
     return dict(
         source=item.source, received_at=now, size=size, sha256=digest,
-        message_id=item.message_id[:998], dedupe_key=dedupe_key(item.message_id, digest),
-        envelope_from=item.envelope_from[:998], envelope_to=list(item.envelope_to), raw=raw,
+        message_id=_clean(item.message_id), dedupe_key=dedupe_key(_clean(item.message_id), digest),
+        envelope_from=_clean(item.envelope_from), envelope_to=[_clean(a) for a in item.envelope_to], raw=raw,
         status="pending", error="", attempts=0, processed_at=None, ticket_id=None,
     )
 

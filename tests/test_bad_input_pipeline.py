@@ -258,3 +258,12 @@ def test_control_characters_in_a_message_id_never_reach_the_database(app, value)
     assert process_pending(app)["created"] == 1
     with app.db.session() as s:
         assert s.get(SpoolEntry, sp.spool_id).message_id == peeked
+
+
+def test_unstorable_characters_in_the_envelope_are_dropped_not_refused(app):
+    raw = b"From: a@customer.example.com\r\nSubject: odd envelope\r\nMessage-ID: <env@customer.example.com>\r\n\r\nhi\r\n"
+    [sp] = spool(app, [(raw, Source("smtp", "a\x00b@customer.example.com", (SUPPORT + "\udcff",)))])
+    with app.db.session() as s:
+        entry = s.get(SpoolEntry, sp.spool_id)
+        assert entry.envelope_from == "ab@customer.example.com" and entry.envelope_to == [SUPPORT]
+    assert process_pending(app)["created"] == 1
