@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         # aiosmtpd logs every SMTP command line at INFO: a line per command per message, which
         # cost the listener a third of its throughput; our own log says what was accepted
         logging.getLogger("mail.log").setLevel(logging.WARNING)
+        # apscheduler says "Running job ..." / "executed successfully" for every job every minute
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, CommandError) as exc:

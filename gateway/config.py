@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 
 class ConfigError(Exception):
@@ -30,14 +30,18 @@ class Secret(_Strict):
     value: str | None = None
     env: str | None = None
     file: str | None = None
+    _origin: str = PrivateAttr(default="")  # the configuration file it was read from
+    _base_dir: Path = PrivateAttr(default=Path("."))  # a relative 'file =' is relative to that file's folder
 
     def resolve(self, what: str) -> str:
+        if self._origin:
+            what = f"{self._origin}: {what}"
         if self.env:
             if self.env not in os.environ:
                 raise ConfigError(f"{what}: environment variable {self.env} is not set; export it or use 'file ='")
             return os.environ[self.env]
         if self.file:
-            path = Path(self.file)
+            path = self._base_dir / self.file
             try:
                 mode = path.stat().st_mode
             except OSError as exc:
@@ -91,7 +95,7 @@ class DatabaseSection(_Strict):
 class SmtpSection(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 2525
+    port: int = Field(default=2525, ge=1, le=65535)
     max_message_size: int = 25 * 1024 * 1024
     max_connections_per_ip: int = 20
     max_messages_per_ip_per_minute: int = 600  # 0: no limit (token bucket, refused with 421 at MAIL)
@@ -107,7 +111,7 @@ class SmtpSection(_Strict):
 
 class OutboundSection(_Strict):
     smtp_host: str = ""  # empty: write to the <data_dir>/sent Maildir
-    smtp_port: int = 25
+    smtp_port: int = Field(default=25, ge=1, le=65535)
     starttls: bool = False
     tls: bool = False
     username: str = ""
@@ -125,7 +129,7 @@ class OutboundSection(_Strict):
 class ImapMailbox(_Strict):
     name: str
     host: str
-    port: int = 993
+    port: int = Field(default=993, ge=1, le=65535)
     security: Literal["tls", "starttls", "plain"] = "tls"
     username: str
     password: Secret = Field(default_factory=Secret)
@@ -190,6 +194,11 @@ class Config(_Strict):
 
     # Where the file was read from; relative paths in it are relative to its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    source: str = Field(default="<config>", exclude=True)
+
+    def secrets(self) -> list[Secret]:
+        return ([self.gateway.secret_key, self.outbound.password, *self.smtp.auth_users.values()]
+                + [mb.password for mb in self.imap])
 
     def path(self, p: str) -> Path:
         q = Path(p)
@@ -230,7 +239,9 @@ def parse_config(data: dict, *, file: str = "<config>", base_dir: Path = Path(".
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file)) from None
-    cfg.base_dir = base_dir
+    cfg.base_dir, cfg.source = base_dir, file
+    for secret in cfg.secrets():
+        secret._origin, secret._base_dir = file, base_dir
     return cfg
 
 

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 
+from gateway.cli import CommandError
 from gateway.dispatch import Dispatcher
 from gateway.smtp import start_listener
 from gateway.workers import Processor, SpoolWriter
@@ -144,7 +145,15 @@ class Gateway:
         self.dispatcher.start()
         cfg = self.app.config
         if self._want_smtp and cfg.smtp.enabled:
-            self.controller = start_listener(self.app, self.writer)
+            try:
+                _check_bindable(cfg.smtp.host, cfg.smtp.port)  # at once, not after the listener's 10 s wait
+                self.controller = start_listener(self.app, self.writer)
+            except (OSError, OverflowError, RuntimeError) as exc:
+                self.stop()  # the workers already started must not keep the process alive
+                raise StartupError(
+                    f"cannot listen for SMTP on {cfg.smtp.host}:{cfg.smtp.port}: {_reason(exc)}. Stop what holds "
+                    f"that port (ss -ltnp 'sport = :{cfg.smtp.port}' shows it) or set [smtp] port/host "
+                    f"in {cfg.source}") from exc
             log.info("SMTP listening on %s:%s for %s", cfg.smtp.host, self.controller.port,
                      ", ".join(cfg.gateway.support_addresses))
         if self._want_imap and cfg.imap:
@@ -189,6 +198,26 @@ class Gateway:
     def reload_rules(self) -> None:
         ok = self.app.rules.reload()
         log.info("rules reload: %s", "applied" if ok else "refused, old rules stay in force")
+
+
+class StartupError(CommandError):
+    """The gateway could not start a part it was configured to run (a port in use, say)."""
+
+
+def _check_bindable(host: str, port: int) -> None:
+    import socket
+
+    for family, kind, proto, _, addr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener itself binds
+            probe.bind(addr)
+
+
+def _reason(exc: BaseException) -> str:
+    # aiosmtpd's Controller re-raises the listening thread's error, sometimes wrapped
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def run_forever(app) -> int:

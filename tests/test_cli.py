@@ -179,3 +179,61 @@ def test_init_writes_config_and_key_then_run_accepts_mail(tmp_path):
         code = proc.wait(30)
         log.close()
     assert code == 0, (tmp_path / "run.log").read_text()[-2000:]
+
+
+def test_run_with_its_port_taken_says_so_and_exits(tmp_path):
+    """A newcomer whose port 2525 is busy gets one clear line and their prompt back, not a
+    traceback and a process that never ends."""
+    import socket
+    import time
+
+    exe = Path(sys.executable).parent / "supportgw"
+    env = dict(os.environ)
+    env.pop("SUPPORTGW_CONFIG", None)
+    subprocess.run([str(exe), "init"], cwd=tmp_path, check=True, env=env, capture_output=True)
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        cfg = tmp_path / "supportgw.toml"
+        cfg.write_text(cfg.read_text().replace("port = 2525", f"port = {port}"))
+        started = time.monotonic()
+        out = subprocess.run([str(exe), "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - started
+    assert out.returncode == 2, out.stderr
+    assert f"cannot listen for SMTP on 127.0.0.1:{port}" in out.stderr and "in use" in out.stderr
+    assert "supportgw.toml" in out.stderr and "Traceback" not in out.stderr
+    assert took < 45  # it stopped by itself (the subprocess timeout would have raised otherwise)
+
+
+def test_an_impossible_port_is_a_configuration_error(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[smtp]\nport = 99999\n[outbound]\nsmtp_port = 0\n")
+    assert main(["--config", str(bad), "tickets", "list"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "smtp.port" in err and "65535" in err and "outbound.smtp_port" in err
+
+
+def test_a_relative_secret_file_is_read_next_to_the_config_from_any_directory(tmp_path, capsys, monkeypatch):
+    """`supportgw init` writes the key next to the config; every later command must find it there,
+    wherever it is run from (it used to look in the current directory)."""
+    home = tmp_path / "etc"
+    home.mkdir()
+    cfg = home / "gw.toml"
+    cfg.write_text(f'[gateway]\ndata_dir = "data"\nsecret_key = {{ file = "keys/secret.key" }}\n'
+                   f'[database]\nurl = "{fresh_database_url(tmp_path)}"\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config", str(cfg), "init"]) == 0
+    assert (home / "keys" / "secret.key").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "tickets", "list"]) == 0, capsys.readouterr().err
+    # and a secret that cannot be found names the file it was configured in
+    cfg.write_text(cfg.read_text().replace('{ file = "keys/secret.key" }', '{ env = "SGW_TEST_NO_SUCH_VAR" }'))
+    monkeypatch.delenv("SGW_TEST_NO_SUCH_VAR", raising=False)
+    assert main(["--config", str(cfg), "tickets", "list"]) == 2
+    err = capsys.readouterr().err
+    assert str(cfg) in err and "gateway.secret_key" in err and "SGW_TEST_NO_SUCH_VAR" in err
