@@ -33,6 +33,10 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_outbox_list)
     q = osub.add_parser("send", help="send what is due now and exit")
     q.set_defaults(func=cmd_outbox_send)
+    q = osub.add_parser("show", help="one outgoing mail, readable: its headers decoded and its text")
+    q.add_argument("id", type=int)
+    q.add_argument("--raw", action="store_true", help="print the RFC 5322 bytes as sent instead")
+    q.set_defaults(func=cmd_outbox_show)
 
     p = sub.add_parser("quarantine", help="messages that could not be processed")
     qsub = p.add_subparsers(dest="quarantine_command", required=True)
@@ -151,6 +155,38 @@ def cmd_outbox_send(args) -> int:
     app = open_app(args)
     n = dispatch_due(app)
     print(f"sent {n}")
+    return 0
+
+
+_SHOWN_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To", "Auto-Submitted")
+
+
+def cmd_outbox_show(args) -> int:
+    import sys
+    from email import message_from_bytes, policy
+
+    from gateway.outbox import message_bytes
+
+    app = open_app(args)
+    with app.db.session() as s:
+        row = s.get(OutboxRow, args.id)
+        if row is None:
+            raise CommandError(f"no outbox row {args.id}; 'supportgw outbox list' shows them")
+        raw = message_bytes(row, store=app.attachments)
+        status = f"{row.kind}, {row.status} after {row.attempts} attempt(s)"
+    if args.raw:
+        sys.stdout.buffer.write(raw)
+        return 0
+    msg = message_from_bytes(raw, policy=policy.default)
+    print(f"outbox {args.id}: {status}")
+    for name in _SHOWN_HEADERS:
+        if msg[name] is not None:
+            print(f"{name}: {msg[name]}")
+    body = msg.get_body(preferencelist=("plain", "html"))
+    print()
+    print(body.get_content().rstrip() if body is not None else "(no text part)")
+    for part in msg.iter_attachments():
+        print(f"[attachment] {part.get_filename() or '(unnamed)'} ({part.get_content_type()})")
     return 0
 
 

@@ -94,6 +94,24 @@ def test_outbox_list_and_send(cfgfile, tmp_path, capsys):
     assert all(r["status"] == "sent" and r["attempts"] == 1 for r in json.loads(out))
 
 
+def test_outbox_show_prints_a_mail_readable(cfgfile, tmp_path, capsys):
+    """var/sent holds base64 bodies and RFC 2047 subjects; 'outbox show' is the readable view."""
+    eml = tmp_path / "zh.eml"
+    eml.write_bytes(build(msgid="<zh1@c>", subject="系统宕机", body="所有用户都无法登录。\n"))
+    run(cfgfile, "ingest", str(eml), capsys=capsys)
+    _, out, _ = run(cfgfile, "outbox", "list", "--json", capsys=capsys)
+    [ack] = [r for r in json.loads(out) if r["kind"] == "acknowledgement"]
+    code, out, _ = run(cfgfile, "outbox", "show", str(ack["id"]), capsys=capsys)
+    assert code == 0
+    assert "Subject: [TS-000001] " in out and "系统宕机" in out  # decoded, not =?utf-8?b?...?=
+    assert "Auto-Submitted: auto-replied" in out and "Reply-To: support+" in out
+    assert "TS-000001" in out.split("\n\n", 1)[1]  # the text itself, decoded
+    code, out, _ = run(cfgfile, "outbox", "show", str(ack["id"]), "--raw", capsys=capsys)
+    assert code == 0 and "Content-Transfer-Encoding" in out
+    code, _, err = run(cfgfile, "outbox", "show", "999", capsys=capsys)
+    assert code == 2 and "no outbox row 999" in err
+
+
 def test_parse_json_has_the_documented_keys(tmp_path, capsys):
     eml = tmp_path / "x.eml"
     eml.write_bytes(build(msgid="<p1@c>", body="Hi\n\nOn Mon, Alice wrote:\n> old text\n"))
