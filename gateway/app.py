@@ -91,11 +91,13 @@ def build_app(config: Config, *, clock=None, migrate: bool = True) -> App:
         rules = RulesHolder(Path(config.rules_path))
     except RulesError as exc:
         raise ConfigError(f"routing rules cannot be loaded; fix them ('supportgw rules check'):\n{exc}") from None
+    templates = Templates()
+    templates.name_organisations(lambda oid: getattr(rules.current.source.customers.get(oid), "name", ""))
     return App(
         config=config,
         db=db,
         signer=Signer(load_secret_key(config)),
-        templates=Templates(),
+        templates=templates,
         attachments=AttachmentStore(data_dir / "attachments"),
         spool_blobs=AttachmentStore(data_dir / "spool-blobs"),
         rules=rules,

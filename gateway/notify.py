@@ -35,6 +35,12 @@ def team_engineers(app, team: str) -> list[str]:
     return sorted(e.email.lower() for e in app.rules.current.engineers.values() if e.team == team)
 
 
+def colleague(app, ticket: Ticket, rcpt: str) -> str:
+    """A real address to show in the '#assign' example: someone else on the ticket's team."""
+    others = [e for e in team_engineers(app, ticket.team) if e != rcpt.lower()]
+    return others[0] if others else "<email>"
+
+
 def watchers(session, ticket: Ticket) -> list[str]:
     # Participant rows are written at once (storage.rows), never left pending in the
     # session: no need to flush the rest of the transaction before reading them.
@@ -111,7 +117,8 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
         rendered = app.templates.render(
             template, ticket.language, ticket=ticket, event=event, message=message, actor=actor,
             actor_name=engineer_name(app, actor) if actor else "",
-            recipient_name=engineer_name(app, rcpt), collapsed=_collapsed_lines(message),
+            recipient_name=engineer_name(app, rcpt), colleague=colleague(app, ticket, rcpt),
+            collapsed=_collapsed_lines(message),
             attachments=listed, first_response_due=fmt_due(app, ticket.first_response_due),
             resolution_due=fmt_due(app, ticket.resolution_due), team_name=app.config.gateway.display_name,
             **(extra or {}),

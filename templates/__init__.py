@@ -24,6 +24,12 @@ class Rendered:
     html: str
 
 
+def person(name: str | None, email: str | None) -> str:
+    """'Name <address>', or the bare address when the name is unknown."""
+    name, email = (name or "").strip(), (email or "").strip()
+    return f"{name} <{email}>" if name and email else name or email
+
+
 class Templates:
     def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
         self.env = SandboxedEnvironment(
@@ -35,6 +41,12 @@ class Templates:
             keep_trailing_newline=True,
         )
         self._cache: dict[tuple[str, str], object] = {}
+        self.env.globals["person"] = person
+        self.env.globals["organisation_name"] = lambda oid: oid  # an app puts its customer directory here
+
+    def name_organisations(self, lookup) -> None:
+        """`organisation_name(id)` in templates: the customer directory's name for an organisation."""
+        self.env.globals["organisation_name"] = lambda oid: (lookup(oid) or oid) if oid else ""
 
     def render(self, kind: str, locale: str, **context) -> Rendered:
         if locale not in LOCALES:

@@ -50,6 +50,15 @@ def test_new_ticket_notifies_the_owner_with_fields_and_a_reply_address_signed_fo
     assert [e.data["to"] for e in events(desk.app, tid, "notified")] == [[ALICE]]
 
 
+def test_notification_names_the_customer_and_their_organisation_as_people_read_them(desk):
+    desk.customer_writes(msgid="<noname@mail.example.test>", name="", **EN)  # a From with no display name
+    [note] = [m["msg"] for m in desk.new_mail() if m["to"] == [ALICE]]
+    text = body_text(note)
+    # the bare address (not " <li.wei@...>"), and the directory's name for the organisation, not its id
+    assert "Customer:     li.wei@mail.example.test, 李伟工作室" in text
+    assert "#assign bob@support.example.com" in text  # a real teammate in the commands example
+
+
 def test_follow_up_notification_collapses_the_quoted_history(desk):
     tid, _note = open_ticket(desk, **EN)
     [ack] = [m["msg"] for m in customer_mail(desk.transport.sent)]
