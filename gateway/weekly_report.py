@@ -96,9 +96,11 @@ def bar(value, biggest) -> int:
 def render(app, report: dict, language: str | None = None):
     language = language or app.config.report.language
     dist = report["satisfaction"]["distribution"]
+    start, end = report["period"]["from"][:10], report["period"]["to_inclusive"]
+    days = (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
     return app.templates.render(
         "weekly_report", language, r=report, team_name=app.config.gateway.display_name,
-        start=report["period"]["from"][:10], end=report["period"]["to_inclusive"],
+        start=start, end=end, weekly=days == 7,
         hours=hours, pct=pct, bar=bar, dist_max=max(dist.values()) if dist else 0,
         handled_max=max([e["tickets_handled"] for e in report["engineers"]] or [0]),
     )

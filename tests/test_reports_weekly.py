@@ -135,7 +135,11 @@ def test_cli_report_csv_and_text(cli, capsys):
     assert ["sla", "P2", "first_response_compliance", "0.6667"] in rows
     assert ["engineer", fx.ALICE, "time_minutes", "75"] in rows
     assert cli("report", "--from", "2026-03-02", "--to", "2026-03-08") == 0
-    assert "Opened:               7" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "Opened:               7" in text and text.startswith("Weekly support report, 2026-03-02")
+    # a period that is not a week is not called one
+    assert cli("report", "--from", "2026-03-01", "--to", "2026-03-31") == 0
+    assert capsys.readouterr().out.startswith("Support report, 2026-03-01 to 2026-03-31")
 
 
 def test_cli_report_bad_dates_say_what_to_write(cli, capsys):
