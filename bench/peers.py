@@ -120,7 +120,7 @@ def main() -> None:
             print(f"  {script} failed:\n{text[-2000:]}")
         else:
             for line in text.splitlines():
-                if "result:" in line or "threaded" in line.lower() or line.startswith("  "):
+                if "result:" in line or "ground truth" in line or line.startswith("  "):
                     print("  " + line.strip())
     corpus = Path(f"/tmp/corpus_{args.n}")
     raws = [p.read_bytes() for p in sorted(corpus.glob("*.eml"))]
