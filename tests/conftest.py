@@ -56,6 +56,7 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
 # ---------------------------------------------------------------- databases
 
 _pg_template: dict[str, str] = {}
+_pg_created: list[str] = []  # every database this run made (dropped at the end, whatever happened)
 _sqlite_template: dict[str, Path] = {}
 
 
@@ -105,6 +106,7 @@ def fresh_database_url(tmp_path: Path, *, backend: str = "") -> str:
             _pg_template["tmpl"] = tmpl
         name = f"sgw_{uuid.uuid4().hex[:12]}"
         _pg_exec(f"CREATE DATABASE {name} TEMPLATE {_pg_template['tmpl']}")
+        _pg_created.append(name)
         return _pg_url_for(name)
     if "file" not in _sqlite_template:
         d = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / f"sgw-template-{os.getpid()}"
@@ -125,13 +127,15 @@ def fresh_database_url(tmp_path: Path, *, backend: str = "") -> str:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Drop this run's PostgreSQL template database; each test drops its own copy."""
-    tmpl = _pg_template.pop("tmpl", None)
-    if tmpl:
-        try:
-            _pg_exec(f"DROP DATABASE IF EXISTS {tmpl} WITH (FORCE)")
-        except Exception:
-            pass
+    """Drop this run's PostgreSQL databases: the template, and any copy a test did not drop
+    itself (a test that failed half-way, or one that runs a gateway in another process)."""
+    for name in [*_pg_created, _pg_template.pop("tmpl", None)]:
+        if name:
+            try:
+                _pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            except Exception:
+                pass
+    _pg_created.clear()
 
 
 def drop_database(url: str) -> None:
