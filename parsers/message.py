@@ -32,6 +32,7 @@ from parsers.htmltext import MAX_HTML_FOR_TEXT, html_to_text, sanitise_html
 from parsers.language import detect_language
 from parsers.loops import detect_automatic
 from parsers.model import Address, Attachment, ParsedEmail
+from parsers.quick import strip_id
 
 # mail-parser logs a warning for every part type it does not render ("'jpeg' not
 # handled") and an error for every undecodable header word; per-mail noise that our
@@ -370,20 +371,11 @@ def _addresses(values: list[str], hint: str | None) -> tuple[Address, ...]:
     return tuple(found)
 
 
-_NOT_IN_ID = re.compile(r"[\x00-\x20\x7f<>\ud800-\udfff]")
-
-
-def _strip_id(value: str) -> str:
-    # Ids become database keys and References headers of our replies: no brackets,
-    # whitespace or control characters, whatever the sender wrote.
-    return _NOT_IN_ID.sub("", value)
-
-
 def _message_id(value: str, raw: bytes, defects: list[str]) -> str:
     value = decode_header(value)
     match = _ID_IN_BRACKETS.search(value)
     found = match.group(1) if match else (value.split() or [""])[0]
-    found = _strip_id(found)[:998]
+    found = strip_id(found)[:998]
     if found:
         return found
     defects.append("no-message-id")
@@ -399,7 +391,7 @@ def _ids(values: list[str]) -> tuple[str, ...]:
     for value in values:
         value = decode_header(value)
         ids = _ID_IN_BRACKETS.findall(value) or [t for t in value.split() if "@" in t]
-        found.extend(i for i in (_strip_id(x) for x in ids) if i)
+        found.extend(i for i in (strip_id(x) for x in ids) if i)
     unique = _dedupe(found)
     if len(unique) > MAX_IDS:  # keep the root and the most recent ancestors
         unique = unique[:1] + unique[-(MAX_IDS - 1):]

@@ -6,7 +6,14 @@ import re
 
 _MID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _ANGLE = re.compile(rb"<([^<>\s]+)>")
-_NOT_IN_ID = re.compile(rb"[\x00-\x20\x7f<>]")  # as parsers.message strips them: the two must agree
+_NOT_IN_ID = re.compile(r"[\x00-\x20\x7f<>\ud800-\udfff]")
+
+
+def strip_id(value: str) -> str:
+    """A Message-ID as we store and match it, here at spool time and in parsers.message alike:
+    ids become database keys (PostgreSQL refuses NUL in text) and References headers of our
+    replies, so no brackets, whitespace or control characters, whatever the sender wrote."""
+    return _NOT_IN_ID.sub("", value)
 
 
 def header_block(raw: bytes, limit: int = 256 * 1024) -> bytes:
@@ -26,5 +33,4 @@ def message_id(raw: bytes) -> str:
     value = m.group(1)
     a = _ANGLE.search(value)
     token = a.group(1) if a else (value.split() or [b""])[0]
-    # a key in the database (PostgreSQL refuses NUL in text) and matched against parsed ids
-    return _NOT_IN_ID.sub(b"", token).decode("utf-8", "replace")[:998]
+    return strip_id(token.decode("utf-8", "replace"))[:998]
