@@ -137,6 +137,14 @@ class _NoFlag:
         return True
 
 
+def _unavailable(exc: DBAPIError) -> StorageUnavailable | None:
+    """StorageUnavailable ("try again later") when a database error is a lost or refused
+    connection; None when it is some other error, which goes up as it is."""
+    if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
+        return StorageUnavailable(str(exc.orig) if exc.orig else str(exc))
+    return None
+
+
 class Database:
     def __init__(self, url: str, **kw) -> None:
         self.url = url
@@ -166,9 +174,9 @@ class Database:
             s.commit()
         except (OperationalError, DBAPIError) as exc:
             s.rollback()
-            if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
-                raise StorageUnavailable(str(exc.orig) if exc.orig else str(exc)) from exc
-            raise
+            if (unavailable := _unavailable(exc)) is None:
+                raise
+            raise unavailable from exc
         except BaseException:
             s.rollback()
             raise
@@ -185,9 +193,9 @@ class Database:
             with self.engine.begin() as conn:
                 yield conn
         except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
-                raise StorageUnavailable(str(exc.orig) if exc.orig else str(exc)) from exc
-            raise
+            if (unavailable := _unavailable(exc)) is None:
+                raise
+            raise unavailable from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from storage.models import SpoolEntry
 
@@ -73,9 +73,10 @@ def _values(item: Incoming, now: datetime) -> dict:
         digest, size, raw = item.raw.sha256, item.raw.size, None
     else:
         digest, size, raw = hashlib.sha256(item.raw).hexdigest(), len(item.raw), item.raw
+    message_id = _clean(item.message_id)
     return dict(
         source=item.source, received_at=now, size=size, sha256=digest,
-        message_id=_clean(item.message_id), dedupe_key=dedupe_key(_clean(item.message_id), digest),
+        message_id=message_id, dedupe_key=dedupe_key(message_id, digest),
         envelope_from=_clean(item.envelope_from), envelope_to=[_clean(a) for a in item.envelope_to], raw=raw,
         status="pending", error="", attempts=0, processed_at=None, ticket_id=None,
     )
@@ -113,23 +114,24 @@ def read_file(blobs, open_file, inline_max: int, chunk: int = 1024 * 1024) -> "b
             raise
 
 
-def sweep_tmp(blobs, older_than: float = 3600.0) -> int:
-    """Remove half-written files a crash left in the blob store's tmp/ (none is in use for an hour)."""
-    import time
-
-    tmp_dir = blobs.root / "tmp"
-    if not tmp_dir.is_dir():
-        return 0
+def _remove_old(files, older_than: float, keep=frozenset()) -> int:
+    """Unlink the files among `files` not named in `keep` and untouched for `older_than` seconds."""
     cutoff = time.time() - older_than
     removed = 0
-    for f in tmp_dir.iterdir():
+    for f in files:
         try:
-            if f.is_file() and f.stat().st_mtime < cutoff:
+            if f.name not in keep and f.is_file() and f.stat().st_mtime < cutoff:
                 f.unlink()
                 removed += 1
         except FileNotFoundError:
             pass
     return removed
+
+
+def sweep_tmp(blobs, older_than: float = 3600.0) -> int:
+    """Remove half-written files a crash left in the blob store's tmp/ (none is in use for an hour)."""
+    tmp_dir = blobs.root / "tmp"
+    return _remove_old(tmp_dir.iterdir(), older_than) if tmp_dir.is_dir() else 0
 
 
 def sweep_orphans(blobs, db, older_than: float = 86400.0) -> int:
@@ -139,26 +141,11 @@ def sweep_orphans(blobs, db, older_than: float = 86400.0) -> int:
     committed (the database was down: the sender got 451 and will retry, and a retry
     within the day finds the same file by its hash). Called at start, before any edge
     can be writing one."""
-    import time
-
-    from sqlalchemy import select
-
-    from storage.models import SpoolEntry
-
     if not blobs.root.is_dir():
         return 0
     with db.session() as s:
         named = set(s.execute(select(SpoolEntry.sha256).where(SpoolEntry.raw.is_(None))).scalars())
-    cutoff = time.time() - older_than
-    removed = 0
-    for f in blobs.root.glob("??/??/*"):
-        try:
-            if f.name not in named and f.is_file() and f.stat().st_mtime < cutoff:
-                f.unlink()
-                removed += 1
-        except FileNotFoundError:
-            pass
-    return removed
+    return _remove_old(blobs.root.glob("??/??/*"), older_than, keep=named)
 
 
 class SpoolSink:
@@ -243,7 +230,7 @@ def _insert_statement(dialect: str):
     return stmt
 
 
-def add_many(conn: Connection | Session, items: list[Incoming], now: datetime) -> list[Spooled]:
+def add_many(conn: Connection, items: list[Incoming], now: datetime) -> list[Spooled]:
     """Insert new messages; duplicates (same Message-ID and content) point at the first copy.
 
     One multi-row INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING for
@@ -255,8 +242,7 @@ def add_many(conn: Connection | Session, items: list[Incoming], now: datetime) -
     fresh: dict[str, dict] = {}
     for r in rows:
         fresh.setdefault(r["dedupe_key"], r)
-    dialect = conn.dialect.name if isinstance(conn, Connection) else conn.get_bind().dialect.name
-    new_ids = dict(conn.execute(_insert_statement(dialect), list(fresh.values())).all()) if fresh else {}
+    new_ids = dict(conn.execute(_insert_statement(conn.dialect.name), list(fresh.values())).all()) if fresh else {}
     missing = [k for k in fresh if k not in new_ids]
     existing = dict(conn.execute(
         select(SpoolEntry.dedupe_key, SpoolEntry.id).where(SpoolEntry.dedupe_key.in_(missing))
