@@ -21,6 +21,7 @@ import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from gateway import large_mail
 from parsers.message import parse_email
 from storage import spool as spool_store
 
@@ -61,7 +62,7 @@ def _discard_pool() -> None:
 
 def submit(app, entries) -> dict[int, Future]:
     """Start parsing these spool rows elsewhere; {spool id: future} for those handed out."""
-    small = [e for e in entries if e.size <= MAX_BYTES and e.raw is not None]  # file-backed: gateway.large_mail
+    small = [e for e in entries if e.size <= MAX_BYTES and not large_mail.is_stored(e)]
     if len(small) < MIN_BATCH:
         return {}
     pool = _executor()

@@ -148,7 +148,7 @@ class Gateway:
             try:
                 _check_bindable(cfg.smtp.host, cfg.smtp.port)  # at once, not after the listener's 10 s wait
                 self.controller = start_listener(self.app, self.writer)
-            except (OSError, OverflowError, RuntimeError) as exc:
+            except (OSError, RuntimeError) as exc:  # (a port outside 1-65535 is a config error already)
                 self.stop()  # the workers already started must not keep the process alive
                 raise StartupError(
                     f"cannot listen for SMTP on {cfg.smtp.host}:{cfg.smtp.port}: {_reason(exc)}. Stop what holds "

@@ -68,13 +68,16 @@ class SpoolWriter(threading.Thread):
                         self._q.put(None)
                         break
         # fail whatever is still queued so no SMTP client waits forever
+        left = []
         while True:
             try:
                 item = self._q.get_nowait()
             except queue.Empty:
                 break
             if item is not None:
-                item[2].set_exception(StorageUnavailable("gateway is shutting down"))
+                left.append(item[2])
+        err = StorageUnavailable("gateway is shutting down")
+        _settle([(waiter, None, err) for waiter in left])
 
     def _batch(self, first) -> list:
         batch = [first]
@@ -111,9 +114,6 @@ class _LoopWaiter:
 
     def __init__(self, loop, fut) -> None:
         self.loop, self.fut = loop, fut
-
-    def set_exception(self, exc) -> None:
-        _settle([(self, None, exc)])
 
 
 def _settle(outcomes) -> None:

@@ -43,9 +43,9 @@ class _TextBuilder(HTMLParser):
         self.pre_depth = 0
         self.quote_depth = 0
         self.blockquotes: list[bool] = []  # open <blockquote>s: is each a quote?
+        self.links: list[tuple[str, int]] = []  # open <a href>s: (address, chunks before it)
         # Block edges ask for line breaks; they merge (as in a browser's innerText):
         # "<div>a</div><div>b</div>" is two lines, "<p>a</p><p>b</p>" two paragraphs.
-        self.links: list[tuple[str, int]] = []  # open <a href>s: (address, chunks before it)
         self.pending = 0  # line breaks asked for since the last text: at most this many
         self.trailing = 0  # line breaks already at the end of the output
         self.started = False
