@@ -149,8 +149,9 @@ def _match_for(ticket: Ticket):
 
 
 def tell_owner(app, session, row: OutboxRow, ticket: Ticket | None, *, template: str, status: str,
-               diagnostic: str, recipients: list[str]) -> OutboxRow | None:
-    """Tell whoever handles the ticket that `row` never reached its recipient(s).
+               diagnostic: str, recipients: list[str]) -> str | None:
+    """Tell whoever handles the ticket that `row` never reached its recipient(s); the
+    notice's Message-ID, or None when nobody is told.
 
     Quiet when the failed mail was itself such a notice (no loop), when it went only to
     engineers (no customer is waiting for it), or when nobody handles the ticket: the
@@ -174,8 +175,8 @@ def tell_owner(app, session, row: OutboxRow, ticket: Ticket | None, *, template:
         template, ticket.language, ticket=ticket, mail_kind=row.kind, recipients=recipients, status=status,
         diagnostic=diagnostic, original_subject=row.subject, team_name=app.config.gateway.display_name,
     )
-    notice = outbox.queue(app, session, kind=template, ticket=ticket, rendered=rendered, to=[engineer],
+    notice_id = outbox.queue(app, session, kind=template, ticket=ticket, rendered=rendered, to=[engineer],
                           automatic="auto-generated", reply_to_for=engineer)
     outbox.record(session, ticket, template, app.now(), f"told {engineer} that the {row.kind} was not delivered",
                   outbox_id=row.id)
-    return notice
+    return notice_id

@@ -16,21 +16,19 @@ from sqlalchemy.orm import Session
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
 from storage.models import Event, OutboxRow, ThreadId, Ticket
-from storage.rows import append, unflushed
+from storage.rows import append
 from templates import Rendered
 
 log = logging.getLogger("supportgw.outbox")
 
 
 def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
-    rcpt = rcpt.lower()
-    stored = session.execute(
+    # outbox rows queued in this transaction are written before this query (storage.rows)
+    return session.execute(
         select(func.count(OutboxRow.id)).where(
-            OutboxRow.rcpt == rcpt, OutboxRow.automatic.is_(True), OutboxRow.created_at >= since)
+            OutboxRow.rcpt == rcpt.lower(), OutboxRow.automatic.is_(True), OutboxRow.created_at >= since)
         .execution_options(autoflush=False)
     ).scalar_one()
-    return stored + sum(1 for r in unflushed(session, OutboxRow)
-                        if r.rcpt == rcpt and r.automatic and r.created_at >= since)
 
 
 def may_send_automatic(app, session: Session, rcpt: str) -> bool:
@@ -80,7 +78,9 @@ def queue(
     stored_attachments: list[tuple[str, str, str]] | None = None,  # (name, type, sha256) in app.attachments
     extra_headers: dict[str, str] | None = None,
     source_spool_id: int | None = None,
-) -> OutboxRow:
+) -> str:
+    """Queue one mail; returns its Message-ID. The row is appended (storage.rows): a query
+    on the outbox, the end of the message's savepoint or the commit writes it."""
     gw = app.config.gateway
     now = app.now()
     mid = new_message_id(gw.domain)
@@ -102,7 +102,7 @@ def queue(
         "thread_root": refs[0] if refs else mid, "extra_headers": dict(extra_headers or {}),
         "attachments": [list(a) for a in stored_attachments or []],
     }
-    row = OutboxRow(
+    values = dict(
         ticket_id=ticket.id if ticket else None, kind=kind, rcpt=(to[0] if to else "").lower(),
         to=list(to), cc=list(cc or []), envelope_to=[a for a in list(to) + list(cc or [])],
         subject=rendered.subject, message_id=mid, raw=None, draft=draft, automatic=bool(automatic),
@@ -110,11 +110,11 @@ def queue(
         source_spool_id=source_spool_id,
     )
     if attachments:
-        row.raw, row.draft = message_bytes(row, attachments=attachments), None
-    session.add(row)
+        values.update(raw=message_bytes(OutboxRow(**values), attachments=attachments), draft=None)
+    append(session, OutboxRow, **values)
     if ticket is not None:
         append(session, ThreadId, message_id=mid, ticket_id=ticket.id, outbound=True)
-    return row
+    return mid
 
 
 def message_bytes(row: OutboxRow, store=None, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:

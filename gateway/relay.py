@@ -90,13 +90,13 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
         if app.config.workflow.relay_to_cc else []
     files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
     in_reply_to, refs = customer_thread(app, session, ticket)
-    row = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],
+    mid = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],
                        cc=cc or None, from_name=from_name, reply_to_for=ticket.requester_email,
                        in_reply_to=in_reply_to or (refs[-1] if refs else None), references=refs,
                        attachments=files or None, source_spool_id=spool_id)
     now = app.now()
     msg = Message(ticket_id=ticket.id, spool_id=spool_id, direction="out", kind="engineer",
-                  message_id=row.message_id, sender_email=engineer, sender_name=from_name,
+                  message_id=mid, sender_email=engineer, sender_name=from_name,
                   to=[ticket.requester_email], cc=cc, subject=rendered.subject, text=body, reply_text=body,
                   internal=False, created_at=now)
     session.add(msg)
@@ -110,7 +110,7 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     ticket.updated_at = now
     outbox.record(session, ticket, "relayed", now, f"reply by {engineer} relayed to {ticket.requester_email}"
                   + (f" (cc {', '.join(cc)})" if cc else ""), actor=engineer, to=[ticket.requester_email], cc=cc,
-                  message_id=row.message_id)
+                  message_id=mid)
     if ticket_ops.mark_first_response(app, ticket, now):
         outbox.record(session, ticket, "first_response", now, f"first response by {engineer}", actor=engineer)
     return msg

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage import rows
+
 
 class StorageUnavailable(Exception):
     """The database cannot take writes right now; the caller should ask the source to retry."""
@@ -149,7 +151,7 @@ class Database:
     def __init__(self, url: str, **kw) -> None:
         self.url = url
         self.engine = make_engine(url, **kw)
-        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self.Session = sessionmaker(self.engine, class_=rows.Session, expire_on_commit=False)
         path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
         if path and path != ":memory:":
             self.write_lock = _FileLock(Path(path + ".writelock"))

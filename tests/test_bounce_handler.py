@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from gateway import outbox
 from gateway.outbox import message_bytes
@@ -81,10 +82,9 @@ def test_relay_bounce_is_matched_by_returned_message_id_alone(app):
     [ticket] = rows(app, Ticket)
     with app.db.session() as s:
         t = s.get(Ticket, ticket.id)
-        relay = outbox.queue(app, s, kind="relay", ticket=t, to=[CUSTOMER], reply_to_for=CUSTOMER,
-                             rendered=Rendered("Re: Interest calculation wrong", "Fixed in 4.2.\n", ""))
-        s.flush()
-        relay_id = relay.id
+        relay_mid = outbox.queue(app, s, kind="relay", ticket=t, to=[CUSTOMER], reply_to_for=CUSTOMER,
+                                 rendered=Rendered("Re: Interest calculation wrong", "Fixed in 4.2.\n", ""))
+        relay_id = s.scalar(select(OutboxRow.id).where(OutboxRow.message_id == relay_mid))
     out = dispatch(app)
     raw = next(m["raw"] for m in out.sent if f"bounces+{relay_id}@".encode() in m["from"].encode())
     dsn = build_dsn(SUPPORT, "someone-else@bigbank.example", original=raw, to_header=SUPPORT)
