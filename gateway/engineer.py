@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from gateway import engineer_commands, notify, outbox, ticket_ops
 from gateway.relay import relay_to_customer
-from gateway.threads import Match, find_ticket
+from gateway.threads import Match
 from parsers.commands import HELP_TEXT, parse_commands
 from storage.models import Message, ThreadId, Ticket
 from storage.rows import append
@@ -32,13 +32,6 @@ from storage.rows import append
 log = logging.getLogger("supportgw.engineer")
 
 _COMMANDISH = re.compile(r"^\s*#[A-Za-z]")
-
-
-def _match(ib) -> Match:
-    app = ib.app
-    return find_ticket(ib.session, ib.email, recipients=ib.recipients, signer=app.signer,
-                       ref_prefix=app.config.gateway.ref_prefix, engineers=app.engineer_addresses(),
-                       own_domain_check=app.is_own_address)
 
 
 def authentication_passed(email, sender: str) -> bool:
@@ -76,7 +69,7 @@ def handle(ib) -> str | None:
     looks_like_commands = bool(_COMMANDISH.match(e.reply_text or ""))
     if not is_engineer and not looks_like_commands:
         return None
-    match = _match(ib)
+    match = ib.find_ticket()
     if not authorised(ib, match, sender):
         _log_ignored_commands(ib, match, looks_like_commands, is_engineer)
         return None  # the customer handler treats it as an ordinary message

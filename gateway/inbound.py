@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import handover, notify, outbox
-from gateway.threads import Match
+from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import resume_clock, sla_calendar
 from parsers.model import ParsedEmail
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
@@ -31,10 +31,23 @@ class Inbound:
     recipients: list[str]
     match: Match | None = None
     notes: list[str] = field(default_factory=list)
+    _found: Match | None = field(default=None, repr=False)
 
     @property
     def now(self):
         return self.app.now()
+
+    def find_ticket(self) -> Match:
+        """Which ticket this mail belongs to (gateway.threads), asked once per message.
+
+        Several handlers ask before one takes the mail; a handler that passes it on
+        changes no thread id, ticket or participant, so the answer stays right."""
+        if self._found is None:
+            app = self.app
+            self._found = find_ticket(self.session, self.email, recipients=self.recipients, signer=app.signer,
+                                      ref_prefix=app.config.gateway.ref_prefix,
+                                      engineers=app.engineer_addresses(), own_domain_check=app.is_own_address)
+        return self._found
 
 
 def choose_language(app, email: ParsedEmail) -> str:

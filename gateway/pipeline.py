@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from gateway import large_mail, parse_pool
 from gateway.inbound import Inbound, create_ticket, follow_up
-from gateway.threads import find_ticket
 from parsers import quick
 from storage import spool as spool_store
 from storage.models import Message, SpoolEntry
@@ -55,16 +54,8 @@ def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[sp
         return spool_store.add_many(conn, items, app.now())
 
 
-def _engineers(app) -> set[str]:
-    return app.engineer_addresses()
-
-
 def customer_handler(ib: Inbound) -> str:
-    app = ib.app
-    m = find_ticket(ib.session, ib.email, recipients=ib.recipients, signer=app.signer,
-                    ref_prefix=app.config.gateway.ref_prefix, engineers=_engineers(app),
-                    own_domain_check=app.is_own_address)
-    ib.match = m
+    m = ib.match = ib.find_ticket()
     if m.ticket is not None:
         return follow_up(ib, m.ticket)
     if m.sender_role == "stranger":
@@ -111,19 +102,22 @@ def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
 
 
 def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None = None) -> str:
-    """Process one spooled message inside the caller's transaction. Never raises."""
+    """Process one spooled message inside the caller's transaction. Never raises.
+
+    The spool row itself is changed once, at the end (one UPDATE, written with the
+    next message's savepoint or the commit): its attempt count and outcome belong to
+    the same transaction as everything the message wrote, so they land together."""
     session.info.pop("ticket_references", None)
-    entry.attempts += 1
     # Over the size limit (an IMAP source cannot refuse it the way SMTP does with 552):
     # keep it, but for a person to look at rather than parse.
     limit = app.config.smtp.max_message_size
     if limit and entry.size > limit:
-        entry.status, entry.processed_at = "quarantined", app.now()
-        entry.error = (f"message too large: {entry.size} bytes, over smtp.max_message_size = {limit}. "
-                       f"Look at it with 'supportgw quarantine show {entry.id}'; raise the limit and "
-                       f"'supportgw quarantine retry {entry.id}', or 'supportgw quarantine drop {entry.id}'.")
+        error = (f"message too large: {entry.size} bytes, over smtp.max_message_size = {limit}. "
+                 f"Look at it with 'supportgw quarantine show {entry.id}'; raise the limit and "
+                 f"'supportgw quarantine retry {entry.id}', or 'supportgw quarantine drop {entry.id}'.")
         log.warning("spool %s quarantined: %s bytes is over the size limit", entry.id, entry.size)
-        return "quarantined"
+        return _settle(app, entry, "quarantined", error)
+    ticket_id: int | None = None  # the ticket the message went to, kept on the spool row
     try:
         with session.begin_nested():
             if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
@@ -131,8 +125,7 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
             else:
                 email = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
             if _parent_still_pending(session, entry, email):
-                entry.attempts -= 1
-                return "deferred"
+                return "deferred"  # not an attempt: the row stays as it was
             if _already_stored(session, email):
                 outcome = "duplicate"
             else:
@@ -144,18 +137,22 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                     if outcome:
                         break
                 if ib.match is not None and ib.match.ticket is not None:
-                    entry.ticket_id = ib.match.ticket.id
+                    ticket_id = ib.match.ticket.id
             session.flush()
     except Exception as exc:  # quarantine: a poison message must never stop the rest
         log.warning("spool %s quarantined: %s", entry.id, exc)
-        entry.status = "quarantined"
-        entry.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000]
-        entry.processed_at = app.now()
-        return "quarantined"
-    entry.status = "processed" if outcome != "duplicate" else "duplicate"
-    entry.processed_at = app.now()
-    entry.error = ""
+        return _settle(app, entry, "quarantined",
+                       f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000])
+    _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
     return outcome or "processed"
+
+
+def _settle(app, entry: SpoolEntry, status: str, error: str, ticket_id: int | None = None) -> str:
+    entry.attempts += 1
+    entry.status, entry.error, entry.processed_at = status, error, app.now()
+    if ticket_id is not None:
+        entry.ticket_id = ticket_id
+    return status
 
 
 def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: bool = False) -> Counter:

@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from gateway import outbox
 from gateway.inbound import choose_language, fmt_due
-from gateway.threads import find_ticket
 from storage.models import Ticket
 
 KEYWORDS = frozenset({"status", "查询", "状态", "状态查询", "工单查询"})
@@ -45,8 +44,7 @@ def handle(ib) -> str | None:
     sender = e.sender.email
     if e.automatic or not sender or app.is_own_address(sender) or sender in app.engineer_addresses():
         return None
-    m = find_ticket(s, e, recipients=ib.recipients, signer=app.signer, ref_prefix=app.config.gateway.ref_prefix,
-                    engineers=app.engineer_addresses(), own_domain_check=app.is_own_address)
+    m = ib.find_ticket()
     if m.ticket is not None or m.stranger_ticket is not None:
         return None  # a reply on a ticket that happens to say "status": the ticket's business
     if not outbox.may_send_automatic(app, s, sender):

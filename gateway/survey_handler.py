@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from gateway import outbox, ticket_ops
 from gateway.inbound import automatic_allowed, store_message
-from gateway.threads import find_ticket
 from parsers.survey import parse_score
 from storage.models import Event, SurveyResponse, Ticket
 
@@ -29,9 +28,7 @@ def handle(ib) -> str | None:
     if e.automatic:
         return None
     app = ib.app
-    m = find_ticket(ib.session, e, recipients=ib.recipients, signer=app.signer,
-                    ref_prefix=app.config.gateway.ref_prefix, engineers=app.engineer_addresses(),
-                    own_domain_check=app.is_own_address)
+    m = ib.find_ticket()
     ticket = m.ticket
     if ticket is None or ticket.status not in ("resolved", "closed") or m.sender_role not in ANSWERING_ROLES:
         return None
