@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.cli import CommandError, open_app
-from storage.models import Event, Message, OutboxAttempt, OutboxRow, SpoolEntry, Ticket
+from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
 
 
 def register(sub) -> None:

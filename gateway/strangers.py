@@ -8,7 +8,7 @@ answer. In every case nothing of the original ticket reaches the stranger.
 from __future__ import annotations
 
 from gateway import outbox
-from gateway.inbound import Inbound, automatic_allowed, create_ticket
+from gateway.inbound import Inbound, create_ticket
 from storage.models import Ticket
 
 

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 
 from gateway import pipeline
 from storage.db import StorageUnavailable

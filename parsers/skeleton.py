@@ -25,7 +25,7 @@ import email.policy
 import hashlib
 from dataclasses import dataclass
 
-from parsers.model import Attachment, ParsedEmail
+from parsers.model import ParsedEmail
 
 MARKER = b"supportgw-stored-part:"
 LINE_LIMIT = 64 * 1024  # longer "lines" are read in pieces

@@ -10,7 +10,6 @@ import threading
 import zipfile
 
 import pytest
-from sqlalchemy import select
 
 from gateway.pipeline import Source, process_pending, spool
 from parsers.message import parse_email

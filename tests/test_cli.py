@@ -164,7 +164,6 @@ def test_init_writes_config_and_key_then_run_accepts_mail(tmp_path):
     """What `make run` does, as a real process: init, run, send a mail, read the acknowledgement."""
     import signal
     import socket
-    import time
 
     from tests.conftest import free_port, wait_for
     from tests.mail import send

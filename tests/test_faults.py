@@ -10,7 +10,6 @@ import smtplib
 import sqlite3
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -20,12 +19,12 @@ from gateway.dispatch import dispatch_due
 from gateway.runner import Gateway
 from gateway.transports import make_transport
 from storage.db import Database
-from storage.models import Message, OutboxAttempt, OutboxRow, SpoolEntry, Ticket
+from storage.models import Message, OutboxAttempt, SpoolEntry, Ticket
 from tests.conftest import (
-    TEST_DB, _pg_exec, drop_database, free_port, fresh_database_url, make_config, wait_for,
+    _pg_exec, drop_database, free_port, fresh_database_url, make_config, wait_for,
 )
-from tests.gwproc import GatewayProcess, deliver_like_an_mta, write_run_config
-from tests.hardening import SUPPORT, acks, cli, count, push, rows, write_config
+from tests.gwproc import GatewayProcess, write_run_config
+from tests.hardening import SUPPORT, acks, cli, push, rows, write_config
 from tests.mail import build
 
 CUSTOMER = "alice@customer.example.com"

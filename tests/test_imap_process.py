@@ -3,12 +3,10 @@ SIGKILL mid-drain and restarted, and `supportgw imap check` telling what works a
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from storage.models import Lease, Message, OutboxRow, SpoolEntry, Ticket
 from tests.conftest import free_port, wait_for

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 from email.header import Header
 
-from sqlalchemy import select
 
 from gateway.outbox import message_bytes
 from storage.models import AttachmentRow, Event, Message, OutboxRow, Ticket
-from tests.hardening import SUPPORT, acks, count, dispatch, push, rows
+from tests.hardening import SUPPORT, count, dispatch, push, rows
 from tests.mail import build, parse
 
 CUSTOMER = "ops@bigbank.example"  # alice is the primary engineer of this customer's project

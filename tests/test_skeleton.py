@@ -10,7 +10,6 @@ import base64
 import hashlib
 import io
 import os
-import quopri
 import tracemalloc
 from email.message import EmailMessage
 from pathlib import Path

@@ -10,7 +10,6 @@ import ssl
 import subprocess
 
 import pytest
-from sqlalchemy import select
 
 from gateway.config import ConfigError, Secret
 from gateway.runner import Gateway

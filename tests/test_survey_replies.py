@@ -94,7 +94,7 @@ def test_stranger_cannot_answer_someone_elses_survey(app):
 
 
 def test_score_on_an_open_ticket_is_an_ordinary_reply(app):
-    tid = open_ticket(app)
+    open_ticket(app)
     [ack] = to_customer(flush(app))
     deliver(app, reply_to(ack["msg"], body="5 servers are down now\n"))
     assert responses(app) == []
