@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import handover, notify, outbox
@@ -77,14 +77,16 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     return msg
 
 
+# Participant rows are appended (storage.rows) and written before a query reads them: no
+# ORM flush needed first. Built once: asked for every follow-up.
+_CCS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc")
+        .execution_options(autoflush=False))
+
+
 def add_customer_ccs(ib: Inbound, ticket: Ticket) -> None:
     """The requester decides who else is in the conversation: people they CC join it."""
     engineers = ib.app.engineer_addresses()
-    # participant rows are written at once (storage.rows), or for an engineer's #cc flushed with
-    # that engineer's message: none is pending here, so no flush first
-    known = set(ib.session.execute(
-        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "cc")
-        .execution_options(autoflush=False)).scalars())
+    known = set(ib.session.execute(_CCS, {"ticket_id": ticket.id}).scalars())
     for addr, name in _support_ccs(ib.app, ib.email):
         if addr not in known and addr not in engineers:
             append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")

@@ -20,7 +20,7 @@ import hashlib
 import re
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Message
@@ -60,6 +60,13 @@ def repeats_in_last_hour(session: Session, sender: str, subject: str, body: str,
     return sum(1 for subj, text in rows if fingerprint(subj, text) == want)
 
 
+# built once: asked before every automatic answer
+_RECENT_FROM = (select(func.count(Message.id))
+                .where(Message.sender_email == bindparam("sender"), Message.direction == "in",
+                       Message.created_at >= bindparam("since"))
+                .execution_options(autoflush=False))
+
+
 def repetition_reason(app, session: Session, email) -> str:
     """A reason string when this mail repeats too often to be a person; "" otherwise."""
     limit = app.config.outbound.repeat_limit_per_hour
@@ -69,9 +76,7 @@ def repetition_reason(app, session: Session, email) -> str:
     # yet (the one being processed counts too). Only a sender with more mails than the
     # limit this hour has their texts read and compared.
     sender, since = email.sender.email, app.now() - timedelta(hours=1)
-    recent = session.execute(select(func.count(Message.id)).where(
-        Message.sender_email == sender, Message.direction == "in", Message.created_at >= since)
-        .execution_options(autoflush=False)).scalar_one()
+    recent = session.execute(_RECENT_FROM, {"sender": sender, "since": since}).scalar_one()
     recent += sum(1 for m in unflushed(session, Message)
                   if m.sender_email == sender and m.direction == "in" and m.created_at >= since)
     if recent <= limit:

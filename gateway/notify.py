@@ -15,7 +15,7 @@ customer.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway import outbox
 from storage.models import AttachmentRow, Message, Participant, Ticket
@@ -41,14 +41,16 @@ def colleague(app, ticket: Ticket, rcpt: str) -> str:
     return others[0] if others else "<email>"
 
 
+# Participant rows are appended (storage.rows), written before this query reads them:
+# no need to flush the ORM objects of the transaction first. Built once: it runs for
+# every notification, and building costs SQLAlchemy more than running it.
+_WATCHERS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"),
+                                             Participant.role == "watcher", Participant.active.is_(True))
+             .order_by(Participant.id).execution_options(autoflush=False))
+
+
 def watchers(session, ticket: Ticket) -> list[str]:
-    # Participant rows are written at once (storage.rows), never left pending in the
-    # session: no need to flush the rest of the transaction before reading them.
-    return list(session.execute(
-        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "watcher",
-                                        Participant.active.is_(True)).order_by(Participant.id)
-        .execution_options(autoflush=False)
-    ).scalars())
+    return list(session.execute(_WATCHERS, {"ticket_id": ticket.id}).scalars())
 
 
 def recipients(app, session, ticket: Ticket, *, exclude: tuple[str, ...] = ()) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.compose import build_message, new_message_id
@@ -22,13 +22,18 @@ from templates import Rendered
 log = logging.getLogger("supportgw.outbox")
 
 
+# Built once (asked for every automatic mail and every notification); rows queued in
+# this transaction are written before either reads the table (storage.rows).
+_AUTOMATIC_SENT = (select(func.count(OutboxRow.id))
+                   .where(OutboxRow.rcpt == bindparam("rcpt"), OutboxRow.automatic.is_(True),
+                          OutboxRow.created_at >= bindparam("since"))
+                   .execution_options(autoflush=False))
+_THREAD_IDS = (select(ThreadId.message_id).where(ThreadId.ticket_id == bindparam("ticket_id"))
+               .order_by(ThreadId.id).execution_options(autoflush=False))
+
+
 def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
-    # outbox rows queued in this transaction are written before this query (storage.rows)
-    return session.execute(
-        select(func.count(OutboxRow.id)).where(
-            OutboxRow.rcpt == rcpt.lower(), OutboxRow.automatic.is_(True), OutboxRow.created_at >= since)
-        .execution_options(autoflush=False)
-    ).scalar_one()
+    return session.execute(_AUTOMATIC_SENT, {"rcpt": rcpt.lower(), "since": since}).scalar_one()
 
 
 def may_send_automatic(app, session: Session, rcpt: str) -> bool:
@@ -50,11 +55,7 @@ def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list
 
 
 def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str]:
-    # thread ids are written at once (storage.rows): nothing pending needs flushing first
-    rows = session.execute(
-        select(ThreadId.message_id).where(ThreadId.ticket_id == ticket.id).order_by(ThreadId.id)
-        .execution_options(autoflush=False)
-    ).scalars().all()
+    rows = session.execute(_THREAD_IDS, {"ticket_id": ticket.id}).scalars().all()
     if len(rows) > limit:
         rows = rows[:1] + rows[-(limit - 1):]  # keep the root, as RFC 5322 suggests
     return list(rows)

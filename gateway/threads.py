@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.tokens import split_plus_address
@@ -32,13 +32,18 @@ def subject_ref_pattern(prefix: str) -> re.Pattern:
     return re.compile(rf"\[({re.escape(prefix)}-\d{{3,12}})\]", re.IGNORECASE)
 
 
+# Built once: every message is threaded, and building a statement costs SQLAlchemy
+# more than running it.
+_ROLES = select(Participant.role).where(Participant.ticket_id == bindparam("ticket_id"),
+                                        Participant.email == bindparam("email"), Participant.active.is_(True))
+_BY_MESSAGE_ID = select(ThreadId.message_id, ThreadId.ticket_id).where(
+    ThreadId.message_id.in_(bindparam("ids", expanding=True)))
+
+
 def _role(session: Session, ticket: Ticket, sender: str, engineers: set[str]) -> str:
     if sender == ticket.requester_email:
         return "requester"
-    roles = set(session.execute(
-        select(Participant.role).where(Participant.ticket_id == ticket.id, Participant.email == sender,
-                                       Participant.active.is_(True))
-    ).scalars())
+    roles = set(session.execute(_ROLES, {"ticket_id": ticket.id, "email": sender}).scalars())
     for r in ("requester", "cc", "watcher"):
         if r in roles:
             return r
@@ -71,9 +76,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
     # 2. References / In-Reply-To, newest first
     ids = list(dict.fromkeys(list(email.in_reply_to) + list(reversed(email.references))))
     if ids:
-        rows = session.execute(
-            select(ThreadId.message_id, ThreadId.ticket_id).where(ThreadId.message_id.in_(ids[:50]))
-        ).all()
+        rows = session.execute(_BY_MESSAGE_ID, {"ids": ids[:50]}).all()
         by_id: dict[str, list[int]] = {}
         for mid, tid in rows:
             by_id.setdefault(mid, []).append(tid)
