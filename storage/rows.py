@@ -50,7 +50,17 @@ def write(session: _OrmSession, tables: set[str] | None = None) -> None:
         rows = buffered.pop(table)
         # one executemany per run of rows naming the same columns (it takes one column set)
         for _, run in groupby(rows, key=lambda r: tuple(r)):
-            conn.execute(insert(table), list(run))
+            conn.execute(_insert(table), list(run))
+
+
+_INSERTS: dict[Table, object] = {}
+
+
+def _insert(table: Table):
+    """The table's INSERT, built once (building costs SQLAlchemy more than running it)."""
+    if table not in _INSERTS:
+        _INSERTS[table] = insert(table)
+    return _INSERTS[table]
 
 
 def tables_read(statement) -> set[str] | None:
