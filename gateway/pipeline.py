@@ -108,9 +108,8 @@ def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
 def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None = None) -> str:
     """Process one spooled message inside the caller's transaction. Never raises.
 
-    The spool row itself is changed once, at the end (one UPDATE, written with the
-    next message's savepoint or the commit): its attempt count and outcome belong to
-    the same transaction as everything the message wrote, so they land together."""
+    The spool row itself is changed once, at the end, and written with everything else
+    the message changed: its attempt count and outcome land together with them."""
     session.info.pop("ticket_references", None)
     # Over the size limit (an IMAP source cannot refuse it the way SMTP does with 552):
     # keep it, but for a person to look at rather than parse.
@@ -142,12 +141,12 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                         break
                 if ib.match is not None and ib.match.ticket is not None:
                     ticket_id = ib.match.ticket.id
-            session.flush()
+            _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
+            session.flush()  # in the savepoint: a row the database refuses quarantines this message only
     except Exception as exc:  # quarantine: a poison message must never stop the rest
         log.warning("spool %s quarantined: %s", entry.id, exc)
         return _settle(app, entry, "quarantined",
                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000])
-    _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
     return outcome or "processed"
 
 
