@@ -91,6 +91,7 @@ class Session(_OrmSession):
 
 
 _SHAPES: dict = {}  # statement shape -> tables_read(); shapes come from our code, so few
+_UNKNOWN = object()
 
 
 def _tables_read_cached(statement) -> set[str] | None:
@@ -100,11 +101,12 @@ def _tables_read_cached(statement) -> set[str] | None:
     key = statement._generate_cache_key()
     if key is None:
         return tables_read(statement)
-    if key.key not in _SHAPES:
+    found = _SHAPES.get(key.key, _UNKNOWN)  # one lookup: another thread may clear it meanwhile
+    if found is _UNKNOWN:
         if len(_SHAPES) > 2000:
             _SHAPES.clear()
-        _SHAPES[key.key] = tables_read(statement)
-    return _SHAPES[key.key]
+        found = _SHAPES[key.key] = tables_read(statement)
+    return found
 
 
 @event.listens_for(Session, "do_orm_execute")
