@@ -77,8 +77,9 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     return msg
 
 
-# Participant rows are appended (storage.rows) and written before a query reads them: no
-# ORM flush needed first. Built once: asked for every follow-up.
+# Participant rows are appended (storage.rows) and written before a query reads them, or
+# for an engineer's #cc flushed with that engineer's message: no ORM flush needed first.
+# Built once: asked for every follow-up.
 _CCS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc")
         .execution_options(autoflush=False))
 
