@@ -21,6 +21,7 @@ from gateway import large_mail, parse_pool
 from gateway.inbound import Inbound, create_ticket, follow_up
 from parsers import quick
 from storage import spool as spool_store
+from storage.db import try_again_later
 from storage.models import Message, SpoolEntry
 
 log = logging.getLogger("supportgw.pipeline")
@@ -106,7 +107,10 @@ def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
 
 
 def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None = None) -> str:
-    """Process one spooled message inside the caller's transaction. Never raises.
+    """Process one spooled message inside the caller's transaction.
+
+    A message that fails is quarantined; only the database failing (locked, gone) raises,
+    so that the caller's transaction rolls back and the message is tried again later.
 
     The spool row itself is changed once, at the end, and written with everything else
     the message changed: its attempt count and outcome land together with them."""
@@ -144,6 +148,8 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
             _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
             session.flush()  # in the savepoint: a row the database refuses quarantines this message only
     except Exception as exc:  # quarantine: a poison message must never stop the rest
+        if try_again_later(exc):
+            raise  # the database, not this message: the batch rolls back, its rows stay pending
         log.warning("spool %s quarantined: %s", entry.id, exc)
         return _settle(app, entry, "quarantined",
                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000])

@@ -139,6 +139,11 @@ class _NoFlag:
         return True
 
 
+def try_again_later(exc: BaseException) -> bool:
+    """Is this the database failing (locked, gone, refusing) rather than the work done on it?"""
+    return isinstance(exc, StorageUnavailable) or (isinstance(exc, DBAPIError) and _unavailable(exc) is not None)
+
+
 def _unavailable(exc: DBAPIError) -> StorageUnavailable | None:
     """StorageUnavailable ("try again later") when a database error is a lost or refused
     connection; None when it is some other error, which goes up as it is."""

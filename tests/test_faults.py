@@ -14,11 +14,12 @@ import time
 import pytest
 from sqlalchemy import event, select
 
+from gateway import pipeline
 from gateway.app import build_app
 from gateway.dispatch import dispatch_due
 from gateway.runner import Gateway
 from gateway.transports import make_transport
-from storage.db import Database
+from storage.db import Database, StorageUnavailable
 from storage.models import Message, OutboxAttempt, SpoolEntry, Ticket
 from tests.conftest import (
     _pg_exec, drop_database, free_port, fresh_database_url, make_config, wait_for,
@@ -188,3 +189,33 @@ def test_sigterm_with_work_in_flight_exits_0_quickly_and_loses_nothing(tmp_path,
     finally:
         gw.stop_quietly()
         drop_database(url)
+
+
+def test_a_locked_database_while_processing_leaves_the_mail_pending_not_quarantined(tmp_path):
+    """The database failing is nobody's poison message: processing stops, the row stays pending."""
+    target = tmp_path / "sqlite" / "supportgw.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    app = build_app(make_config(tmp_path, database_url=f"sqlite:///{target}"), migrate=True)
+    [spooled] = pipeline.spool(app, [(build(subject="during the lock"), pipeline.Source("smtp"))])
+    locker = sqlite3.connect(str(target), isolation_level=None, timeout=1)
+    locker.execute("BEGIN EXCLUSIVE")  # another program holds the write lock past the busy timeout
+
+    # ...and lets go as the message's savepoint rolls back: a quarantine would then commit
+    @event.listens_for(app.db.Session, "after_soft_rollback")
+    def let_go(session, previous):
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+
+    try:
+        with pytest.raises(StorageUnavailable):
+            pipeline.process_ids(app, [spooled.spool_id])
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+    [entry] = rows(app, SpoolEntry)
+    assert (entry.status, entry.attempts) == ("pending", 0)
+    assert pipeline.process_pending(app)["created"] == 1
+    [entry] = rows(app, SpoolEntry)
+    assert (entry.status, entry.attempts) == ("processed", 1)
+    app.db.dispose()
