@@ -36,6 +36,23 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
+def _sqlite_savepoint_inside_a_transaction(conn: Connection, _name: str) -> None:
+    """Open the transaction before the first SAVEPOINT of a session.
+
+    Python's sqlite3 driver begins a transaction only before a write, and SQLite
+    treats a SAVEPOINT outside a transaction as the start of one: RELEASE would then
+    commit, so a batch would commit message by message, and work after a released
+    savepoint (a week's report after claiming it) could be lost while the claim
+    stays. A savepoint means writes are coming, so take the write lock now
+    (IMMEDIATE): a read-then-write upgrade could otherwise fail at once with
+    SQLITE_BUSY when another connection commits in between. Sent through the
+    Connection, so that a locked database raises SQLAlchemy's OperationalError
+    ("try again later"), like any other statement."""
+    dbapi_conn = conn.connection.dbapi_connection
+    if dbapi_conn is not None and not dbapi_conn.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -43,6 +60,7 @@ def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> En
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_savepoint_inside_a_transaction)
         return engine
     return create_engine(
         url,

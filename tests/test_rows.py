@@ -102,3 +102,31 @@ def test_a_change_to_their_table_comes_after_them(app):
 ])
 def test_tables_read(stmt, expected):
     assert tables_read(stmt) == expected
+
+
+def test_a_released_savepoint_is_undone_when_its_transaction_rolls_back(app):
+    """A savepoint opened before anything was written is still inside the session's
+    transaction. SQLite's driver begins a transaction only before a write, so a SAVEPOINT
+    sent first would be the transaction itself and its RELEASE a commit."""
+    with pytest.raises(RuntimeError):
+        with app.db.session() as s:
+            s.execute(select(func.count(Ticket.id)))  # a read first, as a worker's batch does
+            with s.begin_nested():
+                s.add(Ticket(requester_email="undo@customer.example", created_at=NOW, updated_at=NOW))
+            raise RuntimeError("the batch fails after this message's savepoint was released")
+    with app.db.session() as s:
+        assert s.scalar(select(func.count(Ticket.id))
+                        .where(Ticket.requester_email == "undo@customer.example")) == 0
+
+
+def test_savepoints_of_one_session_commit_together(app):
+    """Every message of a batch lands in one commit, not one commit per message."""
+    with app.db.session() as s:
+        for i in range(3):
+            with s.begin_nested():
+                s.add(Ticket(requester_email=f"batch{i}@customer.example", created_at=NOW, updated_at=NOW))
+        with app.db.session() as other:  # another connection sees none of them before the commit
+            assert other.scalar(select(func.count(Ticket.id))
+                                .where(Ticket.requester_email.like("batch%"))) == 0
+    with app.db.session() as s:
+        assert s.scalar(select(func.count(Ticket.id)).where(Ticket.requester_email.like("batch%"))) == 3
