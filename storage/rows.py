@@ -18,6 +18,7 @@ and a rollback (of the savepoint or the transaction) drops them with the rest.
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import groupby
 
 from sqlalchemy import Table, event, insert
@@ -53,14 +54,10 @@ def write(session: _OrmSession, tables: set[str] | None = None) -> None:
             conn.execute(_insert(table), list(run))
 
 
-_INSERTS: dict[Table, object] = {}
-
-
+@cache
 def _insert(table: Table):
     """The table's INSERT, built once (building costs SQLAlchemy more than running it)."""
-    if table not in _INSERTS:
-        _INSERTS[table] = insert(table)
-    return _INSERTS[table]
+    return insert(table)
 
 
 def tables_read(statement) -> set[str] | None:
