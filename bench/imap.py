@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from bench.ingest import pipeline_rate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
 from gateway.runner import Gateway  # noqa: E402
 from storage.models import SpoolEntry  # noqa: E402
 from tests.dovecot import Dovecot, new_base  # noqa: E402
@@ -52,9 +52,7 @@ def imap_rate(server: Dovecot, msgs: list[bytes], batch_size: int) -> tuple[floa
     fill(server, msgs)
     d = tempfile.mkdtemp(prefix="sgw-bench-")
     try:
-        cfg = parse_config({"gateway": {"data_dir": d, "secret_key": "bench-secret-key-0123456789"},
-                            "smtp": {"enabled": False},
-                            "imap": [server.mailbox_config(batch_size=batch_size)]}, base_dir=Path(d))
+        cfg = bench_config(d, smtp={"enabled": False}, imap=[server.mailbox_config(batch_size=batch_size)])
         app = build_app(cfg)
         done = select(SpoolEntry.status, func.count()).group_by(SpoolEntry.status)
         spooled_at = None

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mailparser  # noqa: E402
 
+from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
 from gateway.pipeline import Source, ingest  # noqa: E402
 
 
@@ -38,8 +38,7 @@ def parse_only_rate(msgs: list[bytes]) -> float:
 
 def pipeline_rate(msgs: list[bytes], batch: int = 200) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as d:
-        cfg = parse_config({"gateway": {"data_dir": d, "secret_key": "bench-secret-key-0123456789"}},
-                           base_dir=Path(d))
+        cfg = bench_config(d)
         app = build_app(cfg)
         totals: dict = {}
         t = time.perf_counter()

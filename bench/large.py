@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mailparser  # noqa: E402
 
+from bench import bench_config  # noqa: E402
 from bench.smtp import free_port  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
 from gateway.pipeline import process_pending  # noqa: E402
 from gateway.smtp import start_listener  # noqa: E402
 from gateway.workers import SpoolWriter  # noqa: E402
@@ -67,8 +67,7 @@ def main() -> None:
         path = Path(d, "big.eml")
         path.write_bytes(raw)
         base, base_t = peak(lambda: mailparser.parse_from_bytes(path.read_bytes()))
-        cfg = parse_config({"gateway": {"data_dir": f"{d}/var", "secret_key": "bench-secret-key-0123456789"},
-                            "smtp": {"max_message_size": (size + 20) * MB}}, base_dir=Path(d))
+        cfg = bench_config(f"{d}/var", base_dir=d, smtp={"max_message_size": (size + 20) * MB})
         app = build_app(cfg)
         writer = SpoolWriter(app)
         writer.start()

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
+from bench import bench_config  # noqa: E402
 from bench.ingest import interleaved  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
 from gateway.pipeline import Source, ingest  # noqa: E402
 from parsers import quick  # noqa: E402
 from storage.models import Message  # noqa: E402
@@ -46,8 +46,7 @@ def run_peer(script: Path, n: int) -> tuple[float | None, str]:
 
 def ours(raws: list[bytes]) -> tuple[float, dict[str, int]]:
     with tempfile.TemporaryDirectory() as d:
-        cfg = parse_config({"gateway": {"data_dir": d, "secret_key": "bench-secret-key-0123456789"}},
-                           base_dir=Path(d))
+        cfg = bench_config(d)
         app = build_app(cfg)
         t = time.perf_counter()
         for i in range(0, len(raws), 200):

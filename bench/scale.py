@@ -161,14 +161,12 @@ def fill(url: str, rows: int) -> None:
 
 
 def pipeline_rate(url: str, msgs: list[bytes]) -> float:
+    from bench import bench_config
     from gateway.app import build_app
-    from gateway.config import parse_config
     from gateway.pipeline import Source, ingest
 
     with tempfile.TemporaryDirectory() as d:
-        cfg = parse_config({"gateway": {"data_dir": d, "secret_key": "bench-secret-key-0123456789"},
-                            "database": {"url": url}, "outbound": {"rate_limit_per_hour": 1000000}},
-                           base_dir=Path(d))
+        cfg = bench_config(d, database={"url": url}, outbound={"rate_limit_per_hour": 1000000})
         app = build_app(cfg, migrate=False)
         t0 = time.perf_counter()
         for i in range(0, len(msgs), 200):

@@ -23,20 +23,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import select  # noqa: E402
 
+from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
 from gateway.pipeline import Source, process_entry, spool  # noqa: E402
 from parsers.message import parse_email  # noqa: E402
 from storage.models import SpoolEntry  # noqa: E402
 
 
-def store_cpu_ms(msgs: list[bytes], parsed: dict[bytes, object], batch: int = 200) -> float:
-    """CPU ms per message spent storing `msgs` (parse results looked up in `parsed`)."""
+def store_cpu_ms(msgs: list[bytes], parsed: dict[bytes, object], batch: int = 200, on_app=None) -> float:
+    """CPU ms per message spent storing `msgs` (parse results looked up in `parsed`).
+    `on_app(app)` is called once the gateway is built (to attach a statement counter, say)."""
     with tempfile.TemporaryDirectory() as d:
-        cfg = parse_config({"gateway": {"data_dir": d, "secret_key": "bench-secret-key-0123456789"}},
-                           base_dir=Path(d))
+        cfg = bench_config(d)
         app = build_app(cfg)
+        if on_app is not None:
+            on_app(app)
         spent = 0.0
         for i in range(0, len(msgs), batch):
             chunk = msgs[i:i + batch]
