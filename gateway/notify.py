@@ -115,15 +115,15 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     if not people:
         return []
     forwarded, listed = _attachments(app, session, message)
+    due = {"first_response_due": fmt_due(app, ticket.first_response_due),
+           "resolution_due": fmt_due(app, ticket.resolution_due)}
     for rcpt in people:
         rendered = app.templates.render(
             template, ticket.language, ticket=ticket, event=event, message=message, actor=actor,
             actor_name=engineer_name(app, actor) if actor else "",
             recipient_name=engineer_name(app, rcpt), colleague=colleague(app, ticket, rcpt),
             collapsed=_collapsed_lines(message),
-            attachments=listed, first_response_due=fmt_due(app, ticket.first_response_due),
-            resolution_due=fmt_due(app, ticket.resolution_due), team_name=app.config.gateway.display_name,
-            **(extra or {}),
+            attachments=listed, team_name=app.config.gateway.display_name, **due, **(extra or {}),
         )
         outbox.queue(app, session, kind="notification" if template == "notification" else template,
                      ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt,

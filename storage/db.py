@@ -197,7 +197,7 @@ class Database:
         try:
             yield s
             s.commit()
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:  # OperationalError is one
             s.rollback()
             if (unavailable := _unavailable(exc)) is None:
                 raise
@@ -217,7 +217,7 @@ class Database:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:  # OperationalError is one
             if (unavailable := _unavailable(exc)) is None:
                 raise
             raise unavailable from exc

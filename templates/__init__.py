@@ -40,7 +40,6 @@ class Templates:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self._cache: dict[tuple[str, str], object] = {}
         self.env.globals["person"] = person
         self.env.globals["organisation_name"] = lambda oid: oid  # an app puts its customer directory here
 
