@@ -31,20 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import mailparser  # noqa: E402
 from sqlalchemy import bindparam, create_engine, event, insert, select  # noqa: E402
 
 from bench.corpus import generate  # noqa: E402
+from bench.ingest import interleaved, parse_only_rate  # noqa: E402
 from bench.store import store_cpu_ms  # noqa: E402
 from parsers.message import parse_email  # noqa: E402
 from storage.models import Base, ThreadId  # noqa: E402
-
-
-def rate(fn, msgs: list[bytes]) -> float:
-    t = time.perf_counter()
-    for raw in msgs:
-        fn(raw)
-    return len(msgs) / (time.perf_counter() - t)
 
 
 def statements_per_message(msgs: list[bytes], parsed: dict) -> float:
@@ -100,10 +93,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     msgs = generate(n)
-    theirs, ours = [], []
-    for _ in range(3):  # in turns, so machine noise hits both alike
-        theirs.append(rate(mailparser.parse_from_bytes, msgs))
-        ours.append(rate(parse_email, msgs))
+    theirs, ours, _ = interleaved(msgs, lambda m: (parse_only_rate(m, parse_email), None))
     p, q = statistics.median(theirs), statistics.median(ours)
     parsed = {raw: parse_email(raw) for raw in msgs}
     store_ms = min(store_cpu_ms(msgs, parsed) for _ in range(3))

@@ -29,10 +29,11 @@ from gateway.app import build_app  # noqa: E402
 from gateway.pipeline import Source, ingest  # noqa: E402
 
 
-def parse_only_rate(msgs: list[bytes]) -> float:
+def parse_only_rate(msgs: list[bytes], parse=mailparser.parse_from_bytes) -> float:
+    """Messages per second through `parse` alone (mail-parser's own, unless another is given)."""
     t = time.perf_counter()
     for raw in msgs:
-        mailparser.parse_from_bytes(raw)
+        parse(raw)
     return len(msgs) / (time.perf_counter() - t)
 
 
