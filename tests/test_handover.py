@@ -6,7 +6,7 @@ response (P2) is due two business hours after 09:00 Shanghai, i.e. 03:00 UTC.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from gateway import handover, outbox, sla, ticket_ops
 from gateway.clock import ManualClock
 from storage.models import Ticket
 from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, events,
-                           mails, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
+                           mails, marks, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
 
 FIRST_RESPONSE_DUE = utc(2026, 3, 2, 3, 0)
 SECONDARY_DUE = utc(2026, 3, 2, 5, 0)  # two business hours after the handover at 11:00 Shanghai
@@ -286,3 +286,99 @@ def _handed_over_again(app):
         t = s.get(Ticket, tid)
         handover.handover(app, s, t, reason="#handover by mail", actor=ALICE)
     return tid
+
+
+# ---------------------------------------------------------------- issue 17: the rest of the rule
+
+def _handover_by_command(app, tid, actor=ALICE):
+    out = {}
+    change(app, tid, lambda a, s, t: out.setdefault("r", handover.handover(a, s, t, reason="#handover by mail",
+                                                                             actor=actor)))
+    assert out["r"], out["r"].detail
+    [ev] = events(app, tid, "handover")
+    return datetime.fromisoformat(ev.data["expected_by"])
+
+
+def test_handover_near_the_deadline_waits_for_the_secondarys_own_deadline(make_app, clock):
+    """第五条: the manager is told when the second cannot handle it either, not at the primary's deadline."""
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.set(utc(2026, 3, 2, 2, 0))  # 10:00 Shanghai, an hour before the first response is due
+    secondary_due = _handover_by_command(app, tid)
+    assert secondary_due == utc(2026, 3, 2, 4, 0)  # bob was told: respond by 12:00 Shanghai
+
+    clock.set(utc(2026, 3, 2, 2, 35))  # 3/4 of the original term: that warning is not bob's
+    assert sla.run_sla_watch(app)["warning"] == 0
+    assert not mails(app, "sla_warning")
+
+    clock.set(FIRST_RESPONSE_DUE)  # the original deadline passes while bob holds it
+    counts = sla.run_sla_watch(app)
+    assert counts["breach"] == 1 and counts["manager"] == 0
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.manager_escalated) == (ALICE, BOB, False)
+    assert not mails(app, "manager_alert") and not mails(app, "sla_warning")
+    assert [m.kind for m in marks(app, tid)] == ["first_response_breach"]  # the figures still count it
+    assert "secondary's own response deadline governs" in events(app, tid, "sla_breach")[0].detail
+
+    clock.set(utc(2026, 3, 2, 3, 30))  # 3/4 of bob's own term: he is warned about his deadline
+    assert sla.run_sla_watch(app)["warning"] == 1
+    [warn] = mails(app, "sla_warning")
+    assert warn.to == [BOB] and "2026-03-02 12:00" in text_of(warn)
+
+    clock.set(secondary_due - timedelta(seconds=1))
+    assert sla.run_sla_watch(app)["manager"] == 0
+    clock.set(secondary_due)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.manager_escalated) == (CAROL, CAROL, True)
+    [alert] = mails(app, "manager_alert")
+    assert alert.to == [CAROL] and "missed the response deadline" in text_of(alert)
+
+
+def test_secondary_answering_by_her_own_deadline_is_never_escalated(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.set(utc(2026, 3, 2, 2, 0))
+    secondary_due = _handover_by_command(app, tid)
+    clock.set(utc(2026, 3, 2, 3, 30))  # after the original deadline, before bob's
+    change(app, tid, lambda a, s, t: ticket_ops.mark_first_response(a, t))
+    clock.set(secondary_due + timedelta(hours=1))
+    counts = sla.run_sla_watch(app)
+    assert counts["manager"] == 0 and counts["breach"] == 1  # the original first response was missed, once
+    assert ticket(app, tid).handler == BOB and not mails(app, "manager_alert")
+
+
+RESOLUTION_DUE = utc(2026, 3, 2, 10, 0)  # 18:00 Shanghai: 9 business hours after 09:00
+
+
+def test_resolution_breach_during_a_handover_goes_to_the_manager_not_tier_two(make_app, clock):
+    """第五条 (the second cannot handle it either: tell the manager) and 第四条 (anyone beyond the
+    project's first and second engineers needs the manager's approval)."""
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.advance(minutes=30)
+    change(app, tid, lambda a, s, t: ticket_ops.mark_first_response(a, t))  # bob answered in time
+    clock.set(RESOLUTION_DUE - timedelta(seconds=1))
+    assert sla.run_sla_watch(app)["manager"] == 0
+    clock.set(RESOLUTION_DUE)
+    counts = sla.run_sla_watch(app)
+    assert counts["manager"] == 1 and counts["escalated"] == 0
+    t = ticket(app, tid)
+    assert (t.tier, t.owner, t.handler, t.manager_escalated) == (1, CAROL, CAROL, True)
+    assert not mails(app, "escalation_tier2")
+    [alert] = mails(app, "manager_alert")
+    assert alert.to == [CAROL] and alert.cc == []
+    assert reply_to_is_signed_for(app, alert, CAROL, tid)
+    assert "missed the resolution deadline" in text_of(alert)
+    [ev] = events(app, tid, "manager_escalation")
+    assert ev.data["previous"] == BOB and ev.actor == "system:sla"
+
+
+def test_resolution_breach_while_the_primary_holds_it_still_goes_to_tier_two(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.advance(minutes=30)
+    change(app, tid, lambda a, s, t: ticket_ops.mark_first_response(a, t))
+    clock.set(RESOLUTION_DUE)
+    assert sla.run_sla_watch(app)["escalated"] == 1
+    assert ticket(app, tid).tier == 2 and not mails(app, "manager_alert")
