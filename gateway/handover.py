@@ -4,14 +4,20 @@ A project's tickets start with its primary as owner and handler. A handover
 (`#handover`, an out-of-office primary at creation, or a missed first-response
 deadline) makes the secondary the handler of this incident only; the owner
 stays the primary. The secondary gets the full history, the manager on CC;
-the customer is told a colleague took over. On resolution the primary gets a
+the customer is told a colleague took over; the primary is told too unless she
+made the handover herself (第六条: she stays responsible for coordinating the
+project). The original first-response deadline then no longer governs: the
+secondary's own one does (see gateway.sla). On resolution the primary gets a
 handback summary (manager on CC) and handles the ticket again. A secondary who
-also misses the deadline, or sends `#cannot`, hands it to the manager, who
-becomes owner and handler until someone reassigns it. Whenever the rule is
+also misses her response or resolution deadline, or sends `#cannot`, hands it
+to the manager (第五条), who becomes owner and handler; once resolved, the
+handback goes to the primary as after the secondary's, and she owns the
+ticket again. Whenever the rule is
 ambiguous (no secondary, secondary = primary, secondary away, ...) nothing
 moves: the primary stays responsible and an event says why.
 
-Tiers: `#escalate`, or a missed resolution deadline at tier 1, moves the
+Tiers: `#escalate`, or a missed resolution deadline while the primary holds
+the ticket at tier 1 (during a handover it goes to the manager instead), moves the
 ticket to the tier-2 team of its category (rules file `[escalation]`); tier 2's
 resolution is reported back to the tier-1 engineer.
 
@@ -109,6 +115,12 @@ def handover(app, s, ticket: Ticket, *, reason: str, actor: str) -> Result:
     briefing.mail_engineer(app, s, ticket, "handover", to=p.secondary.email, cc=[manager], reason=reason,
                            primary_name=p.primary.name or p.primary.email, expected_by=briefing.fmt_due(app, expected),
                            secondary_away=not is_working_time(p.secondary, now))
+    if actor.lower() != p.primary.email.lower():
+        # 第六条: the primary stays responsible for coordinating the project, so a handover she did
+        # not make herself (the SLA watch, her out-of-office, a colleague's #handover) is news to her.
+        briefing.mail_engineer(app, s, ticket, "handover_primary", to=p.primary.email, reason=reason,
+                               secondary_name=p.secondary.name or p.secondary.email,
+                               expected_by=briefing.fmt_due(app, expected))
     briefing.tell_customer(app, s, ticket, new_handler=p.secondary.email, specialist=False)
     return Result(True, f"handed over to {p.secondary.email}")
 
@@ -188,7 +200,11 @@ def escalate(app, s, ticket: Ticket, *, actor: str, note: str) -> Result:
 
 
 def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
-    """After resolution: tier-2 report back to tier 1; handback summary to the primary (manager CC)."""
+    """After resolution: tier-2 report back to tier 1; handback summary to the primary (manager CC).
+
+    The handback follows a handover whether the secondary or, after both engineers missed, the
+    manager resolved it: either way the ticket is the primary's again (owner and handler).
+    """
     now = app.now()
     if ticket.tier >= 2 and ticket.escalated_from and ticket.escalated_from != ticket.handler:
         since = briefing.last_event(s, ticket, "escalated")
@@ -198,10 +214,13 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
                                minutes=minutes)
         outbox.record(s, ticket, "tier2_reported", now, f"tier-2 resolution reported to {ticket.escalated_from}",
                       actor=actor, to=ticket.escalated_from, minutes=minutes)
-    if not active_handover(ticket):
+    via_manager = ticket.manager_escalated
+    if not (active_handover(ticket) or via_manager):
         return
     p = briefing.people(app, ticket)
     primary = p.primary.email if p.primary is not None else ticket.owner
+    if not primary or (via_manager and primary == ticket.owner):
+        return  # no primary to hand back to (the rules lost her since): the manager keeps it
     started = briefing.last_event(s, ticket, "handover")
     since = started.at if started else None
     done = [h for h in briefing.history(s, ticket, since=since) if h["email"] != ticket.requester_email
@@ -209,15 +228,22 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
     minutes = briefing.minutes_logged(s, ticket, since=since)
     manager = p.manager.email if p.manager is not None else ""
     handler = ticket.handler
+    taken = briefing.last_event(s, ticket, "manager_escalation") if via_manager else None
+    manager_reason = ((taken.data or {}).get("reason") or "") if taken is not None else ""
     briefing.mail_engineer(app, s, ticket, "handback", to=primary, cc=[manager], reason=ticket.handover_reason,
                            secondary_name=briefing.name_of(app, handler), solution=ticket.solution,
+                           manager_reason=manager_reason,
                            done=[dict(h, at=briefing.fmt_due(app, h["at"])) for h in done], minutes=minutes)
+    # after a manager take-over the manager owned the ticket too; ownership of a project's
+    # tickets returns to its primary all the same (第六条)
     ticket_ops.assign(app, s, ticket, primary, actor=actor, why="handback: the incident is resolved",
-                      owner_too=False)
-    outbox.record(s, ticket, "handback", now, f"{handler} → {primary}: resolved; summary sent, manager on CC",
+                      owner_too=via_manager)
+    outbox.record(s, ticket, "handback", now, f"{handler} → {primary}: resolved; summary sent, manager on CC"
+                  + (" (after the manager's take-over)" if via_manager else ""),
                   actor=actor, secondary=handler, primary=primary, manager=manager, minutes=minutes,
-                  reason=ticket.handover_reason)
+                  reason=ticket.handover_reason, after_manager=via_manager)
     ticket.handover_reason = ""
+    ticket.manager_escalated = False
 
 
 def on_created(app, s, ticket: Ticket, decision) -> None:

@@ -156,9 +156,8 @@ def test_secondary_silent_too_goes_to_the_manager(make_app, clock):
     assert "missed the response deadline" in text_of(mail)
     [ev] = events(app, tid, "manager_escalation")
     assert ev.data["previous"] == BOB
-    # resolving now is the manager's: no handback (nobody to hand back to by the rule)
-    change(app, tid, lambda a, s, t: handover.on_resolved(a, s, t, actor=CAROL))
-    assert not mails(app, "handback")
+    # the manager took it because both engineers missed; resolved, it goes back to the primary
+    # as after the secondary's resolution (see test_manager_resolution_hands_back_to_the_primary)
 
 
 def test_secondary_cannot_goes_to_the_manager(make_app, clock):
@@ -270,7 +269,7 @@ def test_chinese_ticket_gets_every_mail_of_the_rule_in_chinese(make_app, clock):
     change(app, tid, resolve)
     tid2 = _handed_over_again(app)
     change(app, tid2, lambda a, s, t: handover.cannot(a, s, t, actor=BOB))
-    expected = {"sla_warning": "时限提醒", "handover": "移交", "customer_takeover": "接手",
+    expected = {"sla_warning": "时限提醒", "handover": "移交", "handover_primary": "转交", "customer_takeover": "接手",
                 "escalation_tier2": "二线", "tier2_report": "二线已解决", "handback": "交回", "manager_alert": "经理"}
     for kind, word in expected.items():
         rows = mails(app, kind)
@@ -382,3 +381,78 @@ def test_resolution_breach_while_the_primary_holds_it_still_goes_to_tier_two(mak
     clock.set(RESOLUTION_DUE)
     assert sla.run_sla_watch(app)["escalated"] == 1
     assert ticket(app, tid).tier == 2 and not mails(app, "manager_alert")
+
+
+def test_sla_handover_tells_the_primary_who_stays_responsible_for_coordination(make_app, clock):
+    """第六条: after the handover the project's coordination stays with the first engineer."""
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    [note] = mails(app, "handover_primary")
+    assert note.to == [ALICE] and note.cc == [] and note.envelope_to == [ALICE]
+    assert reply_to_is_signed_for(app, note, ALICE, tid)
+    body = text_of(note)
+    assert "Bob Zhang" in body and "first-response deadline missed" in body
+    assert "2026-03-02 13:00" in body  # when bob must respond
+    assert "coordinating" in body
+    assert ticket(app, tid).ref in note.subject
+    # engineers only: the customer got the takeover notice and nothing else of the handover
+    for row in mails(app):
+        if CUSTOMER in row.envelope_to:
+            assert row.kind in ("acknowledgement", "customer_takeover"), row.kind
+
+
+def test_primary_handing_over_herself_is_not_told_what_she_did(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    _handover_by_command(app, tid, actor=ALICE)
+    assert not mails(app, "handover_primary")
+
+
+def test_manager_handover_command_tells_the_primary(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    _handover_by_command(app, tid, actor=CAROL)
+    [note] = mails(app, "handover_primary")
+    assert note.to == [ALICE] and reply_to_is_signed_for(app, note, ALICE, tid)
+
+
+def test_primary_notice_is_in_chinese_for_a_chinese_ticket(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app, subject="核心系统批处理很慢", body="您好，\n夜间批处理需要好几个小时。\n")
+    clock.set(FIRST_RESPONSE_DUE)
+    sla.run_sla_watch(app)
+    [note] = mails(app, "handover_primary")
+    assert "转交" in note.subject and ticket(app, tid).ref in note.subject
+    body = text_of(note)
+    assert "协调" in body and "2026-03-02 13:00" in body and "Bob Zhang" in body
+
+
+def test_manager_resolution_hands_back_to_the_primary(make_app, clock):
+    """Both engineers missed, the manager took it; resolved, the project's ticket is the primary's again."""
+    from gateway import closure
+
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.set(SECONDARY_DUE)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    clock.advance(minutes=40)
+
+    def work(a, s, t):
+        outbox.record(s, t, "time", a.now(), "20 minutes logged", actor=CAROL, minutes=20)
+        closure.resolve(a, s, t, actor=CAROL, solution="Restarted the batch scheduler; runs in 20 minutes.")
+
+    change(app, tid, work)
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.handover_reason, t.manager_escalated) == (ALICE, ALICE, "", False)
+    [back] = mails(app, "handback")
+    assert back.to == [ALICE] and back.cc == [CAROL]
+    assert reply_to_is_signed_for(app, back, ALICE, tid)
+    body = text_of(back)
+    assert "Restarted the batch scheduler" in body and "20 minutes" in body
+    assert "first-response deadline missed" in body  # why it was handed over
+    assert "missed the response deadline" in body  # why the manager took it
+    [ev] = events(app, tid, "handback")
+    assert (ev.data["secondary"], ev.data["primary"], ev.data["after_manager"]) == (CAROL, ALICE, True)
+    kinds = [e.kind for e in events(app, tid) if e.kind in ("handover", "manager_escalation", "handback")]
+    assert kinds == ["handover", "manager_escalation", "handback"]
+    assert CUSTOMER not in back.envelope_to
