@@ -97,21 +97,26 @@ def _handover_blocker(app, ticket: Ticket, p: briefing.People) -> str:
     return ""
 
 
-def handover(app, s, ticket: Ticket, *, reason: str, actor: str) -> Result:
-    """Primary -> secondary for this incident; escalation mail to the secondary, manager on CC."""
+def handover(app, s, ticket: Ticket, *, reason: str, actor: str, by: str = "command") -> Result:
+    """Primary -> secondary for this incident; escalation mail to the secondary, manager on CC.
+
+    `by` says what made it: "command" (#handover), "sla" (the SLA watch), "away" (the primary
+    out of office at creation); the ticket's "who held it when" shows it.
+    """
     p = briefing.people(app, ticket)
     why = _handover_blocker(app, ticket, p)
     if why:
         return _refuse(app, s, ticket, "handover_refused", f"handover ({reason})", why, actor, reason=reason)
     now = app.now()
     expected = response_due(app, ticket, now)
-    ticket_ops.assign(app, s, ticket, p.secondary.email, actor=actor, why=f"handover: {reason}", owner_too=False)
+    ticket_ops.assign(app, s, ticket, p.secondary.email, actor=actor, why=f"handover: {reason}", owner_too=False,
+                      step=f"handover_{by}")
     ticket.handover_reason = reason[:200]
     manager = p.manager.email if p.manager is not None else ""
     outbox.record(s, ticket, "handover", now,
                   f"{p.primary.email} → {p.secondary.email}: {reason}; response expected by {briefing.fmt_due(app, expected)}",
                   actor=actor, reason=reason, primary=p.primary.email, secondary=p.secondary.email,
-                  manager=manager, expected_by=expected.isoformat())
+                  manager=manager, expected_by=expected.isoformat(), by=by)
     briefing.mail_engineer(app, s, ticket, "handover", to=p.secondary.email, cc=[manager], reason=reason,
                            primary_name=p.primary.name or p.primary.email, expected_by=briefing.fmt_due(app, expected),
                            secondary_away=not is_working_time(p.secondary, now))
@@ -143,16 +148,18 @@ def to_manager(app, s, ticket: Ticket, *, reason: str, actor: str) -> Result:
         # Nobody to escalate to: the rule says the primary is responsible.
         why = "no manager configured for the ticket's project"
         if p.primary is not None and ticket.handler != p.primary.email:
-            ticket_ops.assign(app, s, ticket, p.primary.email, actor=actor, why=f"{reason}; {why}", owner_too=False)
+            ticket_ops.assign(app, s, ticket, p.primary.email, actor=actor, why=f"{reason}; {why}", owner_too=False,
+                              step="handback")
             ticket.handover_reason = ""
         return _refuse(app, s, ticket, "manager_escalation_refused", f"manager escalation ({reason})", why, actor)
     now = app.now()
     before = ticket.handler
     ticket_ops.assign(app, s, ticket, p.manager.email, actor=actor, why=f"manager escalation: {reason}",
-                      owner_too=True)
+                      owner_too=True, step="manager_takeover")
     ticket.manager_escalated = True
     outbox.record(s, ticket, "manager_escalation", now,
-                  f"{before or '-'} → manager {p.manager.email}: {reason}; owner until reassigned",
+                  f"{before or '-'} → manager {p.manager.email}: {reason}; owner until reassigned or resolved "
+                  "(then the primary's again)",
                   actor=actor, reason=reason, manager=p.manager.email, previous=before, primary=p.primary.email)
     briefing.mail_engineer(app, s, ticket, "manager_alert", to=p.manager.email, reason=reason,
                            previous_name=briefing.name_of(app, before), primary_name=p.primary.name or p.primary.email)
@@ -188,7 +195,8 @@ def escalate(app, s, ticket: Ticket, *, actor: str, note: str) -> Result:
     ticket.escalated_from = tier1
     ticket.tier = 2
     ticket.team = team
-    ticket_ops.assign(app, s, ticket, target.email, actor=actor, why=f"tier-2 escalation to {team}", owner_too=False)
+    ticket_ops.assign(app, s, ticket, target.email, actor=actor, why=f"tier-2 escalation to {team}", owner_too=False,
+                      step="tier2_escalation")
     note = (note or "").strip()
     outbox.record(s, ticket, "escalated", now, f"tier 1 ({tier1 or '-'}, team {old_team}) → tier 2 "
                   f"{target.email} (team {team})" + (f"\nwhat tier 1 tried: {note}" if note else ""),
@@ -237,7 +245,7 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
     # after a manager take-over the manager owned the ticket too; ownership of a project's
     # tickets returns to its primary all the same (第六条)
     ticket_ops.assign(app, s, ticket, primary, actor=actor, why="handback: the incident is resolved",
-                      owner_too=via_manager)
+                      owner_too=via_manager, step="handback")
     outbox.record(s, ticket, "handback", now, f"{handler} → {primary}: resolved; summary sent, manager on CC"
                   + (" (after the manager's take-over)" if via_manager else ""),
                   actor=actor, secondary=handler, primary=primary, manager=manager, minutes=minutes,
@@ -249,4 +257,4 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
 def on_created(app, s, ticket: Ticket, decision) -> None:
     """A new ticket whose primary is out of office is handed over at once."""
     if getattr(decision, "primary_out_of_office", False):
-        handover(app, s, ticket, reason="the primary engineer is out of office", actor=SYSTEM)
+        handover(app, s, ticket, reason="the primary engineer is out of office", actor=SYSTEM, by="away")

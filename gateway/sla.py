@@ -143,7 +143,7 @@ def _act_on_breach(app, s, ticket: Ticket, term: Term, now, counts: Counter) -> 
             _notice(app, s, ticket, term, breached=True, now=now)
         return
     if term.kind == "first_response" and primary and ticket.handler == primary and not ticket.manager_escalated:
-        r = handover.handover(app, s, ticket, reason="first-response deadline missed", actor=ACTOR)
+        r = handover.handover(app, s, ticket, reason="first-response deadline missed", actor=ACTOR, by="sla")
         counts["handover" if r else "refused"] += 1
         if not r:
             _notice(app, s, ticket, term, breached=True, now=now)
