@@ -17,8 +17,9 @@ policy on a breach:
   beyond the project's first and second engineers needs the manager's approval
   (第四条: "如果需要其他人员，必须经过技术支持部经理……批准"); the manager may then
   `#escalate` or `#assign`;
-- resolution missed at tier 1 otherwise (the primary holds it) -> tier-2
-  escalation;
+- resolution missed at tier 1 while the primary holds it -> tier-2
+  escalation; while the manager holds it (after a take-over) -> she is told
+  and decides;
 - anything else (no rule applies, or the rule is ambiguous) -> the breach is
   recorded and the handler is told.
 
@@ -148,7 +149,8 @@ def _act_on_breach(app, s, ticket: Ticket, term: Term, now, counts: Counter) -> 
         if not r:
             _notice(app, s, ticket, term, breached=True, now=now)
         return
-    if term.kind == "resolution" and ticket.tier == 1:
+    # the manager holding the ticket decides whether tier 2 comes in (第四条): she is told, nothing moves
+    if term.kind == "resolution" and ticket.tier == 1 and not ticket.manager_escalated:
         r = handover.escalate(app, s, ticket, actor=ACTOR,
                               note=f"The resolution deadline ({due}) passed at tier 1; escalated automatically. "
                                    "What tier 1 did is in the history below.")

@@ -456,3 +456,20 @@ def test_manager_resolution_hands_back_to_the_primary(make_app, clock):
     kinds = [e.kind for e in events(app, tid) if e.kind in ("handover", "manager_escalation", "handback")]
     assert kinds == ["handover", "manager_escalation", "handback"]
     assert CUSTOMER not in back.envelope_to
+
+
+def test_resolution_breach_while_the_manager_holds_it_tells_her_and_moves_nothing(make_app, clock):
+    """After a take-over the manager decides whether anyone else comes in (第四条)."""
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.set(SECONDARY_DUE)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    clock.set(RESOLUTION_DUE)
+    counts = sla.run_sla_watch(app)
+    assert counts["breach"] == 1 and counts["escalated"] == 0
+    t = ticket(app, tid)
+    assert (t.tier, t.owner, t.handler) == (1, CAROL, CAROL)
+    assert not mails(app, "escalation_tier2")
+    [notice] = mails(app, "sla_warning")
+    assert notice.to == [CAROL] and "SLA breached" in notice.subject
+    assert reply_to_is_signed_for(app, notice, CAROL, tid)
