@@ -103,6 +103,8 @@ def test_out_of_office_primary_hands_over_at_creation(make_app, clock, tmp_path)
     [mail] = mails(app, "handover")
     assert mail.to == [BOB] and mail.cc == [CAROL]
     assert "out of office" in text_of(mail)
+    [told] = mails(app, "handover_primary")  # she reads it when she is back: she still coordinates
+    assert told.to == [ALICE] and reply_to_is_signed_for(app, told, ALICE, tid)
 
 
 def test_secondary_resolves_handback_to_primary_with_manager_cc_and_handler_returns(make_app, clock):
@@ -473,3 +475,21 @@ def test_resolution_breach_while_the_manager_holds_it_tells_her_and_moves_nothin
     [notice] = mails(app, "sla_warning")
     assert notice.to == [CAROL] and "SLA breached" in notice.subject
     assert reply_to_is_signed_for(app, notice, CAROL, tid)
+
+
+def test_manager_handback_of_a_chinese_ticket_is_in_chinese(make_app, clock):
+    from gateway import closure
+
+    app = make_app(clock=clock)
+    tid = new_ticket(app, subject="核心系统批处理很慢", body="您好，\n夜间批处理需要好几个小时。\n")
+    clock.set(FIRST_RESPONSE_DUE)
+    sla.run_sla_watch(app)
+    clock.set(SECONDARY_DUE)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    [alert] = mails(app, "manager_alert")
+    assert "交回项目第一负责人" in text_of(alert)
+    change(app, tid, lambda a, s, t: closure.resolve(a, s, t, actor=CAROL, solution="重启了调度程序"))
+    [back] = mails(app, "handback")
+    assert "交回" in back.subject and back.to == [ALICE] and back.cc == [CAROL]
+    body = text_of(back)
+    assert "之后经理接手" in body and "重启了调度程序" in body
