@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from gateway import holding
 from gateway.cli import CommandError, open_app
 from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
 
@@ -97,6 +98,7 @@ def cmd_tickets_show(args) -> int:
             raise CommandError(f"no ticket {args.ref}; 'supportgw tickets list' shows the references")
         data = _ticket_json(s, t)
         data["participants"] = [{"email": p.email, "role": p.role, "active": p.active} for p in t.participants]
+        data["held_by"] = [h.as_dict() for h in holding.holds(s, t)]
         data["history"] = [
             {"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "detail": e.detail}
             for e in s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars()
@@ -113,6 +115,12 @@ def cmd_tickets_show(args) -> int:
     print(f"status {data['status']}  priority {data['priority']}  category {data['category']}  team {data['team']}")
     print(f"requester {data['requester']}  owner {data['owner'] or '-'}  handler {data['handler'] or '-'}")
     print(f"first response due {data['first_response_due']}  resolution due {data['resolution_due']}")
+    print("\nWho held it (from → until, handler, owner if another; step (by whom): why):")
+    for h in data["held_by"]:
+        until = h["until"][:19] if h["until"] else "now" + " " * 16
+        owner = f" (owner {h['owner']})" if h["owner"] and h["owner"] != h["handler"] else ""
+        print(f"  {h['from'][:19]} → {until}  {h['handler'] or 'the team queue'}{owner}")
+        print(f"  {'':>44}{h['label']} ({h['by']}): {h['why']}")
     print("\nHistory:")
     for e in data["history"]:
         detail = e["detail"].replace("\n", "\n" + " " * 40)  # multi-line entries stay in their column

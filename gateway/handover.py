@@ -4,14 +4,20 @@ A project's tickets start with its primary as owner and handler. A handover
 (`#handover`, an out-of-office primary at creation, or a missed first-response
 deadline) makes the secondary the handler of this incident only; the owner
 stays the primary. The secondary gets the full history, the manager on CC;
-the customer is told a colleague took over. On resolution the primary gets a
+the customer is told a colleague took over; the primary is told too unless she
+made the handover herself (第六条: she stays responsible for coordinating the
+project). The original first-response deadline then no longer governs: the
+secondary's own one does (see gateway.sla). On resolution the primary gets a
 handback summary (manager on CC) and handles the ticket again. A secondary who
-also misses the deadline, or sends `#cannot`, hands it to the manager, who
-becomes owner and handler until someone reassigns it. Whenever the rule is
+also misses her response or resolution deadline, or sends `#cannot`, hands it
+to the manager (第五条), who becomes owner and handler; once resolved, the
+handback goes to the primary as after the secondary's, and she owns the
+ticket again. Whenever the rule is
 ambiguous (no secondary, secondary = primary, secondary away, ...) nothing
 moves: the primary stays responsible and an event says why.
 
-Tiers: `#escalate`, or a missed resolution deadline at tier 1, moves the
+Tiers: `#escalate`, or a missed resolution deadline while the primary holds
+the ticket at tier 1 (during a handover it goes to the manager instead), moves the
 ticket to the tier-2 team of its category (rules file `[escalation]`); tier 2's
 resolution is reported back to the tier-1 engineer.
 
@@ -91,24 +97,35 @@ def _handover_blocker(app, ticket: Ticket, p: briefing.People) -> str:
     return ""
 
 
-def handover(app, s, ticket: Ticket, *, reason: str, actor: str) -> Result:
-    """Primary -> secondary for this incident; escalation mail to the secondary, manager on CC."""
+def handover(app, s, ticket: Ticket, *, reason: str, actor: str, by: str = "command") -> Result:
+    """Primary -> secondary for this incident; escalation mail to the secondary, manager on CC.
+
+    `by` says what made it: "command" (#handover), "sla" (the SLA watch), "away" (the primary
+    out of office at creation); the ticket's "who held it when" shows it.
+    """
     p = briefing.people(app, ticket)
     why = _handover_blocker(app, ticket, p)
     if why:
         return _refuse(app, s, ticket, "handover_refused", f"handover ({reason})", why, actor, reason=reason)
     now = app.now()
     expected = response_due(app, ticket, now)
-    ticket_ops.assign(app, s, ticket, p.secondary.email, actor=actor, why=f"handover: {reason}", owner_too=False)
+    ticket_ops.assign(app, s, ticket, p.secondary.email, actor=actor, why=f"handover: {reason}", owner_too=False,
+                      step=f"handover_{by}")
     ticket.handover_reason = reason[:200]
     manager = p.manager.email if p.manager is not None else ""
     outbox.record(s, ticket, "handover", now,
                   f"{p.primary.email} → {p.secondary.email}: {reason}; response expected by {briefing.fmt_due(app, expected)}",
                   actor=actor, reason=reason, primary=p.primary.email, secondary=p.secondary.email,
-                  manager=manager, expected_by=expected.isoformat())
+                  manager=manager, expected_by=expected.isoformat(), by=by)
     briefing.mail_engineer(app, s, ticket, "handover", to=p.secondary.email, cc=[manager], reason=reason,
                            primary_name=p.primary.name or p.primary.email, expected_by=briefing.fmt_due(app, expected),
                            secondary_away=not is_working_time(p.secondary, now))
+    if actor.lower() != p.primary.email.lower():
+        # 第六条: the primary stays responsible for coordinating the project, so a handover she did
+        # not make herself (the SLA watch, her out-of-office, a colleague's #handover) is news to her.
+        briefing.mail_engineer(app, s, ticket, "handover_primary", to=p.primary.email, reason=reason,
+                               secondary_name=p.secondary.name or p.secondary.email,
+                               expected_by=briefing.fmt_due(app, expected))
     briefing.tell_customer(app, s, ticket, new_handler=p.secondary.email, specialist=False)
     return Result(True, f"handed over to {p.secondary.email}")
 
@@ -131,16 +148,18 @@ def to_manager(app, s, ticket: Ticket, *, reason: str, actor: str) -> Result:
         # Nobody to escalate to: the rule says the primary is responsible.
         why = "no manager configured for the ticket's project"
         if p.primary is not None and ticket.handler != p.primary.email:
-            ticket_ops.assign(app, s, ticket, p.primary.email, actor=actor, why=f"{reason}; {why}", owner_too=False)
+            ticket_ops.assign(app, s, ticket, p.primary.email, actor=actor, why=f"{reason}; {why}", owner_too=False,
+                              step="handback")
             ticket.handover_reason = ""
         return _refuse(app, s, ticket, "manager_escalation_refused", f"manager escalation ({reason})", why, actor)
     now = app.now()
     before = ticket.handler
     ticket_ops.assign(app, s, ticket, p.manager.email, actor=actor, why=f"manager escalation: {reason}",
-                      owner_too=True)
+                      owner_too=True, step="manager_takeover")
     ticket.manager_escalated = True
     outbox.record(s, ticket, "manager_escalation", now,
-                  f"{before or '-'} → manager {p.manager.email}: {reason}; owner until reassigned",
+                  f"{before or '-'} → manager {p.manager.email}: {reason}; owner until reassigned or resolved "
+                  "(then the primary's again)",
                   actor=actor, reason=reason, manager=p.manager.email, previous=before, primary=p.primary.email)
     briefing.mail_engineer(app, s, ticket, "manager_alert", to=p.manager.email, reason=reason,
                            previous_name=briefing.name_of(app, before), primary_name=p.primary.name or p.primary.email)
@@ -176,7 +195,8 @@ def escalate(app, s, ticket: Ticket, *, actor: str, note: str) -> Result:
     ticket.escalated_from = tier1
     ticket.tier = 2
     ticket.team = team
-    ticket_ops.assign(app, s, ticket, target.email, actor=actor, why=f"tier-2 escalation to {team}", owner_too=False)
+    ticket_ops.assign(app, s, ticket, target.email, actor=actor, why=f"tier-2 escalation to {team}", owner_too=False,
+                      step="tier2_escalation")
     note = (note or "").strip()
     outbox.record(s, ticket, "escalated", now, f"tier 1 ({tier1 or '-'}, team {old_team}) → tier 2 "
                   f"{target.email} (team {team})" + (f"\nwhat tier 1 tried: {note}" if note else ""),
@@ -188,7 +208,11 @@ def escalate(app, s, ticket: Ticket, *, actor: str, note: str) -> Result:
 
 
 def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
-    """After resolution: tier-2 report back to tier 1; handback summary to the primary (manager CC)."""
+    """After resolution: tier-2 report back to tier 1; handback summary to the primary (manager CC).
+
+    The handback follows a handover whether the secondary or, after both engineers missed, the
+    manager resolved it: either way the ticket is the primary's again (owner and handler).
+    """
     now = app.now()
     if ticket.tier >= 2 and ticket.escalated_from and ticket.escalated_from != ticket.handler:
         since = briefing.last_event(s, ticket, "escalated")
@@ -198,10 +222,13 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
                                minutes=minutes)
         outbox.record(s, ticket, "tier2_reported", now, f"tier-2 resolution reported to {ticket.escalated_from}",
                       actor=actor, to=ticket.escalated_from, minutes=minutes)
-    if not active_handover(ticket):
+    via_manager = ticket.manager_escalated
+    if not (active_handover(ticket) or via_manager):
         return
     p = briefing.people(app, ticket)
     primary = p.primary.email if p.primary is not None else ticket.owner
+    if not primary or (via_manager and primary == ticket.owner):
+        return  # no primary to hand back to (the rules lost her since): the manager keeps it
     started = briefing.last_event(s, ticket, "handover")
     since = started.at if started else None
     done = [h for h in briefing.history(s, ticket, since=since) if h["email"] != ticket.requester_email
@@ -209,18 +236,25 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
     minutes = briefing.minutes_logged(s, ticket, since=since)
     manager = p.manager.email if p.manager is not None else ""
     handler = ticket.handler
+    taken = briefing.last_event(s, ticket, "manager_escalation") if via_manager else None
+    manager_reason = ((taken.data or {}).get("reason") or "") if taken is not None else ""
     briefing.mail_engineer(app, s, ticket, "handback", to=primary, cc=[manager], reason=ticket.handover_reason,
                            secondary_name=briefing.name_of(app, handler), solution=ticket.solution,
+                           manager_reason=manager_reason,
                            done=[dict(h, at=briefing.fmt_due(app, h["at"])) for h in done], minutes=minutes)
+    # after a manager take-over the manager owned the ticket too; ownership of a project's
+    # tickets returns to its primary all the same (第六条)
     ticket_ops.assign(app, s, ticket, primary, actor=actor, why="handback: the incident is resolved",
-                      owner_too=False)
-    outbox.record(s, ticket, "handback", now, f"{handler} → {primary}: resolved; summary sent, manager on CC",
+                      owner_too=via_manager, step="handback")
+    outbox.record(s, ticket, "handback", now, f"{handler} → {primary}: resolved; summary sent, manager on CC"
+                  + (" (after the manager's take-over)" if via_manager else ""),
                   actor=actor, secondary=handler, primary=primary, manager=manager, minutes=minutes,
-                  reason=ticket.handover_reason)
+                  reason=ticket.handover_reason, after_manager=via_manager)
     ticket.handover_reason = ""
+    ticket.manager_escalated = False
 
 
 def on_created(app, s, ticket: Ticket, decision) -> None:
     """A new ticket whose primary is out of office is handed over at once."""
     if getattr(decision, "primary_out_of_office", False):
-        handover(app, s, ticket, reason="the primary engineer is out of office", actor=SYSTEM)
+        handover(app, s, ticket, reason="the primary engineer is out of office", actor=SYSTEM, by="away")

@@ -4,10 +4,22 @@ Owns `run_sla_watch(app)` (a scheduler job; see gateway.scheduler) and the
 policy on a breach:
 
 - first response missed while the project primary handles it -> handover to
-  the secondary; missed while the secondary holds a handover -> the manager;
-- the secondary's own response deadline after a handover (the first-response
-  term counted from the handover) missed -> the manager;
-- resolution missed at tier 1 -> tier-2 escalation;
+  the secondary;
+- after a handover the secondary's own response deadline (the first-response
+  term counted from the handover, the "respond by" of the handover mail)
+  governs: the ticket's original first-response deadline, if it passes while
+  the secondary holds the incident, is recorded as missed (the figures count
+  it) but warns nobody and moves nothing; the secondary missing her own
+  deadline -> the manager (技术支持工作管理流程 第五条: "如果第二售前也无法支持需要向
+  售前经理说明情况");
+- resolution missed while the secondary holds a handover -> the manager, not
+  tier 2: the second cannot handle it either (第五条), and bringing in anyone
+  beyond the project's first and second engineers needs the manager's approval
+  (第四条: "如果需要其他人员，必须经过技术支持部经理……批准"); the manager may then
+  `#escalate` or `#assign`;
+- resolution missed at tier 1 while the primary holds it -> tier-2
+  escalation; while the manager holds it (after a take-over) -> she is told
+  and decides;
 - anything else (no rule applies, or the rule is ambiguous) -> the breach is
   recorded and the handler is told.
 
@@ -24,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -50,6 +62,7 @@ class Term:
     allowance: timedelta  # the whole term, in business time when `calendar` is set
     calendar: object | None
     met_at: datetime | None  # when it was satisfied; None while it runs
+    governs: bool = True  # False: superseded (recorded when missed, but no warning and no action)
 
 
 def _allowance(terms, kind: str, fallback: timedelta) -> timedelta:
@@ -85,6 +98,8 @@ def terms_of(app, s, ticket: Ticket) -> list[Term]:
             due = datetime.fromisoformat(ev.data["expected_by"])
             out.append(Term("handover_response", due, due - ev.at if cal is None else
                             business_time_between(ev.at, due, cal), cal, _secondary_answered(s, ticket, ev.at)))
+            # the secondary was told "respond by <due>": that deadline, not the original one, is hers
+            out = [replace(t, governs=False) if t.kind == "first_response" else t for t in out]
     return out
 
 
@@ -119,21 +134,23 @@ def _act_on_breach(app, s, ticket: Ticket, term: Term, now, counts: Counter) -> 
     p = briefing.people(app, ticket)
     primary = p.primary.email if p.primary is not None else None
     due = briefing.fmt_due(app, term.deadline)
-    if term.kind in ("first_response", "handover_response") and handover.secondary_holds(ticket):
+    if handover.secondary_holds(ticket) and term.kind in ("first_response", "handover_response", "resolution"):
+        what = "resolution" if term.kind == "resolution" else "response"
         r = handover.to_manager(app, s, ticket, actor=ACTOR,
-                                reason=f"the secondary {ticket.handler} missed the response deadline ({due}) "
+                                reason=f"the secondary {ticket.handler} missed the {what} deadline ({due}) "
                                        "after the handover")
         counts["manager" if r else "refused"] += 1
         if not r:
             _notice(app, s, ticket, term, breached=True, now=now)
         return
     if term.kind == "first_response" and primary and ticket.handler == primary and not ticket.manager_escalated:
-        r = handover.handover(app, s, ticket, reason="first-response deadline missed", actor=ACTOR)
+        r = handover.handover(app, s, ticket, reason="first-response deadline missed", actor=ACTOR, by="sla")
         counts["handover" if r else "refused"] += 1
         if not r:
             _notice(app, s, ticket, term, breached=True, now=now)
         return
-    if term.kind == "resolution" and ticket.tier == 1:
+    # the manager holding the ticket decides whether tier 2 comes in (第四条): she is told, nothing moves
+    if term.kind == "resolution" and ticket.tier == 1 and not ticket.manager_escalated:
         r = handover.escalate(app, s, ticket, actor=ACTOR,
                               note=f"The resolution deadline ({due}) passed at tier 1; escalated automatically. "
                                    "What tier 1 did is in the history below.")
@@ -154,7 +171,7 @@ def _next_step(app, s, ticket: Ticket, now, share: float, marked: set) -> tuple[
             continue
         if now >= term.deadline or late:
             breaches.append(("late" if late else "breach", term))
-        elif (f"{term.kind}_warning", term.deadline) not in marked and ticket.handler \
+        elif term.governs and (f"{term.kind}_warning", term.deadline) not in marked and ticket.handler \
                 and warning_due(term, share, now):
             warnings.append(("warning", term))
     steps = sorted(breaches, key=lambda st: st[1].deadline) or warnings
@@ -185,12 +202,15 @@ def check_ticket(app, ticket_id: int) -> Counter:
             if what in ("breach", "late"):
                 kind = f"{term.kind}_breach"
                 _mark(s, ticket, kind, term.deadline, term.deadline)
-                outbox.record(s, ticket, "sla_breach", now,
-                              f"{term.kind.replace('_', ' ')} deadline {briefing.fmt_due(app, term.deadline)} missed "
-                              f"(handler {ticket.handler or '-'})", actor=ACTOR, term=term.kind,
+                detail = (f"{term.kind.replace('_', ' ')} deadline {briefing.fmt_due(app, term.deadline)} missed "
+                          f"(handler {ticket.handler or '-'})")
+                if not term.governs:
+                    detail += "; after the handover the secondary's own response deadline governs"
+                outbox.record(s, ticket, "sla_breach", now, detail, actor=ACTOR, term=term.kind,
                               deadline=term.deadline.isoformat(), handler=ticket.handler)
                 counts["breach"] += 1
-                if what == "breach":  # answered late: recorded for the reports, nothing left to act on
+                # answered late, or superseded by the secondary's own deadline: recorded for the reports only
+                if what == "breach" and term.governs:
                     _act_on_breach(app, s, ticket, term, now, counts)
             else:
                 kind = f"{term.kind}_warning"

@@ -81,8 +81,12 @@ def set_status(app, session, ticket: Ticket, new: str, *, actor: str, why: str =
 
 
 def assign(app, session, ticket: Ticket, engineer: str, *, actor: str, why: str = "",
-           owner_too: bool = True) -> None:
-    """Make `engineer` the handler (and, by default, the owner)."""
+           owner_too: bool = True, step: str = "reassigned") -> None:
+    """Make `engineer` the handler (and, by default, the owner).
+
+    `step` names the kind of change for "who held it when" (gateway.holding): reassigned,
+    handover_command, handover_sla, handover_away, manager_takeover, handback, tier2_escalation.
+    """
     now = app.now()
     old_owner, old_handler = ticket.owner, ticket.handler
     ticket.handler = engineer
@@ -92,7 +96,8 @@ def assign(app, session, ticket: Ticket, engineer: str, *, actor: str, why: str 
     outbox.record(session, ticket, "assigned", now,
                   f"handler {old_handler or '-'} → {engineer}" + (f" (owner {old_owner or '-'} → {engineer})" if owner_too else "")
                   + (f": {why}" if why else ""),
-                  actor=actor, old_owner=old_owner, old_handler=old_handler, new=engineer, owner_too=owner_too)
+                  actor=actor, old_owner=old_owner, old_handler=old_handler, new=engineer, owner_too=owner_too,
+                  step=step, why=why)
 
 
 def mark_first_response(app, ticket: Ticket, at=None) -> bool:

@@ -6,7 +6,7 @@ response (P2) is due two business hours after 09:00 Shanghai, i.e. 03:00 UTC.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from gateway import handover, outbox, sla, ticket_ops
 from gateway.clock import ManualClock
 from storage.models import Ticket
 from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, events,
-                           mails, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
+                           mails, marks, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
 
 FIRST_RESPONSE_DUE = utc(2026, 3, 2, 3, 0)
 SECONDARY_DUE = utc(2026, 3, 2, 5, 0)  # two business hours after the handover at 11:00 Shanghai
@@ -103,6 +103,8 @@ def test_out_of_office_primary_hands_over_at_creation(make_app, clock, tmp_path)
     [mail] = mails(app, "handover")
     assert mail.to == [BOB] and mail.cc == [CAROL]
     assert "out of office" in text_of(mail)
+    [told] = mails(app, "handover_primary")  # she reads it when she is back: she still coordinates
+    assert told.to == [ALICE] and reply_to_is_signed_for(app, told, ALICE, tid)
 
 
 def test_secondary_resolves_handback_to_primary_with_manager_cc_and_handler_returns(make_app, clock):
@@ -156,9 +158,8 @@ def test_secondary_silent_too_goes_to_the_manager(make_app, clock):
     assert "missed the response deadline" in text_of(mail)
     [ev] = events(app, tid, "manager_escalation")
     assert ev.data["previous"] == BOB
-    # resolving now is the manager's: no handback (nobody to hand back to by the rule)
-    change(app, tid, lambda a, s, t: handover.on_resolved(a, s, t, actor=CAROL))
-    assert not mails(app, "handback")
+    # the manager took it because both engineers missed; resolved, it goes back to the primary
+    # as after the secondary's resolution (see test_manager_resolution_hands_back_to_the_primary)
 
 
 def test_secondary_cannot_goes_to_the_manager(make_app, clock):
@@ -270,7 +271,7 @@ def test_chinese_ticket_gets_every_mail_of_the_rule_in_chinese(make_app, clock):
     change(app, tid, resolve)
     tid2 = _handed_over_again(app)
     change(app, tid2, lambda a, s, t: handover.cannot(a, s, t, actor=BOB))
-    expected = {"sla_warning": "时限提醒", "handover": "移交", "customer_takeover": "接手",
+    expected = {"sla_warning": "时限提醒", "handover": "移交", "handover_primary": "转交", "customer_takeover": "接手",
                 "escalation_tier2": "二线", "tier2_report": "二线已解决", "handback": "交回", "manager_alert": "经理"}
     for kind, word in expected.items():
         rows = mails(app, kind)
@@ -286,3 +287,209 @@ def _handed_over_again(app):
         t = s.get(Ticket, tid)
         handover.handover(app, s, t, reason="#handover by mail", actor=ALICE)
     return tid
+
+
+# ---------------------------------------------------------------- issue 17: the rest of the rule
+
+def _handover_by_command(app, tid, actor=ALICE):
+    out = {}
+    change(app, tid, lambda a, s, t: out.setdefault("r", handover.handover(a, s, t, reason="#handover by mail",
+                                                                             actor=actor)))
+    assert out["r"], out["r"].detail
+    [ev] = events(app, tid, "handover")
+    return datetime.fromisoformat(ev.data["expected_by"])
+
+
+def test_handover_near_the_deadline_waits_for_the_secondarys_own_deadline(make_app, clock):
+    """第五条: the manager is told when the second cannot handle it either, not at the primary's deadline."""
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.set(utc(2026, 3, 2, 2, 0))  # 10:00 Shanghai, an hour before the first response is due
+    secondary_due = _handover_by_command(app, tid)
+    assert secondary_due == utc(2026, 3, 2, 4, 0)  # bob was told: respond by 12:00 Shanghai
+
+    clock.set(utc(2026, 3, 2, 2, 35))  # 3/4 of the original term: that warning is not bob's
+    assert sla.run_sla_watch(app)["warning"] == 0
+    assert not mails(app, "sla_warning")
+
+    clock.set(FIRST_RESPONSE_DUE)  # the original deadline passes while bob holds it
+    counts = sla.run_sla_watch(app)
+    assert counts["breach"] == 1 and counts["manager"] == 0
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.manager_escalated) == (ALICE, BOB, False)
+    assert not mails(app, "manager_alert") and not mails(app, "sla_warning")
+    assert [m.kind for m in marks(app, tid)] == ["first_response_breach"]  # the figures still count it
+    assert "secondary's own response deadline governs" in events(app, tid, "sla_breach")[0].detail
+
+    clock.set(utc(2026, 3, 2, 3, 30))  # 3/4 of bob's own term: he is warned about his deadline
+    assert sla.run_sla_watch(app)["warning"] == 1
+    [warn] = mails(app, "sla_warning")
+    assert warn.to == [BOB] and "2026-03-02 12:00" in text_of(warn)
+
+    clock.set(secondary_due - timedelta(seconds=1))
+    assert sla.run_sla_watch(app)["manager"] == 0
+    clock.set(secondary_due)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.manager_escalated) == (CAROL, CAROL, True)
+    [alert] = mails(app, "manager_alert")
+    assert alert.to == [CAROL] and "missed the response deadline" in text_of(alert)
+
+
+def test_secondary_answering_by_her_own_deadline_is_never_escalated(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.set(utc(2026, 3, 2, 2, 0))
+    secondary_due = _handover_by_command(app, tid)
+    clock.set(utc(2026, 3, 2, 3, 30))  # after the original deadline, before bob's
+    change(app, tid, lambda a, s, t: ticket_ops.mark_first_response(a, t))
+    clock.set(secondary_due + timedelta(hours=1))
+    counts = sla.run_sla_watch(app)
+    assert counts["manager"] == 0 and counts["breach"] == 1  # the original first response was missed, once
+    assert ticket(app, tid).handler == BOB and not mails(app, "manager_alert")
+
+
+RESOLUTION_DUE = utc(2026, 3, 2, 10, 0)  # 18:00 Shanghai: 9 business hours after 09:00
+
+
+def test_resolution_breach_during_a_handover_goes_to_the_manager_not_tier_two(make_app, clock):
+    """第五条 (the second cannot handle it either: tell the manager) and 第四条 (anyone beyond the
+    project's first and second engineers needs the manager's approval)."""
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.advance(minutes=30)
+    change(app, tid, lambda a, s, t: ticket_ops.mark_first_response(a, t))  # bob answered in time
+    clock.set(RESOLUTION_DUE - timedelta(seconds=1))
+    assert sla.run_sla_watch(app)["manager"] == 0
+    clock.set(RESOLUTION_DUE)
+    counts = sla.run_sla_watch(app)
+    assert counts["manager"] == 1 and counts["escalated"] == 0
+    t = ticket(app, tid)
+    assert (t.tier, t.owner, t.handler, t.manager_escalated) == (1, CAROL, CAROL, True)
+    assert not mails(app, "escalation_tier2")
+    [alert] = mails(app, "manager_alert")
+    assert alert.to == [CAROL] and alert.cc == []
+    assert reply_to_is_signed_for(app, alert, CAROL, tid)
+    assert "missed the resolution deadline" in text_of(alert)
+    [ev] = events(app, tid, "manager_escalation")
+    assert ev.data["previous"] == BOB and ev.actor == "system:sla"
+
+
+def test_resolution_breach_while_the_primary_holds_it_still_goes_to_tier_two(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    clock.advance(minutes=30)
+    change(app, tid, lambda a, s, t: ticket_ops.mark_first_response(a, t))
+    clock.set(RESOLUTION_DUE)
+    assert sla.run_sla_watch(app)["escalated"] == 1
+    assert ticket(app, tid).tier == 2 and not mails(app, "manager_alert")
+
+
+def test_sla_handover_tells_the_primary_who_stays_responsible_for_coordination(make_app, clock):
+    """第六条: after the handover the project's coordination stays with the first engineer."""
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    [note] = mails(app, "handover_primary")
+    assert note.to == [ALICE] and note.cc == [] and note.envelope_to == [ALICE]
+    assert reply_to_is_signed_for(app, note, ALICE, tid)
+    body = text_of(note)
+    assert "Bob Zhang" in body and "first-response deadline missed" in body
+    assert "2026-03-02 13:00" in body  # when bob must respond
+    assert "coordinating" in body
+    assert ticket(app, tid).ref in note.subject
+    # engineers only: the customer got the takeover notice and nothing else of the handover
+    for row in mails(app):
+        if CUSTOMER in row.envelope_to:
+            assert row.kind in ("acknowledgement", "customer_takeover"), row.kind
+
+
+def test_primary_handing_over_herself_is_not_told_what_she_did(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    _handover_by_command(app, tid, actor=ALICE)
+    assert not mails(app, "handover_primary")
+
+
+def test_manager_handover_command_tells_the_primary(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    _handover_by_command(app, tid, actor=CAROL)
+    [note] = mails(app, "handover_primary")
+    assert note.to == [ALICE] and reply_to_is_signed_for(app, note, ALICE, tid)
+
+
+def test_primary_notice_is_in_chinese_for_a_chinese_ticket(make_app, clock):
+    app = make_app(clock=clock)
+    tid = new_ticket(app, subject="核心系统批处理很慢", body="您好，\n夜间批处理需要好几个小时。\n")
+    clock.set(FIRST_RESPONSE_DUE)
+    sla.run_sla_watch(app)
+    [note] = mails(app, "handover_primary")
+    assert "转交" in note.subject and ticket(app, tid).ref in note.subject
+    body = text_of(note)
+    assert "协调" in body and "2026-03-02 13:00" in body and "Bob Zhang" in body
+
+
+def test_manager_resolution_hands_back_to_the_primary(make_app, clock):
+    """Both engineers missed, the manager took it; resolved, the project's ticket is the primary's again."""
+    from gateway import closure
+
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.set(SECONDARY_DUE)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    clock.advance(minutes=40)
+
+    def work(a, s, t):
+        outbox.record(s, t, "time", a.now(), "20 minutes logged", actor=CAROL, minutes=20)
+        closure.resolve(a, s, t, actor=CAROL, solution="Restarted the batch scheduler; runs in 20 minutes.")
+
+    change(app, tid, work)
+    t = ticket(app, tid)
+    assert (t.owner, t.handler, t.handover_reason, t.manager_escalated) == (ALICE, ALICE, "", False)
+    [back] = mails(app, "handback")
+    assert back.to == [ALICE] and back.cc == [CAROL]
+    assert reply_to_is_signed_for(app, back, ALICE, tid)
+    body = text_of(back)
+    assert "Restarted the batch scheduler" in body and "20 minutes" in body
+    assert "first-response deadline missed" in body  # why it was handed over
+    assert "missed the response deadline" in body  # why the manager took it
+    [ev] = events(app, tid, "handback")
+    assert (ev.data["secondary"], ev.data["primary"], ev.data["after_manager"]) == (CAROL, ALICE, True)
+    kinds = [e.kind for e in events(app, tid) if e.kind in ("handover", "manager_escalation", "handback")]
+    assert kinds == ["handover", "manager_escalation", "handback"]
+    assert CUSTOMER not in back.envelope_to
+
+
+def test_resolution_breach_while_the_manager_holds_it_tells_her_and_moves_nothing(make_app, clock):
+    """After a take-over the manager decides whether anyone else comes in (第四条)."""
+    app = make_app(clock=clock)
+    tid = _handed_over(app, clock)
+    clock.set(SECONDARY_DUE)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    clock.set(RESOLUTION_DUE)
+    counts = sla.run_sla_watch(app)
+    assert counts["breach"] == 1 and counts["escalated"] == 0
+    t = ticket(app, tid)
+    assert (t.tier, t.owner, t.handler) == (1, CAROL, CAROL)
+    assert not mails(app, "escalation_tier2")
+    [notice] = mails(app, "sla_warning")
+    assert notice.to == [CAROL] and "SLA breached" in notice.subject
+    assert reply_to_is_signed_for(app, notice, CAROL, tid)
+
+
+def test_manager_handback_of_a_chinese_ticket_is_in_chinese(make_app, clock):
+    from gateway import closure
+
+    app = make_app(clock=clock)
+    tid = new_ticket(app, subject="核心系统批处理很慢", body="您好，\n夜间批处理需要好几个小时。\n")
+    clock.set(FIRST_RESPONSE_DUE)
+    sla.run_sla_watch(app)
+    clock.set(SECONDARY_DUE)
+    assert sla.run_sla_watch(app)["manager"] == 1
+    [alert] = mails(app, "manager_alert")
+    assert "交回项目第一负责人" in text_of(alert)
+    change(app, tid, lambda a, s, t: closure.resolve(a, s, t, actor=CAROL, solution="重启了调度程序"))
+    [back] = mails(app, "handback")
+    assert "交回" in back.subject and back.to == [ALICE] and back.cc == [CAROL]
+    body = text_of(back)
+    assert "之后经理接手" in body and "重启了调度程序" in body

@@ -1,7 +1,7 @@
 """The handover story over real SMTP sockets, the clock driven by hand:
 
 customer mail -> the primary stays silent past the first response -> handover mail to
-the secondary, manager on CC -> the secondary resolves by replying to it -> handback
+the secondary, manager on CC, and a notice to the primary -> the secondary resolves by replying to it -> handback
 summary to the primary, manager on CC, and the ticket is the primary's again.
 """
 
@@ -52,6 +52,13 @@ def test_secondary_takes_over_after_silence_and_hands_back_by_mail(running, rela
     assert "the nightly batch takes hours" in body_text(handover_mail)
     takeover = wait_for(lambda: _find(relay, lambda m, msg: m["to"] == [CUSTOMER] and "taken over" in msg["Subject"]),
                         what="customer told")
+    # the primary, who stays responsible for coordination (第六条), is told too, on her own signed address
+    env, told = wait_for(lambda: _find(relay, lambda m, msg: "Handed over to" in msg["Subject"]),
+                         what="primary told of the handover")
+    assert env["to"] == [ALICE] and told["To"] == ALICE and told["Cc"] is None
+    assert told["Reply-To"].startswith("support+") and told["Reply-To"] != handover_mail["Reply-To"]
+    assert app.signer.check_reply_token(told["Reply-To"].split("@")[0].split("+", 1)[1], ALICE) == t.id
+    assert "coordinating" in body_text(told)
     assert BOB not in body_text(takeover[1]) and CAROL not in body_text(takeover[1])
 
     # bob answers the handover mail through its signed Reply-To: logs time and resolves with a solution
