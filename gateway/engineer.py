@@ -8,8 +8,10 @@ DMARC/DKIM pass for the engineer's domain). Anything else from an engineer
 address falls through to the customer handler as ordinary text; `#` lines
 from anyone not authorised are never run, and the attempt is logged.
 
-An authorised reply: its `#` command block is checked first; any problem
-means an error mail to the engineer and nothing applied, nothing relayed.
+An authorised reply: its `#` command lines (parsers.commands) are checked
+first; any problem means an error mail to the engineer and nothing applied,
+nothing relayed. `#help` is answered with the command list and nothing else
+of that reply is applied or relayed.
 Otherwise the commands are applied, the rest of the text (quotes, signature
 and command lines removed) is relayed to the customer (gateway.relay), or
 kept as an internal note with `#note`.
@@ -25,7 +27,7 @@ from sqlalchemy import select
 from gateway import engineer_commands, notify, outbox, ticket_ops
 from gateway.relay import relay_to_customer
 from gateway.threads import Match
-from parsers.commands import HELP_TEXT, parse_commands
+from parsers.commands import parse_commands
 from storage.models import Message, ThreadId, Ticket
 from storage.rows import append
 
@@ -120,6 +122,9 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
                       f"{e.automatic_reason}", actor=engineer)
         return "engineer_automatic"
     block = parse_commands(e.reply_text)
+    if block.get("help"):
+        _command_help(ib, ticket, engineer, block)
+        return "command_help"
     problems = list(block.errors) + engineer_commands.check(app, s, ticket, block)
     if problems:
         _command_error(ib, ticket, engineer, problems)
@@ -159,8 +164,29 @@ def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str]) -> No
     app, s, e = ib.app, ib.session, ib.email
     outbox.record(s, ticket, "command_rejected", ib.now, "; ".join(problems), actor=engineer, errors=problems)
     rendered = app.templates.render("command_error", ticket.language, ticket=ticket, errors=problems,
-                                    help_text=HELP_TEXT, original=e.reply_text or e.text)
-    outbox.queue(app, s, kind="command_error", ticket=ticket, rendered=rendered, to=[engineer],
+                                    original=e.reply_text or e.text)
+    _answer_engineer(ib, ticket, engineer, "command_error", rendered)
+
+
+def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
+    """#help: the command list and examples, in the language the engineer wrote in. A reply
+    asking for help is a question to us: the rest of it is neither applied nor sent."""
+    app, s, e = ib.app, ib.session, ib.email
+    held = bool(block.body or block.errors or [c for c in block.commands if c.name != "help"])
+    outbox.record(s, ticket, "command_help", ib.now, f"#help answered for {engineer}"
+                  + ("; the rest of the reply was not applied or sent" if held else ""), actor=engineer)
+    # the language of the engineer's own mail (gateway.inbound.choose_language, not imported:
+    # gateway.inbound -> notify -> engineer would be an import circle)
+    language = e.language if app.config.gateway.language == "auto" else app.config.gateway.language
+    rendered = app.templates.render("command_help", language, ticket=ticket, held=held,
+                                    colleague=notify.colleague(app, ticket, engineer), original=e.reply_text or e.text)
+    _answer_engineer(ib, ticket, engineer, "command_help", rendered)
+
+
+def _answer_engineer(ib, ticket: Ticket, engineer: str, kind: str, rendered) -> None:
+    """The gateway's own answer to an engineer's reply (a command error, #help): to that
+    engineer only, threaded under their reply, with their signed Reply-To."""
+    e = ib.email
+    outbox.queue(ib.app, ib.session, kind=kind, ticket=ticket, rendered=rendered, to=[engineer],
                  reply_to_for=engineer, in_reply_to=e.message_id,
                  references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)
-
