@@ -73,6 +73,8 @@ def handle(ib) -> str | None:
         return None
     match = ib.find_ticket()
     if not authorised(ib, match, sender):
+        if is_engineer and match.ticket is None and match.stranger_ticket is None and _only_help(e):
+            return _help_without_ticket(ib, sender)
         _log_ignored_commands(ib, match, looks_like_commands, is_engineer)
         return None  # the customer handler treats it as an ordinary message
     ib.match = match
@@ -183,10 +185,35 @@ def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
     _answer_engineer(ib, ticket, engineer, "command_help", rendered)
 
 
-def _answer_engineer(ib, ticket: Ticket, engineer: str, kind: str, rendered) -> None:
+def _only_help(e) -> bool:
+    """A new mail that says "#help" and nothing else (in its text or as its subject)."""
+    block = parse_commands(e.reply_text or e.subject)
+    return [c.name for c in block.commands] == ["help"] and not block.body and not block.errors
+
+
+def _help_without_ticket(ib, engineer: str) -> str:
+    """An engineer's first "#help", written to the support address rather than on a ticket.
+
+    Anyone can put an engineer's address in From, so this proves nothing about the
+    sender; the list is public knowledge and goes to the engineer's own address only,
+    counted against the automatic-mail rate limit like any automatic answer."""
+    app, s, e = ib.app, ib.session, ib.email
+    if e.automatic or not outbox.may_send_automatic(app, s, engineer):
+        return "help_suppressed"
+    language = e.language if app.config.gateway.language == "auto" else app.config.gateway.language
+    eng = app.rules.current.engineer_by_email(engineer)
+    mates = [a for a in notify.team_engineers(app, eng.team if eng else "") if a != engineer]
+    rendered = app.templates.render("command_help", language, ticket=None, held=False,
+                                    colleague=mates[0] if mates else "<email>", original="")
+    _answer_engineer(ib, None, engineer, "command_help", rendered, automatic="auto-replied")
+    return "command_help"
+
+
+def _answer_engineer(ib, ticket: Ticket | None, engineer: str, kind: str, rendered, *,
+                     automatic: str | None = None) -> None:
     """The gateway's own answer to an engineer's reply (a command error, #help): to that
-    engineer only, threaded under their reply, with their signed Reply-To."""
+    engineer only, threaded under their reply, with their signed Reply-To (on a ticket)."""
     e = ib.email
     outbox.queue(ib.app, ib.session, kind=kind, ticket=ticket, rendered=rendered, to=[engineer],
-                 reply_to_for=engineer, in_reply_to=e.message_id,
+                 reply_to_for=engineer, in_reply_to=e.message_id, automatic=automatic,
                  references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)

@@ -108,3 +108,37 @@ def test_the_footer_names_every_command(locale):
     for name in VALID_COMMANDS:
         if name != "close":  # "#close" is "#status closed"; the footer stays short
             assert f"#{name}" in footer
+
+
+def test_help_written_to_the_support_address_answers_the_engineer_and_opens_no_ticket(desk):
+    """A newcomer's first try: a new mail, no ticket, subject or text "#help"."""
+    from tests.engineer_mail import SUPPORT, tickets_count
+    from tests.mail import build
+
+    for subject, body in (("#help", "\n"), ("commands?", "#help\n")):
+        counts = desk.receive(build(frm=ALICE, name="Alice Wang", to=SUPPORT, subject=subject, body=body))
+        assert counts["command_help"] == 1, counts
+        [mail] = desk.new_mail()
+        assert mail["to"] == [ALICE] and mail["msg"]["Subject"] == "Commands by mail"
+        assert all(form in body_text(mail["msg"]) for form in VALID_COMMANDS.values())
+    assert tickets_count(desk.app) == 0
+
+
+def test_help_from_a_customer_is_just_a_ticket(desk):
+    from tests.engineer_mail import CUSTOMER, SUPPORT, tickets_count
+    from tests.mail import build
+
+    desk.receive(build(frm=CUSTOMER, to=SUPPORT, subject="#help", body="\n"))
+    assert tickets_count(desk.app) == 1
+    assert not [m for m in desk.new_mail() if "Commands by mail" in (m["msg"]["Subject"] or "")]
+
+
+def test_the_footer_reads_as_prose_if_a_quote_goes_unrecognised(desk):
+    """No line of the short list starts with '#': pasted under a reply, it is neither a command nor an error."""
+    from parsers.commands import parse_commands
+
+    open_ticket(desk, **EN)
+    [note] = [m for m in desk.transport.sent if ALICE in m["to"]]
+    footer = body_text(note["msg"]).split("your own address is never shown.")[1]
+    block = parse_commands("I am on it.\n" + footer)
+    assert (block.commands, block.errors) == ((), ())
