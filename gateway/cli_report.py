@@ -70,7 +70,7 @@ def cmd_report(args) -> int:
     app = open_app(args)
     start, end = period_args(app, args)
     if args.send:
-        return _send(app, start, end)
+        return _send(app, start, end, args.by)
     with app.db.session() as s:
         report = weekly_report.build(app, s, start, end, by=args.by or ())
     if args.json:
@@ -85,14 +85,14 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _send(app, start, end) -> int:
+def _send(app, start, end, by=None) -> int:
     from gateway import outbox, weekly_report
 
     to = weekly_report.recipients(app)
     if not to:
         raise CommandError("nobody to send the report to: set [report] recipients or mark an engineer manager = true")
     with app.db.session() as s:
-        report = weekly_report.build(app, s, start, end)
+        report = weekly_report.build(app, s, start, end, by=by)  # None: the weekly mail's [report] by
         outbox.queue(app, s, kind="weekly_report", ticket=None, rendered=weekly_report.render(app, report), to=to,
                      automatic="auto-generated")
     print(f"report {start} – {end} queued for {', '.join(to)}")

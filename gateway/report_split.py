@@ -60,7 +60,9 @@ def _tickets(session: Session, ids: set[int]) -> dict[int, Ticket]:
 
 
 def split_report(session: Session, p: Period, by: str, *, names: dict[str, dict[str, str]] | None = None) -> list[dict]:
-    """One row per group of `by`, most tickets opened first, the ungrouped ("") last. `names`: dimension -> key -> display name."""
+    """One row per group of `by`, most tickets opened first, the ungrouped ("") last.
+
+    `names`: dimension -> key -> display name (organisations, engineers)."""
     if by not in DIMENSIONS:
         raise ValueError(f"cannot split a report by {by!r}; choose one of {', '.join(DIMENSIONS)}")
     names = names or {}

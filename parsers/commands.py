@@ -75,7 +75,7 @@ class Command:
 @dataclass(frozen=True)
 class CommandBlock:
     commands: tuple[Command, ...]
-    body: str  # the reply without the command lines (the note/solution text when one was given)
+    body: str  # the reply without the command lines; text on a #note/#solution line comes first
     errors: tuple[str, ...]
 
     @property

@@ -100,7 +100,8 @@ def cfg(tmp_path):
     url = fresh_database_url(tmp_path)
     path = tmp_path / "supportgw.toml"
     path.write_text(f'[gateway]\ndata_dir = "{tmp_path / "var"}"\nsecret_key = "test-secret-key-0123456789abcdef"\n'
-                    f'[database]\nurl = "{url}"\n[report]\ntimezone = "UTC"\nrecipients = ["carol@support.example.com"]\n',
+                    f'[database]\nurl = "{url}"\n[report]\ntimezone = "UTC"\n'
+                    'recipients = ["carol@support.example.com"]\n',
                     encoding="utf-8")
     yield path
     drop_database(url)
