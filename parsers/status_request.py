@@ -94,6 +94,8 @@ def _own_lines(body: str) -> list[str]:
 
 def _only_the_question(lines: list[str]) -> bool:
     """Nothing in these lines but the question and perhaps a name: a lookup loses no text."""
+    if len(lines) > 3:  # the question (perhaps asked twice) and a name at most: the rest is a story
+        return False
     rest = [ln for ln in lines if not is_status_phrase(ln)]
     return not rest or (len(rest) == 1 and len(rest[0]) <= 24 and bool(_NAME.match(rest[0])))
 
@@ -105,5 +107,4 @@ def is_status_request(subject: str, body: str = "") -> bool:
         return _only_the_question(lines)
     if _normalise(subject) not in _GENERIC_SUBJECTS:
         return False
-    asks = [ln for ln in lines if is_status_phrase(ln)]
-    return len(asks) == 1 and _only_the_question(lines)
+    return _only_the_question(lines) and sum(1 for ln in lines if is_status_phrase(ln)) == 1

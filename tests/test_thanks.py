@@ -1,10 +1,14 @@
-"""parsers.thanks: a short thank-you and nothing else (issue 18, item 13)."""
+"""parsers.thanks: a short thank-you and nothing else (issue 18, item 13); with parsers.status_request,
+never raising on any text."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers.quotes import split_reply
+from parsers.status_request import is_status_request
 from parsers.thanks import is_thank_you
 
 THANKS = [
@@ -36,3 +40,10 @@ def test_the_quoted_closure_mail_under_the_thanks_is_not_read():
     reply = split_reply("Thanks, it works!\n\nOn Mon, Mar 2, 2026 Support wrote:\n> Your ticket is resolved.\n"
                         "> Did it help? Reply with a number from 1 to 5.\n").reply_text
     assert is_thank_you(reply)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=80))
+def test_the_text_readers_never_raise(text, subject):
+    assert is_thank_you(text) in (True, False)
+    assert is_status_request(subject, text) in (True, False)
