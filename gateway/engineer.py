@@ -177,12 +177,16 @@ def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
     held = bool(block.body or block.errors or [c for c in block.commands if c.name != "help"])
     outbox.record(s, ticket, "command_help", ib.now, f"#help answered for {engineer}"
                   + ("; the rest of the reply was not applied or sent" if held else ""), actor=engineer)
-    # the language of the engineer's own mail (gateway.inbound.choose_language, not imported:
-    # gateway.inbound -> notify -> engineer would be an import circle)
-    language = e.language if app.config.gateway.language == "auto" else app.config.gateway.language
-    rendered = app.templates.render("command_help", language, ticket=ticket, held=held,
-                                    colleague=notify.colleague(app, ticket, engineer), original=e.reply_text or e.text)
+    rendered = app.templates.render("command_help", _language_of(app, e), ticket=ticket, held=held,
+                                    colleague=notify.colleague(app, ticket, engineer),
+                                    original=e.reply_text or e.text)
     _answer_engineer(ib, ticket, engineer, "command_help", rendered)
+
+
+def _language_of(app, e) -> str:
+    """The language the engineer wrote in, unless gateway.language forces one (as
+    gateway.inbound.choose_language, not imported: inbound -> notify -> engineer is a circle)."""
+    return e.language if app.config.gateway.language == "auto" else app.config.gateway.language
 
 
 def _only_help(e) -> bool:
@@ -200,10 +204,9 @@ def _help_without_ticket(ib, engineer: str) -> str:
     app, s, e = ib.app, ib.session, ib.email
     if e.automatic or not outbox.may_send_automatic(app, s, engineer):
         return "help_suppressed"
-    language = e.language if app.config.gateway.language == "auto" else app.config.gateway.language
     eng = app.rules.current.engineer_by_email(engineer)
     mates = [a for a in notify.team_engineers(app, eng.team if eng else "") if a != engineer]
-    rendered = app.templates.render("command_help", language, ticket=None, held=False,
+    rendered = app.templates.render("command_help", _language_of(app, e), ticket=None, held=False,
                                     colleague=mates[0] if mates else "<email>", original="")
     _answer_engineer(ib, None, engineer, "command_help", rendered, automatic="auto-replied")
     return "command_help"
