@@ -33,7 +33,12 @@ from storage.rows import append
 
 log = logging.getLogger("supportgw.engineer")
 
-_COMMANDISH = re.compile(r"^\s*#[A-Za-z]")
+
+
+def _has_command_lines(text: str) -> bool:
+    """Command lines anywhere a command may stand (top or bottom, parsers.commands)."""
+    block = parse_commands(text or "")
+    return bool(block.commands or block.errors)
 
 
 def authentication_passed(email, sender: str) -> bool:
@@ -68,7 +73,7 @@ def handle(ib) -> str | None:
     e = ib.email
     sender = e.sender.email
     is_engineer = sender in ib.app.engineer_addresses()
-    looks_like_commands = bool(_COMMANDISH.match(e.reply_text or ""))
+    looks_like_commands = _has_command_lines(e.reply_text)
     if not is_engineer and not looks_like_commands:
         return None
     match = ib.find_ticket()
@@ -103,7 +108,7 @@ def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str,
 def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
     """A new ticket can't come from an authorised engineer reply: its `#` lines are text."""
     text = message.reply_text or ""
-    if _COMMANDISH.match(text):
+    if _has_command_lines(text):
         log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
 
 
