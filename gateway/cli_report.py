@@ -1,7 +1,11 @@
 """Commands for managers and the knowledge base: `report`, `report send`, `kb search`.
 
 Dates on the command line are whole days in the [report] time zone; --to is
-inclusive. Without dates the report covers the last seven whole days.
+inclusive. Without dates the report covers the last seven days up to now (today
+and the six days before it), so what happened today is in it; `--days N` the
+last N. `--by` adds the figures per customer, organisation, project or engineer
+(gateway/report_split.py) to the text, --json and --csv; without it the text and
+JSON carry the totals and the [report] by splits of the weekly mail are left out.
 """
 
 from __future__ import annotations
@@ -9,15 +13,19 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 from gateway.cli import CommandError, open_app
+from gateway.report_split import DIMENSIONS
 
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="support figures for a period (default: the last seven days)")
     p.add_argument("--from", dest="start", metavar="DATE", help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive), YYYY-MM-DD")
+    p.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive), YYYY-MM-DD (default: today)")
+    p.add_argument("--days", type=int, metavar="N", help="the N days up to --to (default: 7)")
+    p.add_argument("--by", action="append", choices=DIMENSIONS, metavar="customer|organisation|project|engineer",
+                   help="figures per customer, organisation, project or engineer (owner); may be given twice")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="machine-readable JSON")
     fmt.add_argument("--csv", action="store_true", help="CSV rows: scope,item,metric,value")
@@ -42,11 +50,15 @@ def _day(text: str, flag: str) -> date:
 
 
 def period_args(app, args) -> tuple[date, date]:
-    from gateway.weekly_report import last_week
+    from zoneinfo import ZoneInfo
 
-    default_start, default_end = last_week(app)
-    end = _day(args.end, "--to") if args.end else default_end
-    start = _day(args.start, "--from") if args.start else (end - (default_end - default_start))
+    today = app.now().astimezone(ZoneInfo(app.config.report.timezone)).date()
+    end = _day(args.end, "--to") if args.end else today
+    days = getattr(args, "days", None)
+    if days is not None and (days < 1 or args.start):
+        raise CommandError("--days needs a number of days from 1 up, and no --from" if args.start
+                           else f"--days {days}: give a number of days from 1 up, e.g. --days 30")
+    start = _day(args.start, "--from") if args.start else end - timedelta(days=(days or 7) - 1)
     if start > end:
         raise CommandError(f"--from {start} is after --to {end}; the period must run forwards")
     return start, end
@@ -58,9 +70,9 @@ def cmd_report(args) -> int:
     app = open_app(args)
     start, end = period_args(app, args)
     if args.send:
-        return _send(app, start, end)
+        return _send(app, start, end, args.by)
     with app.db.session() as s:
-        report = weekly_report.build(app, s, start, end)
+        report = weekly_report.build(app, s, start, end, by=args.by or ())
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -73,14 +85,14 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _send(app, start, end) -> int:
+def _send(app, start, end, by=None) -> int:
     from gateway import outbox, weekly_report
 
     to = weekly_report.recipients(app)
     if not to:
         raise CommandError("nobody to send the report to: set [report] recipients or mark an engineer manager = true")
     with app.db.session() as s:
-        report = weekly_report.build(app, s, start, end)
+        report = weekly_report.build(app, s, start, end, by=by)  # None: the weekly mail's [report] by
         outbox.queue(app, s, kind="weekly_report", ticket=None, rendered=weekly_report.render(app, report), to=to,
                      automatic="auto-generated")
     print(f"report {start} – {end} queued for {', '.join(to)}")
@@ -109,6 +121,16 @@ def csv_rows(report: dict) -> list[list]:
         for key, value in e.items():
             if key not in ("email", "name"):
                 rows.append(["engineer", e["email"], key, value])
+    for dim, groups in report.get("by", {}).items():
+        for g in groups:
+            for key, value in g["tickets"].items():
+                rows.append([dim, g["key"], key, value])
+            for term in ("first_response", "resolution"):
+                rows.append([dim, g["key"], f"{term}_median_seconds", g[term]["median_seconds"]])
+                rows.append([dim, g["key"], f"sla_{term}_compliance", g["sla_overall"][term]["compliance"]])
+            rows.append([dim, g["key"], "satisfaction_average", g["satisfaction"]["average"]])
+            rows.append([dim, g["key"], "satisfaction_responses", g["satisfaction"]["responses"]])
+            rows.append([dim, g["key"], "time_minutes", g["time_minutes"]])
     return [[("" if v is None else v) for v in r] for r in rows]
 
 

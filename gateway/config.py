@@ -180,6 +180,8 @@ class ReportSection(_Strict):
     timezone: str = "Asia/Shanghai"
     recipients: list[str] = []
     language: Literal["en", "zh-CN"] = "en"
+    # the weekly mail's tables per group (gateway/report_split.py); [] for the totals alone
+    by: list[Literal["customer", "organisation", "project", "engineer"]] = ["organisation", "project"]
 
 
 class Config(_Strict):

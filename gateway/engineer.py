@@ -8,8 +8,10 @@ DMARC/DKIM pass for the engineer's domain). Anything else from an engineer
 address falls through to the customer handler as ordinary text; `#` lines
 from anyone not authorised are never run, and the attempt is logged.
 
-An authorised reply: its `#` command block is checked first; any problem
-means an error mail to the engineer and nothing applied, nothing relayed.
+An authorised reply: its `#` command lines (parsers.commands) are checked
+first; any problem means an error mail to the engineer and nothing applied,
+nothing relayed. `#help` is answered with the command list and nothing else
+of that reply is applied or relayed.
 Otherwise the commands are applied, the rest of the text (quotes, signature
 and command lines removed) is relayed to the customer (gateway.relay), or
 kept as an internal note with `#note`.
@@ -25,13 +27,18 @@ from sqlalchemy import select
 from gateway import engineer_commands, notify, outbox, ticket_ops
 from gateway.relay import relay_to_customer
 from gateway.threads import Match
-from parsers.commands import HELP_TEXT, parse_commands
+from parsers.commands import parse_commands
 from storage.models import Message, ThreadId, Ticket
 from storage.rows import append
 
 log = logging.getLogger("supportgw.engineer")
 
-_COMMANDISH = re.compile(r"^\s*#[A-Za-z]")
+
+
+def _has_command_lines(text: str) -> bool:
+    """Command lines anywhere a command may stand (top or bottom, parsers.commands)."""
+    block = parse_commands(text or "")
+    return bool(block.commands or block.errors)
 
 
 def authentication_passed(email, sender: str) -> bool:
@@ -66,11 +73,13 @@ def handle(ib) -> str | None:
     e = ib.email
     sender = e.sender.email
     is_engineer = sender in ib.app.engineer_addresses()
-    looks_like_commands = bool(_COMMANDISH.match(e.reply_text or ""))
+    looks_like_commands = _has_command_lines(e.reply_text)
     if not is_engineer and not looks_like_commands:
         return None
     match = ib.find_ticket()
     if not authorised(ib, match, sender):
+        if is_engineer and match.ticket is None and match.stranger_ticket is None and _only_help(e):
+            return _help_without_ticket(ib, sender)
         _log_ignored_commands(ib, match, looks_like_commands, is_engineer)
         return None  # the customer handler treats it as an ordinary message
     ib.match = match
@@ -99,7 +108,7 @@ def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str,
 def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
     """A new ticket can't come from an authorised engineer reply: its `#` lines are text."""
     text = message.reply_text or ""
-    if _COMMANDISH.match(text):
+    if _has_command_lines(text):
         log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
 
 
@@ -120,6 +129,9 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
                       f"{e.automatic_reason}", actor=engineer)
         return "engineer_automatic"
     block = parse_commands(e.reply_text)
+    if block.get("help"):
+        _command_help(ib, ticket, engineer, block)
+        return "command_help"
     problems = list(block.errors) + engineer_commands.check(app, s, ticket, block)
     if problems:
         _command_error(ib, ticket, engineer, problems)
@@ -159,8 +171,57 @@ def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str]) -> No
     app, s, e = ib.app, ib.session, ib.email
     outbox.record(s, ticket, "command_rejected", ib.now, "; ".join(problems), actor=engineer, errors=problems)
     rendered = app.templates.render("command_error", ticket.language, ticket=ticket, errors=problems,
-                                    help_text=HELP_TEXT, original=e.reply_text or e.text)
-    outbox.queue(app, s, kind="command_error", ticket=ticket, rendered=rendered, to=[engineer],
-                 reply_to_for=engineer, in_reply_to=e.message_id,
-                 references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)
+                                    original=e.reply_text or e.text)
+    _answer_engineer(ib, ticket, engineer, "command_error", rendered)
 
+
+def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
+    """#help: the command list and examples, in the language the engineer wrote in. A reply
+    asking for help is a question to us: the rest of it is neither applied nor sent."""
+    app, s, e = ib.app, ib.session, ib.email
+    held = bool(block.body or block.errors or [c for c in block.commands if c.name != "help"])
+    outbox.record(s, ticket, "command_help", ib.now, f"#help answered for {engineer}"
+                  + ("; the rest of the reply was not applied or sent" if held else ""), actor=engineer)
+    rendered = app.templates.render("command_help", _language_of(app, e), ticket=ticket, held=held,
+                                    colleague=notify.colleague(app, ticket, engineer),
+                                    original=e.reply_text or e.text)
+    _answer_engineer(ib, ticket, engineer, "command_help", rendered)
+
+
+def _language_of(app, e) -> str:
+    """The language the engineer wrote in, unless gateway.language forces one (as
+    gateway.inbound.choose_language, not imported: inbound -> notify -> engineer is a circle)."""
+    return e.language if app.config.gateway.language == "auto" else app.config.gateway.language
+
+
+def _only_help(e) -> bool:
+    """A new mail that says "#help" and nothing else (in its text or as its subject)."""
+    block = parse_commands(e.reply_text or e.subject)
+    return [c.name for c in block.commands] == ["help"] and not block.body and not block.errors
+
+
+def _help_without_ticket(ib, engineer: str) -> str:
+    """An engineer's first "#help", written to the support address rather than on a ticket.
+
+    Anyone can put an engineer's address in From, so this proves nothing about the
+    sender; the list is public knowledge and goes to the engineer's own address only,
+    counted against the automatic-mail rate limit like any automatic answer."""
+    app, s, e = ib.app, ib.session, ib.email
+    if e.automatic or not outbox.may_send_automatic(app, s, engineer):
+        return "help_suppressed"
+    eng = app.rules.current.engineer_by_email(engineer)
+    mates = [a for a in notify.team_engineers(app, eng.team if eng else "") if a != engineer]
+    rendered = app.templates.render("command_help", _language_of(app, e), ticket=None, held=False,
+                                    colleague=mates[0] if mates else "<email>", original="")
+    _answer_engineer(ib, None, engineer, "command_help", rendered, automatic="auto-replied")
+    return "command_help"
+
+
+def _answer_engineer(ib, ticket: Ticket | None, engineer: str, kind: str, rendered, *,
+                     automatic: str | None = None) -> None:
+    """The gateway's own answer to an engineer's reply (a command error, #help): to that
+    engineer only, threaded under their reply, with their signed Reply-To (on a ticket)."""
+    e = ib.email
+    outbox.queue(ib.app, ib.session, kind=kind, ticket=ticket, rendered=rendered, to=[engineer],
+                 reply_to_for=engineer, in_reply_to=e.message_id, automatic=automatic,
+                 references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)

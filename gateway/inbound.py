@@ -16,6 +16,7 @@ from gateway import handover, notify, outbox
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import resume_clock, sla_calendar
 from parsers.model import ParsedEmail
+from parsers.thanks import is_thank_you
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
 
@@ -213,6 +214,8 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
         if ib.email.automatic:
             store_message(ib, ticket, kind="automatic")
             return "threaded"
+        if _only_thanks(ib.email):
+            return keep_thanks(ib, ticket)
         if since is not None and now - since > window:
             create_ticket(ib, linked_to=ticket)
             return "created"
@@ -228,6 +231,20 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
                   actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
     notify.on_customer_message(app, s, ticket, msg)
     return "threaded"
+
+
+def _only_thanks(email: ParsedEmail) -> bool:
+    # an attachment (a screenshot, a log) is more than a thank-you
+    return not email.attachments and is_thank_you(email.reply_text or email.text)
+
+
+def keep_thanks(ib: Inbound, ticket: Ticket) -> str:
+    """"Thanks, it works!" after the resolution: kept on the ticket for its history, at any age;
+    it reopens nothing, opens nothing and pages nobody (the owner reads it in the history)."""
+    store_message(ib, ticket, kind="thanks")
+    outbox.record(ib.session, ticket, "thanks", ib.now, f"thank-you from {ib.email.sender.email}: kept, "
+                  f"the ticket stays {ticket.status}", actor=ib.email.sender.email)
+    return "thanks"
 
 
 def reopen(ib: Inbound, ticket: Ticket, why: str) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -65,43 +66,67 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def build_report(session: Session, start: datetime, end: datetime, *, now: datetime,
-                 engineers: dict[str, str] | None = None) -> dict:
-    """Every figure for [start, end). `engineers` maps address -> display name."""
-    engineers = {k.lower(): v for k, v in (engineers or {}).items()}
-    asof = min(now, end)
+@dataclass(frozen=True)
+class Period:
+    """The rows a report of [start, end) reads, judged at `asof` = min(now, end)."""
+
+    start: datetime
+    end: datetime
+    asof: datetime
+    opened: list[Ticket]
+    events: list[Event]
+    resolved_in_period: list[Ticket]
+    responses: list[SurveyResponse]
+
+
+def collect(session: Session, start: datetime, end: datetime, *, now: datetime) -> Period:
     opened = list(session.execute(
         select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end).order_by(Ticket.id)).scalars())
     events = list(session.execute(
         select(Event).where(Event.at >= start, Event.at < end).order_by(Event.id)).scalars())
-    closed_ids = {e.ticket_id for e in events if e.kind == "status" and (e.data or {}).get("new") in DONE}
-    reopened_ids = {e.ticket_id for e in events if e.kind == "reopened"}
     resolved_in_period = list(session.execute(
         select(Ticket).where(Ticket.resolved_at >= start, Ticket.resolved_at < end,
                              Ticket.status.in_(DONE))).scalars())
-    resolved_by_end = [t for t in opened if t.status in DONE and t.resolved_at is not None and t.resolved_at < end]
-
-    first_times = [(t.first_responded_at - t.created_at).total_seconds() for t in opened
-                   if t.first_responded_at is not None and t.first_responded_at < end]
-    resolution_times = [(t.resolved_at - t.created_at).total_seconds() for t in resolved_in_period]
     responses = list(session.execute(
         select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)).scalars())
+    return Period(start, end, min(now, end), opened, events, resolved_in_period, responses)
 
+
+def ticket_figures(p: Period, marks: set[tuple[int, str]] | None = None, session: Session | None = None) -> dict:
+    """Volumes, rates, times and SLA of the period's rows (all of them, or one group's: gateway.report_split)."""
+    closed_ids = {e.ticket_id for e in p.events if e.kind == "status" and (e.data or {}).get("new") in DONE}
+    reopened_ids = {e.ticket_id for e in p.events if e.kind == "reopened"}
+    resolved_by_end = [t for t in p.opened if t.status in DONE and t.resolved_at is not None and t.resolved_at < p.end]
+    first_times = [(t.first_responded_at - t.created_at).total_seconds() for t in p.opened
+                   if t.first_responded_at is not None and t.first_responded_at < p.end]
+    resolution_times = [(t.resolved_at - t.created_at).total_seconds() for t in p.resolved_in_period]
+    if marks is None:
+        marks = sla_marks(session, [t.id for t in p.opened], p.asof)
     return {
-        "period": {"from": start.isoformat(), "to": end.isoformat()},
         "tickets": {
-            "opened": len(opened),
+            "opened": len(p.opened),
             "closed": len(closed_ids),
             "resolved_of_opened": len(resolved_by_end),
-            "resolution_rate": _rate(len(resolved_by_end), len(opened)),
+            "resolution_rate": _rate(len(resolved_by_end), len(p.opened)),
             "reopened": len(reopened_ids),
             "reopen_rate": _rate(len(reopened_ids), len(closed_ids)),
         },
         "first_response": _times(first_times),
         "resolution": _times(resolution_times),
-        "sla": sla_compliance(session, opened, asof),
-        "satisfaction": satisfaction(responses),
-        "engineers": per_engineer(events, responses, engineers),
+        "sla": sla_compliance(p.opened, p.asof, marks),
+        "satisfaction": satisfaction(p.responses),
+    }
+
+
+def build_report(session: Session, start: datetime, end: datetime, *, now: datetime,
+                 engineers: dict[str, str] | None = None) -> dict:
+    """Every figure for [start, end). `engineers` maps address -> display name."""
+    engineers = {k.lower(): v for k, v in (engineers or {}).items()}
+    p = collect(session, start, end, now=now)
+    return {
+        "period": {"from": start.isoformat(), "to": end.isoformat()},
+        **ticket_figures(p, session=session),
+        "engineers": per_engineer(p.events, p.responses, engineers),
     }
 
 
@@ -118,13 +143,17 @@ def _judge(done_at, due, asof, marked: bool, pause_at=None) -> str | None:
     return "breached" if due < asof else None
 
 
-def sla_compliance(session: Session, tickets: list[Ticket], asof: datetime) -> dict:
-    ids = [t.id for t in tickets]
+def sla_marks(session: Session, ids: list[int], asof: datetime) -> set[tuple[int, str]]:
+    """(ticket id, kind) of the SLA breaches recorded before `asof`."""
     marks: set[tuple[int, str]] = set()
     for chunk in range(0, len(ids), 500):
         rows = session.execute(select(SlaMark.ticket_id, SlaMark.kind).where(
             SlaMark.ticket_id.in_(ids[chunk:chunk + 500]), SlaMark.at < asof)).all()
         marks.update((tid, kind) for tid, kind in rows)
+    return marks
+
+
+def sla_compliance(tickets: list[Ticket], asof: datetime, marks: set[tuple[int, str]]) -> dict:
     out: dict[str, dict] = {}
     for t in tickets:
         row = out.setdefault(t.priority, {"tickets": 0, "first_response": Counter(), "resolution": Counter()})

@@ -1,44 +1,31 @@
 """Pipeline handler: a customer asks by mail for the status of their tickets.
 
-A new email (not a reply on a ticket) whose subject is "status" or "查询"
-(case and surrounding space ignored, full-width folded, "Re:"/"回复:" prefixes
-allowed: replying to the status list asks again) is answered with the list of
-the sender's open tickets, state and owner. Only tickets whose requester is the
-sender are listed, and the list goes to the From address only: a forged From
-sends another customer's list to that customer, never to the forger.
-Automatic mail never gets a list (RFC 3834), and the per-correspondent rate
-limit applies.
+A new email (not a reply on a ticket) that asks for it in the usual words, in
+its subject or as a one-line body ("status", "What is the status of my
+tickets?", "进度查询", "我的工单": `parsers.status_request`), is answered with
+the list of the sender's open tickets, state and owner. Only tickets whose
+requester is the sender are listed, and the list goes to the From address only:
+a forged From sends another customer's list to that customer, never to the
+forger. Automatic mail never gets a list (RFC 3834), and the per-correspondent
+rate limit applies.
 """
 
 from __future__ import annotations
-
-import re
-import unicodedata
 
 from sqlalchemy import select
 
 from gateway import outbox
 from gateway.inbound import choose_language, fmt_due
+from parsers.status_request import is_status_request
 from storage.models import Ticket
 
-KEYWORDS = frozenset({"status", "查询", "状态", "状态查询", "工单查询"})
 OPEN_STATUSES = ("new", "open", "pending")
-_REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|回复|答复)\s*:\s*", re.IGNORECASE)
-
-
-def is_status_request(subject: str) -> bool:
-    text = unicodedata.normalize("NFKC", subject or "").strip()
-    while True:
-        shorter = _REPLY_PREFIX.sub("", text, count=1)
-        if shorter == text:
-            break
-        text = shorter
-    return text.strip().strip("?？!！.。").strip().casefold() in KEYWORDS
 
 
 def handle(ib) -> str | None:
     e = ib.email
-    if not is_status_request(e.subject):
+    # an HTML-only mail has its words in `text` (converted); reply_text may then be empty
+    if not is_status_request(e.subject, e.reply_text or e.text):
         return None
     app, s = ib.app, ib.session
     sender = e.sender.email

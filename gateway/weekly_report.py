@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 
 from gateway import outbox
-from gateway.reports import build_report
+from gateway.report_split import split_report
+from gateway.reports import build_report, collect
 from storage.models import JobRun
 
 JOB = "weekly_report"
@@ -28,6 +29,10 @@ BAR_PX = 240  # the longest bar, in pixels
 
 def engineer_names(app) -> dict[str, str]:
     return {e.email.lower(): e.name for e in app.rules.current.engineers.values()}
+
+
+def organisation_names(app) -> dict[str, str]:
+    return {oid: c.name for oid, c in app.rules.current.source.customers.items()}
 
 
 def period_for(app, start_day: date, end_day: date) -> tuple[datetime, datetime]:
@@ -106,10 +111,17 @@ def render(app, report: dict, language: str | None = None):
     )
 
 
-def build(app, session, start_day: date, end_day: date) -> dict:
+def build(app, session, start_day: date, end_day: date, by=None) -> dict:
+    """The report for these whole days; `by`: the splits to add (default: [report] by)."""
     start, end = period_for(app, start_day, end_day)
-    report = build_report(session, start, end, now=app.now(), engineers=engineer_names(app))
+    engineers = engineer_names(app)
+    report = build_report(session, start, end, now=app.now(), engineers=engineers)
     report["period"]["to_inclusive"] = end_day.isoformat()
+    dims = list(app.config.report.by if by is None else by)
+    if dims:
+        period = collect(session, start, end, now=app.now())
+        names = {"organisation": organisation_names(app), "engineer": engineers}
+        report["by"] = {dim: split_report(session, period, dim, names=names) for dim in dict.fromkeys(dims)}
     return report
 
 

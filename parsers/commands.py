@@ -1,42 +1,51 @@
-"""Commands by mail: the `#` lines at the top of an engineer's reply.
+"""Commands by mail: the `#` lines of an engineer's reply.
 
-`parse_commands(reply_text)` reads the command block (consecutive lines
-starting with `#` at the top, blank lines before it allowed) and returns the
-commands, the body without those lines, and one error per bad line. It expects
-the reply text alone (call `parsers.quotes.split_reply` first) and only
-*parses*: whether the sender may run a command is decided elsewhere.
+`parse_commands(reply_text)` returns the commands, the body without them, and
+one error per bad line. It expects the reply text alone (call
+`parsers.quotes.split_reply` first) and only *parses*: whether the sender may
+run a command is decided elsewhere. The grammar (README "Commands by mail"):
 
-A `#` line further down the body is prose ("#1 priority for us is ..."), never
-a command. `#note` and `#solution` take the rest of the message as their text.
+- Commands go on the first lines of the reply (the leading block: lines
+  starting with `#` and a letter, blank lines between them allowed), or on its
+  last lines (the trailing block: known commands only, blank lines allowed),
+  or both. Every line of either block is a command or an error; neither block
+  is ever part of the body, so no command line reaches a customer.
+- A leading line like `#frobnicate` is an error (a typo must not reach the
+  customer); at the bottom, `#word` is a command line when `word` is a command
+  or close to one (`#stauts` is an error), else prose ("#TeamSupport").
+- A known command on a line between two lines of text is an error: it would
+  be neither applied nor fit to send ("put it on the first or last lines").
+- `#note text` and `#solution text` may carry the start of their text on
+  their own line; the body (that text, then the reply's other text) is the
+  internal note or the solution, wherever `#note`/`#solution` stands.
+- `#1 priority ...` or a markdown `# Heading` is prose anywhere.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
 STATUSES = ("pending", "open", "resolved", "closed")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 
-# name -> the forms shown in an error email
+# name -> its syntax, shown in error emails (what each does is said in templates/*/_commands.j2)
 VALID_COMMANDS: dict[str, str] = {
     "status": "#status pending|open|resolved|closed",
     "close": "#close",
     "priority": "#priority P1|P2|P3|P4",
     "assign": "#assign <email>",
-    "note": "#note   (the rest of the message is an internal note)",
-    "time": "#time <duration>   (45m, 1h30m, 1.5h, 2h, 90 = minutes)",
+    "note": "#note [text]",
+    "time": "#time <duration>",
     "escalate": "#escalate",
     "handover": "#handover",
     "cannot": "#cannot",
     "cc": "#cc add|remove <email>",
-    "solution": "#solution   (the rest of the message is the solution)",
+    "solution": "#solution [text]",
     "kb": "#kb [tags...]",
+    "help": "#help",
 }
-
-HELP_TEXT = "Commands go on the first lines of your reply, one per line:\n" + "\n".join(
-    f"  {form}" for form in VALID_COMMANDS.values()
-)
 
 _NAMES = ", ".join(f"#{name}" for name in VALID_COMMANDS)
 _COMMAND_START = re.compile(r"^\s*#[A-Za-z]")
@@ -46,7 +55,8 @@ _DURATION = re.compile(
     r"^(?:(?P<hours>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<minutes>\d+)\s*m(?:in(?:utes?|s)?)?)?$",
     re.IGNORECASE,
 )
-_NO_ARGS = ("close", "escalate", "handover", "cannot", "note", "solution")
+_NO_ARGS = ("close", "escalate", "handover", "cannot", "help")
+_TEXT_ARG = ("note", "solution")  # the rest of their line is the start of their text
 _MAX_MINUTES = 24 * 60 * 7  # a week in one entry is a typo, not a time log
 
 
@@ -65,7 +75,7 @@ class Command:
 @dataclass(frozen=True)
 class CommandBlock:
     commands: tuple[Command, ...]
-    body: str  # the reply without the command lines (the note/solution text when one was given)
+    body: str  # the reply without the command lines; text on a #note/#solution line comes first
     errors: tuple[str, ...]
 
     @property
@@ -82,23 +92,53 @@ class CommandBlock:
 
 
 def parse_commands(reply_text: str) -> CommandBlock:
-    """Split the leading `#` lines off a reply. Never raises; bad lines become errors."""
+    """Split the command lines off a reply. Never raises; bad lines become errors."""
     lines = (reply_text or "").splitlines()
-    k = 0
-    while k < len(lines) and not lines[k].strip():
-        k += 1
-    commands, errors = [], []
-    # "#1 priority ..." or a markdown "# Heading" is prose: it ends the block.
-    while k < len(lines) and _COMMAND_START.match(lines[k]):
+    # the leading block: "#1 priority ..." or a markdown "# Heading" is prose and ends it
+    top = 0
+    while top < len(lines) and (not lines[top].strip() or _COMMAND_START.match(lines[top])):
+        top += 1
+    # the trailing block: only what is (nearly) a command name, so a closing "#TeamSupport" stays prose
+    bottom = len(lines)
+    while bottom > top and (not lines[bottom - 1].strip() or _looks_like_command(lines[bottom - 1])):
+        bottom -= 1
+    commands, errors, texts = [], [], []
+    for k in [*range(top), *range(bottom, len(lines))]:
         raw = lines[k].strip()
-        command, error = _parse_line(raw)
+        if not raw:
+            continue
+        command, error, text = _parse_line(raw)
         if command:
             commands.append(command)
+        if text:
+            texts.append(text)
         if error:
             errors.append(f"line {k + 1}: {error}")
-        k += 1
-    body = "\n".join(lines[k:]).strip()
+    for k in range(top, bottom):
+        raw = lines[k].strip()
+        if _known_command(raw):
+            errors.append(f'line {k + 1}: "{raw}" is between lines of text; put commands on the first '
+                          "or the last lines of your reply")
+    body = "\n".join(lines[top:bottom]).strip()
+    body = "\n\n".join(texts + ([body] if body else []))
     return CommandBlock(tuple(commands), body, tuple(errors))
+
+
+def _command_name(line: str) -> str | None:
+    match = _COMMAND_LINE.match(line.strip())
+    return match.group(1).lower() if match else None
+
+
+def _known_command(line: str) -> bool:
+    return _command_name(line) in VALID_COMMANDS
+
+
+def _looks_like_command(line: str) -> bool:
+    """A known command, or a near miss of one ("#stauts"): a line the writer meant as a command."""
+    name = _command_name(line)
+    if name is None:
+        return False
+    return name in VALID_COMMANDS or bool(difflib.get_close_matches(name, VALID_COMMANDS, n=1, cutoff=0.75))
 
 
 def parse_duration(text: str) -> int | None:
@@ -113,17 +153,22 @@ def parse_duration(text: str) -> int | None:
     return round(hours * 60) + int(match.group("minutes") or 0)
 
 
-def _parse_line(raw: str) -> tuple[Command | None, str | None]:
+def _parse_line(raw: str) -> tuple[Command | None, str | None, str]:
+    """(command, error, the note/solution text on the command's own line)."""
     match = _COMMAND_LINE.match(raw)
     if not match:  # "#status:open" and the like
-        return None, f'"{raw}" is not a command line; valid commands: {_NAMES}'
+        return None, f'"{raw}" is not a command line; valid commands: {_NAMES}', ""
     name = match.group(1).lower()
-    args = tuple((match.group(2) or "").split())
     if name not in VALID_COMMANDS:
-        return None, f'"{raw}": unknown command #{name}; valid commands: {_NAMES}'
+        guess = difflib.get_close_matches(name, VALID_COMMANDS, n=1, cutoff=0.75)
+        hint = f" (did you mean #{guess[0]}?)" if guess else ""
+        return None, f'"{raw}": unknown command #{name}{hint}; valid commands: {_NAMES}', ""
+    if name in _TEXT_ARG:
+        return Command(name, (), raw), None, (match.group(2) or "").strip()
+    args = tuple((match.group(2) or "").split())
     problem, minutes = _check_args(name, args)
     if problem:
-        return None, f'"{raw}": {problem}; valid form: {VALID_COMMANDS[name]}'
+        return None, f'"{raw}": {problem}; valid form: {VALID_COMMANDS[name]}', ""
     if name == "status":
         args = (args[0].lower(),)
     elif name == "priority":
@@ -132,7 +177,7 @@ def _parse_line(raw: str) -> tuple[Command | None, str | None]:
         args = args[:-1] + (args[-1].strip("<>").lower(),)
         if name == "cc":
             args = (args[0].lower(), args[1])
-    return Command(name, args, raw, minutes), None
+    return Command(name, args, raw, minutes), None, ""
 
 
 def _check_args(name: str, args: tuple[str, ...]) -> tuple[str | None, int | None]:

@@ -196,6 +196,18 @@ def test_stranger_policy_reject_answers_without_revealing_anything(make_app, clo
         assert secret.lower() not in text
 
 
+def test_customer_commands_at_the_bottom_are_ignored_and_logged_too(desk):
+    """Commands may stand below the text (parsers.commands): a customer's are text there as well."""
+    tid, note = open_ticket(desk, **EN)
+    [ack] = [m["msg"] for m in customer_mail(desk.transport.sent)]
+    desk.new_mail()
+    desk.receive(build(frm=CUSTOMER, name="Li Wei", to=ack["Reply-To"], subject="Re: " + ack["Subject"],
+                       body="Please hurry.\n\n#priority P1\n", in_reply_to=ack["Message-ID"]))
+    assert ticket(desk.app, tid).priority != "P1"
+    [ignored] = events(desk.app, tid, "commands_ignored")
+    assert ignored.actor == CUSTOMER and ignored.data["lines"] == ["#priority P1"]
+
+
 def test_commands_in_a_customers_first_mail_are_text_and_logged(desk):
     desk.customer_writes(subject="Please close fast", body="#close\n#priority P1\nOur site is down.\n")
     tid = latest_ticket_id(desk.app)

@@ -304,3 +304,58 @@ def test_escalate_moves_the_ticket_to_tier_two_and_a_second_escalate_is_refused_
     desk.receive(reply_to(note, "#escalate\n"))
     [refused] = [m["msg"] for m in desk.new_mail() if ALICE in m["to"]]
     assert "#escalate was not done" in refused["Subject"] and "already at tier 2" in body_text(refused)
+
+
+# ---- issue 18: commands above or below the text, and text on #note/#solution's own line
+
+def test_status_below_the_solution_text_is_a_command_and_never_reaches_the_customer(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "#solution\nRaise proxy_read_timeout to 120s.\n#status resolved\n#time 20m\n"))
+    t = ticket(desk.app, tid)
+    assert t.status == "resolved" and t.solution == "Raise proxy_read_timeout to 120s."
+    assert events(desk.app, tid, "time")[0].data["minutes"] == 20
+    sent = customer_mail(desk.new_mail())
+    assert sent and any("Raise proxy_read_timeout to 120s." in body_text(m["msg"]) for m in sent)
+    for m in sent:
+        assert "#status" not in all_text(m["raw"]) and "#time" not in all_text(m["raw"])
+
+
+def test_commands_at_the_bottom_of_an_answer_are_applied_and_not_relayed(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "Hello Li Wei,\nplease restart nginx.\n\nAlice\n\n#priority P1\n#time 10m\n"))
+    assert ticket(desk.app, tid).priority == "P1"
+    [relayed] = _relayed(desk)
+    text = body_text(relayed["msg"])
+    assert "please restart nginx." in text and "#priority" not in text and "#time" not in text
+
+
+def test_a_command_between_lines_of_text_is_refused_not_sent(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "Hello Li Wei,\n#status resolved\nthe fix is live.\n"))
+    out = desk.new_mail()
+    assert customer_mail(out) == []
+    [err] = [m["msg"] for m in out if ALICE in m["to"]]
+    assert "between lines of text" in body_text(err)
+    assert ticket(desk.app, tid).status == "new"
+
+
+def test_note_with_its_text_on_the_same_line_is_an_internal_note(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "#note Customer runs the 2019 firmware, see KB-77.\n"))
+    out = desk.new_mail()
+    assert customer_mail(out) == []
+    assert not [m for m in out if "NOT sent" in body_text(m["msg"])]  # no command error
+    [stored] = [m for m in messages(desk.app, tid) if m.kind == "note"]
+    assert stored.internal and stored.text == "Customer runs the 2019 firmware, see KB-77."
+
+
+def test_solution_with_its_text_on_the_same_line_goes_to_the_closure(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.new_mail()
+    desk.receive(reply_to(note, "#solution Raise proxy_read_timeout to 120s.\n"))
+    t = ticket(desk.app, tid)
+    assert t.status == "resolved" and t.solution == "Raise proxy_read_timeout to 120s."
