@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from gateway import handover, notify, outbox
 from gateway.threads import Match, find_ticket
-from gateway.ticket_ops import resume_clock, sla_calendar
+from gateway.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
 from parsers.model import ParsedEmail
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
@@ -233,6 +233,5 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
 def reopen(ib: Inbound, ticket: Ticket, why: str) -> None:
     old = ticket.status
     ticket.status = "open"
-    ticket.resolved_at = None
-    ticket.closed_at = None
+    begin_new_resolution(ib.session, ticket)
     outbox.record(ib.session, ticket, "reopened", ib.now, why, old=old)
