@@ -138,7 +138,8 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
                             [f"category={ticket.category} team={ticket.team} priority={ticket.priority} "
                              f"owner={ticket.owner or '-'}"]),
                   category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
-                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired])
+                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
+                  rules_generation=getattr(app.rules, "generation", None))
     msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
     if held:
         outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
