@@ -120,7 +120,7 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
                       f"{e.automatic_reason}", actor=engineer)
         return "engineer_automatic"
     block = parse_commands(e.reply_text)
-    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block)
+    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block, actor=engineer)
     if problems:
         _command_error(ib, ticket, engineer, problems)
         return "command_error"

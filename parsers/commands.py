@@ -32,6 +32,7 @@ VALID_COMMANDS: dict[str, str] = {
     "cc": "#cc add|remove <email>",
     "solution": "#solution   (the rest of the message is the solution)",
     "kb": "#kb [tags...]",
+    "release": "#release   (a held ticket: acknowledge it and handle it as usual)",
 }
 
 HELP_TEXT = "Commands go on the first lines of your reply, one per line:\n" + "\n".join(
@@ -46,7 +47,7 @@ _DURATION = re.compile(
     r"^(?:(?P<hours>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<minutes>\d+)\s*m(?:in(?:utes?|s)?)?)?$",
     re.IGNORECASE,
 )
-_NO_ARGS = ("close", "escalate", "handover", "cannot", "note", "solution")
+_NO_ARGS = ("close", "escalate", "handover", "cannot", "note", "solution", "release")
 _MAX_MINUTES = 24 * 60 * 7  # a week in one entry is a typo, not a time log
 
 
