@@ -122,10 +122,14 @@ def follow(app) -> bool:
 
 
 def holder_from_database(db, path) -> RulesHolder | None:
-    """The newest generation as a holder, for a process that starts while the file may be broken."""
-    with db.connection() as conn:
-        row = conn.execute(select(RulesGeneration.id, RulesGeneration.text, RulesGeneration.source)
-                           .order_by(RulesGeneration.id.desc()).limit(1)).first()
+    """The newest generation as a holder, for a process that starts while the file may be broken.
+    None (start from the file) when there is none or the database is away: `follow` catches up."""
+    try:
+        with db.connection() as conn:
+            row = conn.execute(select(RulesGeneration.id, RulesGeneration.text, RulesGeneration.source)
+                               .order_by(RulesGeneration.id.desc()).limit(1)).first()
+    except StorageUnavailable:
+        return None
     if row is None:
         return None
     try:
