@@ -254,9 +254,7 @@ def run_forever(app) -> int:
         try:
             forced = hup.is_set()
             hup.clear()
-            gw.reload_rules(only_if_changed=not forced)
-            if app.rules.generation is None:  # the database was away when they were loaded
-                rules_sync.publish(app)
+            gw.reload_rules(only_if_changed=not forced)  # a save the database refused is tried again
             rules_sync.follow(app)  # another gateway on this database may have published newer rules
         except Exception:
             log.exception("rules reload check failed")
