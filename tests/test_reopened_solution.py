@@ -12,7 +12,7 @@ from sqlalchemy import select
 from storage.models import KbArticle
 from tests.closure_kit import reply_to as customer_reply_to
 from tests.closure_kit import text_of
-from tests.engineer_mail import ALICE, CUSTOMER, Desk, customer_mail, events, open_ticket, reply_to, ticket
+from tests.engineer_mail import CUSTOMER, Desk, customer_mail, events, open_ticket, reply_to, ticket
 
 OLD = "Clear the browser cache and log in again."
 NEW = "The load balancer had a stale certificate; it is replaced and the site answers again."

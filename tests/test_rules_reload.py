@@ -19,7 +19,7 @@ from gateway.pipeline import Source, ingest
 from gateway.runner import Gateway
 from routing.loader import SAMPLE_RULES
 from storage.models import Event, RulesGeneration, Ticket
-from tests.conftest import fresh_database_url, make_config, wait_for
+from tests.conftest import drop_database, fresh_database_url, make_config, wait_for
 from tests.gwproc import GatewayProcess, deliver_like_an_mta, write_run_config
 from tests.mail import build
 
@@ -124,22 +124,23 @@ def test_every_process_of_supportgw_run_routes_by_the_reloaded_rules(tmp_path, r
     finally:
         gw.stop_quietly()
         db.engine.dispose()
+        drop_database(url)
 
 
-def _app(make_app, tmp_path, url, rules: Path):
+def _app(tmp_path, url, rules: Path):
     from gateway.app import build_app
 
     return build_app(make_config(tmp_path, database_url=url, routing={"rules_file": str(rules)}), migrate=False)
 
 
-def test_a_second_process_on_the_database_follows_what_the_edge_put_in_force(tmp_path, make_app):
+def test_a_second_process_on_the_database_follows_what_the_edge_put_in_force(tmp_path):
     """Two processes sharing one database (a worker, or another gateway on PostgreSQL): the one
     that loaded the file before the save routes by the saved rules as soon as the edge publishes
     them, and a broken save leaves both on the last good rules."""
     rules = tmp_path / "rules.toml"
     save(rules, tagging("zebra-gen1"))
     url = fresh_database_url(tmp_path)
-    edge_app, other = _app(make_app, tmp_path, url, rules), _app(make_app, tmp_path, url, rules)
+    edge_app, other = _app(tmp_path, url, rules), _app(tmp_path, url, rules)
     edge = Gateway(edge_app, smtp=False, imap=False, scheduler=False)
     try:
         edge.start()  # publishes generation 1
@@ -171,3 +172,4 @@ def test_a_second_process_on_the_database_follows_what_the_edge_put_in_force(tmp
         edge.stop()
         for a in (edge_app, other):
             a.db.dispose()
+        drop_database(url)
