@@ -7,6 +7,7 @@ closes again."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from storage.models import KbArticle
@@ -26,13 +27,14 @@ def _open(desk: Desk):
     return open_ticket(desk, subject="Website down", body="Hello,\nour website returns 502 since 9:00.\n")
 
 
-def _rated_one(desk: Desk):
-    """A ticket resolved with OLD and rated 1/5 by the customer: reopened. Returns (id, a notification)."""
+def _rated_one(desk: Desk, answer: str = "1 - still broken\n"):
+    """A ticket resolved with OLD and answered by the customer (rated 1/5, or written to again):
+    reopened. Returns (id, a notification)."""
     tid, note = _open(desk)
     desk.receive(reply_to(note, f"#status resolved\n{OLD}"))
     [closure] = _closure(desk.new_mail())
     assert OLD in text_of(closure["msg"])
-    desk.receive(customer_reply_to(closure["msg"], frm=CUSTOMER, body="1 - still broken\n", name="Li Wei"))
+    desk.receive(customer_reply_to(closure["msg"], frm=CUSTOMER, body=answer, name="Li Wei"))
     assert ticket(desk.app, tid).status == "open"
     desk.new_mail()
     return tid, note
@@ -56,9 +58,11 @@ def test_second_closure_and_kb_article_carry_the_answer_given_after_the_reopen(a
     assert [e.data["solution"] for e in events(app, tid, "closure_sent")] == [OLD, NEW]
 
 
-def test_closing_again_without_a_new_answer_does_not_resend_the_old_one(app):
+@pytest.mark.parametrize("answer", ["1 - still broken\n", "It still returns 502 for me.\n"],
+                         ids=["low score", "customer writes again"])
+def test_closing_again_without_a_new_answer_does_not_resend_the_old_one(app, answer):
     desk = Desk(app)
-    tid, note = _rated_one(desk)
+    tid, note = _rated_one(desk, answer)
 
     desk.receive(reply_to(note, "#close"))
     [closure] = _closure(desk.new_mail())
