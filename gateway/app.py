@@ -75,7 +75,10 @@ def load_secret_key(config: Config) -> bytes:
     return key.encode()
 
 
-def build_app(config: Config, *, clock=None, migrate: bool = True) -> App:
+def build_app(config: Config, *, clock=None, migrate: bool = True, rules_from_database: bool = False) -> App:
+    """The App. `rules_from_database`: start with the rules generation in force on the
+    database (gateway.rules_sync), the file only when none was published yet: a worker
+    process restarted while the file is broken keeps the rules every other process applies."""
     from routing.loader import RulesHolder
     from storage.migrate import upgrade
 
@@ -88,7 +91,12 @@ def build_app(config: Config, *, clock=None, migrate: bool = True) -> App:
     from routing.loader import RulesError
 
     try:
-        rules = RulesHolder(Path(config.rules_path))
+        rules = None
+        if rules_from_database:
+            from gateway.rules_sync import holder_from_database
+
+            rules = holder_from_database(db, Path(config.rules_path))
+        rules = rules or RulesHolder(Path(config.rules_path))
     except RulesError as exc:
         raise ConfigError(f"routing rules cannot be loaded; fix them ('supportgw rules check'):\n{exc}") from None
     templates = Templates()

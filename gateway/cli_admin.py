@@ -24,6 +24,9 @@ def register(sub) -> None:
     q.add_argument("ref")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_tickets_show)
+    q = tsub.add_parser("release", help="release a held ticket: its requester gets the acknowledgement")
+    q.add_argument("ref")
+    q.set_defaults(func=cmd_tickets_release)
 
     p = sub.add_parser("outbox", help="outgoing mail")
     osub = p.add_subparsers(dest="outbox_command", required=True)
@@ -69,7 +72,7 @@ def _ticket_json(s, t: Ticket) -> dict:
         "created_at": t.created_at.isoformat(), "updated_at": t.updated_at.isoformat(),
         "first_response_due": t.first_response_due.isoformat() if t.first_response_due else None,
         "resolution_due": t.resolution_due.isoformat() if t.resolution_due else None,
-        "tags": t.tags,
+        "tags": t.tags, "held": t.held,
     }
 
 
@@ -112,7 +115,7 @@ def cmd_tickets_show(args) -> int:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
     print(f"{data['ref']}  {data['subject']}")
-    print(f"status {data['status']}  priority {data['priority']}  category {data['category']}  team {data['team']}")
+    print(f"status {data['status']}{' (held)' if data['held'] else ''}  priority {data['priority']}  category {data['category']}  team {data['team']}")
     print(f"requester {data['requester']}  owner {data['owner'] or '-'}  handler {data['handler'] or '-'}")
     print(f"first response due {data['first_response_due']}  resolution due {data['resolution_due']}")
     print("\nWho held it (from → until, handler, owner if another; step (by whom): why):")
@@ -131,6 +134,22 @@ def cmd_tickets_show(args) -> int:
         print(f"--- {m['at'][:19]} {m['direction']} {m['kind']} {m['from']}{tag}")
         print(m["text"].strip())
     print()
+    return 0
+
+
+def cmd_tickets_release(args) -> int:
+    from gateway import hold
+
+    app = open_app(args)
+    with app.db.session() as s:
+        t = s.execute(select(Ticket).where(Ticket.ref == args.ref.upper())).scalar_one_or_none()
+        if t is None:
+            raise CommandError(f"no ticket {args.ref}; 'supportgw tickets list' shows the references")
+        if not t.held:
+            raise CommandError(f"{t.ref} is not held; nothing to release")
+        why = hold.release(app, s, t, actor="cli", via="supportgw tickets release")
+        ref, rcpt = t.ref, t.requester_email
+    print(f"{ref} released; " + (f"no acknowledgement: {why}" if why else f"acknowledgement to {rcpt} queued"))
     return 0
 
 

@@ -30,3 +30,13 @@ class ManualClock:
     def set(self, when: datetime) -> None:
         with self._lock:
             self._now = when
+
+
+def fmt_due(app, when) -> str:
+    """A deadline as our mail shows it: in the report timezone, to the minute ("" for none)."""
+    if when is None:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(app.config.report.timezone)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")

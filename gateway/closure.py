@@ -22,7 +22,8 @@ def resolve(app, s, ticket: Ticket, *, actor: str, solution: str, kb_tags: tuple
     """Mark resolved/closed, send the customer the closure email with the solution and a survey."""
     if status not in ("resolved", "closed"):
         raise ValueError(f"resolve() closes a ticket: status must be 'resolved' or 'closed', not {status!r}")
-    # The explicit #solution text, else one given earlier, else the engineer's last reply to the customer.
+    # The explicit #solution text, else one given earlier in this resolution, else the engineer's
+    # last reply to the customer since the ticket was last reopened (gateway.ticket_ops).
     solution = (solution or "").strip() or ticket.solution or last_engineer_reply(s, ticket)
     ticket.solution = solution
     ticket_ops.set_status(app, s, ticket, status, actor=actor, why="solution sent to the customer")
@@ -47,7 +48,8 @@ def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
     )
     outbox.queue(app, s, kind="closure", ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
                  reply_to_for=rcpt)
-    outbox.record(s, ticket, "closure_sent", app.now(), f"closure email with survey to {rcpt}", actor=actor)
+    outbox.record(s, ticket, "closure_sent", app.now(), f"closure email with survey to {rcpt}", actor=actor,
+                  solution=ticket.solution)  # each resolution's own solution stays in the history
 
 
 def customer_ccs(app, s, ticket: Ticket) -> list[str]:
@@ -69,8 +71,10 @@ def first_problem(s, ticket: Ticket) -> str:
 
 
 def last_engineer_reply(s, ticket: Ticket) -> str:
+    """The engineer's newest answer to the customer in this resolution (after the last reopen)."""
     msg = s.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "out",
-                                          Message.kind == "engineer", Message.internal.is_(False))
+                                          Message.kind == "engineer", Message.internal.is_(False),
+                                          Message.id > (ticket.reopen_message_id or 0))
                     .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
     return (msg.reply_text or msg.text).strip() if msg is not None else ""
 

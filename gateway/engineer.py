@@ -132,7 +132,7 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     if block.get("help"):
         _command_help(ib, ticket, engineer, block)
         return "command_help"
-    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block)
+    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block, actor=engineer)
     if problems:
         _command_error(ib, ticket, engineer, problems)
         return "command_error"

@@ -12,7 +12,7 @@ Who may run commands is decided in gateway.engineer, not here.
 
 from __future__ import annotations
 
-from gateway import notify, outbox, ticket_ops
+from gateway import hold, notify, outbox, ticket_ops
 from parsers.commands import CommandBlock
 from storage.models import Participant, Ticket
 
@@ -30,8 +30,10 @@ def closure_status(block: CommandBlock) -> str | None:
     return None
 
 
-def check(app, session, ticket: Ticket, block: CommandBlock) -> list[str]:
+def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "") -> list[str]:
     problems = []
+    if block.get("release") and (why := hold.refusal(app, ticket, actor)):
+        problems.append(why)
     engineers = app.engineer_addresses()
     names = [c.name for c in block.commands]
     for name in set(names):
@@ -67,8 +69,10 @@ def _cc_row(session, ticket: Ticket, addr: str, *, active_only: bool = False) ->
 
 
 def apply_simple(app, session, ticket: Ticket, block: CommandBlock, *, actor: str) -> None:
-    """Commands that change the ticket only: priority, assign, cc, time, status open/pending."""
+    """Commands that change the ticket only: release, priority, assign, cc, time, status open/pending."""
     now = app.now()
+    if block.get("release"):  # first: the customer's acknowledgement goes before any answer
+        hold.release(app, session, ticket, actor=actor, via="#release by mail")
     for c in block.commands:
         if c.name == "priority" and c.args[0] != ticket.priority:
             old, ticket.priority = ticket.priority, c.args[0]

@@ -12,9 +12,10 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway import handover, notify, outbox
+from gateway import acknowledge, handover, notify, outbox
+from gateway.clock import fmt_due  # noqa: F401  (notify, briefing, selfservice import it from here)
 from gateway.threads import Match, find_ticket
-from gateway.ticket_ops import resume_clock, sla_calendar
+from gateway.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
 from parsers.model import ParsedEmail
 from parsers.thanks import is_thank_you
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
@@ -139,7 +140,8 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
                             [f"category={ticket.category} team={ticket.team} priority={ticket.priority} "
                              f"owner={ticket.owner or '-'}"]),
                   category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
-                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired])
+                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
+                  rules_generation=getattr(app.rules, "generation", None))
     msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
     if held:
         outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
@@ -176,33 +178,13 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
     return True
 
 
-def fmt_due(app, when) -> str:
-    if when is None:
-        return ""
-    from zoneinfo import ZoneInfo
-
-    tz = ZoneInfo(app.config.report.timezone)
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def send_acknowledgement(ib: Inbound, ticket: Ticket) -> None:
-    app, e = ib.app, ib.email
-    rcpt = e.sender.email
-    if not automatic_allowed(ib, ticket, rcpt):
+    e = ib.email
+    if not automatic_allowed(ib, ticket, e.sender.email):
         return
-    articles = []
-    if app.config.workflow.kb_suggestions:
-        from gateway import kb  # optional feature, off by default
-
-        articles = kb.suggest(ib.session, e.subject + "\n" + e.reply_text, app.config.workflow.kb_suggestions)
-    rendered = app.templates.render(
-        "acknowledgement", ticket.language, ticket=ticket, customer_name=e.sender.name,
-        team_name=app.config.gateway.display_name, first_response_due=fmt_due(app, ticket.first_response_due),
-        articles=articles,
-    )
-    outbox.queue(app, ib.session, kind="acknowledgement", ticket=ticket, rendered=rendered, to=[rcpt],
-                 automatic="auto-replied", reply_to_for=rcpt, in_reply_to=e.message_id,
-                 references=list(e.references) + [e.message_id], source_spool_id=ib.entry.id)
+    acknowledge.queue(ib.app, ib.session, ticket, rcpt=e.sender.email, customer_name=e.sender.name,
+                      about=e.subject + "\n" + e.reply_text, in_reply_to=e.message_id,
+                      references=list(e.references) + [e.message_id], spool_id=ib.entry.id)
 
 
 def follow_up(ib: Inbound, ticket: Ticket) -> str:
@@ -250,6 +232,5 @@ def keep_thanks(ib: Inbound, ticket: Ticket) -> str:
 def reopen(ib: Inbound, ticket: Ticket, why: str) -> None:
     old = ticket.status
     ticket.status = "open"
-    ticket.resolved_at = None
-    ticket.closed_at = None
+    begin_new_resolution(ib.session, ticket)
     outbox.record(ib.session, ticket, "reopened", ib.now, why, old=old)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway import large_mail, parse_pool
+from gateway import large_mail, parse_pool, rules_sync
 from gateway.inbound import Inbound, create_ticket, follow_up
 from parsers import quick
 from storage import spool as spool_store
@@ -181,6 +181,7 @@ def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: 
     counts: Counter = Counter()
     if not ids:
         return counts
+    rules_sync.follow(app)  # route with the rules generation every other process applies
     for group in ([[i] for i in ids] if per_message else [ids]):
         if per_message:
             app.db.foreground.wait_quiet()

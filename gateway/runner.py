@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 
+from gateway import rules_sync
 from gateway.cli import CommandError
 from gateway.dispatch import Dispatcher
 from gateway.smtp import start_listener
@@ -41,7 +42,7 @@ def _worker_main(config, parent: int) -> None:
     # The edge must answer SMTP and IMAP promptly; a burst waits safely in the spool.
     # So the worker yields the CPU to the gateway process whenever both want it.
     os.nice(WORKER_NICENESS)
-    app = build_app(config, migrate=False)
+    app = build_app(config, migrate=False, rules_from_database=True)
     dispatcher = Dispatcher(app)
     processor = Processor(app, on_processed=dispatcher.kick, interval=0.3)
     done = threading.Event()
@@ -138,6 +139,9 @@ class Gateway:
         if n := sweep_orphans(self.app.spool_blobs, self.app.db):
             log.info("removed %d spooled message file(s) in %s that no spool row names (their sender "
                      "was answered 451 over a day ago)", n, self.app.spool_blobs.root)
+        # This process reads the rules file; what it loaded is what every process applies
+        # (gateway.rules_sync), and it must be on record before a worker routes anything.
+        rules_sync.publish(self.app)
         if self.pool:
             self.pool.start()
         self.writer.start()
@@ -195,9 +199,11 @@ class Gateway:
             self.pool.stop()
         self.stopped.set()
 
-    def reload_rules(self) -> None:
-        ok = self.app.rules.reload()
-        log.info("rules reload: %s", "applied" if ok else "refused, old rules stay in force")
+    def reload_rules(self, *, only_if_changed: bool = False) -> None:
+        """Read the rules file again and put it in force in every process (gateway.rules_sync)."""
+        ok = rules_sync.reload_from_file(self.app, only_if_changed=only_if_changed)
+        if ok is not None:
+            log.info("rules reload: %s", "applied" if ok else "refused, old rules stay in force")
 
 
 class StartupError(CommandError):
@@ -222,21 +228,34 @@ def _reason(exc: BaseException) -> str:
 
 def run_forever(app) -> int:
     gw = Gateway(app, workers=app.config.gateway.workers).start()
-    done = threading.Event()
+    done, hup, wake = threading.Event(), threading.Event(), threading.Event()
 
     def _stop(signum, _frame):
         log.info("signal %s: shutting down", signum)
         done.set()
+        wake.set()
+
+    def _hup(*_):
+        # Only flag it: a reload takes the rules lock and writes to the database, which a
+        # signal handler interrupting this very loop mid-reload must not do.
+        hup.set()
+        wake.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGHUP, lambda *_: gw.reload_rules())
-    while not done.wait(2):
+    signal.signal(signal.SIGHUP, _hup)
+    while True:
+        wake.wait(2)
+        wake.clear()
+        if done.is_set():
+            break
         if gw.pool:
             gw.pool.check()
         try:
-            if app.rules.reload_if_changed():
-                log.info("rules file changed: reloaded")
+            forced = hup.is_set()
+            hup.clear()
+            gw.reload_rules(only_if_changed=not forced)  # a save the database refused is tried again
+            rules_sync.follow(app)  # another gateway on this database may have published newer rules
         except Exception:
             log.exception("rules reload check failed")
     gw.stop()

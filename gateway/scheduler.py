@@ -24,6 +24,7 @@ import uuid
 from collections import Counter
 from importlib import import_module
 
+from gateway import rules_sync
 from gateway.imap_state import release_lease, take_lease
 from storage.db import StorageUnavailable
 
@@ -76,6 +77,7 @@ def run_job(app, name: str) -> Counter | None:
         log.warning("job %s: database busy, next time: %s", name, exc)
         return None
     try:
+        rules_sync.follow(app)  # the SLA watch counts with the rules the workers route by
         return func(app)
     finally:
         try:

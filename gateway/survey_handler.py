@@ -71,8 +71,10 @@ def record_answer(app, s, ticket: Ticket, *, score: int, comment: str, actor: st
     outbox.record(s, ticket, "survey", now, detail, actor=actor, score=score, via=via, engineers=engineers)
     if score > LOW_SCORE:
         return False
+    rated = ticket.solution  # the reopen clears it: the next resolution has its own
     reopen_for_owner(app, s, ticket, actor=actor, why=f"low satisfaction score {score}/5")
-    alert_low_score(app, s, ticket, score=score, comment=comment, customer=actor, engineers=engineers)
+    alert_low_score(app, s, ticket, score=score, comment=comment, customer=actor, engineers=engineers,
+                    solution=rated)
     return True
 
 
@@ -108,7 +110,8 @@ def managers_for(app, ticket: Ticket) -> list[str]:
     return sorted(e.email.lower() for e in rules.engineers.values() if e.manager)
 
 
-def alert_low_score(app, s, ticket: Ticket, *, score: int, comment: str, customer: str, engineers: list[str]) -> None:
+def alert_low_score(app, s, ticket: Ticket, *, score: int, comment: str, customer: str, engineers: list[str],
+                    solution: str = "") -> None:
     managers = managers_for(app, ticket)
     to = [ticket.owner] if ticket.owner else []
     cc = [m for m in managers if m not in to]
@@ -118,7 +121,8 @@ def alert_low_score(app, s, ticket: Ticket, *, score: int, comment: str, custome
         outbox.record(s, ticket, "alert_skipped", app.now(), "low score: no owner and no manager to tell")
         return
     rendered = app.templates.render("low_score_alert", app.config.report.language, ticket=ticket, score=score,
-                                    comment=comment, customer=customer, owner=ticket.owner, engineers=engineers)
+                                    comment=comment, customer=customer, owner=ticket.owner, engineers=engineers,
+                                    solution=solution)
     outbox.queue(app, s, kind="low_score_alert", ticket=ticket, rendered=rendered, to=to, cc=cc,
                  automatic="auto-generated")
     outbox.record(s, ticket, "low_score_alert", app.now(), f"owner {', '.join(to)}, manager {', '.join(cc) or '-'}",

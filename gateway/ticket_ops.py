@@ -5,8 +5,10 @@ Each records its event; none sends mail (callers queue what they owe).
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
 from gateway import outbox
-from storage.models import Ticket
+from storage.models import Message, Ticket
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 
@@ -71,13 +73,26 @@ def set_status(app, session, ticket: Ticket, new: str, *, actor: str, why: str =
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
     if new in ("open", "pending") and old in ("resolved", "closed"):
-        ticket.resolved_at = None
-        ticket.closed_at = None
+        begin_new_resolution(session, ticket)
     ticket.status = new
     ticket.updated_at = now
     outbox.record(session, ticket, "status", now, f"{old} → {new}" + (f": {why}" if why else ""),
                   actor=actor, old=old, new=new)
     return True
+
+
+def begin_new_resolution(session, ticket: Ticket) -> None:
+    """A reopened ticket: its next resolution is its own.
+
+    The old solution is the one the customer just found wanting; it stays in the
+    history (the closure_sent event) but must not be sent, or saved by #kb, again.
+    Nor may the next closure fall back on an engineer reply written before the reopen.
+    """
+    ticket.resolved_at = None
+    ticket.closed_at = None
+    ticket.solution = ""
+    newest = session.execute(select(func.max(Message.id)).where(Message.ticket_id == ticket.id)).scalar()
+    ticket.reopen_message_id = newest or 0
 
 
 def assign(app, session, ticket: Ticket, engineer: str, *, actor: str, why: str = "",

@@ -45,6 +45,7 @@ VALID_COMMANDS: dict[str, str] = {
     "solution": "#solution [text]",
     "kb": "#kb [tags...]",
     "help": "#help",
+    "release": "#release",
 }
 
 _NAMES = ", ".join(f"#{name}" for name in VALID_COMMANDS)
@@ -55,7 +56,7 @@ _DURATION = re.compile(
     r"^(?:(?P<hours>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<minutes>\d+)\s*m(?:in(?:utes?|s)?)?)?$",
     re.IGNORECASE,
 )
-_NO_ARGS = ("close", "escalate", "handover", "cannot", "help")
+_NO_ARGS = ("close", "escalate", "handover", "cannot", "help", "release")
 _TEXT_ARG = ("note", "solution")  # the rest of their line is the start of their text
 _MAX_MINUTES = 24 * 60 * 7  # a week in one entry is a typo, not a time log
 

@@ -10,6 +10,7 @@ to reload (SIGHUP, a timer); this module only does it.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import threading
 import tomllib
@@ -48,24 +49,48 @@ class RulesError(Exception):
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
+@dataclass(frozen=True)
+class LoadedRules:
+    """A compiled rules file with the exact text it was compiled from (what other processes load)."""
+
+    config: RoutingConfig
+    text: str
+    sha256: str
+
+
 def _read(path: Path) -> tuple[dict | None, Path, list[Problem]]:
     """The rules table and the file it came from (a supportgw.toml may name a rules file)."""
+    data, real, _, problems = _read_text(path)
+    return data, real, problems
+
+
+def _read_text(path: Path) -> tuple[dict | None, Path, str, list[Problem]]:
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        return None, path, [Problem(str(path), "", f"cannot read the file: {exc.strerror or exc}")]
-    except tomllib.TOMLDecodeError as exc:
-        return None, path, [Problem(str(path), "", f"not valid TOML: {exc}; fix the syntax")]
+        return None, path, "", [Problem(str(path), "", f"cannot read the file: {exc.strerror or exc}")]
+    except UnicodeDecodeError as exc:
+        return None, path, "", [Problem(str(path), "", f"not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                                       "save the file as UTF-8")]
+    data, problems = _parse_toml(text, path)
+    if data is None:
+        return None, path, text, problems
     section = data.get("routing")
     if isinstance(section, dict) and "rules" not in data and "sla" not in data:
         # The gateway's own config file: follow its [routing] rules_file.
         target = section.get("rules_file") or ""
         target_path = (path.parent / target) if target else SAMPLE_RULES
         if target_path.resolve() == path.resolve():
-            return None, path, [Problem(str(path), "routing.rules_file", "the file names itself")]
-        return _read(target_path)
-    return data, path, []
+            return None, path, text, [Problem(str(path), "routing.rules_file", "the file names itself")]
+        return _read_text(target_path)
+    return data, path, text, []
+
+
+def _parse_toml(text: str, path: Path) -> tuple[dict | None, list[Problem]]:
+    try:
+        return tomllib.loads(text), []
+    except tomllib.TOMLDecodeError as exc:
+        return None, [Problem(str(path), "", f"not valid TOML: {exc}; fix the syntax")]
 
 
 def _where(loc: tuple, data: dict) -> str:
@@ -128,32 +153,62 @@ def check_file(path: str | Path) -> list[Problem]:
 
 def load_rules(path: str | Path = SAMPLE_RULES) -> RoutingConfig:
     """Load, validate and compile a rules file; raise `RulesError` listing all problems."""
-    data, real, problems = _read(Path(path))
+    return read_rules(path).config
+
+
+def read_rules(path: str | Path = SAMPLE_RULES) -> LoadedRules:
+    """`load_rules`, keeping the text: another process can compile the very same rules from it."""
+    data, real, text, problems = _read_text(Path(path))
     if data is None:
         raise RulesError(problems)
+    return _compiled(data, text, real)
+
+
+def rules_from_text(text: str, path: str | Path) -> LoadedRules:
+    """Compile rules from a file's text (read elsewhere; `path` names it in problems and `config.path`)."""
+    path = Path(path)
+    data, problems = _parse_toml(text, path)
+    if data is None:
+        raise RulesError(problems)
+    return _compiled(data, text, path)
+
+
+def _compiled(data: dict, text: str, real: Path) -> LoadedRules:
     model, problems = _validate(data, real)
     if problems:
         raise RulesError(problems)
-    return compile_rules(model, real)
+    return LoadedRules(compile_rules(model, real), text, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 class RulesHolder:
-    """The rules in force, swapped atomically on a good reload, kept on a bad one."""
+    """The rules in force, swapped atomically on a good reload, kept on a bad one.
 
-    def __init__(self, path: str | Path = SAMPLE_RULES):
+    `generation` is the number the gateway gave these rules (gateway.rules_sync),
+    None while they are this process's own, unpublished. `lock` serialises every
+    swap, so a reload and a swap to another process's generation never interleave.
+    """
+
+    def __init__(self, path: str | Path = SAMPLE_RULES, loaded: LoadedRules | None = None):
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()
+        self._loaded = loaded or read_rules(self.path)  # a broken file at start is fatal: raise
         self._signature = self._stat()
-        self._current = load_rules(self.path)  # a broken file at start is fatal: raise
+        self.generation: int | None = None
         self.last_error: RulesError | None = None
 
     @property
     def current(self) -> RoutingConfig:
-        return self._current
+        return self._loaded.config
+
+    @property
+    def loaded(self) -> LoadedRules:
+        return self._loaded
 
     def _stat(self) -> tuple:
+        loaded = getattr(self, "_loaded", None)
+        real = loaded.config.path if loaded is not None and loaded.config.path else self.path
         sig = []
-        for p in {self.path, getattr(getattr(self, "_current", None), "path", None) or self.path}:
+        for p in {self.path, real}:  # a supportgw.toml names the rules file: watch both
             try:
                 st = p.stat()
                 sig.append((str(p), st.st_mtime_ns, st.st_size))
@@ -161,23 +216,44 @@ class RulesHolder:
                 sig.append((str(p), None, None))
         return tuple(sorted(sig))
 
-    def reload(self) -> bool:
-        """Try the file again; True if the new rules are now in force."""
-        with self._lock:
+    def changed(self) -> bool:
+        """The file's mtime or size differs from the last attempt to read it."""
+        return self._stat() != self._signature
+
+    def forget_attempt(self) -> None:
+        """Read the file again at the next `changed()` check (the last attempt could not be finished)."""
+        self._signature = ()
+
+    def read(self) -> LoadedRules | None:
+        """Try the file: its rules, or None (logged, `last_error` set) when it is broken."""
+        with self.lock:
             self._signature = self._stat()
             try:
-                new = load_rules(self.path)
+                new = read_rules(self.path)
             except RulesError as exc:
                 self.last_error = exc
                 log.error("routing rules not reloaded, the old rules stay in force:\n%s", exc)
-                return False
-            self._current, self.last_error = new, None
+                return None
+            self.last_error = None
             self._signature = self._stat()
-            log.info("routing rules reloaded from %s (%d rules)", new.path, len(new.rules))
+            return new
+
+    def install(self, loaded: LoadedRules, generation: int | None = None) -> None:
+        with self.lock:
+            self._loaded, self.generation = loaded, generation
+
+    def reload(self) -> bool:
+        """Try the file again; True if the new rules are now in force."""
+        with self.lock:
+            new = self.read()
+            if new is None:
+                return False
+            self.install(new)
+            log.info("routing rules reloaded from %s (%d rules)", new.config.path, len(new.config.rules))
             return True
 
     def reload_if_changed(self) -> bool:
         """Reload when the file's mtime or size changed since the last attempt."""
-        if self._stat() == self._signature:
+        if not self.changed():
             return False
         return self.reload()

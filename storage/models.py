@@ -87,7 +87,9 @@ class Ticket(Base):
     escalated_from: Mapped[str] = mapped_column(String(320), default="")  # tier-1 owner while at tier 2
     manager_escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # pending reminder sent
-    solution: Mapped[str] = mapped_column(Text, default="")
+    solution: Mapped[str] = mapped_column(Text, default="")  # the current resolution's own
+    # the newest message when last reopened (0: never): the current resolution's replies come after it
+    reopen_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
 
     messages: Mapped[list["Message"]] = relationship(back_populates="ticket", order_by="Message.id")
     participants: Mapped[list["Participant"]] = relationship(back_populates="ticket")
@@ -270,3 +272,15 @@ class KbArticle(Base):
     problem: Mapped[str] = mapped_column(Text, default="")
     solution: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RulesGeneration(Base):
+    """A routing-rules file put in force; the newest row is what every process applies."""
+
+    __tablename__ = "rules_generations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)  # the generation
+    sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(1000), default="")  # the file it was read from
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str] = mapped_column(String(200), default="")  # host:pid of the edge
