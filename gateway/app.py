@@ -61,6 +61,13 @@ class App:
     def engineer_addresses(self) -> set[str]:
         return {e.email.lower() for e in self.rules.current.engineers.values()}
 
+    def is_ours(self, address: str, engineers: set[str] | None = None) -> bool:
+        """Our support addresses or an engineer's: never a customer recipient (DOMAIN.md §9).
+        `engineers`: engineer_addresses(), when the caller asks for many addresses."""
+        address = (address or "").lower()
+        return self.is_own_address(address) or address in (
+            engineers if engineers is not None else self.engineer_addresses())
+
 
 def load_secret_key(config: Config) -> bytes:
     key = config.gateway.secret_key.resolve("gateway.secret_key")

@@ -56,7 +56,10 @@ def customer_ccs(app, s, ticket: Ticket) -> list[str]:
         return []
     rows = s.execute(select(Participant.email).where(
         Participant.ticket_id == ticket.id, Participant.role == "cc", Participant.active.is_(True))).scalars()
-    return [a for a in dict.fromkeys(rows) if a != ticket.requester_email and not app.is_own_address(a)]
+    # Filtered again on the way out: rows written before engineers were kept off the list
+    # (or an engineer added to the rules file since) must not put staff in a customer's Cc.
+    engineers = app.engineer_addresses()
+    return [a for a in dict.fromkeys(rows) if a != ticket.requester_email and not app.is_ours(a, engineers)]
 
 
 def first_problem(s, ticket: Ticket) -> str:

@@ -12,7 +12,8 @@ An authorised reply: its `#` command block is checked first; any problem
 means an error mail to the engineer and nothing applied, nothing relayed.
 Otherwise the commands are applied, the rest of the text (quotes, signature
 and command lines removed) is relayed to the customer (gateway.relay), or
-kept as an internal note with `#note`.
+kept as an internal note with `#note` or when it answers a note's
+notification (through the note's reply address, or In-Reply-To one).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway import engineer_commands, notify, outbox, ticket_ops
 from gateway.relay import relay_to_customer
 from gateway.threads import Match
 from parsers.commands import HELP_TEXT, parse_commands
-from storage.models import Message, ThreadId, Ticket
+from storage.models import Message, OutboxRow, ThreadId, Ticket
 from storage.rows import append
 
 log = logging.getLogger("supportgw.engineer")
@@ -72,6 +73,11 @@ def handle(ib) -> str | None:
     match = ib.find_ticket()
     if not authorised(ib, match, sender):
         _log_ignored_commands(ib, match, looks_like_commands, is_engineer)
+        if is_engineer and match.ticket is not None and match.sender_role not in ("requester", "cc") \
+                and not ib.email.automatic:
+            # staff on the ticket (not an engineer who is its customer): never a customer's follow-up
+            ib.match = match
+            return refuse_unverified(ib, match.ticket, sender, commands=looks_like_commands)
         return None  # the customer handler treats it as an ordinary message
     ib.match = match
     return handle_authorised(ib, match.ticket, sender)
@@ -97,10 +103,47 @@ def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str,
 
 
 def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
-    """A new ticket can't come from an authorised engineer reply: its `#` lines are text."""
+    """A new ticket can't come from an authorised engineer reply: its `#` lines are text
+    (and an engineer who wrote them is told so)."""
     text = message.reply_text or ""
     if _COMMANDISH.match(text):
         log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
+        if message.sender_email in app.engineer_addresses():
+            tell_unverified(app, session, ticket, message.sender_email, original=text, new_ticket=True)
+
+
+def refuse_unverified(ib, ticket: Ticket, engineer: str, *, commands: bool) -> str:
+    """An engineer's mail on a ticket that did not come through their signed reply address.
+
+    Nothing is run and nothing is relayed; the mail is kept on the ticket as an internal
+    message (never a customer's follow-up: it reopens nothing, answers no survey and
+    pages nobody with "<customer> wrote again"), and the engineer is told why, with a
+    reply address that works. The mail may be forged: the answer goes to the engineer's
+    configured address, rate-limited like any automatic mail."""
+    s, e = ib.session, ib.email
+    if _seen(s, ticket, e.message_id):
+        return "duplicate"
+    append(s, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
+    _store_internal(ib, ticket, kind="unverified", text=e.reply_text or e.text)
+    tell_unverified(ib.app, s, ticket, engineer, original=e.reply_text or e.text, commands=commands,
+                    note=answers_a_note(s, e), in_reply_to=e.message_id)
+    outbox.record(s, ticket, "engineer_unverified", ib.now, f"mail from {engineer} without a reply address "
+                  "signed for them: kept internal, not relayed, nothing run; told them why", actor=engineer)
+    return "engineer_unverified"
+
+
+def tell_unverified(app, session, ticket: Ticket, engineer: str, *, original: str, commands: bool = True,
+                    new_ticket: bool = False, note: bool = False, in_reply_to: str | None = None) -> None:
+    if not outbox.may_send_automatic(app, session, engineer):
+        outbox.record(session, ticket, "auto_suppressed", app.now(),
+                      f"rate limit: no command_unverified to {engineer}", reason="rate limit")
+        return
+    rendered = app.templates.render("command_unverified", ticket.language, ticket=ticket, original=original,
+                                    commands=commands, new_ticket=new_ticket, note=note, help_text=HELP_TEXT)
+    outbox.queue(app, session, kind="command_unverified", ticket=ticket, rendered=rendered, to=[engineer],
+                 reply_to_for=engineer, reply_note=note,
+                 reply_name=app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else "",
+                 in_reply_to=in_reply_to, automatic="auto-generated")
 
 
 def _seen(session, ticket: Ticket, message_id: str) -> bool:
@@ -120,15 +163,20 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
                       f"{e.automatic_reason}", actor=engineer)
         return "engineer_automatic"
     block = parse_commands(e.reply_text)
-    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block)
+    # An answer to a note's notification is a note too, whatever it says: the colleague
+    # is talking to colleagues ("(not sent to the customer)"), not to the customer.
+    via_note = bool(ib.match and ib.match.note) or answers_a_note(s, e)
+    internal = block.is_note or via_note
+    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block, internal=via_note)
     if problems:
-        _command_error(ib, ticket, engineer, problems)
+        # the corrected reply to the error mail answers the note too, so it stays internal
+        _command_error(ib, ticket, engineer, problems, internal=via_note)
         return "command_error"
     for c in block.commands:
         outbox.record(s, ticket, "command", now, c.raw_line, actor=engineer, name=c.name, args=list(c.args))
     engineer_commands.apply_simple(app, s, ticket, block, actor=engineer)
     outcome = "commands" if block.commands else "ignored"
-    if block.is_note:
+    if internal:
         if block.body:
             note = _store_internal(ib, ticket, kind="note", text=block.body)
             notify.on_note(app, s, ticket, note, actor=engineer)
@@ -144,6 +192,21 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     return outcome
 
 
+# Built once: asked for every authorised engineer reply.
+_NOTE_MAILS = (select(OutboxRow.id).where(OutboxRow.message_id.in_(bindparam("ids", expanding=True)),
+                                          OutboxRow.kind == "note").limit(1))
+
+
+def answers_a_note(session, email) -> bool:
+    """The mail answers one of our internal-note notifications (its In-Reply-To is one).
+
+    The note's reply address already says so; this also holds when the answer reached
+    us another way (trust_dmarc and the plain support address, a client that dropped
+    the Reply-To)."""
+    ids = [i for i in email.in_reply_to if i]
+    return bool(ids) and session.execute(_NOTE_MAILS, {"ids": ids}).first() is not None
+
+
 def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
     e = ib.email
     msg = Message(ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
@@ -155,12 +218,14 @@ def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
     return msg
 
 
-def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str]) -> None:
+def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str], *, internal: bool = False) -> None:
     app, s, e = ib.app, ib.session, ib.email
     outbox.record(s, ticket, "command_rejected", ib.now, "; ".join(problems), actor=engineer, errors=problems)
     rendered = app.templates.render("command_error", ticket.language, ticket=ticket, errors=problems,
                                     help_text=HELP_TEXT, original=e.reply_text or e.text)
     outbox.queue(app, s, kind="command_error", ticket=ticket, rendered=rendered, to=[engineer],
-                 reply_to_for=engineer, in_reply_to=e.message_id,
+                 reply_to_for=engineer, reply_note=internal,
+                 reply_name=app.templates.line("note", ticket.language, "reply_name", ticket=ticket)
+                 if internal else "", in_reply_to=e.message_id,
                  references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)
 
