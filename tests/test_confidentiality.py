@@ -12,7 +12,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from gateway.dispatch import dispatch_due
 from gateway.outbox import message_bytes
+from gateway.pending import run_pending_reminders
 from storage.models import OutboxRow, Participant, SurveyResponse
 from tests.conftest import wait_for
 from tests.engineer_mail import Desk, all_text, events, latest_ticket_id, messages, reply_to, ticket
@@ -250,7 +252,60 @@ def test_an_engineers_commands_in_a_new_mail_are_answered_with_why(desk):
     assert "new mail" in body_text(err["msg"])
 
 
-# ---------------------------------------------------------------- 3 and the whole life: every customer mail
+# ---------------------------------------------------------------- 3. what a customer's mail references
+
+def _ids(msg, header):
+    return [i.strip("<> ") for i in str(msg[header] or "").split() if i.strip()]
+
+
+def test_closure_takeover_and_thanks_reference_only_the_customers_own_conversation(desk):
+    tid, mails = _open(desk, msgid="<first@bigbank.example>")
+    [ack] = _to(mails, CUSTOMER)
+    [alice_mail] = _to(mails, ALICE)
+    desk.receive(reply_to(alice_mail["msg"], "#note\nInternal: check the lock.\n"))
+    desk.receive(reply_to(alice_mail["msg"], "#handover\n"))
+    mails = desk.new_mail()
+    [takeover] = [m["msg"] for m in _to(mails, CUSTOMER) if "colleague" in m["msg"]["Subject"]]
+    [bob_mail] = _to(mails, BOB)
+    bobs_reply = reply_to(bob_mail["msg"], "#status resolved\nUpgrade to 4.3.", frm=BOB, name="Bob Zhang")
+    desk.receive(bobs_reply)
+    out = _to(desk.new_mail(), CUSTOMER)
+    [relayed] = [m["msg"] for m in out if "Resolved" not in m["msg"]["Subject"]]
+    [closure] = [m["msg"] for m in out if "Resolved" in m["msg"]["Subject"]]
+    from tests.closure_kit import reply_to as customer_reply
+
+    desk.receive(customer_reply(closure, body="5\n", msgid="<rating@bigbank.example>"))
+    [thanks] = [m["msg"] for m in _to(desk.new_mail(), CUSTOMER)]
+    ours = [ack["msg"]["Message-ID"].strip("<>"), takeover["Message-ID"].strip("<>"),
+            relayed["Message-ID"].strip("<>"), closure["Message-ID"].strip("<>")]
+    assert _ids(takeover, "In-Reply-To") == ["first@bigbank.example"]  # not alice's #handover mail
+    # (the order among them is by time, and this test's clock stands still: compare as sets)
+    assert _ids(takeover, "References")[0] == "first@bigbank.example"
+    assert set(_ids(takeover, "References")) == {"first@bigbank.example", ours[0]}
+    assert _ids(closure, "In-Reply-To") == ["first@bigbank.example"]  # not bob's mail
+    assert set(_ids(closure, "References")) == {"first@bigbank.example", *ours[:3]}
+    assert _ids(thanks, "In-Reply-To") == ["rating@bigbank.example"]
+    assert set(_ids(thanks, "References")) == {"first@bigbank.example", *ours, "rating@bigbank.example"}
+
+
+def test_a_manager_on_cc_who_answers_with_commands_is_told_why_they_did_not_run(desk):
+    # the handover mail's Reply-To is signed for its addressee, the secondary; the manager on
+    # CC answering it gets an error mail with a reply address of their own, never silence
+    tid, mails = _open(desk)
+    [alice_mail] = _to(mails, ALICE)
+    desk.receive(reply_to(alice_mail["msg"], "#handover\n"))
+    [handover] = [m for m in desk.new_mail() if m["to"] == [BOB, CAROL]]
+    desk.receive(reply_to(handover["msg"], "#priority P1\nBob, call them today.", frm=CAROL, name="Carol Li"))
+    out = desk.new_mail()
+    assert _customer_side(out) == [] and ticket(desk.app, tid).priority != "P1"
+    [err] = _to(out, CAROL)
+    assert "were not run" in err["msg"]["Subject"]
+    desk.receive(reply_to(err["msg"], "#priority P1\n", frm=CAROL, name="Carol Li"))
+    desk.new_mail()
+    assert ticket(desk.app, tid).priority == "P1"
+
+
+# ---------------------------------------------------------------- the whole life: every customer mail
 
 def _customer_rows(app):
     with app.db.session() as s:
@@ -258,10 +313,12 @@ def _customer_rows(app):
     return [r for r in rows if any(not app.is_ours(a) for a in r.envelope_to)], rows
 
 
-def test_every_mail_a_customer_receives_in_a_tickets_whole_life_is_clean(desk):
-    """New ticket (an engineer on the customer's CC), answer, #note and a colleague's reply to
-    it, a rejected command, a handover (takeover notice), closure, survey, low score, the
-    manager's resolution from the alert. Then every outbox row that went to a customer."""
+def test_every_mail_a_customer_receives_in_a_tickets_whole_life_is_clean(desk, clock):
+    """New ticket (an engineer on the customer's CC), answer, pending reminder, #note and a
+    colleague's reply to it, a rejected command, a handover (takeover notice), closure,
+    survey, low score, the manager's resolution from the alert. Then every outbox row that
+    went to a customer address: no engineer address anywhere in it, no Message-ID of a mail
+    the customer was not sent in References/In-Reply-To, no internal text."""
     app = desk.app
     customer_ids = set()
 
@@ -277,6 +334,10 @@ def test_every_mail_a_customer_receives_in_a_tickets_whole_life_is_clean(desk):
     [alice_mail] = _to(mails, ALICE)
     desk.receive(reply_to(alice_mail["msg"], "Which version of the scheduler do you run?"))
     [relayed] = _to(_customer_side(desk.new_mail()), CUSTOMER)
+    clock.advance(hours=app.config.workflow.pending_reminder_hours + 1)  # waiting on the customer: a reminder
+    assert run_pending_reminders(app)["reminded"] == 1
+    dispatch_due(app, desk.transport)
+    assert [m for m in _to(desk.new_mail(), CUSTOMER) if m["to"] == [CUSTOMER, COLLEAGUE]]
     desk.receive(reply_to(alice_mail["msg"], "#note\nSECRET-NOTE-7 their licence expired.\n"))
     [note] = _to(desk.new_mail(), CAROL)
     desk.receive(reply_to(note["msg"], "SECRET-REPLY-8 then no discount.", frm=CAROL, name="Carol Li"))
@@ -305,7 +366,8 @@ def test_every_mail_a_customer_receives_in_a_tickets_whole_life_is_clean(desk):
 
     sent_to_customer, rows = _customer_rows(app)
     kinds = {r.kind for r in sent_to_customer}
-    assert {"acknowledgement", "relay", "customer_takeover", "closure", "survey_thanks"} <= kinds, kinds
+    assert {"acknowledgement", "relay", "pending_reminder", "customer_takeover", "closure",
+            "survey_thanks"} <= kinds, kinds
     assert len([r for r in sent_to_customer if r.kind == "closure"]) == 2
     visible = customer_ids | {r.message_id for r in sent_to_customer}
     internal_ids = {r.message_id for r in rows} - visible
