@@ -76,6 +76,13 @@ def test_a_notes_notification_answers_to_the_notes_own_signed_address(desk):
     assert desk.app.signer.read_reply_token("n" + reply_token[1:], CAROL) is None
 
 
+def test_a_chinese_tickets_note_says_so_in_chinese_in_its_reply_address(desk):
+    desk.customer_writes(frm=CUSTOMER, name="王客户", subject="批处理作业失败", body="每晚的批处理作业都失败了。\n")
+    note = _alice_note(desk, desk.new_mail(), "内部：客户的许可证上周已过期。")
+    addr = note["Reply-To"].addresses[0]
+    assert addr.addr_spec.startswith("support+n") and "不会发送给客户" in addr.display_name
+
+
 @pytest.mark.parametrize("style", ["outlook", "gmail", "mutt"])
 def test_a_colleagues_reply_to_a_note_is_a_note_and_never_reaches_the_customer(desk, style):
     tid, mails = _open(desk)
