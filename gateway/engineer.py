@@ -78,6 +78,11 @@ def handle(ib) -> str | None:
             # staff on the ticket (not an engineer who is its customer): never a customer's follow-up
             ib.match = match
             return refuse_unverified(ib, match.ticket, sender, commands=looks_like_commands)
+        if is_engineer and looks_like_commands and match.ticket is not None and not ib.email.automatic \
+                and not _seen(ib.session, match.ticket, ib.email.message_id):
+            # an engineer who is this ticket's customer: their text is a follow-up, but they
+            # still learn why their commands did not run
+            tell_unverified(ib.app, ib.session, match.ticket, sender, original=ib.email.reply_text)
         return None  # the customer handler treats it as an ordinary message
     ib.match = match
     return handle_authorised(ib, match.ticket, sender)

@@ -273,6 +273,19 @@ def test_an_engineers_commands_in_a_new_mail_are_answered_with_why(desk):
     assert "new mail" in body_text(err["msg"])
 
 
+def test_an_engineer_who_is_the_tickets_customer_is_told_why_their_commands_did_not_run(desk):
+    # bob opened a ticket himself (he is its requester); he answers our acknowledgement with commands
+    desk.receive(build(frm=BOB, name="Bob Zhang", subject="My laptop", body="The laptop does not boot.\n"))
+    tid = latest_ticket_id(desk.app)
+    [ack] = [m for m in _to(desk.new_mail(), BOB) if m["msg"]["Auto-Submitted"] == "auto-replied"]
+    desk.receive(build(frm=BOB, name="Bob Zhang", to=SUPPORT, subject="Re: " + ack["msg"]["Subject"],
+                       body="#priority P1\nStill not booting.\n", in_reply_to=ack["msg"]["Message-ID"]))
+    out = desk.new_mail()
+    assert ticket(desk.app, tid).priority != "P1"
+    assert [m for m in _to(out, BOB) if "were not run" in m["msg"]["Subject"]]
+    assert [m for m in messages(desk.app, tid) if m.kind == "customer" and "Still not booting" in m.text]
+
+
 # ---------------------------------------------------------------- 3. what a customer's mail references
 
 def _ids(msg, header):
