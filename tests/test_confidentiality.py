@@ -286,6 +286,17 @@ def test_an_engineer_who_is_the_tickets_customer_is_told_why_their_commands_did_
     assert [m for m in messages(desk.app, tid) if m.kind == "customer" and "Still not booting" in m.text]
 
 
+def test_an_engineer_address_typed_into_the_solution_does_not_reach_the_customer(desk):
+    tid, mails = _open(desk)
+    [alice_mail] = _to(mails, ALICE)
+    desk.receive(reply_to(alice_mail["msg"], f"#solution\nRestart the scheduler; if it fails again write to "
+                                             f"{ALICE.upper()} or {BOB}.\n"))
+    [closure] = [m for m in _to(desk.new_mail(), CUSTOMER) if "Resolved" in m["msg"]["Subject"]]
+    text = all_text(closure["raw"])
+    assert "restart the scheduler" in text and "@support.example.com" not in text
+    assert f"write to {SUPPORT} or {SUPPORT}" in body_text(closure["msg"])
+
+
 # ---------------------------------------------------------------- 3. what a customer's mail references
 
 def _ids(msg, header):
