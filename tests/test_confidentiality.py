@@ -181,7 +181,8 @@ def test_a_reply_to_a_note_over_smtp_with_smtplib_is_not_relayed(tmp_path, relay
 def test_an_engineer_the_customer_ccs_never_becomes_a_customer_participant(desk):
     tid, mails = _open(desk, cc=f"Bob Zhang <{BOB}>, Ops <{COLLEAGUE}>")
     with desk.app.db.session() as s:
-        people = {(p.email, p.role) for p in s.execute(select(Participant).where(Participant.ticket_id == tid)).scalars()}
+        rows = s.execute(select(Participant).where(Participant.ticket_id == tid)).scalars()
+        people = {(p.email, p.role) for p in rows}
     assert (COLLEAGUE, "cc") in people and not [p for p in people if p[0] in ENGINEERS and p[1] == "cc"]
     # a follow-up that CCs another engineer does not add them either
     [ack] = _to(mails, CUSTOMER)
