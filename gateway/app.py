@@ -61,6 +61,23 @@ class App:
     def engineer_addresses(self) -> set[str]:
         return {e.email.lower() for e in self.rules.current.engineers.values()}
 
+    def scrub_engineer_addresses(self, text: str) -> str:
+        """No engineer's personal address leaves in a customer mail, even typed into the text:
+        each is replaced by the support address."""
+        import re
+
+        support = self.config.support_address
+        for addr in sorted(self.engineer_addresses(), key=len, reverse=True):
+            text = re.sub(re.escape(addr), support, text, flags=re.IGNORECASE)
+        return text
+
+    def is_ours(self, address: str, engineers: set[str] | None = None) -> bool:
+        """Our support addresses or an engineer's: never a customer recipient (DOMAIN.md §9).
+        `engineers`: engineer_addresses(), when the caller asks for many addresses."""
+        address = (address or "").lower()
+        return self.is_own_address(address) or address in (
+            engineers if engineers is not None else self.engineer_addresses())
+
 
 def load_secret_key(config: Config) -> bytes:
     key = config.gateway.secret_key.resolve("gateway.secret_key")

@@ -43,7 +43,7 @@ def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
         return
     rendered = app.templates.render(
         "closure", ticket.language, ticket=ticket, customer_name=ticket.requester_name,
-        solution=ticket.solution, team_name=app.config.gateway.display_name,
+        solution=app.scrub_engineer_addresses(ticket.solution or ""), team_name=app.config.gateway.display_name,
         reopen_days=app.config.workflow.reopen_window_days, survey_links=survey_links(app, ticket),
     )
     outbox.queue(app, s, kind="closure", ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
@@ -58,7 +58,10 @@ def customer_ccs(app, s, ticket: Ticket) -> list[str]:
         return []
     rows = s.execute(select(Participant.email).where(
         Participant.ticket_id == ticket.id, Participant.role == "cc", Participant.active.is_(True))).scalars()
-    return [a for a in dict.fromkeys(rows) if a != ticket.requester_email and not app.is_own_address(a)]
+    # Filtered again on the way out: rows written before engineers were kept off the list
+    # (or an engineer added to the rules file since) must not put staff in a customer's Cc.
+    engineers = app.engineer_addresses()
+    return [a for a in dict.fromkeys(rows) if a != ticket.requester_email and not app.is_ours(a, engineers)]
 
 
 def first_problem(s, ticket: Ticket) -> str:

@@ -14,7 +14,8 @@ nothing relayed. `#help` is answered with the command list and nothing else
 of that reply is applied or relayed.
 Otherwise the commands are applied, the rest of the text (quotes, signature
 and command lines removed) is relayed to the customer (gateway.relay), or
-kept as an internal note with `#note`.
+kept as an internal note with `#note` or when it answers a note's
+notification (through the note's reply address, or In-Reply-To one).
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway import engineer_commands, notify, outbox, ticket_ops
 from gateway.relay import relay_to_customer
 from gateway.threads import Match
 from parsers.commands import parse_commands
-from storage.models import Message, ThreadId, Ticket
+from storage.models import Message, OutboxRow, ThreadId, Ticket
 from storage.rows import append
 
 log = logging.getLogger("supportgw.engineer")
@@ -81,6 +82,16 @@ def handle(ib) -> str | None:
         if is_engineer and match.ticket is None and match.stranger_ticket is None and _only_help(e):
             return _help_without_ticket(ib, sender)
         _log_ignored_commands(ib, match, looks_like_commands, is_engineer)
+        if is_engineer and match.ticket is not None and match.sender_role not in ("requester", "cc") \
+                and not ib.email.automatic:
+            # staff on the ticket (not an engineer who is its customer): never a customer's follow-up
+            ib.match = match
+            return refuse_unverified(ib, match.ticket, sender, commands=looks_like_commands)
+        if is_engineer and looks_like_commands and match.ticket is not None and not ib.email.automatic \
+                and not _seen(ib.session, match.ticket, ib.email.message_id):
+            # an engineer who is this ticket's customer: their text is a follow-up, but they
+            # still learn why their commands did not run
+            tell_unverified(ib.app, ib.session, match.ticket, sender, original=ib.email.reply_text)
         return None  # the customer handler treats it as an ordinary message
     ib.match = match
     return handle_authorised(ib, match.ticket, sender)
@@ -106,10 +117,47 @@ def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str,
 
 
 def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
-    """A new ticket can't come from an authorised engineer reply: its `#` lines are text."""
+    """A new ticket can't come from an authorised engineer reply: its `#` lines are text
+    (and an engineer who wrote them is told so)."""
     text = message.reply_text or ""
     if _has_command_lines(text):
         log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
+        if message.sender_email in app.engineer_addresses():
+            tell_unverified(app, session, ticket, message.sender_email, original=text, new_ticket=True)
+
+
+def refuse_unverified(ib, ticket: Ticket, engineer: str, *, commands: bool) -> str:
+    """An engineer's mail on a ticket that did not come through their signed reply address.
+
+    Nothing is run and nothing is relayed; the mail is kept on the ticket as an internal
+    message (never a customer's follow-up: it reopens nothing, answers no survey and
+    pages nobody with "<customer> wrote again"), and the engineer is told why, with a
+    reply address that works. The mail may be forged: the answer goes to the engineer's
+    configured address, rate-limited like any automatic mail."""
+    s, e = ib.session, ib.email
+    if _seen(s, ticket, e.message_id):
+        return "duplicate"
+    append(s, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
+    _store_internal(ib, ticket, kind="unverified", text=e.reply_text or e.text)
+    tell_unverified(ib.app, s, ticket, engineer, original=e.reply_text or e.text, commands=commands,
+                    note=answers_a_note(s, e), in_reply_to=e.message_id)
+    outbox.record(s, ticket, "engineer_unverified", ib.now, f"mail from {engineer} without a reply address "
+                  "signed for them: kept internal, not relayed, nothing run; told them why", actor=engineer)
+    return "engineer_unverified"
+
+
+def tell_unverified(app, session, ticket: Ticket, engineer: str, *, original: str, commands: bool = True,
+                    new_ticket: bool = False, note: bool = False, in_reply_to: str | None = None) -> None:
+    if not outbox.may_send_automatic(app, session, engineer):
+        outbox.record(session, ticket, "auto_suppressed", app.now(),
+                      f"rate limit: no command_unverified to {engineer}", reason="rate limit")
+        return
+    rendered = app.templates.render("command_unverified", ticket.language, ticket=ticket, original=original,
+                                    commands=commands, new_ticket=new_ticket, note=note)
+    outbox.queue(app, session, kind="command_unverified", ticket=ticket, rendered=rendered, to=[engineer],
+                 reply_to_for=engineer, reply_note=note,
+                 reply_name=app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else "",
+                 in_reply_to=in_reply_to, automatic="auto-generated")
 
 
 def _seen(session, ticket: Ticket, message_id: str) -> bool:
@@ -132,15 +180,21 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     if block.get("help"):
         _command_help(ib, ticket, engineer, block)
         return "command_help"
-    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block, actor=engineer)
+    # An answer to a note's notification is a note too, whatever it says: the colleague
+    # is talking to colleagues ("(not sent to the customer)"), not to the customer.
+    via_note = bool(ib.match and ib.match.note) or answers_a_note(s, e)
+    internal = block.is_note or via_note
+    problems = list(block.errors) + engineer_commands.check(app, s, ticket, block, actor=engineer,
+                                                            internal=via_note)
     if problems:
-        _command_error(ib, ticket, engineer, problems)
+        # the corrected reply to the error mail answers the note too, so it stays internal
+        _command_error(ib, ticket, engineer, problems, internal=via_note)
         return "command_error"
     for c in block.commands:
         outbox.record(s, ticket, "command", now, c.raw_line, actor=engineer, name=c.name, args=list(c.args))
     engineer_commands.apply_simple(app, s, ticket, block, actor=engineer)
     outcome = "commands" if block.commands else "ignored"
-    if block.is_note:
+    if internal:
         if block.body:
             note = _store_internal(ib, ticket, kind="note", text=block.body)
             notify.on_note(app, s, ticket, note, actor=engineer)
@@ -156,6 +210,21 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     return outcome
 
 
+# Built once: asked for every authorised engineer reply.
+_NOTE_MAILS = (select(OutboxRow.id).where(OutboxRow.message_id.in_(bindparam("ids", expanding=True)),
+                                          OutboxRow.kind == "note").limit(1))
+
+
+def answers_a_note(session, email) -> bool:
+    """The mail answers one of our internal-note notifications (its In-Reply-To is one).
+
+    The note's reply address already says so; this also holds when the answer reached
+    us another way (trust_dmarc and the plain support address, a client that dropped
+    the Reply-To)."""
+    ids = [i for i in email.in_reply_to if i]
+    return bool(ids) and session.execute(_NOTE_MAILS, {"ids": ids}).first() is not None
+
+
 def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
     e = ib.email
     msg = Message(ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
@@ -167,12 +236,12 @@ def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
     return msg
 
 
-def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str]) -> None:
+def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str], *, internal: bool = False) -> None:
     app, s, e = ib.app, ib.session, ib.email
     outbox.record(s, ticket, "command_rejected", ib.now, "; ".join(problems), actor=engineer, errors=problems)
     rendered = app.templates.render("command_error", ticket.language, ticket=ticket, errors=problems,
                                     original=e.reply_text or e.text)
-    _answer_engineer(ib, ticket, engineer, "command_error", rendered)
+    _answer_engineer(ib, ticket, engineer, "command_error", rendered, note=internal)
 
 
 def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
@@ -218,10 +287,13 @@ def _help_without_ticket(ib, engineer: str) -> str:
 
 
 def _answer_engineer(ib, ticket: Ticket | None, engineer: str, kind: str, rendered, *,
-                     automatic: str | None = None) -> None:
+                     automatic: str | None = None, note: bool = False) -> None:
     """The gateway's own answer to an engineer's reply (a command error, #help): to that
-    engineer only, threaded under their reply, with their signed Reply-To (on a ticket)."""
+    engineer only, threaded under their reply, with their signed Reply-To (on a ticket);
+    `note`: the reply answered a note, so the answer to this one stays a note too."""
     e = ib.email
+    reply_name = ib.app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else ""
     outbox.queue(ib.app, ib.session, kind=kind, ticket=ticket, rendered=rendered, to=[engineer],
-                 reply_to_for=engineer, in_reply_to=e.message_id, automatic=automatic,
+                 reply_to_for=engineer, reply_note=note, reply_name=reply_name,
+                 in_reply_to=e.message_id, automatic=automatic,
                  references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)

@@ -30,7 +30,10 @@ def closure_status(block: CommandBlock) -> str | None:
     return None
 
 
-def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "") -> list[str]:
+def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "",
+          internal: bool = False) -> list[str]:
+    """`actor`: the engineer who wrote the commands; `internal`: the mail answers a note's
+    notification, so its text stays a note."""
     problems = []
     if block.get("release") and (why := hold.refusal(app, ticket, actor)):
         problems.append(why)
@@ -47,6 +50,9 @@ def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "")
     if block.is_note and (block.is_solution or closure_status(block)):
         problems.append("#note keeps the text internal, so it cannot also be the solution or close the ticket; "
                         "send the note and the closure as two replies")
+    elif internal and (block.is_solution or closure_status(block)):
+        problems.append("this answers an internal note, so it stays internal and cannot be the solution or close "
+                        "the ticket; close it by answering the ticket's own notification")
     if sum(1 for n in set(names) if n in HANDOVER) > 1:
         problems.append("give only one of #escalate, #handover, #cannot")
     for c in block.commands:

@@ -88,20 +88,24 @@ _CCS = (select(Participant.email).where(Participant.ticket_id == bindparam("tick
 
 def add_customer_ccs(ib: Inbound, ticket: Ticket) -> None:
     """The requester decides who else is in the conversation: people they CC join it."""
-    engineers = ib.app.engineer_addresses()
     known = set(ib.session.execute(_CCS, {"ticket_id": ticket.id}).scalars())
     for addr, name in _support_ccs(ib.app, ib.email):
-        if addr not in known and addr not in engineers:
+        if addr not in known:
             append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
             outbox.record(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
                           actor=ib.email.sender.email, address=addr)
 
 
 def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
-    """The customer's CCs (and other To addresses) that are not us: they stay on the ticket."""
+    """The customer's CCs (and other To addresses) that are not us: they stay on the ticket.
+
+    "Us" is our support addresses and every engineer in the rules file: an engineer the
+    customer CC'd is staff, never a customer participant, or their personal address
+    would go out in Cc of our answers and they could answer the survey (DOMAIN.md §9)."""
+    engineers = app.engineer_addresses()
     out = []
     for a in list(email.to) + list(email.cc):
-        if a.email and not app.is_own_address(a.email) and a.email != email.sender.email:
+        if a.email and not app.is_ours(a.email, engineers) and a.email != email.sender.email:
             out.append((a.email, a.name))
     return out
 

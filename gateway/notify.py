@@ -5,7 +5,8 @@ Owns who hears of what (the handler, else the owner, else the team; plus
 watchers) and what a notification carries: the ticket's fields, the new text
 with quoted history collapsed, the attachments (forwarded, or referenced when
 over `workflow.attachment_link_over`), and a Reply-To signed for that one
-engineer, so their answer comes back through `gateway.engineer`.
+engineer, so their answer comes back through `gateway.engineer` (a note's
+notification carries the note's address: the answer stays internal).
 
 Every notification goes to one engineer (one token each). They are marked
 Auto-Submitted but not counted as automatic mail to correspondents: the rate
@@ -125,8 +126,13 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
             collapsed=_collapsed_lines(message),
             attachments=listed, team_name=app.config.gateway.display_name, **due, **(extra or {}),
         )
+        # A note's notification answers to the note's own address: a colleague's reply to
+        # it is another note (gateway.engineer), never an answer relayed to the customer.
+        is_note = template == "note"
         outbox.queue(app, session, kind="notification" if template == "notification" else template,
-                     ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt,
+                     ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt, reply_note=is_note,
+                     reply_name=app.templates.line(template, ticket.language, "reply_name", ticket=ticket)
+                     if is_note else "",
                      stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS)
     outbox.record(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
                   event=event, to=people)

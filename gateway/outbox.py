@@ -2,24 +2,28 @@
 same transaction as the state change that caused it.
 
 Owns the rate limit on automatic mail per correspondent (RFC 3834 §2: an
-automatic responder must not flood anyone).
+automatic responder must not flood anyone), and the threading headers of a
+mail on a ticket: to a customer, only the conversation they have seen
+(`customer_thread`); to staff, the whole thread.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from email.utils import formataddr
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
-from storage.models import Event, OutboxRow, ThreadId, Ticket
+from storage.models import Event, Message, OutboxRow, ThreadId, Ticket
 from storage.rows import append
 from templates import Rendered
 
 log = logging.getLogger("supportgw.outbox")
+MAX_REFERENCES = 20
 
 
 # Built once (asked for every automatic mail and every notification); rows queued in
@@ -61,6 +65,32 @@ def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str
     return list(rows)
 
 
+def customer_thread(app, session: Session, ticket: Ticket) -> tuple[str | None, list[str]]:
+    """(the customer side's last Message-ID, the References chain the customer has seen).
+
+    Only mail the customer side sent or was sent: their own messages and ours to them.
+    Never an engineer's reply, an internal note, a notification or any other mail to
+    staff: a customer's References must not name a mail they were not sent (DOMAIN.md §9)."""
+    engineers = app.engineer_addresses()
+    seen: list[tuple] = []
+    last_in = None
+    for m in session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
+                                                   Message.internal.is_(False)).order_by(Message.id)).scalars():
+        if not m.message_id or m.automatic or app.is_ours(m.sender_email, engineers):
+            continue
+        seen.append((m.created_at, 0, m.id, m.message_id))
+        last_in = m.message_id
+    for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
+                               .order_by(OutboxRow.id)).scalars():
+        if row.rcpt and not app.is_ours(row.rcpt, engineers):
+            seen.append((row.created_at, 1, row.id, row.message_id))
+    seen.sort()
+    refs = list(dict.fromkeys(mid for *_, mid in seen))
+    if len(refs) > MAX_REFERENCES:
+        refs = refs[:1] + refs[-(MAX_REFERENCES - 1):]  # keep the root (RFC 5322 §3.6.4)
+    return last_in, refs
+
+
 def queue(
     app,
     session: Session,
@@ -73,12 +103,15 @@ def queue(
     automatic: str | None = None,
     from_name: str | None = None,
     reply_to_for: str | None = None,  # recipient whose signed reply address goes in Reply-To
+    reply_note: bool = False,  # that address is a note's: what comes back stays internal
+    reply_name: str = "",  # display name of the Reply-To (what a mail client shows when answering)
     in_reply_to: str | None = None,
     references: list[str] | None = None,
     attachments: list[tuple[str, str, bytes]] | None = None,
     stored_attachments: list[tuple[str, str, str]] | None = None,  # (name, type, sha256) in app.attachments
     extra_headers: dict[str, str] | None = None,
     source_spool_id: int | None = None,
+    deliver_to: str | None = None,  # this copy goes to this one of `to`/`cc` only (see queue_copies)
 ) -> str:
     """Queue one mail; returns its Message-ID. The row is appended (storage.rows): a query
     on the outbox, the end of the message's savepoint or the commit writes it."""
@@ -88,7 +121,13 @@ def queue(
     support = gw.support_addresses[0]
     reply_to = None
     if ticket is not None and reply_to_for:
-        reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for))
+        reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for, note=reply_note))
+        if reply_name:
+            reply_to = formataddr((" ".join(reply_name.split()), reply_to), charset="utf-8")
+    if references is None and ticket is not None and to and not app.is_ours(to[0]):
+        # To the customer: thread it on what they have seen, nothing internal.
+        last_in, references = customer_thread(app, session, ticket)
+        in_reply_to = in_reply_to or last_in
     refs = references if references is not None else (ticket_references(session, ticket) if ticket else [])
     # Everything the mail will say is decided now, in this transaction; only the MIME
     # bytes are written at dispatch (gateway.dispatch), from this draft, the row's
@@ -103,9 +142,10 @@ def queue(
         "thread_root": refs[0] if refs else mid, "extra_headers": dict(extra_headers or {}),
         "attachments": [list(a) for a in stored_attachments or []],
     }
+    envelope = [deliver_to] if deliver_to else list(to) + list(cc or [])
     values = dict(
-        ticket_id=ticket.id if ticket else None, kind=kind, rcpt=(to[0] if to else "").lower(),
-        to=list(to), cc=list(cc or []), envelope_to=[a for a in list(to) + list(cc or [])],
+        ticket_id=ticket.id if ticket else None, kind=kind, rcpt=(envelope[0] if envelope else "").lower(),
+        to=list(to), cc=list(cc or []), envelope_to=envelope,
         subject=rendered.subject, message_id=mid, raw=None, draft=draft, automatic=bool(automatic),
         status="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now,
         source_spool_id=source_spool_id,
@@ -116,6 +156,14 @@ def queue(
     if ticket is not None:
         append(session, ThreadId, message_id=mid, ticket_id=ticket.id, outbound=True)
     return mid
+
+
+def queue_copies(app, session: Session, *, to: list[str], cc: list[str] | None = None, **kw) -> list[str]:
+    """One copy per engineer of a mail to several engineers (To and Cc as written), each
+    delivered to that engineer alone with the reply address signed for them: whoever
+    answers it, their `#` commands are theirs (gateway.engineer). Returns the Message-IDs."""
+    people = list(dict.fromkeys(a.lower() for a in list(to) + list(cc or []) if a))
+    return [queue(app, session, to=to, cc=cc, deliver_to=p, reply_to_for=p, **kw) for p in people]
 
 
 def message_bytes(row: OutboxRow, store=None, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:

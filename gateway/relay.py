@@ -12,16 +12,11 @@ Must not decide whether the engineer may write (gateway.engineer does).
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 
 from gateway import outbox, ticket_ops
 from parsers.model import Attachment
-from storage.models import AttachmentRow, Message, OutboxRow, Participant, Ticket
-
-MAX_REFERENCES = 20
-
+from storage.models import AttachmentRow, Message, Participant, Ticket
 
 def render_block(app, kind: str, locale: str, block: str, **context) -> str:
     """One extra block of a template (e.g. relay.j2's `from_name`), as a single line."""
@@ -42,10 +37,7 @@ def first_name(app, engineer: str) -> str:
 
 def scrub_engineer_addresses(app, text: str) -> str:
     """No engineer's personal address leaves in a customer mail, even typed into the text."""
-    support = app.config.support_address
-    for addr in sorted(app.engineer_addresses(), key=len, reverse=True):
-        text = re.sub(re.escape(addr), support, text, flags=re.IGNORECASE)
-    return text
+    return app.scrub_engineer_addresses(text)
 
 
 def active_ccs(session, ticket: Ticket) -> list[str]:
@@ -57,25 +49,7 @@ def active_ccs(session, ticket: Ticket) -> list[str]:
 
 def customer_thread(app, session, ticket: Ticket) -> tuple[str | None, list[str]]:
     """(the customer side's last Message-ID, the References chain the customer has seen)."""
-    engineers = app.engineer_addresses()
-    seen: list[tuple] = []
-    last_in = None
-    for m in session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                                   Message.internal.is_(False)).order_by(Message.id)).scalars():
-        if m.sender_email in engineers or not m.message_id:
-            continue
-        seen.append((m.created_at, 0, m.id, m.message_id))
-        last_in = m.message_id
-    for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
-                               .order_by(OutboxRow.id)).scalars():
-        # notifications and other mail to engineers are not part of the customer's thread
-        if row.rcpt and row.rcpt not in engineers and not app.is_own_address(row.rcpt):
-            seen.append((row.created_at, 1, row.id, row.message_id))
-    seen.sort()
-    refs = list(dict.fromkeys(mid for *_, mid in seen))
-    if len(refs) > MAX_REFERENCES:
-        refs = refs[:1] + refs[-(MAX_REFERENCES - 1):]  # keep the root (RFC 5322 §3.6.4)
-    return last_in, refs
+    return outbox.customer_thread(app, session, ticket)
 
 
 def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
@@ -86,7 +60,8 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
                team_name=app.config.gateway.display_name)
     rendered = app.templates.render("relay", ticket.language, **ctx)
     from_name = render_block(app, "relay", ticket.language, "from_name", **ctx)
-    cc = [a for a in active_ccs(session, ticket) if a != ticket.requester_email] \
+    engineers = app.engineer_addresses()  # staff never go in a customer's Cc, whoever added them
+    cc = [a for a in active_ccs(session, ticket) if a != ticket.requester_email and not app.is_ours(a, engineers)] \
         if app.config.workflow.relay_to_cc else []
     files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
     in_reply_to, refs = customer_thread(app, session, ticket)

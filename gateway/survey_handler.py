@@ -32,6 +32,8 @@ def handle(ib) -> str | None:
     ticket = m.ticket
     if ticket is None or ticket.status not in ("resolved", "closed") or m.sender_role not in ANSWERING_ROLES:
         return None
+    if app.is_ours(e.sender.email):
+        return None  # staff on a customer's CC list (an old row) do not rate our service
     # An HTML-only reply has its text in `text` (converted); reply_text may then be empty.
     answer = parse_score(e.reply_text) or (None if e.reply_text.strip() else parse_score(e.text))
     if answer is None:
@@ -123,7 +125,8 @@ def alert_low_score(app, s, ticket: Ticket, *, score: int, comment: str, custome
     rendered = app.templates.render("low_score_alert", app.config.report.language, ticket=ticket, score=score,
                                     comment=comment, customer=customer, owner=ticket.owner, engineers=engineers,
                                     solution=solution)
-    outbox.queue(app, s, kind="low_score_alert", ticket=ticket, rendered=rendered, to=to, cc=cc,
-                 automatic="auto-generated")
+    # owner and manager each get their own copy and reply address: either may answer with commands
+    outbox.queue_copies(app, s, kind="low_score_alert", ticket=ticket, rendered=rendered, to=to, cc=cc,
+                        automatic="auto-generated")
     outbox.record(s, ticket, "low_score_alert", app.now(), f"owner {', '.join(to)}, manager {', '.join(cc) or '-'}",
                   score=score, to=to, cc=cc)

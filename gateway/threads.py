@@ -26,6 +26,7 @@ class Match:
     sender_role: str  # requester | cc | watcher | engineer | stranger | none
     token_valid: bool = False  # the sender used a reply address signed for them
     stranger_ticket: Ticket | None = None  # the ticket a stranger tried to join
+    note: bool = False  # came through a note's reply address: it stays internal
 
 
 def subject_ref_pattern(prefix: str) -> re.Pattern:
@@ -62,14 +63,15 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
         parts = split_plus_address(rcpt)
         if not parts or not own_domain_check(rcpt):
             continue
-        tid = signer.check_reply_token(parts[1], sender)
-        if tid is not None:
-            ticket = session.get(Ticket, tid)
+        grant = signer.read_reply_token(parts[1], sender)
+        if grant is not None:
+            ticket = session.get(Ticket, grant[0])
             if ticket is not None:
-                return Match(ticket, "token", _role(session, ticket, sender, engineers), token_valid=True)
-        elif parts[1].startswith("t"):
+                return Match(ticket, "token", _role(session, ticket, sender, engineers), token_valid=True,
+                             note=grant[1])
+        elif parts[1][:1] in ("t", "n"):
             # someone else's token: remember the ticket, but it proves nothing about this sender
-            m = re.match(r"t(\d+)x", parts[1])
+            m = re.match(r"[tn](\d+)x", parts[1])
             if m and stranger_of is None:
                 stranger_of = session.get(Ticket, int(m.group(1)))
 

@@ -3,6 +3,11 @@
 A reply token is an HMAC over (ticket id, recipient address, purpose): it says
 "this ticket, for this person". It cannot be guessed, and it is worth nothing
 in anyone else's hands, because verification recomputes it for the sender.
+
+A note token (`n…` instead of `t…`) is the reply address of an internal-note
+notification: whatever comes back through it stays an internal note and is
+never relayed to the customer. Its MAC covers a different purpose, so a reply
+token cannot be turned into a note token or back by editing its first letter.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import hmac
 import re
 import secrets
 
-_TOKEN_RE = re.compile(r"^t(\d{1,12})x([a-z2-7]{16})$")
+_TOKEN_RE = re.compile(r"^([tn])(\d{1,12})x([a-z2-7]{16})$")
+_PURPOSE = {"t": "reply", "n": "note"}
 
 
 class Signer:
@@ -26,16 +32,23 @@ class Signer:
         digest = hmac.new(self._key, "\x00".join(parts).encode("utf-8"), hashlib.sha256).digest()
         return base64.b32encode(digest[:10]).decode("ascii").lower()
 
-    def reply_token(self, ticket_id: int, recipient: str) -> str:
-        return f"t{ticket_id}x{self._mac('reply', str(ticket_id), recipient.lower())}"
+    def reply_token(self, ticket_id: int, recipient: str, *, note: bool = False) -> str:
+        kind = "n" if note else "t"
+        return f"{kind}{ticket_id}x{self._mac(_PURPOSE[kind], str(ticket_id), recipient.lower())}"
 
     def check_reply_token(self, token: str, sender: str) -> int | None:
         """The ticket id when `token` was issued to `sender`, else None."""
+        grant = self.read_reply_token(token, sender)
+        return grant[0] if grant else None
+
+    def read_reply_token(self, token: str, sender: str) -> tuple[int, bool] | None:
+        """(ticket id, is a note token) when `token` was issued to `sender`, else None."""
         m = _TOKEN_RE.match(token.lower())
         if not m:
             return None
-        expected = self._mac("reply", m.group(1), sender.lower())
-        return int(m.group(1)) if hmac.compare_digest(expected, m.group(2)) else None
+        kind, tid = m.group(1), m.group(2)
+        expected = self._mac(_PURPOSE[kind], tid, sender.lower())
+        return (int(tid), kind == "n") if hmac.compare_digest(expected, m.group(3)) else None
 
     def link_token(self, purpose: str, *values: str) -> str:
         payload = ".".join(values)

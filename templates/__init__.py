@@ -59,3 +59,10 @@ class Templates:
 
         subject = " ".join(block("subject").split())  # one line: no header injection through data
         return Rendered(subject=subject, text=block("text").strip() + "\n", html=block("html").strip())
+
+    def line(self, kind: str, locale: str, block: str, **context) -> str:
+        """One extra block of a template (e.g. note.j2's `reply_name`) as a single line; "" when absent."""
+        tpl = self.env.get_template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
+        if block not in tpl.blocks:
+            return ""
+        return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())

@@ -38,11 +38,15 @@ def test_bob_replaying_alices_reply_address_is_not_honoured(desk):
     desk.new_mail()
     # bob got hold of alice's notification and answers it from his own address
     desk.receive(reply_to(note, "#priority P1\n#status closed\nClosing this.\n", frm=BOB, name="Bob Zhang"))
-    _not_honoured(desk, tid)
+    out = _not_honoured(desk, tid)
     [kept] = [m for m in messages(desk.app, tid) if m.sender_email == BOB]
-    assert kept.kind == "customer" and "#status closed" in kept.text  # kept as text, never run
+    # kept as text, never run; internal, never a customer's follow-up
+    assert kept.kind == "unverified" and kept.internal and "#status closed" in kept.text
     [ignored] = events(desk.app, tid, "commands_ignored")
     assert ignored.actor == BOB and ignored.data["lines"] == ["#priority P1", "#status closed"]
+    # bob is told why, at his configured address, with a reply address signed for him
+    [told] = [m for m in out if m["to"] == [BOB]]
+    assert "were not run" in told["msg"]["Subject"] and told["msg"]["Reply-To"].startswith("support+t")
 
 
 @pytest.mark.parametrize("address", [

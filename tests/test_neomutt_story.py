@@ -25,6 +25,9 @@ from tests.dovecot import Dovecot, dovecot_or_skip, new_base
 from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, all_text, latest_ticket_id, messages, ticket
 from tests.mail import body_text, build, parse, send
 
+BANK_CUSTOMER = "wang@bigbank.example"  # bigbank is strategic: its manager carol watches every ticket
+CAROL = "carol@support.example.com"
+
 
 def _tools_or_skip() -> None:
     missing = [t for t in ("neomutt", "tmux") if not shutil.which(t)]
@@ -169,3 +172,63 @@ def test_engineer_answers_a_notification_from_neomutt(running, relay, alice_mail
     # a real client marks what it answered: the notification is \Answered in alice's mailbox
     flags = [f for m in alice_mailbox.messages().values() for f in m["flags"]]
     assert b"\\Answered" in flags
+
+
+@pytest.fixture
+def carol_mailbox():
+    """Carol's own IMAP mailbox: she watches bigbank's tickets as the project's manager."""
+    dovecot_or_skip()
+    base = new_base()
+    server = Dovecot(base, user=CAROL, password="carol-imap-pw")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_colleagues_neomutt_reply_to_a_note_stays_internal(running, relay, carol_mailbox):
+    """Carol answers the internal-note notification from neomutt, as any colleague would: her
+    answer is another note, and the customer receives nothing of it (issue 17, item 1)."""
+    _tools_or_skip()
+    gw = running()
+    send(gw.smtp_port, build(frm=BANK_CUSTOMER, name="Wang Customer", subject="Batch job fails",
+                             body="The nightly batch fails with code 7.\n", msgid="<b1@bigbank.example>"),
+         BANK_CUSTOMER, [SUPPORT])
+    alice_env = wait_for(lambda: [m for m in list(relay.messages) if m["to"] == [ALICE]], what="notification")[0]
+    alice_note = parse(alice_env["raw"])
+    note = build(frm=ALICE, name="Alice Wang", to=str(alice_note["Reply-To"]), subject="Re: " + alice_note["Subject"],
+                 body="#note\nTheir licence expired last week; do not mention the discount.\n",
+                 in_reply_to=alice_note["Message-ID"])
+    send(gw.smtp_port, note, ALICE, [alice_note["Reply-To"].addresses[0].addr_spec])
+
+    def note_to_carol():
+        return [m for m in list(relay.messages) if m["to"] == [CAROL] and "licence expired" in all_text(m["raw"])]
+
+    carol_env = wait_for(note_to_carol, what="the note's notification to carol")[0]
+    carol_mailbox.append(carol_env["raw"])
+    tid = latest_ticket_id(gw.app)
+
+    def carols_answer():
+        return [m for m in messages(gw.app, tid) if m.sender_email == CAROL]
+
+    mutt = NeomuttReplier(imap_host=carol_mailbox.host, imap_port=carol_mailbox.port, user=CAROL,
+                          password="carol-imap-pw", smtp_port=gw.smtp_port, from_header=f"Carol Li <{CAROL}>")
+    try:
+        mutt.reply(parse(carol_env["raw"])["Message-ID"], "Agreed. I will call their CFO about the renewal.\n",
+                   delivered=carols_answer)
+    finally:
+        mutt.cleanup()
+
+    [kept] = wait_for(carols_answer, timeout=20, what="carol's answer stored")
+    assert kept.internal and kept.kind == "note"
+    assert kept.text.startswith("Agreed. I will call their CFO")
+    # alice hears of it as a note; once that is out, all carol's answer caused has been dispatched
+    wait_for(lambda: [m for m in list(relay.messages) if m["to"] == [ALICE] and "their cfo" in all_text(m["raw"])],
+             timeout=20, what="carol's note told to alice")
+    to_customer = [m for m in list(relay.messages) if BANK_CUSTOMER in m["to"]]
+    assert len(to_customer) == 1  # the acknowledgement, nothing else
+    for leak in ("cfo", "licence", "discount", CAROL, ALICE):
+        assert leak not in all_text(to_customer[0]["raw"])
+    assert not [m for m in messages(gw.app, tid) if m.direction == "out"]
