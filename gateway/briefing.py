@@ -112,13 +112,15 @@ def context(app, session, ticket: Ticket, **extra) -> dict:
     return ctx
 
 
-def mail_engineer(app, session, ticket: Ticket, kind: str, *, to: str, cc=(), **extra):
-    """Queue template `kind` to engineer `to` (CC `cc`), Reply-To signed for `to`, threaded on the ticket."""
+def mail_engineer(app, session, ticket: Ticket, kind: str, *, to: str, cc=(), **extra) -> None:
+    """Queue template `kind` to engineer `to` (CC `cc`, the manager of a handover), threaded on
+    the ticket. Each engineer gets a copy of their own with the Reply-To signed for them (To and
+    Cc shown as written), so whoever answers it, their `#` commands are theirs."""
     cc_list = [a for a in dict.fromkeys(a.lower() for a in cc if a) if a != to.lower()]
     rendered = app.templates.render(kind, ticket.language,
                                     **context(app, session, ticket, recipient_name=name_of(app, to), **extra))
-    return outbox.queue(app, session, kind=kind, ticket=ticket, rendered=rendered, to=[to], cc=cc_list or None,
-                        reply_to_for=to, automatic="auto-generated")
+    outbox.queue_copies(app, session, kind=kind, ticket=ticket, rendered=rendered, to=[to], cc=cc_list or None,
+                        automatic="auto-generated")
 
 
 def tell_customer(app, session, ticket: Ticket, *, new_handler: str, specialist: bool) -> bool:

@@ -81,6 +81,16 @@ def mails(app, kind: str | None = None) -> list[OutboxRow]:
         return list(s.execute(stmt).scalars())
 
 
+def copies(app, kind: str) -> dict[str, OutboxRow]:
+    """The copies of one mail to several engineers (gateway.outbox.queue_copies), by the one
+    address each is delivered to: every copy shows the same To and Cc, and answers to its reader."""
+    rows = mails(app, kind)
+    assert all(len(r.envelope_to) == 1 for r in rows), [r.envelope_to for r in rows]
+    by = {r.envelope_to[0]: r for r in rows}
+    assert len(by) == len(rows), "two copies to the same engineer"
+    return by
+
+
 def events(app, tid: int, kind: str | None = None) -> list[Event]:
     with app.db.session() as s:
         stmt = select(Event).where(Event.ticket_id == tid).order_by(Event.id)

@@ -334,21 +334,25 @@ def test_closure_takeover_and_thanks_reference_only_the_customers_own_conversati
     assert set(_ids(thanks, "References")) == {"first@bigbank.example", *ours, "rating@bigbank.example"}
 
 
-def test_a_manager_on_cc_who_answers_with_commands_is_told_why_they_did_not_run(desk):
-    # the handover mail's Reply-To is signed for its addressee, the secondary; the manager on
-    # CC answering it gets an error mail with a reply address of their own, never silence
+def test_a_manager_on_cc_answers_her_own_copy_and_her_commands_are_hers(desk):
+    # the handover mail goes as one copy per engineer: the manager's copy answers to an
+    # address signed for her, so her commands run as hers; a copy answered by someone else
+    # is kept internal and its sender told why (test_engineer_auth's replayed address)
     tid, mails = _open(desk)
     [alice_mail] = _to(mails, ALICE)
     desk.receive(reply_to(alice_mail["msg"], "#handover\n"))
-    [handover] = [m for m in desk.new_mail() if m["to"] == [BOB, CAROL]]
-    desk.receive(reply_to(handover["msg"], "#priority P1\nBob, call them today.", frm=CAROL, name="Carol Li"))
+    out = desk.new_mail()
+    [bobs] = [m for m in out if m["to"] == [BOB] and m["msg"]["Cc"] == CAROL]
+    [carols] = [m for m in out if m["to"] == [CAROL] and m["msg"]["To"] == BOB]
+    assert bobs["msg"]["Reply-To"] != carols["msg"]["Reply-To"]
+    desk.receive(reply_to(bobs["msg"], "#priority P1\nBob, call them today.", frm=CAROL, name="Carol Li"))
     out = desk.new_mail()
     assert _customer_side(out) == [] and ticket(desk.app, tid).priority != "P1"
-    [err] = _to(out, CAROL)
+    [err] = _to(out, CAROL)  # Bob's copy is not hers: told why, never silence
     assert "were not run" in err["msg"]["Subject"]
-    desk.receive(reply_to(err["msg"], "#priority P1\n", frm=CAROL, name="Carol Li"))
-    desk.new_mail()
-    assert ticket(desk.app, tid).priority == "P1"
+    desk.receive(reply_to(carols["msg"], "#priority P1\n#note Bob, call them today.", frm=CAROL, name="Carol Li"))
+    out = desk.new_mail()
+    assert _customer_side(out) == [] and ticket(desk.app, tid).priority == "P1"
 
 
 # ---------------------------------------------------------------- the whole life: every customer mail

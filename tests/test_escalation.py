@@ -8,7 +8,7 @@ import pytest
 
 from gateway import handover, sla, ticket_ops
 from gateway.clock import ManualClock
-from tests.sla_kit import (ALICE, BOB, CAROL, CUSTOMER, DAVE, DAVE_AWAY, change, events, mails, new_ticket,
+from tests.sla_kit import (ALICE, BOB, CAROL, CUSTOMER, DAVE, DAVE_AWAY, change, copies, events, mails, new_ticket,
                            reply_to_is_signed_for, rules, text_of, ticket, utc)
 
 RESOLUTION_DUE = utc(2026, 3, 2, 10, 0)  # 18:00 Shanghai: 9 business hours after 09:00
@@ -86,7 +86,9 @@ def test_handover_then_escalation_reports_to_the_secondary_and_hands_back_to_the
 
     change(app, tid, resolve)
     assert mails(app, "tier2_report")[0].to == [BOB]
-    [back] = mails(app, "handback")
+    by = copies(app, "handback")
+    assert sorted(by) == sorted([ALICE, CAROL])
+    back = by[ALICE]
     assert back.to == [ALICE] and back.cc == [CAROL]
     assert ticket(app, tid).handler == ALICE
 

@@ -13,7 +13,7 @@ import pytest
 from gateway import handover, outbox, sla, ticket_ops
 from gateway.clock import ManualClock
 from storage.models import Ticket
-from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, events,
+from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, copies, events,
                            mails, marks, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
 
 FIRST_RESPONSE_DUE = utc(2026, 3, 2, 3, 0)
@@ -55,10 +55,12 @@ def test_primary_silent_past_first_response_hands_over_to_the_secondary(make_app
     assert ev.data["primary"] == ALICE and ev.data["secondary"] == BOB and ev.data["manager"] == CAROL
     assert ev.data["expected_by"] == SECONDARY_DUE.isoformat()
 
-    [mail] = mails(app, "handover")
-    assert mail.to == [BOB] and mail.cc == [CAROL]  # manager on CC, nobody else
-    assert sorted(mail.envelope_to) == sorted([BOB, CAROL])
-    assert reply_to_is_signed_for(app, mail, BOB, tid)
+    by = copies(app, "handover")
+    assert sorted(by) == sorted([BOB, CAROL])  # the secondary, the manager on CC, nobody else
+    for reader, copy in by.items():
+        assert copy.to == [BOB] and copy.cc == [CAROL]
+        assert reply_to_is_signed_for(app, copy, reader, tid)  # whoever answers, the commands are theirs
+    mail = by[BOB]
     body = text_of(mail)
     assert "first-response deadline missed" in body  # why
     assert "2026-03-02 13:00" in body  # what is expected by when (Shanghai time)
@@ -88,7 +90,9 @@ def test_handover_command_from_the_primary(make_app, clock):
     assert result["r"]
     t = ticket(app, tid)
     assert (t.owner, t.handler, t.handover_reason) == (ALICE, BOB, "#handover by mail")
-    [mail] = mails(app, "handover")
+    by = copies(app, "handover")
+    assert sorted(by) == sorted([BOB, CAROL])
+    mail = by[BOB]
     assert mail.to == [BOB] and mail.cc == [CAROL]
     assert events(app, tid, "handover")[0].actor == ALICE
     assert len(mails(app, "customer_takeover")) == 1
@@ -100,7 +104,9 @@ def test_out_of_office_primary_hands_over_at_creation(make_app, clock, tmp_path)
     t = ticket(app, tid)
     assert (t.owner, t.handler) == (ALICE, BOB)
     assert t.handover_reason == "the primary engineer is out of office"
-    [mail] = mails(app, "handover")
+    by = copies(app, "handover")
+    assert sorted(by) == sorted([BOB, CAROL])
+    mail = by[BOB]
     assert mail.to == [BOB] and mail.cc == [CAROL]
     assert "out of office" in text_of(mail)
     [told] = mails(app, "handover_primary")  # she reads it when she is back: she still coordinates
@@ -122,9 +128,12 @@ def test_secondary_resolves_handback_to_primary_with_manager_cc_and_handler_retu
     change(app, tid, work)
     t = ticket(app, tid)
     assert (t.owner, t.handler, t.handover_reason) == (ALICE, ALICE, "")  # coordination returns to the primary
-    [mail] = mails(app, "handback")
-    assert mail.to == [ALICE] and mail.cc == [CAROL]
-    assert reply_to_is_signed_for(app, mail, ALICE, tid)
+    by = copies(app, "handback")
+    assert sorted(by) == sorted([ALICE, CAROL])
+    for reader, copy in by.items():
+        assert copy.to == [ALICE] and copy.cc == [CAROL]
+        assert reply_to_is_signed_for(app, copy, reader, tid)
+    mail = by[ALICE]
     body = text_of(mail)
     assert "Rebuilt the batch index" in body and "75 minutes" in body
     [ev] = events(app, tid, "handback")
@@ -250,7 +259,7 @@ def test_second_handover_is_refused(make_app, clock):
     change(app, tid, lambda a, s, t: out.setdefault("r", handover.handover(a, s, t, reason="#handover by mail",
                                                                              actor=ALICE)))
     assert not out["r"] and "already handed over" in out["r"].detail
-    assert len(mails(app, "handover")) == 1
+    assert len(mails(app, "handover")) == 2  # the first handover's two copies (secondary, manager) only
 
 
 def test_chinese_ticket_gets_every_mail_of_the_rule_in_chinese(make_app, clock):
@@ -446,9 +455,12 @@ def test_manager_resolution_hands_back_to_the_primary(make_app, clock):
     change(app, tid, work)
     t = ticket(app, tid)
     assert (t.owner, t.handler, t.handover_reason, t.manager_escalated) == (ALICE, ALICE, "", False)
-    [back] = mails(app, "handback")
-    assert back.to == [ALICE] and back.cc == [CAROL]
-    assert reply_to_is_signed_for(app, back, ALICE, tid)
+    by = copies(app, "handback")
+    assert sorted(by) == sorted([ALICE, CAROL])
+    for reader, copy in by.items():
+        assert copy.to == [ALICE] and copy.cc == [CAROL]
+        assert reply_to_is_signed_for(app, copy, reader, tid)
+    back = by[ALICE]
     body = text_of(back)
     assert "Restarted the batch scheduler" in body and "20 minutes" in body
     assert "first-response deadline missed" in body  # why it was handed over
@@ -489,7 +501,7 @@ def test_manager_handback_of_a_chinese_ticket_is_in_chinese(make_app, clock):
     [alert] = mails(app, "manager_alert")
     assert "交回项目第一负责人" in text_of(alert)
     change(app, tid, lambda a, s, t: closure.resolve(a, s, t, actor=CAROL, solution="重启了调度程序"))
-    [back] = mails(app, "handback")
+    back = copies(app, "handback")[ALICE]
     assert "交回" in back.subject and back.to == [ALICE] and back.cc == [CAROL]
     body = text_of(back)
     assert "之后经理接手" in body and "重启了调度程序" in body

@@ -44,10 +44,14 @@ def test_secondary_takes_over_after_silence_and_hands_back_by_mail(running, rela
     clock.set(utc(2026, 3, 2, 3, 0))
     assert scheduler.run_due_jobs(app, ["sla-watch"])["sla-watch"]["handover"] == 1
     gw.dispatcher.kick()
-    env, handover_mail = wait_for(lambda: _find(relay, lambda m, msg: "Handover" in msg["Subject"]),
-                                  what="handover mail at the relay")
-    assert sorted(env["to"]) == sorted([BOB, CAROL])
-    assert handover_mail["To"] == BOB and handover_mail["Cc"] == CAROL
+    # one copy each for the secondary and the manager on CC, each answering to its reader
+    env, handover_mail = wait_for(lambda: _find(relay, lambda m, msg: "Handover" in msg["Subject"]
+                                                and m["to"] == [BOB]), what="handover mail at the relay")
+    _, manager_copy = wait_for(lambda: _find(relay, lambda m, msg: "Handover" in msg["Subject"]
+                                             and m["to"] == [CAROL]), what="the manager's copy")
+    for copy, reader in ((handover_mail, BOB), (manager_copy, CAROL)):
+        assert copy["To"] == BOB and copy["Cc"] == CAROL
+        assert app.signer.check_reply_token(copy["Reply-To"].split("@")[0].split("+", 1)[1], reader) == t.id
     assert "first-response deadline missed" in body_text(handover_mail)
     assert "the nightly batch takes hours" in body_text(handover_mail)
     takeover = wait_for(lambda: _find(relay, lambda m, msg: m["to"] == [CUSTOMER] and "taken over" in msg["Subject"]),
@@ -68,10 +72,13 @@ def test_secondary_takes_over_after_silence_and_hands_back_by_mail(running, rela
                   in_reply_to=handover_mail["Message-ID"], references=handover_mail["Message-ID"])
     send(gw.smtp_port, reply, BOB, [handover_mail["Reply-To"]])
 
-    env, back = wait_for(lambda: _find(relay, lambda m, msg: "Handback" in msg["Subject"]), timeout=15,
-                         what="handback summary at the relay")
-    assert sorted(env["to"]) == sorted([ALICE, CAROL])
-    assert back["To"] == ALICE and back["Cc"] == CAROL
+    env, back = wait_for(lambda: _find(relay, lambda m, msg: "Handback" in msg["Subject"] and m["to"] == [ALICE]),
+                         timeout=15, what="handback summary at the relay")
+    _, manager_back = wait_for(lambda: _find(relay, lambda m, msg: "Handback" in msg["Subject"]
+                                             and m["to"] == [CAROL]), what="the manager's copy of the handback")
+    for copy in (back, manager_back):
+        assert copy["To"] == ALICE and copy["Cc"] == CAROL
+    assert back["Reply-To"] != manager_back["Reply-To"]
     text = body_text(back)
     assert "Rebuilt the batch index" in text and "45 minutes" in text
     assert back["Reply-To"].startswith("support+")
