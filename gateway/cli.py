@@ -70,4 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m gateway.cli` runs this file as __main__; the commands raise gateway.cli's
+    # CommandError, which only the main() of the module under that name catches.
+    from gateway.cli import main as _main
+
+    sys.exit(_main())

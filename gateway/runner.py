@@ -221,15 +221,17 @@ def _reason(exc: BaseException) -> str:
 
 
 def run_forever(app) -> int:
-    gw = Gateway(app, workers=app.config.gateway.workers).start()
     done = threading.Event()
 
     def _stop(signum, _frame):
         log.info("signal %s: shutting down", signum)
         done.set()
 
+    # Before anything starts: a SIGTERM while the edges come up (the listener already
+    # answers) is an orderly shutdown, not death by the default action.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    gw = Gateway(app, workers=app.config.gateway.workers).start()
     signal.signal(signal.SIGHUP, lambda *_: gw.reload_rules())
     while not done.wait(2):
         if gw.pool:
