@@ -2,7 +2,8 @@
 same transaction as the state change that caused it.
 
 Owns the rate limit on automatic mail per correspondent (RFC 3834 §2: an
-automatic responder must not flood anyone).
+automatic responder must not flood anyone), and the threading headers: a mail
+to a customer names only Message-IDs of the customer's own thread.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
-from storage.models import Event, OutboxRow, ThreadId, Ticket
+from storage.models import Event, Message, OutboxRow, ThreadId, Ticket
 from storage.rows import append
 from templates import Rendered
 
@@ -61,6 +62,34 @@ def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str
     return list(rows)
 
 
+def customer_thread(app, session: Session, ticket: Ticket, limit: int = 20) -> tuple[str | None, list[str]]:
+    """(the customer side's last Message-ID, the References chain the customer has seen)."""
+    engineers = app.engineer_addresses()
+    seen: list[tuple] = []
+    last_in = None
+    for m in session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
+                                                   Message.internal.is_(False)).order_by(Message.id)).scalars():
+        if m.sender_email in engineers or not m.message_id:
+            continue
+        seen.append((m.created_at, 0, m.id, m.message_id))
+        last_in = m.message_id
+    for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
+                               .order_by(OutboxRow.id)).scalars():
+        # notifications and other mail to engineers are not part of the customer's thread
+        if row.rcpt and row.rcpt not in engineers and not app.is_own_address(row.rcpt):
+            seen.append((row.created_at, 1, row.id, row.message_id))
+    seen.sort()
+    refs = list(dict.fromkeys(mid for *_, mid in seen))
+    if len(refs) > limit:
+        refs = refs[:1] + refs[-(limit - 1):]  # keep the root (RFC 5322 §3.6.4)
+    return last_in, refs
+
+
+def _for_customer(app, to: list[str]) -> bool:
+    engineers = app.engineer_addresses()
+    return bool(to) and not any(a.lower() in engineers or app.is_own_address(a) for a in to)
+
+
 def queue(
     app,
     session: Session,
@@ -89,7 +118,17 @@ def queue(
     reply_to = None
     if ticket is not None and reply_to_for:
         reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for))
-    refs = references if references is not None else (ticket_references(session, ticket) if ticket else [])
+    if references is not None:
+        refs = references
+    elif ticket is None:
+        refs = []
+    elif _for_customer(app, to):
+        # The customer's thread, not the ticket's: the ticket's also holds our mails to
+        # engineers and the engineers' own Message-IDs, which must never reach a customer.
+        last_in, refs = customer_thread(app, session, ticket)
+        in_reply_to = in_reply_to or last_in
+    else:
+        refs = ticket_references(session, ticket)
     # Everything the mail will say is decided now, in this transaction; only the MIME
     # bytes are written at dispatch (gateway.dispatch), from this draft, the row's
     # Message-ID, recipients, subject and created_at (the Date). Attachments already in

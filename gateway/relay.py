@@ -18,9 +18,7 @@ from sqlalchemy import select
 
 from gateway import outbox, ticket_ops
 from parsers.model import Attachment
-from storage.models import AttachmentRow, Message, OutboxRow, Participant, Ticket
-
-MAX_REFERENCES = 20
+from storage.models import AttachmentRow, Message, Participant, Ticket
 
 
 def render_block(app, kind: str, locale: str, block: str, **context) -> str:
@@ -55,29 +53,6 @@ def active_ccs(session, ticket: Ticket) -> list[str]:
     ).scalars())
 
 
-def customer_thread(app, session, ticket: Ticket) -> tuple[str | None, list[str]]:
-    """(the customer side's last Message-ID, the References chain the customer has seen)."""
-    engineers = app.engineer_addresses()
-    seen: list[tuple] = []
-    last_in = None
-    for m in session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                                   Message.internal.is_(False)).order_by(Message.id)).scalars():
-        if m.sender_email in engineers or not m.message_id:
-            continue
-        seen.append((m.created_at, 0, m.id, m.message_id))
-        last_in = m.message_id
-    for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
-                               .order_by(OutboxRow.id)).scalars():
-        # notifications and other mail to engineers are not part of the customer's thread
-        if row.rcpt and row.rcpt not in engineers and not app.is_own_address(row.rcpt):
-            seen.append((row.created_at, 1, row.id, row.message_id))
-    seen.sort()
-    refs = list(dict.fromkeys(mid for *_, mid in seen))
-    if len(refs) > MAX_REFERENCES:
-        refs = refs[:1] + refs[-(MAX_REFERENCES - 1):]  # keep the root (RFC 5322 §3.6.4)
-    return last_in, refs
-
-
 def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
                       attachments: tuple[Attachment, ...] = (), spool_id: int | None = None) -> Message:
     """Queue the engineer's text to the requester (and CCs), store it as an outbound message."""
@@ -89,7 +64,7 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     cc = [a for a in active_ccs(session, ticket) if a != ticket.requester_email] \
         if app.config.workflow.relay_to_cc else []
     files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
-    in_reply_to, refs = customer_thread(app, session, ticket)
+    in_reply_to, refs = outbox.customer_thread(app, session, ticket)
     mid = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],
                        cc=cc or None, from_name=from_name, reply_to_for=ticket.requester_email,
                        in_reply_to=in_reply_to or (refs[-1] if refs else None), references=refs,

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from gateway import kb
-from storage.models import KbArticle
+from storage.models import KbArticle, Message
 from tests.engineer_mail import (
-    ALICE, BOB, CAROL, Desk, customer_mail, events, open_ticket, reply_to, ticket,
+    ALICE, BOB, CAROL, CUSTOMER, Desk, customer_mail, events, open_ticket, reply_to, ticket,
 )
 from tests.mail import body_text
 
@@ -145,3 +145,23 @@ def test_solution_with_kb_by_mail_stores_a_findable_article_and_closes(desk):
     # the customer gets the solution in the closure mail, once, and no separate relay of it
     [closure] = customer_mail(sent)
     assert "Raise proxy_read_timeout to 120s" in body_text(closure["msg"])
+
+
+def test_customer_mail_threads_only_on_what_the_customer_has_seen(desk):
+    """No internal Message-ID reaches a customer: not an engineer's own reply's, not one of our
+    notifications to engineers. A customer mail's In-Reply-To and References name only mail the
+    customer sent or received."""
+    tid, to_bob, _ = _handed_over(desk)
+    desk.receive(reply_to(to_bob["msg"], "Could you send the nginx error log?\n", frm=BOB, name="Bob Zhang"))
+    desk.receive(reply_to(to_bob["msg"], "#status resolved\nThe upstream pool is enlarged.\n", frm=BOB,
+                          name="Bob Zhang"))
+    desk.new_mail()
+    with desk.app.db.session() as s:  # what the customer sent
+        seen = {f"<{x.strip('<>')}>" for x in s.execute(
+            select(Message.message_id).where(Message.ticket_id == tid, Message.sender_email == CUSTOMER)).scalars()}
+    customer_mails = [m["msg"] for m in customer_mail(desk.transport.sent)]
+    assert len(customer_mails) >= 4  # acknowledgement, takeover, bob's question, his answer, the closure
+    for msg in customer_mails:  # in sending order: what the customer had seen when each was sent
+        named = set((msg["References"] or "").split()) | {msg["In-Reply-To"]} - {None}
+        assert named <= seen, (msg["Subject"], named - seen)
+        seen.add(msg["Message-ID"])

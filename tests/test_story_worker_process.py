@@ -36,8 +36,11 @@ class Story:
         self.gw = GatewayProcess(cfg, self.port, tmp_path / "gw.log")
         self.db = Database(self.url)
         self.seen = 0
+        self.customer_knows: set[str] = set()  # Message-IDs the customer sent or received
 
     def mail(self, raw: bytes, mail_from: str, rcpt: str) -> None:
+        if mail_from == CUSTOMER:
+            self.customer_knows.add(parse(raw)["Message-ID"])
         send(self.port, raw, mail_from, [rcpt])
 
     def received(self, expect: dict[str, int], timeout: float = 60) -> dict[str, list]:
@@ -62,6 +65,11 @@ class Story:
                 out.setdefault(a, []).append(parse(m["raw"]))
         self.seen += len(arrived)
         assert {a: len(v) for a, v in out.items()} == expect, self.log_tail()
+        for msg in out.get(CUSTOMER, []):
+            # no internal Message-ID (our notifications, the engineers' own mails) reaches the customer
+            named = set((msg["References"] or "").split()) | {msg["In-Reply-To"]} - {None}
+            assert named <= self.customer_knows, (msg["Subject"], named - self.customer_knows)
+            self.customer_knows.add(msg["Message-ID"])
         return out
 
     def ticket(self) -> Ticket:
