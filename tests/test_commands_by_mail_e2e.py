@@ -7,6 +7,8 @@ Li Wei's website project: primary alice, secondary bob, manager carol (routing/s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -15,6 +17,7 @@ from storage.models import KbArticle, Message
 from tests.engineer_mail import (
     ALICE, BOB, CAROL, CUSTOMER, Desk, customer_mail, events, open_ticket, reply_to, ticket,
 )
+from tests.hardening import cli, write_config
 from tests.mail import body_text
 
 EN = dict(subject="Website returns 502", body="Hello,\nour website returns 502 since 9:00.\n")
@@ -126,7 +129,7 @@ def test_handover_twice_is_refused_and_bob_keeps_it(desk):
     assert ticket(desk.app, tid).handler == BOB and len(events(desk.app, tid, "handover")) == 1
 
 
-def test_solution_with_kb_by_mail_stores_a_findable_article_and_closes(desk):
+def test_solution_with_kb_by_mail_stores_a_findable_article_and_closes(desk, tmp_path):
     tid, note = open_ticket(desk, **EN)
     desk.new_mail()
     desk.receive(reply_to(note, "#solution\n#kb nginx 502\nRaise proxy_read_timeout to 120s and reload nginx.\n"))
@@ -145,6 +148,11 @@ def test_solution_with_kb_by_mail_stores_a_findable_article_and_closes(desk):
     # the customer gets the solution in the closure mail, once, and no separate relay of it
     [closure] = customer_mail(sent)
     assert "Raise proxy_read_timeout to 120s" in body_text(closure["msg"])
+    # and the support team finds it with `supportgw kb search`
+    out = cli(write_config(desk.app, tmp_path / "gw.toml"), "kb", "search", "--json", "nginx", "502")
+    assert out.returncode == 0, out.stderr
+    [found] = json.loads(out.stdout)
+    assert (found["id"], found["ticket_id"], found["tags"]) == (article.id, tid, ["nginx", "502"])
 
 
 def test_customer_mail_threads_only_on_what_the_customer_has_seen(desk):
