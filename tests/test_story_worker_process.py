@@ -19,7 +19,7 @@ from gateway.app import load_secret_key
 from gateway.config import load_config
 from gateway.tokens import Signer
 from storage.db import Database
-from storage.models import SurveyResponse, Ticket
+from storage.models import OutboxRow, SurveyResponse, Ticket
 from tests.conftest import drop_database, fresh_database_url, wait_for
 from tests.engineer_mail import ALICE, BOB, CAROL, CUSTOMER, SUPPORT, reply_to
 
@@ -49,10 +49,11 @@ class Story:
             self.customer_knows.add(parse(raw)["Message-ID"])
         send(self.port, raw, mail_from, [rcpt])
 
-    def received(self, expect: dict[str, int], timeout: float = 60, exact: bool = True) -> dict[str, list]:
+    def received(self, expect: dict[str, int], timeout: float = 60, exact: bool = True,
+                 optional=()) -> dict[str, list]:
         """Wait until the relay got `expect[address]` new mails per address; then check that
-        it got exactly those (no other address any) unless not `exact`.
-        Returns {address: [parsed mail, ...]}."""
+        it got exactly those (no other address any, `optional` addresses aside) unless not
+        `exact`. Returns {address: [parsed mail, ...]}."""
         def new():
             return list(self.relay.messages)[self.seen:]
 
@@ -65,6 +66,7 @@ class Story:
 
         wait_for(lambda: all(counts().get(a, 0) >= n for a, n in expect.items()), timeout=timeout,
                  what=f"mail for {expect} at the relay")
+        wait_for(self.outbox_sent, timeout=timeout, what="every queued mail sent")  # nothing still on its way
         arrived = new()
         out: dict[str, list] = {}
         for m in arrived:
@@ -72,13 +74,18 @@ class Story:
                 out.setdefault(a, []).append(parse(m["raw"]))
         self.seen += len(arrived)
         if exact:
-            assert {a: len(v) for a, v in out.items()} == expect, self.log_tail()
+            got = {a: len(v) for a, v in out.items() if a not in optional or a in expect}
+            assert got == expect, self.log_tail()
         for msg in out.get(CUSTOMER, []):
             # no internal Message-ID (our notifications, the engineers' own mails) reaches the customer
             named = set((msg["References"] or "").split()) | {msg["In-Reply-To"]} - {None}
             assert named <= self.customer_knows, (msg["Subject"], named - self.customer_knows)
             self.customer_knows.add(msg["Message-ID"])
         return out
+
+    def outbox_sent(self) -> bool:
+        with self.db.session() as s:
+            return s.execute(select(OutboxRow.id).where(OutboxRow.status != "sent")).first() is None
 
     def ticket(self) -> Ticket:
         with self.db.session() as s:
@@ -157,13 +164,15 @@ def test_a_ticket_from_first_mail_to_survey_through_the_worker_process(story):
     # 3. alice hands the incident over by command: bob gets it with the history, carol on CC
     answer(story, note, "#handover\n", frm=ALICE, name="Alice Wang")
     wait_for(lambda: story.ticket().handler == BOB, timeout=60, what="bob handles the incident")
-    got = story.received({BOB: 1, CAROL: 1, CUSTOMER: 1})  # carol: the CC of bob's mail; the customer: takeover
+    # carol: the CC of bob's mail. The customer may be told a colleague took over (the
+    # regulations leave it open for a handover); whatever they get names no engineer.
+    got = story.received({BOB: 1, CAROL: 1}, optional={CUSTOMER})
     [handover] = got[BOB]
     assert got[CAROL][0]["Message-ID"] == handover["Message-ID"]  # one mail, manager on CC
     assert handover["To"] == BOB and handover["Cc"] == CAROL and _signed_for(story, handover, BOB)
     assert "our website returns 502 since 9:00." in body_text(handover)
     assert "please clear the proxy cache" in body_text(handover)  # what was already said
-    for m in got[CUSTOMER]:
+    for m in got.get(CUSTOMER, []):
         customer_sees_nothing_internal(m)
     assert story.ticket().owner == ALICE
 
