@@ -68,6 +68,30 @@ def test_new_mail_during_idle_becomes_a_ticket_promptly(dovecot, imap_gateway):
              what="ticket for the second pushed message")
 
 
+def test_mail_arriving_while_a_drain_acknowledges_is_taken_without_waiting_for_the_resync(
+        dovecot, imap_gateway, monkeypatch):
+    """Dovecot announces mail that arrives during a drain in its replies to the drain's own
+    commands; the IDLE that follows does not announce it again. The poller must look again."""
+    from gateway import imap_batch
+
+    real = imap_batch.Acknowledger.__call__
+    arrived = []
+
+    def ack_while_mail_arrives(self, uids):
+        if uids and not arrived:
+            arrived.append(uids)
+            dovecot.append(build(subject="Arrived mid-drain", msgid="<mid-drain@customer.example.com>"))
+        return real(self, uids)
+
+    monkeypatch.setattr(imap_batch.Acknowledger, "__call__", ack_while_mail_arrives)
+    dovecot.append(build(subject="Already there", msgid="<there@customer.example.com>"))
+    gw = imap_gateway(poll_interval=NO_RESYNC)
+    wait_for(lambda: inbound_by_message_id(gw.app).get("mid-drain@customer.example.com") == 1, timeout=20,
+             what="ticket for the mail that arrived during the drain")
+    assert arrived and inbound_by_message_id(gw.app).get("there@customer.example.com") == 1
+    wait_for(lambda: seen_flags(dovecot) == [True, True], timeout=10, what="both acknowledged")
+
+
 def test_polling_mode_without_idle_picks_up_new_mail(dovecot, imap_gateway):
     gw = imap_gateway(idle=False, poll_interval=0.5)
     app = gw.app
