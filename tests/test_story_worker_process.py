@@ -124,6 +124,11 @@ def customer_sees_nothing_internal(msg) -> None:
         assert engineer not in visible.lower(), (engineer, msg["Subject"])
 
 
+def _same_mail(copy, original) -> bool:
+    """The manager's copy is the same mail (one mail with a CC, or one copy per recipient)."""
+    return all(copy[h] == original[h] for h in ("Subject", "To", "Cc")) and body_text(copy) == body_text(original)
+
+
 def _signed_for(story, msg, engineer: str) -> bool:
     """msg's Reply-To is the signed address of `engineer` for the story's ticket."""
     token = msg["Reply-To"].split("+", 1)[1].split("@")[0]
@@ -168,7 +173,7 @@ def test_a_ticket_from_first_mail_to_survey_through_the_worker_process(story):
     # regulations leave it open for a handover); whatever they get names no engineer.
     got = story.received({BOB: 1, CAROL: 1}, optional={CUSTOMER})
     [handover] = got[BOB]
-    assert got[CAROL][0]["Message-ID"] == handover["Message-ID"]  # one mail, manager on CC
+    assert _same_mail(got[CAROL][0], handover)  # the manager's copy of it (CC)
     assert handover["To"] == BOB and handover["Cc"] == CAROL and _signed_for(story, handover, BOB)
     assert "our website returns 502 since 9:00." in body_text(handover)
     assert "please clear the proxy cache" in body_text(handover)  # what was already said
@@ -189,7 +194,7 @@ def test_a_ticket_from_first_mail_to_survey_through_the_worker_process(story):
     for m in (relayed, closure):
         customer_sees_nothing_internal(m)
     [back] = got[ALICE]
-    assert got[CAROL][0]["Message-ID"] == back["Message-ID"]
+    assert _same_mail(got[CAROL][0], back)
     assert back["To"] == ALICE and back["Cc"] == CAROL
     assert "The upstream pool was exhausted" in body_text(back) and "40 minutes" in body_text(back)
     t = story.ticket()
@@ -255,7 +260,7 @@ def test_escalation_to_tier_two_and_a_low_score_through_the_worker_process(story
     assert "reopened" in body_text(thanks)
     customer_sees_nothing_internal(thanks)
     [alert] = got[ALICE]
-    assert got[CAROL][0]["Message-ID"] == alert["Message-ID"] and alert["Cc"] == CAROL
+    assert _same_mail(got[CAROL][0], alert) and alert["Cc"] == CAROL
     assert "it hangs again since this morning" in body_text(alert)
     t = story.ticket()
     assert t.status == "open" and t.owner == ALICE
