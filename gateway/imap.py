@@ -3,8 +3,10 @@
 Per mailbox: take the lease `imap:<name>` (one gateway process drains a mailbox),
 connect, SELECT, then loop: fetch new messages in bounded batches, commit the
 raw bytes with `pipeline.spool`, and only then acknowledge them on the server
-(\\Seen, move or delete), record the last UID, and wake the processor. Between
-drains wait in IDLE (re-issued every IDLE_REISSUE seconds, under the 29-minute
+(\\Seen, move or delete), record the last UID, and wake the processor. A drain
+that took mail is followed by another at once (mail that arrived meanwhile was
+announced in its replies, and IDLE does not announce it again); after an empty
+one wait in IDLE (re-issued every IDLE_REISSUE seconds, under the 29-minute
 limit) or poll every `poll_interval` seconds.
 
 Which messages are new: after the first drain of a folder, every UID above the
@@ -154,18 +156,21 @@ class Poller(threading.Thread):
         log.info("imap %s: connected to %s, folder %r (UIDVALIDITY %s), %s", self.mb.name,
                  f"{self.mb.host}:{self.mb.port}", self.mb.folder, uidvalidity,
                  "waiting in IDLE" if idle else f"polling every {self.mb.poll_interval:g}s")
-        self._drain(client, ack, uidvalidity, uidnext)
+        took = self._drain(client, ack, uidvalidity, uidnext)
         self.backoff.reset()
         self.last_error = ""
         while not self._halt.is_set():
-            if idle:
-                self._idle(client)
-            else:
-                self._poll_wait()
-                client.noop()  # a non-IDLE session sees new mail only after a sync
+            # After a drain that took mail, look again before waiting: mail that arrived during
+            # it was announced in the replies to its FETCH/STORE, which IDLE will not repeat.
+            if not took:
+                if idle:
+                    self._idle(client)
+                else:
+                    self._poll_wait()
+                    client.noop()  # a non-IDLE session sees new mail only after a sync
             if self._halt.is_set():
                 break
-            self._drain(client, ack, uidvalidity, uidnext)
+            took = self._drain(client, ack, uidvalidity, uidnext)
 
     def _candidates(self, client, uidvalidity: int) -> tuple[list[int], bool]:
         """(UIDs to take, whether this is a first pass over the folder)."""
@@ -180,14 +185,15 @@ class Poller(threading.Thread):
         crit = ["UNSEEN", "NOT", "DELETED"] if self.mb.after == "seen" else ["NOT", "DELETED"]
         return sorted(client.search(crit)), True
 
-    def _drain(self, client, ack, uidvalidity: int, uidnext: int) -> None:
+    def _drain(self, client, ack, uidvalidity: int, uidnext: int) -> int:
+        """Take every new message; returns how many there were."""
         uids, first_pass = self._candidates(client, uidvalidity)
         if uids:
             log.info("imap %s: %d new message(s)", self.mb.name, len(uids))
         done = 0
         for batch in imap_batch.plan(client, uids, max(1, self.mb.batch_size)):
             if self._halt.is_set():
-                return
+                return len(uids)
             self._renew_if_due()
             msgs = imap_batch.fetch(client, batch, on_progress=self._renew_if_due, sink=self._sink)
             if msgs:
@@ -206,6 +212,7 @@ class Poller(threading.Thread):
         if first_pass:
             # Everything that existed at SELECT time has been judged; newer UIDs come next.
             save_progress(self.app, self.mb.name, uidvalidity, max(done, uidnext - 1, 0))
+        return len(uids)
 
     # ------------------------------------------------------------ waiting
 

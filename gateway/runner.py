@@ -227,7 +227,6 @@ def _reason(exc: BaseException) -> str:
 
 
 def run_forever(app) -> int:
-    gw = Gateway(app, workers=app.config.gateway.workers).start()
     done, hup, wake = threading.Event(), threading.Event(), threading.Event()
 
     def _stop(signum, _frame):
@@ -241,9 +240,12 @@ def run_forever(app) -> int:
         hup.set()
         wake.set()
 
+    # Before anything starts: a SIGTERM while the edges come up (the listener already
+    # answers) is an orderly shutdown, not death by the default action.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _hup)
+    gw = Gateway(app, workers=app.config.gateway.workers).start()
     while True:
         wake.wait(2)
         wake.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 from gateway.imap_state import load_progress
 from tests.conftest import wait_for
@@ -37,15 +38,58 @@ def test_backlog_is_drained_into_tickets_in_batches_and_marked_seen(dovecot, ima
     assert prog.last_uid == max(dovecot.messages())
 
 
-def test_new_mail_during_idle_becomes_a_ticket_promptly(dovecot, imap_gateway):
-    gw = imap_gateway()
-    app = gw.app
+# With IDLE the poller also re-syncs every poll_interval seconds (README). The IDLE tests set
+# it far beyond their waits, so only the server's EXISTS notice can bring the mail in time.
+NO_RESYNC = 600.0
+
+
+def _in_idle(app) -> None:
+    """Wait until the first drain is done; the poller enters IDLE right after recording it."""
     wait_for(lambda: load_progress(app, "helpdesk") is not None, timeout=20, what="first pass done")
+    time.sleep(1.0)  # mail appended before IDLE starts is announced to nobody (see gateway/imap.py)
+
+
+def test_new_mail_during_idle_becomes_a_ticket_promptly(dovecot, imap_gateway):
+    gw = imap_gateway(poll_interval=NO_RESYNC)
+    app = gw.app
+    _in_idle(app)
+    started = time.monotonic()
     dovecot.append(build(subject="Pushed while idling", msgid="<idle@customer.example.com>"))
-    # IDLE push through Dovecot takes ~0.5 s; the generous timeout only guards against a hang
+    # IDLE push through Dovecot takes ~1 s (mailbox_idle_check_interval); 15 s guards against
+    # load, and is still forty times shorter than the re-sync that would otherwise find it
     wait_for(lambda: inbound_by_message_id(app).get("idle@customer.example.com") == 1, timeout=15,
-             what="ticket for the pushed message")
+             what="ticket for the pushed message (the IDLE EXISTS notice)")
+    assert time.monotonic() - started < NO_RESYNC
     assert seen_flags(dovecot) == [True]
+    # and again: the poller went back into IDLE after the drain the notice caused
+    _in_idle(app)
+    dovecot.append(build(subject="Second push", msgid="<idle-2@customer.example.com>"))
+    wait_for(lambda: inbound_by_message_id(app).get("idle-2@customer.example.com") == 1, timeout=15,
+             what="ticket for the second pushed message")
+
+
+def test_mail_arriving_while_a_drain_acknowledges_is_taken_without_waiting_for_the_resync(
+        dovecot, imap_gateway, monkeypatch):
+    """Dovecot announces mail that arrives during a drain in its replies to the drain's own
+    commands; the IDLE that follows does not announce it again. The poller must look again."""
+    from gateway import imap_batch
+
+    real = imap_batch.Acknowledger.__call__
+    arrived = []
+
+    def ack_while_mail_arrives(self, uids):
+        if uids and not arrived:
+            arrived.append(uids)
+            dovecot.append(build(subject="Arrived mid-drain", msgid="<mid-drain@customer.example.com>"))
+        return real(self, uids)
+
+    monkeypatch.setattr(imap_batch.Acknowledger, "__call__", ack_while_mail_arrives)
+    dovecot.append(build(subject="Already there", msgid="<there@customer.example.com>"))
+    gw = imap_gateway(poll_interval=NO_RESYNC)
+    wait_for(lambda: inbound_by_message_id(gw.app).get("mid-drain@customer.example.com") == 1, timeout=20,
+             what="ticket for the mail that arrived during the drain")
+    assert arrived and inbound_by_message_id(gw.app).get("there@customer.example.com") == 1
+    wait_for(lambda: seen_flags(dovecot) == [True, True], timeout=10, what="both acknowledged")
 
 
 def test_polling_mode_without_idle_picks_up_new_mail(dovecot, imap_gateway):
@@ -175,16 +219,17 @@ def test_idle_check_abort_on_a_split_response_reconnects_and_loses_nothing(dovec
     caplog.set_level(logging.INFO, logger="supportgw.imap")
     proxy = SplittingProxy(dovecot.port)
     try:
-        app = make_app(imap=[dovecot.mailbox_config(port=proxy.port)])
+        app = make_app(imap=[dovecot.mailbox_config(port=proxy.port, poll_interval=NO_RESYNC)])
         imap_gateway(app=app)
-        wait_for(lambda: load_progress(app, "helpdesk") is not None, timeout=20, what="first pass done")
-        wait_for(lambda: "waiting in IDLE" in caplog.text, timeout=10, what="idling")
+        wait_for(lambda: "waiting in IDLE" in caplog.text, timeout=20, what="idling")
+        _in_idle(app)
         proxy.armed.set()
         dovecot.append(build(subject="Split notification", msgid="<split@customer.example.com>"))
         wait_for(lambda: inbound_by_message_id(app).get("split@customer.example.com") == 1, timeout=30,
                  what="ticket despite the aborted IDLE")
         assert proxy.splits == 1
         assert "unterminated line" in caplog.text  # the abort really happened and was logged
+        _in_idle(app)  # the reconnect's drain is done: back in IDLE, which must hear the next notice
         dovecot.append(build(subject="Next one", msgid="<next@customer.example.com>"))
         wait_for(lambda: inbound_by_message_id(app).get("next@customer.example.com") == 1, timeout=30,
                  what="IDLE works again after the reconnect")
