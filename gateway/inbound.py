@@ -20,6 +20,11 @@ from storage.models import AttachmentRow, Message, Participant, SpoolEntry, Thre
 from storage.rows import append
 
 
+class Unprocessable(Exception):
+    """A handler's verdict that a mail cannot become ticket work (no sender to answer, say):
+    the pipeline quarantines it with this message as the reason, without a traceback."""
+
+
 @dataclass
 class Inbound:
     """One inbound email on its way through the handlers."""

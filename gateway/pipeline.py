@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import large_mail, parse_pool
-from gateway.inbound import Inbound, create_ticket, follow_up
+from gateway.inbound import Inbound, Unprocessable, create_ticket, follow_up
 from parsers import quick
 from storage import spool as spool_store
 from storage.db import try_again_later
@@ -29,9 +29,9 @@ log = logging.getLogger("supportgw.pipeline")
 # Handlers run in order; the first that returns an outcome wins. Each is
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
-from gateway import bounce_handler, engineer, selfservice, survey_handler  # noqa: E402
+from gateway import bounce_handler, engineer, selfservice, senders, survey_handler  # noqa: E402
 
-HANDLERS: list = [bounce_handler.handle, engineer.handle, survey_handler.handle, selfservice.handle]
+HANDLERS: list = [bounce_handler.handle, senders.handle, engineer.handle, survey_handler.handle, selfservice.handle]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,9 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                     ticket_id = ib.match.ticket.id
             _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
             session.flush()  # in the savepoint: a row the database refuses quarantines this message only
+    except Unprocessable as exc:  # a verdict on the mail, not a failure: its reason is the whole story
+        log.warning("spool %s quarantined: %s", entry.id, exc)
+        return _settle(app, entry, "quarantined", str(exc))
     except Exception as exc:  # quarantine: a poison message must never stop the rest
         if try_again_later(exc):
             raise  # the database, not this message: the batch rolls back, its rows stay pending
