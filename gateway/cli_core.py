@@ -53,7 +53,7 @@ def cmd_init(args) -> int:
         with os.fdopen(fd, "w") as fh:
             fh.write(generate_key() + "\n")
         print(f"generated secret key in {kf}")
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     print(f"database ready: {app.config.database_url}")
     return 0
 
