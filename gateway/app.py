@@ -97,6 +97,18 @@ class NoRules:
         return False
 
 
+def check_database(config: Config) -> None:
+    """Connect once before anything else: a bad `database.url` (refused, unknown host, wrong
+    password, `postgres://`, a missing driver) is one line naming the file and the key."""
+    from storage.db import DatabaseUrlError, check_url
+
+    try:
+        check_url(config.database_url, connect_timeout=config.database.connect_timeout)
+    except DatabaseUrlError as exc:
+        key = "database.url" if config.database.url else "database.url (empty: SQLite under gateway.data_dir)"
+        raise ConfigError(f"{config.source}: {key}: {exc}") from None
+
+
 def build_app(config: Config, *, clock=None, migrate: bool = True, rules_optional: bool = False) -> App:
     """The shared context. `rules_optional`: a broken rules file is not fatal (the caller
     routes nothing); `App.rules_error` then says what is wrong, for one warning."""
@@ -107,6 +119,7 @@ def build_app(config: Config, *, clock=None, migrate: bool = True, rules_optiona
     data_dir.mkdir(parents=True, exist_ok=True)
     url = config.database_url
     if migrate:
+        check_database(config)
         upgrade(url)
     db = Database(url, pool_size=config.database.pool_size, connect_timeout=config.database.connect_timeout)
     from routing.loader import RulesError

@@ -185,9 +185,11 @@ def cmd_parse(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
+    from gateway.app import check_database
     from storage.migrate import upgrade
 
     cfg = load_config(find_config_path(args.config))
+    check_database(cfg)
     upgrade(cfg.database_url)
     print(f"database at head: {cfg.database_url}")
     return 0
