@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import mailbox
 import os
 import sys
@@ -119,6 +120,8 @@ def cmd_ingest(args) -> int:
     from gateway.pipeline import Source, ingest
 
     app = open_app(args)
+    if not args.verbose:  # an import of thousands: the summary says it, not a line per message (-v for those)
+        logging.getLogger("supportgw.pipeline").setLevel(logging.WARNING)
     totals: Counter = Counter()
     batch: list[bytes] = []
     bar = tqdm(total=count_sources(args.paths), unit="msg", disable=args.json or not sys.stderr.isatty(),
