@@ -61,3 +61,13 @@ def test_the_smtp_benchmark_runs_from_the_environment_it_is_started_with(tmp_pat
                          capture_output=True, text=True, cwd=str(tmp_path), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r"supportgw \(spooled\):\s+[\d.]+ msgs/s", out.stdout), out.stdout
+
+
+def test_python_dash_m_gateway_cli_reports_a_mistake_in_one_line(app, tmp_path):
+    """`python -m gateway.cli` (what runs where no `supportgw` script is installed) catches the
+    commands' CommandError like the script does: exit 2, no traceback."""
+    from tests.hardening import cli, write_config
+
+    out = cli(write_config(app, tmp_path / "gw.toml"), "tickets", "show", "TS-999999")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == "supportgw: no ticket TS-999999; 'supportgw tickets list' shows the references"
