@@ -7,7 +7,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from gateway import cli_attachments
 from gateway.cli import CommandError, open_app
 from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
 
@@ -24,6 +23,8 @@ def register(sub) -> None:
     q.add_argument("ref")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_tickets_show)
+    from gateway import cli_attachments  # `tickets attachments|attachment`, in their own module
+
     cli_attachments.register(tsub)
 
     p = sub.add_parser("outbox", help="outgoing mail")
