@@ -14,6 +14,9 @@ from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
 def register(sub) -> None:
     p = sub.add_parser("tickets", help="list or show tickets")
     tsub = p.add_subparsers(dest="tickets_command", required=True)
+    from gateway import cli_attachments  # `tickets attachments|attachment`, in their own module
+
+    cli_attachments.register(tsub)
     q = tsub.add_parser("list")
     q.add_argument("--json", action="store_true")
     q.add_argument("--status")
@@ -23,9 +26,6 @@ def register(sub) -> None:
     q.add_argument("ref")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_tickets_show)
-    from gateway import cli_attachments  # `tickets attachments|attachment`, in their own module
-
-    cli_attachments.register(tsub)
 
     p = sub.add_parser("outbox", help="outgoing mail")
     osub = p.add_subparsers(dest="outbox_command", required=True)

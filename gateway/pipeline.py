@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import large_mail, parse_pool
-from gateway.inbound import Inbound, Unprocessable, create_ticket, follow_up
+from gateway.inbound import Inbound, create_ticket, follow_up
 from parsers import quick
 from storage import spool as spool_store
 from storage.db import try_again_later
@@ -31,6 +31,7 @@ log = logging.getLogger("supportgw.pipeline")
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
 from gateway import bounce_handler, engineer, selfservice, senders, survey_handler  # noqa: E402
+from gateway.inbound import Unprocessable  # noqa: E402  (a handler's verdict: quarantine)
 
 HANDLERS: list = [bounce_handler.handle, senders.handle, engineer.handle, survey_handler.handle, selfservice.handle]
 

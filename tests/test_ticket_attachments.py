@@ -70,7 +70,7 @@ def test_the_notification_says_how_to_fetch_what_it_did_not_forward(ticket):
     text = cli(ticket, "outbox", "show", str(note["id"])).stdout
     sha = hashlib.sha256(BIG).hexdigest()
     assert f"kept on the ticket as sha256 {sha}" in text
-    assert f"supportgw tickets attachment TS-000001 {sha[:12]} -o FILE" in text
+    assert "Fetch one kept on the ticket with: supportgw tickets attachment TS-000001 SHA256 -o FILE" in text
 
 
 def test_mistakes_are_one_line_and_exit_2(ticket, tmp_path):
