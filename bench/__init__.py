@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-key-0123456789"
 
 
@@ -14,3 +17,12 @@ def bench_config(data_dir, *, base_dir=None, **sections):
 
     return parse_config({"gateway": {"data_dir": str(data_dir), "secret_key": SECRET}, **sections},
                         base_dir=Path(base_dir if base_dir is not None else data_dir))
+
+
+def supportgw_command() -> tuple[list[str], dict[str, str]]:
+    """How to run this checkout's `supportgw` as a process: the interpreter running the
+    benchmark, whatever environment that is (a venv, conda, the system's), with the
+    checkout first on its path. Never a `.venv` assumed beside the project."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return [sys.executable, "-m", "gateway.cli"], env

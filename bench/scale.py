@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
+from bench import supportgw_command  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from bench.smtp import free_port, wait_port  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -74,8 +75,9 @@ max_messages_per_ip_per_minute = 0
 rate_limit_per_hour = 1000000
 """)
         log = open(d / f"gw{i}.log", "w")
-        procs.append(subprocess.Popen([str(ROOT / ".venv/bin/supportgw"), "--config", str(cfg), "run"],
-                                      stdout=log, stderr=log, start_new_session=True))
+        command, env = supportgw_command()
+        procs.append(subprocess.Popen([*command, "--config", str(cfg), "run"],
+                                      stdout=log, stderr=log, start_new_session=True, env=env))
         ports.append(port)
     for p in ports:
         wait_port(p, 90)

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import supportgw_command  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 
 PY = sys.executable
@@ -129,8 +130,8 @@ def run_gateway(msgs, clients, db_url: str | None = None):
             max_connections_per_ip = 100
             max_messages_per_ip_per_minute = 0
         """))
-        env = dict(os.environ)
-        proc = subprocess.Popen([str(ROOT / ".venv/bin/supportgw"), "--config", str(cfg), "run"],
+        command, env = supportgw_command()
+        proc = subprocess.Popen([*command, "--config", str(cfg), "run"],
                                 stdout=subprocess.DEVNULL, stderr=open(Path(d, "gw.log"), "w"), env=env)
         try:
             try:

@@ -33,6 +33,9 @@ class App:
     rules: object  # routing.loader.RulesHolder
     clock: object = field(default_factory=SystemClock)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # Set when the rules file is broken and the caller said it does not route (build_app's
+    # rules_optional): `rules` then holds no engineers, customers or rules at all.
+    rules_error: str = ""
 
     @property
     def own_addresses(self) -> tuple[str, ...]:
@@ -92,10 +95,44 @@ def load_secret_key(config: Config) -> bytes:
     return key.encode()
 
 
-def build_app(config: Config, *, clock=None, migrate: bool = True, rules_from_database: bool = False) -> App:
-    """The App. `rules_from_database`: start with the rules generation in force on the
-    database (gateway.rules_sync), the file only when none was published yet: a worker
-    process restarted while the file is broken keeps the rules every other process applies."""
+class NoRules:
+    """Stands in for `routing.loader.RulesHolder` when the rules file cannot be loaded and
+    the command at hand routes nothing (`tickets list`, `outbox show`, `report`): empty
+    rules, never reloaded. A gateway that routes always starts from real rules."""
+
+    def __init__(self, path: Path, error: Exception) -> None:
+        from routing.compiler import compile_rules
+        from routing.config import RulesFile
+
+        self.path, self.last_error = path, error
+        self.current = compile_rules(RulesFile(priority_matrix={}, sla={}), path)
+
+    def reload(self) -> bool:
+        return False
+
+    def reload_if_changed(self) -> bool:
+        return False
+
+
+def check_database(config: Config) -> None:
+    """Connect once before anything else: a bad `database.url` (refused, unknown host, wrong
+    password, `postgres://`, a missing driver) is one line naming the file and the key."""
+    from storage.db import DatabaseUrlError, check_url
+
+    try:
+        check_url(config.database_url, connect_timeout=config.database.connect_timeout)
+    except DatabaseUrlError as exc:
+        key = "database.url" if config.database.url else "database.url (empty: SQLite under gateway.data_dir)"
+        raise ConfigError(f"{config.source}: {key}: {exc}") from None
+
+
+def build_app(config: Config, *, clock=None, migrate: bool = True, rules_optional: bool = False,
+              rules_from_database: bool = False) -> App:
+    """The shared context. `rules_optional`: a broken rules file is not fatal (the caller
+    routes nothing); `App.rules_error` then says what is wrong, for one warning.
+    `rules_from_database`: start with the rules generation in force on the database
+    (gateway.rules_sync), the file only when none was published yet: a worker process
+    restarted while the file is broken keeps the rules every other process applies."""
     from routing.loader import RulesHolder
     from storage.migrate import upgrade
 
@@ -103,10 +140,12 @@ def build_app(config: Config, *, clock=None, migrate: bool = True, rules_from_da
     data_dir.mkdir(parents=True, exist_ok=True)
     url = config.database_url
     if migrate:
+        check_database(config)
         upgrade(url)
     db = Database(url, pool_size=config.database.pool_size, connect_timeout=config.database.connect_timeout)
     from routing.loader import RulesError
 
+    rules_error = ""
     try:
         rules = None
         if rules_from_database:
@@ -115,7 +154,13 @@ def build_app(config: Config, *, clock=None, migrate: bool = True, rules_from_da
             rules = holder_from_database(db, Path(config.rules_path))
         rules = rules or RulesHolder(Path(config.rules_path))
     except RulesError as exc:
-        raise ConfigError(f"routing rules cannot be loaded; fix them ('supportgw rules check'):\n{exc}") from None
+        if not rules_optional:
+            raise ConfigError(f"routing rules cannot be loaded; fix them ('supportgw rules check'):\n{exc}") from None
+        n = len(exc.problems)
+        rules_error = (f"the routing rules in {config.rules_path} cannot be loaded ({n} problem{'s' if n != 1 else ''}; "
+                       f"'supportgw rules check' lists them): engineers' names and the customer directory are "
+                       f"not available to this command")
+        rules = NoRules(Path(config.rules_path), exc)
     templates = Templates()
     templates.name_organisations(lambda oid: getattr(rules.current.source.customers.get(oid), "name", ""))
     return App(
@@ -127,4 +172,5 @@ def build_app(config: Config, *, clock=None, migrate: bool = True, rules_from_da
         spool_blobs=AttachmentStore(data_dir / "spool-blobs"),
         rules=rules,
         clock=clock or SystemClock(),
+        rules_error=rules_error,
     )

@@ -36,11 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_app(args, *, migrate: bool = True, clock=None):
+def open_app(args, *, migrate: bool = True, clock=None, needs_rules: bool = True):
+    """The app for one command. `needs_rules=False` for a command that routes nothing and
+    names no engineer it must get right: it runs beside a broken rules file, and says so once
+    (the running gateway keeps its old rules meanwhile; the rest of the CLI should not stop)."""
     from gateway.app import build_app
 
     cfg = load_config(find_config_path(args.config))
-    return build_app(cfg, migrate=migrate, clock=clock)
+    app = build_app(cfg, migrate=migrate, clock=clock, rules_optional=not needs_rules)
+    if app.rules_error:
+        print(f"supportgw: warning: {app.rules_error}", file=sys.stderr)
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:

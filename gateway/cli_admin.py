@@ -15,6 +15,9 @@ from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
 def register(sub) -> None:
     p = sub.add_parser("tickets", help="list or show tickets")
     tsub = p.add_subparsers(dest="tickets_command", required=True)
+    from gateway import cli_attachments  # `tickets attachments|attachment`, in their own module
+
+    cli_attachments.register(tsub)
     q = tsub.add_parser("list")
     q.add_argument("--json", action="store_true")
     q.add_argument("--status")
@@ -77,7 +80,7 @@ def _ticket_json(s, t: Ticket) -> dict:
 
 
 def cmd_tickets_list(args) -> int:
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         stmt = select(Ticket).order_by(Ticket.id.desc()).limit(args.limit)
         if args.status:
@@ -94,7 +97,7 @@ def cmd_tickets_list(args) -> int:
 
 
 def cmd_tickets_show(args) -> int:
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         t = s.execute(select(Ticket).where(Ticket.ref == args.ref.upper())).scalar_one_or_none()
         if t is None:
@@ -154,7 +157,7 @@ def cmd_tickets_release(args) -> int:
 
 
 def cmd_outbox_list(args) -> int:
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         stmt = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(args.limit)
         if args.status:
@@ -194,7 +197,7 @@ def cmd_outbox_show(args) -> int:
 
     from gateway.outbox import message_bytes
 
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         row = s.get(OutboxRow, args.id)
         if row is None:
@@ -218,7 +221,7 @@ def cmd_outbox_show(args) -> int:
 
 
 def cmd_quarantine_list(args) -> int:
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         rows = [{"id": e.id, "source": e.source, "received_at": e.received_at.isoformat(), "size": e.size,
                  "message_id": e.message_id, "attempts": e.attempts, "reason": e.error.splitlines()[0] if e.error else ""}
@@ -243,7 +246,7 @@ def _entries(s, ids):
 
 
 def cmd_quarantine_show(args) -> int:
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         for e in _entries(s, args.ids):
             print(f"spool {e.id} from {e.source} at {e.received_at.isoformat()} status {e.status}")
@@ -269,7 +272,7 @@ def cmd_quarantine_retry(args) -> int:
 
 
 def cmd_quarantine_drop(args) -> int:
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         for e in _entries(s, args.ids):
             if e.status != "quarantined":

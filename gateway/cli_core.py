@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import mailbox
 import os
 import sys
@@ -53,7 +54,7 @@ def cmd_init(args) -> int:
         with os.fdopen(fd, "w") as fh:
             fh.write(generate_key() + "\n")
         print(f"generated secret key in {kf}")
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     print(f"database ready: {app.config.database_url}")
     return 0
 
@@ -119,6 +120,8 @@ def cmd_ingest(args) -> int:
     from gateway.pipeline import Source, ingest
 
     app = open_app(args)
+    if not args.verbose:  # an import of thousands: the summary says it, not a line per message (-v for those)
+        logging.getLogger("supportgw.pipeline").setLevel(logging.WARNING)
     totals: Counter = Counter()
     batch: list[bytes] = []
     bar = tqdm(total=count_sources(args.paths), unit="msg", disable=args.json or not sys.stderr.isatty(),
@@ -185,9 +188,11 @@ def cmd_parse(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
+    from gateway.app import check_database
     from storage.migrate import upgrade
 
     cfg = load_config(find_config_path(args.config))
+    check_database(cfg)
     upgrade(cfg.database_url)
     print(f"database at head: {cfg.database_url}")
     return 0

@@ -67,7 +67,7 @@ def period_args(app, args) -> tuple[date, date]:
 def cmd_report(args) -> int:
     from gateway import weekly_report
 
-    app = open_app(args)
+    app = open_app(args, needs_rules=args.send)  # --send mails the managers the rules name
     start, end = period_args(app, args)
     if args.send:
         return _send(app, start, end, args.by)
@@ -137,7 +137,7 @@ def csv_rows(report: dict) -> list[list]:
 def cmd_kb_search(args) -> int:
     from gateway import kb
 
-    app = open_app(args)
+    app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         hits = kb.search(s, " ".join(args.words), args.limit)
         if args.json:

@@ -20,7 +20,7 @@ from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
 from gateway.workers import LoopThread
-from storage.models import OutboxAttempt, OutboxRow
+from storage.models import OutboxAttempt, OutboxRow, Ticket
 
 log = logging.getLogger("supportgw.outbox")
 
@@ -128,11 +128,14 @@ def on_failed(app, session, row: OutboxRow) -> None:
 
 
 def send_one(app, transport, row_id: int) -> bool:
+    started = time.perf_counter()
     with app.db.session() as s:
         row = s.get(OutboxRow, row_id)
         if row is None or row.status != "sending" or row.claimed_by != app.worker_id:
             return False
         raw, rcpts = message_bytes(row, app.attachments), list(row.envelope_to)
+        ticket = s.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+        what = f"{row.kind} <{row.message_id}> to {', '.join(rcpts)}{' for ' + ticket.ref if ticket and ticket.ref else ''}"
     envelope_from = verp_address(app.config.gateway.domain, row_id)
     try:
         detail = transport.send(envelope_from, rcpts, raw)
@@ -144,6 +147,7 @@ def send_one(app, transport, row_id: int) -> bool:
         _finish(app, row_id, ok=False, temporary=False, detail=str(exc))
         return False
     _finish(app, row_id, ok=True, temporary=False, detail=detail)
+    log.info("mail out: %s: sent in %.0f ms [outbox %s]", what, (time.perf_counter() - started) * 1000, row_id)
     return True
 
 

@@ -22,6 +22,11 @@ from storage.models import AttachmentRow, Message, Participant, SpoolEntry, Thre
 from storage.rows import append
 
 
+class Unprocessable(Exception):
+    """A handler's verdict that a mail cannot become ticket work (no sender to answer, say):
+    the pipeline quarantines it with this message as the reason, without a traceback."""
+
+
 @dataclass
 class Inbound:
     """One inbound email on its way through the handlers."""
@@ -32,6 +37,7 @@ class Inbound:
     email: ParsedEmail
     recipients: list[str]
     match: Match | None = None
+    ticket: Ticket | None = None  # a ticket this mail opened (create_ticket), for the spool row and the log
     notes: list[str] = field(default_factory=list)
     _found: Match | None = field(default=None, repr=False)
 
@@ -128,6 +134,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     s.add(ticket)
     s.flush()
     ticket.ref = f"{app.config.gateway.ref_prefix}-{ticket.id:06d}"
+    ib.ticket = ticket
     append(s, Participant, ticket_id=ticket.id, email=e.sender.email, name=e.sender.name, role="requester")
     for addr, name in _support_ccs(app, e):
         append(s, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")

@@ -10,6 +10,7 @@ that fails is quarantined with the reason and never blocks the rest.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass
@@ -29,9 +30,10 @@ log = logging.getLogger("supportgw.pipeline")
 # Handlers run in order; the first that returns an outcome wins. Each is
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
-from gateway import bounce_handler, engineer, selfservice, survey_handler  # noqa: E402
+from gateway import bounce_handler, engineer, selfservice, senders, survey_handler  # noqa: E402
+from gateway.inbound import Unprocessable  # noqa: E402  (a handler's verdict: quarantine)
 
-HANDLERS: list = [bounce_handler.handle, engineer.handle, survey_handler.handle, selfservice.handle]
+HANDLERS: list = [bounce_handler.handle, senders.handle, engineer.handle, survey_handler.handle, selfservice.handle]
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
     The spool row itself is changed once, at the end, and written with everything else
     the message changed: its attempt count and outcome land together with them."""
     session.info.pop("ticket_references", None)
+    started = time.perf_counter()
     # Over the size limit (an IMAP source cannot refuse it the way SMTP does with 552):
     # keep it, but for a person to look at rather than parse.
     limit = app.config.smtp.max_message_size
@@ -122,9 +125,10 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
         error = (f"message too large: {entry.size} bytes, over smtp.max_message_size = {limit}. "
                  f"Look at it with 'supportgw quarantine show {entry.id}'; raise the limit and "
                  f"'supportgw quarantine retry {entry.id}', or 'supportgw quarantine drop {entry.id}'.")
-        log.warning("spool %s quarantined: %s bytes is over the size limit", entry.id, entry.size)
+        _report(session, entry, "quarantined", started, reason=f"{entry.size} bytes is over the size limit")
         return _settle(app, entry, "quarantined", error)
     ticket_id: int | None = None  # the ticket the message went to, kept on the spool row
+    ticket, email = None, None
     try:
         with session.begin_nested():
             if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
@@ -143,17 +147,40 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                     outcome = handler(ib)
                     if outcome:
                         break
-                if ib.match is not None and ib.match.ticket is not None:
-                    ticket_id = ib.match.ticket.id
+                ticket = ib.ticket or (ib.match.ticket if ib.match is not None else None)
+                ticket_id = ticket.id if ticket is not None else None
+                email = ib.email  # with the sender the handlers settled on
             _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
             session.flush()  # in the savepoint: a row the database refuses quarantines this message only
+    except Unprocessable as exc:  # a verdict on the mail, not a failure: its reason is the whole story
+        _report(session, entry, "quarantined", started, reason=str(exc))
+        return _settle(app, entry, "quarantined", str(exc))
     except Exception as exc:  # quarantine: a poison message must never stop the rest
         if try_again_later(exc):
             raise  # the database, not this message: the batch rolls back, its rows stay pending
-        log.warning("spool %s quarantined: %s", entry.id, exc)
+        _report(session, entry, "quarantined", started, reason=f"{type(exc).__name__}: {exc}")
         return _settle(app, entry, "quarantined",
                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000])
+    _report(session, entry, outcome or "processed", started, ticket=ticket, email=email)
     return outcome or "processed"
+
+
+def _report(session: Session, entry: SpoolEntry, outcome: str, started: float, *, ticket=None, email=None,
+            reason: str = "") -> None:
+    """One line per message for the log, kept until its transaction commits (`_log_reports`):
+    a person watching `supportgw run` sees each mail arrive, and only what really happened."""
+    ms = (time.perf_counter() - started) * 1000
+    sender = (email.sender.email if email is not None else "") or entry.envelope_from or "?"
+    mid = f"<{entry.message_id}>" if entry.message_id else "(no Message-ID)"
+    text = (f"mail in: {entry.source} {mid} from {sender}: {outcome}"
+            f"{' ' + ticket.ref if ticket is not None and ticket.ref else ''}"
+            f"{' (' + reason.splitlines()[0][:300] + ')' if reason else ''} in {ms:.0f} ms [spool {entry.id}]")
+    session.info.setdefault("mail_log", []).append((logging.WARNING if outcome == "quarantined" else logging.INFO, text))
+
+
+def _log_reports(session: Session) -> None:
+    for level, text in session.info.pop("mail_log", ()):
+        log.log(level, text)
 
 
 def _settle(app, entry: SpoolEntry, status: str, error: str, ticket_id: int | None = None) -> str:
@@ -194,6 +221,7 @@ def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: 
             parsed = parse_pool.submit(app, entries) if parse_ahead else None
             for entry in entries:
                 counts[process_entry(app, s, entry, parsed)] += 1
+        _log_reports(s)  # committed: now it happened
     return counts
 
 

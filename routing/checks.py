@@ -31,13 +31,38 @@ def _walk(cond: Condition | None, path: str = "when") -> Iterator[tuple[str, Con
         yield from _walk(cond.not_, f"{path}.not")
 
 
-def problems(m: RulesFile) -> list[tuple[str, str]]:
+def defined_names(data: dict) -> dict[str, set[str]]:
+    """The names a rules file defines, read from its raw tables whether or not each
+    definition is valid: a broken [engineers.alice] is reported as broken, and rules that
+    name alice must not also be told she is undefined."""
+    def table(key) -> dict:
+        value = data.get(key)
+        return value if isinstance(value, dict) else {}
+
+    engineers = table("engineers")
+    customers = table("customers")
+    return {
+        "engineers": set(engineers),
+        "calendars": set(table("calendars")),
+        "tiers": set(table("priority_matrix")),
+        "organisations": set(customers),
+        "teams": {e["team"] for e in engineers.values() if isinstance(e, dict) and isinstance(e.get("team"), str)},
+        "projects": {p for c in customers.values() if isinstance(c, dict) and isinstance(c.get("projects"), dict)
+                     for p in c["projects"]},
+    }
+
+
+def problems(m: RulesFile, also_defined: dict[str, set[str]] | None = None) -> list[tuple[str, str]]:
+    """Every reference that does not resolve. `also_defined`: names the file defines in
+    parts that failed validation (reported already), which count as defined here."""
+    extra = also_defined or {}
     out: list[tuple[str, str]] = []
-    engineers, calendars = set(m.engineers), set(m.calendars)
-    teams = {e.team for e in m.engineers.values()}
-    tiers = set(m.priority_matrix)
-    orgs = set(m.customers)
-    projects = {p for c in m.customers.values() for p in c.projects}
+    engineers = set(m.engineers) | extra.get("engineers", set())
+    calendars = set(m.calendars) | extra.get("calendars", set())
+    teams = {e.team for e in m.engineers.values()} | extra.get("teams", set())
+    tiers = set(m.priority_matrix) | extra.get("tiers", set())
+    orgs = set(m.customers) | extra.get("organisations", set())
+    projects = {p for c in m.customers.values() for p in c.projects} | extra.get("projects", set())
 
     def engineer(where: str, eid: str) -> None:
         if eid not in engineers:

@@ -102,6 +102,8 @@ def _parse_dates(value) -> tuple[date, ...]:
     """Dates as TOML dates, 'YYYY-MM-DD' strings, or 'YYYY-MM-DD..YYYY-MM-DD' ranges."""
     if isinstance(value, (str, date)):
         value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"bad dates {value!r}: write a list such as [2026-10-01, '2026-10-02..2026-10-07']")
     out: list[date] = []
     for item in value:
         if isinstance(item, date):

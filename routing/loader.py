@@ -9,6 +9,7 @@ to reload (SIGHUP, a timer); this module only does it.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import logging
@@ -132,14 +133,76 @@ def _validate(data: dict, path: Path) -> tuple[RulesFile | None, list[Problem]]:
     try:
         model = RulesFile.model_validate(data)
     except ValidationError as exc:
-        seen, out = set(), []
+        out = []
         for err in exc.errors():
             p = Problem(str(path), _where(err["loc"], data), _message(err))
-            if p not in seen:
-                seen.add(p)
+            if p not in out:
                 out.append(p)
-        return None, out
+        # Go on to the whole-file checks on what did validate, so that one run reports every
+        # problem: a misspelt key must not hide an undefined engineer until it is fixed.
+        return None, out + _checks_beyond(data, path, exc, out)
     return model, [Problem(str(path), where, msg) for where, msg in checks.problems(model)]
+
+
+def _checks_beyond(data: dict, path: Path, exc: ValidationError, found: list[Problem]) -> list[Problem]:
+    """The whole-file checks' problems, on a copy of the file with every part that failed
+    validation left out, minus any about a place already reported. Names the file defines
+    count as defined even where their definition was left out (`checks.defined_names`)."""
+    pruned = copy.deepcopy(data)
+    for _ in range(50):  # each round removes at least one part, and a file has few broken ones
+        locs = [[p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+                for err in exc.errors()]
+        # the last places first, so that leaving out a list item does not move the next one
+        for loc in sorted(locs, key=lambda loc: [(isinstance(p, str), p) for p in loc], reverse=True):
+            _prune(pruned, loc)
+        try:
+            model = RulesFile.model_validate(pruned)
+            break
+        except ValidationError as again:
+            exc = again
+    else:
+        return []
+    reported = [p.where for p in found]
+    return [Problem(str(path), where, msg) for where, msg in checks.problems(model, checks.defined_names(data))
+            if not any(_within(where, r) or _within(r, where) for r in reported)]
+
+
+def _within(where: str, place: str) -> bool:
+    """Is `where` the place `place` or a part of it ("sla.P1.resolution" is in "sla.P1")?"""
+    return where == place or where.startswith((place + ".", place + ",", place + "["))
+
+
+def _prune(data: dict, loc: list) -> None:
+    """Leave out the part at `loc` (its parent, for a missing key). A broken rule is kept as a
+    placeholder with its name, so that the rules after it keep their numbers."""
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        rules = data.get("rules")
+        if isinstance(rules, list) and loc[1] < len(rules):
+            rule = rules[loc[1]]
+            if len(loc) > 2 and isinstance(rule, dict) and _drop(rule, loc[2:]):
+                return
+            name = rule.get("name") if isinstance(rule, dict) else None
+            rules[loc[1]] = {"name": name if isinstance(name, str) and name else "?", "then": {"stop": True}}
+            return
+    if _drop(data, loc) or (len(loc) > 1 and _drop(data, loc[:-1])):
+        return
+    if len(loc) == 1:  # a required table that is missing: empty stands in for it
+        data[loc[0]] = {}
+
+
+def _drop(data, loc: list) -> bool:
+    """Delete data[loc...]; False when there is nothing there to delete."""
+    node = data
+    for key in loc[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+    try:
+        del node[loc[-1]]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
 
 
 def check_file(path: str | Path) -> list[Problem]:

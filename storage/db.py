@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -168,6 +169,90 @@ def _unavailable(exc: DBAPIError) -> StorageUnavailable | None:
     if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
         return StorageUnavailable(str(exc.orig) if exc.orig else str(exc))
     return None
+
+
+class DatabaseUrlError(Exception):
+    """The configured database cannot be used at all: what was tried, what failed and how to
+    fix it, in one line (a mistake in the configuration, not a passing outage)."""
+
+
+def check_url(url: str, *, connect_timeout: int = 5) -> None:
+    """Connect once to `url`; raise `DatabaseUrlError` saying what is wrong if that fails."""
+    try:
+        engine = make_engine(url, pool_size=1, connect_timeout=connect_timeout)
+    except Exception as exc:  # a URL SQLAlchemy cannot read, an unknown dialect, a missing driver
+        raise DatabaseUrlError(_explain(url, exc, connect_timeout)) from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        raise DatabaseUrlError(_explain(url, exc, connect_timeout)) from None
+    finally:
+        engine.dispose()
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may be printed: its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _explain(url: str, exc: BaseException, timeout: int) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    tried = f"tried {shown_url(url)}"
+    example = "postgresql+psycopg://USER@HOST/DB, sqlite:////path/to/file.db, or empty for SQLite under data_dir"
+    if isinstance(exc, NoSuchModuleError) or (isinstance(exc, ArgumentError) and "://" in url):
+        scheme = url.split("://", 1)[0]
+        if scheme.split("+")[0] in ("postgres", "pgsql", "psql"):
+            fixed = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return f"{tried}: SQLAlchemy does not know '{scheme}://'; write {shown_url(fixed)}"
+        if isinstance(exc, NoSuchModuleError):
+            return f"{tried}: unknown kind of database '{scheme}'; write {example}"
+    if isinstance(exc, ArgumentError):
+        return f"{tried}: not a database URL; write {example}"
+    if isinstance(exc, ImportError):
+        module = getattr(exc, "name", "") or str(exc)
+        scheme = url.split("://", 1)[0]
+        if module == "psycopg2" and scheme.startswith("postgresql"):
+            return (f"{tried}: '{scheme}://' means the psycopg2 driver, which is not installed; write "
+                    f"{shown_url('postgresql+psycopg://' + url.split('://', 1)[1])} (psycopg 3 comes with supportgw)")
+        return (f"{tried}: its driver '{module}' is not installed (pip install {module}); supportgw runs on "
+                f"postgresql+psycopg:// and sqlite:///")
+    reason = str(getattr(exc, "orig", None) or exc).strip()
+    low = reason.lower()
+    try:
+        u = make_url(url)
+        where = f"{u.host or 'localhost'}:{u.port or 5432}"
+        user, db = u.username or "", u.database or ""
+    except Exception:
+        where, user, db = "?", "", ""
+    if url.startswith("sqlite"):
+        return (f"{tried}: cannot open the SQLite file ({reason.splitlines()[0]}); check that its folder "
+                "exists and is writable, or fix the path")
+    if "connection refused" in low:
+        return f"{tried}: nothing accepts connections at {where} (connection refused); start PostgreSQL there or fix the host and port"
+    if "resolve host" in low or "name or service not known" in low or "translate host name" in low or "nodename nor servname" in low:
+        return f"{tried}: unknown host '{where.rsplit(':', 1)[0]}'; fix the host name"
+    if "timeout expired" in low or "timed out" in low:
+        return f"{tried}: no answer from {where} within {timeout} s (database.connect_timeout); check the host, port and firewall"
+    if "password authentication failed" in low or "no password supplied" in low or ("role" in low and "does not exist" in low):
+        return (f"{tried}: PostgreSQL refused user '{user}' ({_last_line(reason)}); fix the user name or password in "
+                "the URL, or the server's pg_hba.conf")
+    if "database" in low and "does not exist" in low:
+        return f"{tried}: the database '{db}' does not exist; create it (createdb {db}) or fix its name in the URL"
+    return f"{tried}: cannot connect ({_last_line(reason)})"
+
+
+def _last_line(text: str) -> str:
+    """psycopg's messages say 'connection failed: connection to server ... failed: FATAL:  <why>'."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line.rsplit("FATAL:", 1)[-1].strip() or line
 
 
 class Database:

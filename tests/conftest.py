@@ -23,18 +23,45 @@ from gateway.app import build_app
 from gateway.clock import ManualClock, SystemClock
 from gateway.config import parse_config
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA", "")
 TEST_DB = os.environ.get("SUPPORTGW_TEST_DB", "")
 ALLOW_SKIP = os.environ.get("SUPPORTGW_ALLOW_SKIP") == "1"
 
 
+# ---------------------------------------------------------------- the shared corpora
+# Real mail from ../shared/corpora (or $SUPPORTGW_CORPORA). A fresh clone has no such
+# folder: its corpus tests skip, and the run ends with one line saying how many and why.
+# CI sets SUPPORTGW_REQUIRE_CORPORA=1, and then a missing folder stops the run instead.
+
+def _find_corpora() -> tuple[str, str]:
+    """(the corpora folder, or "" when there is none; why there is none)."""
+    given = os.environ.get("SUPPORTGW_CORPORA", "")
+    folder = Path(given) if given else Path(__file__).resolve().parent.parent.parent / "shared" / "corpora"
+    if folder.is_dir():
+        return str(folder), ""
+    if given:
+        return "", f"SUPPORTGW_CORPORA={given} is not a folder"
+    return "", f"SUPPORTGW_CORPORA is not set and {folder} does not exist"
+
+
+CORPORA, NO_CORPORA_WHY = _find_corpora()
+CORPORA_REQUIRED = os.environ.get("SUPPORTGW_REQUIRE_CORPORA") == "1"
+NO_CORPORA = f"no corpora: {NO_CORPORA_WHY}"  # every corpus test's skip reason starts with "no corpora: "
+needs_corpora = pytest.mark.skipif(not CORPORA, reason=NO_CORPORA)
+
+
 def corpus(*parts: str) -> Path:
-    """A path in the shared corpora; skips the test only when SUPPORTGW_CORPORA is unset."""
+    """A path in the shared corpora; skips the test only when there are no corpora at all."""
     if not CORPORA:
-        pytest.skip("SUPPORTGW_CORPORA is not set")
+        pytest.skip(NO_CORPORA)
     p = Path(CORPORA, *parts)
     assert p.exists(), f"corpus file missing: {p}"
     return p
+
+
+def pytest_configure(config):
+    if CORPORA_REQUIRED and not CORPORA:
+        raise pytest.UsageError(f"SUPPORTGW_REQUIRE_CORPORA=1 but {NO_CORPORA_WHY}: "
+                                "point SUPPORTGW_CORPORA at a copy of shared/corpora")
 
 
 def free_port() -> int:
@@ -245,7 +272,13 @@ def running(make_app, relay):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Say loudly what a machine without Dovecot or PostgreSQL did not test."""
+    """Say loudly what a machine without the corpora, Dovecot or PostgreSQL did not test."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    no_corpora = [r for r in skipped if "no corpora: " in str(r.longrepr)]
+    if no_corpora:
+        terminalreporter.write_sep("!", f"{len(no_corpora)} corpus test(s) skipped, {NO_CORPORA}; "
+                                        "set SUPPORTGW_CORPORA to a copy of shared/corpora (CI requires it)",
+                                   red=True)
     if not ALLOW_SKIP:
         return
     skipped = terminalreporter.stats.get("skipped", [])

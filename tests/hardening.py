@@ -169,9 +169,10 @@ def _toml(data: dict) -> str:
 
 
 def supportgw_command() -> list[str]:
-    """The installed `supportgw` script of this checkout, else the module (another worktree)."""
-    script = ROOT / ".venv/bin/supportgw"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
+    """This checkout's `supportgw`, run by the interpreter running the tests (whatever
+    environment the project is installed in); callers run it with cwd=ROOT, so the
+    checkout's code is what runs."""
+    return [sys.executable, "-m", "gateway.cli"]
 
 
 def cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from parsers.bounces import parse_dsn, verp_outbox_id
+from tests.conftest import CORPORA, needs_corpora
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA")
-needs_corpora = pytest.mark.skipif(not CORPORA, reason="SUPPORTGW_CORPORA is not set")
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,8 @@ import pytest
 
 from parsers.loops import detect_automatic
 from parsers.message import parse_email
+from tests.conftest import CORPORA, needs_corpora
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA")
-needs_corpora = pytest.mark.skipif(not CORPORA, reason="SUPPORTGW_CORPORA is not set")
 
 OWN = ("support@example.com",)
 

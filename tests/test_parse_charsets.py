@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from parsers.charsets import codec_for, decode_bytes, decode_header
 from parsers.message import parse_email
+from tests.conftest import CORPORA, needs_corpora
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA")
-needs_corpora = pytest.mark.skipif(not CORPORA, reason="SUPPORTGW_CORPORA is not set")
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ from hypothesis import strategies as st
 from parsers.bounces import parse_dsn
 from parsers.message import parse_email
 from parsers.model import ParsedEmail
+from tests.conftest import CORPORA, needs_corpora
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA")
 
 FAST = settings(max_examples=400, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -70,7 +69,7 @@ def corpus_sample() -> list[bytes]:
 SAMPLE = corpus_sample()
 
 
-@pytest.mark.skipif(not CORPORA, reason="SUPPORTGW_CORPORA is not set")
+@needs_corpora
 @FAST
 @given(st.data())
 def test_mutated_corpus_messages(data):

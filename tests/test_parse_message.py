@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from datetime import timezone
 from pathlib import Path
@@ -15,9 +14,8 @@ from parsers.htmltext import html_to_text, sanitise_html
 from parsers.language import detect_language
 from parsers.message import parse_email
 from parsers.model import Address, ParsedEmail
+from tests.conftest import CORPORA, needs_corpora
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA")
-needs_corpora = pytest.mark.skipif(not CORPORA, reason="SUPPORTGW_CORPORA is not set")
 
 PLAIN = (
     b"From: =?utf-8?q?Zo=C3=AB_Customer?= <Zoe@Customer.Example>\r\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.iterators
-import os
 import re
 import time
 from pathlib import Path
@@ -14,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.quotes import Reply, split_reply
+from tests.conftest import CORPORA, needs_corpora
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA")
-needs_corpora = pytest.mark.skipif(not CORPORA, reason="SUPPORTGW_CORPORA is not set")
 
 
 def norm(text: str) -> str:

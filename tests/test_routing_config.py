@@ -277,3 +277,61 @@ def test_routing_continues_while_rules_are_reloaded(tmp_path):
             t.join()
     assert errors == []
     assert seen <= {"alpha", "beta"} and seen
+
+
+def test_every_kind_of_problem_is_reported_in_one_run(tmp_path):
+    """A misspelt key, a bad regex and a missing name (the file's shape) no longer hide the
+    undefined engineer 'bobb' (a reference) until they are fixed."""
+    path = tmp_path / "rules.toml"
+    path.write_text(SAMPLE + rule("typo", 'then = { categroy = "billing" }')
+                    + rule("bad-re", 'when = { subject_regex = "(unclosed" }\nthen = { owner = "zoe" }')
+                    + '\n[[rules]]\nthen = { tags = ["x"] }\n'
+                    + rule("to-bobb", 'then = { owner = "bobb" }'), encoding="utf-8")
+    problems = check_file(path)
+    wheres = [(p.where, p.message.split(":")[0]) for p in problems]
+    n = N_RULES
+    assert (f"rule 'typo' (rules #{n + 1}), then.categroy", "unknown key 'categroy'") in wheres
+    assert (f"rule 'bad-re' (rules #{n + 2}), when.subject_regex", "bad regular expression '(unclosed'") in wheres
+    assert (f"rule '?' (rules #{n + 3}), name", "required key 'name' is missing") in wheres
+    # the references, numbered as in the file although the rules before them are broken
+    assert (f"rule 'bad-re' (rules #{n + 2}), then.owner", "engineer 'zoe' is referenced but not defined") in wheres
+    assert (f"rule 'to-bobb' (rules #{n + 4}), then.owner", "engineer 'bobb' is referenced but not defined") in wheres
+    assert len(problems) == 5, "\n".join(map(str, problems))
+
+
+def test_a_broken_definition_is_reported_once_not_again_as_undefined(tmp_path):
+    path = tmp_path / "rules.toml"
+    text = SAMPLE.replace("[engineers.alice]\n", "[engineers.alice]\nshoe_size = 42\n", 1)
+    assert text != SAMPLE
+    path.write_text(text + rule("to-bobb", 'then = { owner = "bobb" }'), encoding="utf-8")
+    problems = check_file(path)
+    assert [p.where for p in problems] == ["engineers.alice.shoe_size", f"rule 'to-bobb' (rules #{N_RULES + 1}), then.owner"], \
+        "\n".join(map(str, problems))
+
+
+def test_a_missing_sla_table_is_one_problem_and_the_references_still_checked(tmp_path):
+    path = tmp_path / "rules.toml"
+    start = SAMPLE.index("\n[sla.")
+    end = SAMPLE.index("\n[", SAMPLE.rindex("\n[sla.") + 1)
+    text = SAMPLE[:start] + SAMPLE[end:]
+    assert "[sla." not in text
+    path.write_text(text + rule("to-bobb", 'then = { owner = "bobb" }'), encoding="utf-8")
+    problems = check_file(path)
+    assert [p.where for p in problems] == ["sla", f"rule 'to-bobb' (rules #{N_RULES + 1}), then.owner"], \
+        "\n".join(map(str, problems))
+
+
+def test_a_broken_sla_policy_is_not_also_reported_missing(tmp_path):
+    path = tmp_path / "rules.toml"
+    text = SAMPLE.replace("[sla.P1]\n", "[sla.P1]\ncolour = 'red'\n", 1)
+    path.write_text(text + rule("to-bobb", 'then = { owner = "bobb" }'), encoding="utf-8")
+    problems = check_file(path)
+    assert [p.where for p in problems] == ["sla.P1.colour", f"rule 'to-bobb' (rules #{N_RULES + 1}), then.owner"], \
+        "\n".join(map(str, problems))
+
+
+def test_dates_that_are_not_a_list_are_a_problem_not_a_crash(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(SAMPLE + CAL.format(hours="'09:00-18:00'", extra="holidays = true"), encoding="utf-8")
+    (p,) = check_file(path)
+    assert p.where == "calendars.x.holidays" and "bad dates True" in p.message, p

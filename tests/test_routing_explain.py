@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from routing.engine import route
 from routing.explain import explain, explain_email, parse_for_routing
 from routing.loader import load_rules
+from tests.conftest import corpus
 
 NOW = datetime(2026, 3, 6, 8, 30, tzinfo=timezone.utc)  # Friday 16:30 in Shanghai
 
@@ -95,10 +94,7 @@ def test_out_of_office_primary_is_called_out(sample):
 
 
 def test_explain_a_real_corpus_email(sample):
-    corpora = os.environ.get("SUPPORTGW_CORPORA", "")
-    if not corpora:
-        pytest.skip("SUPPORTGW_CORPORA is not set")
-    raw = Path(corpora, "spamscope-mail-parser/mail_test_12").read_bytes()
+    raw = corpus("spamscope-mail-parser/mail_test_12").read_bytes()
     out = explain_email(raw, sample, ("support@support.example.com",), NOW)
     assert "'代开各地增值税发票'" in out.splitlines()[0]
     assert "  category  billing" in out

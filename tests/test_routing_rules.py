@@ -7,9 +7,7 @@ few real ones from ../shared/corpora are parsed with the project's parser.
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +19,7 @@ from routing.engine import route
 from routing.explain import parse_for_routing
 from routing.loader import load_rules
 from routing.matrix import at_least, shift
+from tests.conftest import corpus
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 3, 9, 10, 0, tzinfo=SH)  # a Monday morning in Shanghai
@@ -502,15 +501,8 @@ def test_sample_rules(sample, story, email, rcpts, expected):
 
 # --- real corpus emails -------------------------------------------------------------------
 
-CORPORA = os.environ.get("SUPPORTGW_CORPORA", "")
-
-
 def corpus_mail(rel: str) -> ParsedEmail:
-    if not CORPORA:
-        pytest.skip("SUPPORTGW_CORPORA is not set")
-    path = Path(CORPORA, rel)
-    assert path.exists(), f"corpus file missing: {path}"
-    return parse_for_routing(path.read_bytes())
+    return parse_for_routing(corpus(rel).read_bytes())
 
 
 def test_corpus_gb18030_ticket_from_an_unknown_sender(sample):
