@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from gateway import outbox
+from gateway.clock import fmt_due
 from storage.models import Event, Message, Ticket
 
 RESPONSIBILITY_EVENTS = ("routed", "assigned", "handover", "handover_refused", "handback", "manager_escalation",
@@ -27,12 +28,6 @@ class People:
     primary: object | None
     secondary: object | None
     manager: object | None
-
-
-def fmt_due(app, when) -> str:
-    from gateway.inbound import fmt_due as fmt  # inbound imports handover, which imports us
-
-    return fmt(app, when)
 
 
 def people(app, ticket: Ticket) -> People:

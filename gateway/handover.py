@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway import briefing, outbox, ticket_ops
+from gateway.clock import fmt_due
 from routing.calendar import add_business_time, is_working_time
 from storage.models import Ticket
 
@@ -114,18 +115,18 @@ def handover(app, s, ticket: Ticket, *, reason: str, actor: str, by: str = "comm
     ticket.handover_reason = reason[:200]
     manager = p.manager.email if p.manager is not None else ""
     outbox.record(s, ticket, "handover", now,
-                  f"{p.primary.email} → {p.secondary.email}: {reason}; response expected by {briefing.fmt_due(app, expected)}",
+                  f"{p.primary.email} → {p.secondary.email}: {reason}; response expected by {fmt_due(app, expected)}",
                   actor=actor, reason=reason, primary=p.primary.email, secondary=p.secondary.email,
                   manager=manager, expected_by=expected.isoformat(), by=by)
     briefing.mail_engineer(app, s, ticket, "handover", to=p.secondary.email, cc=[manager], reason=reason,
-                           primary_name=p.primary.name or p.primary.email, expected_by=briefing.fmt_due(app, expected),
+                           primary_name=p.primary.name or p.primary.email, expected_by=fmt_due(app, expected),
                            secondary_away=not is_working_time(p.secondary, now))
     if actor.lower() != p.primary.email.lower():
         # 第六条: the primary stays responsible for coordinating the project, so a handover she did
         # not make herself (the SLA watch, her out-of-office, a colleague's #handover) is news to her.
         briefing.mail_engineer(app, s, ticket, "handover_primary", to=p.primary.email, reason=reason,
                                secondary_name=p.secondary.name or p.secondary.email,
-                               expected_by=briefing.fmt_due(app, expected))
+                               expected_by=fmt_due(app, expected))
     briefing.tell_customer(app, s, ticket, new_handler=p.secondary.email, specialist=False)
     return Result(True, f"handed over to {p.secondary.email}")
 
@@ -241,7 +242,7 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
     briefing.mail_engineer(app, s, ticket, "handback", to=primary, cc=[manager], reason=ticket.handover_reason,
                            secondary_name=briefing.name_of(app, handler), solution=ticket.solution,
                            manager_reason=manager_reason,
-                           done=[dict(h, at=briefing.fmt_due(app, h["at"])) for h in done], minutes=minutes)
+                           done=[dict(h, at=fmt_due(app, h["at"])) for h in done], minutes=minutes)
     # after a manager take-over the manager owned the ticket too; ownership of a project's
     # tickets returns to its primary all the same (第六条)
     ticket_ops.assign(app, s, ticket, primary, actor=actor, why="handback: the incident is resolved",

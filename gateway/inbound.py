@@ -13,7 +13,6 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import acknowledge, handover, notify, outbox
-from gateway.clock import fmt_due  # noqa: F401  (notify, briefing, selfservice import it from here)
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
 from parsers.model import ParsedEmail

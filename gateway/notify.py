@@ -19,6 +19,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select
 
 from gateway import outbox
+from gateway.clock import fmt_due
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
@@ -110,8 +111,6 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
          to: list[str] | None = None, template: str = "notification", exclude: tuple[str, ...] = (),
          extra: dict | None = None) -> list[str]:
     """One notification per engineer; returns the addresses notified."""
-    from gateway.inbound import fmt_due
-
     people = to if to is not None else recipients(app, session, ticket, exclude=exclude)
     if not people:
         return []

@@ -15,7 +15,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gateway import outbox
-from gateway.inbound import choose_language, fmt_due
+from gateway.clock import fmt_due
+from gateway.inbound import choose_language
 from parsers.status_request import is_status_request
 from storage.models import Ticket
 

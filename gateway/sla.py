@@ -43,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import briefing, handover, outbox, ticket_ops
+from gateway.clock import fmt_due
 from routing.calendar import business_time_between, is_working_time
 from storage.db import StorageUnavailable
 from storage.models import Message, SlaMark, Ticket
@@ -126,14 +127,14 @@ def _notice(app, s, ticket: Ticket, term: Term, *, breached: bool, now) -> None:
     kind = "sla_breach" if breached else "sla_warning"
     left = term.deadline - now
     briefing.mail_engineer(app, s, ticket, "sla_warning", to=ticket.handler, breached=breached, term=term.kind,
-                           deadline=briefing.fmt_due(app, term.deadline), minutes_left=max(int(left.total_seconds() // 60), 0))
+                           deadline=fmt_due(app, term.deadline), minutes_left=max(int(left.total_seconds() // 60), 0))
     log.info("%s %s %s to %s", ticket.ref, kind, term.kind, ticket.handler)
 
 
 def _act_on_breach(app, s, ticket: Ticket, term: Term, now, counts: Counter) -> None:
     p = briefing.people(app, ticket)
     primary = p.primary.email if p.primary is not None else None
-    due = briefing.fmt_due(app, term.deadline)
+    due = fmt_due(app, term.deadline)
     if handover.secondary_holds(ticket) and term.kind in ("first_response", "handover_response", "resolution"):
         what = "resolution" if term.kind == "resolution" else "response"
         r = handover.to_manager(app, s, ticket, actor=ACTOR,
@@ -202,7 +203,7 @@ def check_ticket(app, ticket_id: int) -> Counter:
             if what in ("breach", "late"):
                 kind = f"{term.kind}_breach"
                 _mark(s, ticket, kind, term.deadline, term.deadline)
-                detail = (f"{term.kind.replace('_', ' ')} deadline {briefing.fmt_due(app, term.deadline)} missed "
+                detail = (f"{term.kind.replace('_', ' ')} deadline {fmt_due(app, term.deadline)} missed "
                           f"(handler {ticket.handler or '-'})")
                 if not term.governs:
                     detail += "; after the handover the secondary's own response deadline governs"
@@ -220,7 +221,7 @@ def check_ticket(app, ticket_id: int) -> Counter:
                     break
                 _mark(s, ticket, kind, term.deadline, now)
                 outbox.record(s, ticket, "sla_warning", now, f"{term.kind.replace('_', ' ')} due "
-                              f"{briefing.fmt_due(app, term.deadline)}: {ticket.handler} warned", actor=ACTOR,
+                              f"{fmt_due(app, term.deadline)}: {ticket.handler} warned", actor=ACTOR,
                               term=term.kind, deadline=term.deadline.isoformat(), handler=ticket.handler)
                 _notice(app, s, ticket, term, breached=False, now=now)
                 counts["warning"] += 1

@@ -272,14 +272,19 @@ def new_base() -> Path:
     return Path(tempfile.mkdtemp(prefix="sgwdv-", dir="/tmp"))
 
 
-@pytest.fixture
-def dovecot():
+def running_dovecot(**kw):
+    """A started private Dovecot (kw: user, password), stopped and removed afterwards."""
     dovecot_or_skip()
     base = new_base()
-    server = Dovecot(base)
+    server = Dovecot(base, **kw)
     try:
         server.start()
         yield server
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def dovecot():
+    yield from running_dovecot()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.dovecot import Dovecot, dovecot_or_skip, new_base
+from tests.dovecot import running_dovecot
 from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, all_text, latest_ticket_id, messages, ticket
 from tests.mail import body_text, build, parse, send
 
@@ -121,15 +121,7 @@ class NeomuttReplier:
 @pytest.fixture
 def alice_mailbox():
     """Alice's own IMAP mailbox on a private Dovecot (tests/dovecot.py)."""
-    dovecot_or_skip()
-    base = new_base()
-    server = Dovecot(base, user=ALICE, password="alice-imap-pw")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    yield from running_dovecot(user=ALICE, password="alice-imap-pw")
 
 
 def test_engineer_answers_a_notification_from_neomutt(running, relay, alice_mailbox):
@@ -177,15 +169,7 @@ def test_engineer_answers_a_notification_from_neomutt(running, relay, alice_mail
 @pytest.fixture
 def carol_mailbox():
     """Carol's own IMAP mailbox: she watches bigbank's tickets as the project's manager."""
-    dovecot_or_skip()
-    base = new_base()
-    server = Dovecot(base, user=CAROL, password="carol-imap-pw")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    yield from running_dovecot(user=CAROL, password="carol-imap-pw")
 
 
 def test_a_colleagues_neomutt_reply_to_a_note_stays_internal(running, relay, carol_mailbox):
