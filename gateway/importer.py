@@ -1,0 +1,372 @@
+"""Bringing a team's history in (`supportgw import`): a bulk writer over the same models.
+
+Owns turning a history (gateway/import_sources.py) into tickets that look as if
+the gateway had been there all along, without writing to anyone:
+
+1. scan: every message's headers (parsers.message.parse_head, read exactly as
+   the full parse reads them), its content hash, and whether the database already
+   has it (same spool dedupe key, or the same Message-ID and sender);
+2. thread: parsers.threader rebuilds the conversations over the whole history,
+   the messages already stored included, so a resumed run or a history that
+   overlaps live mail joins the tickets that exist (by thread_ids);
+3. write, a batch of whole conversations per transaction: parse on every core
+   (parsers.message.parse_email, the live parser), route the first customer
+   message (routing.engine.route, the live rules), and insert tickets, spool
+   rows, messages, attachments, thread ids, participants and events as
+   multi-row INSERTs.
+
+Sends nothing, ever: this module writes no outbox row, sets no SLA deadline and
+calls nothing that notifies. Dates are the mail's own. Mail from one of our
+addresses or an engineer's is ours, stored as outbound. A conversation quiet for
+longer than `close_after` is closed, the rest open (never pending: see _plan).
+
+Resumable: a batch commits whole, each message with its spool row (status
+"imported", so no worker ever processes it live); running the same command
+again skips what is there and finishes the rest.
+
+Where live mail is strict and a history cannot be (it has no reply tokens), the
+rules are relaxed: an engineer is recognised by From alone; anyone whose mail
+names the conversation's Message-IDs joins it (as cc), never a stranger;
+subjects join a reference-less "Re:" to the same correspondent's conversation
+(parsers.threader); an old mail never reopens or links tickets by the reopen window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy import bindparam, insert, select, update
+
+from parsers.message import parse_email, parse_head
+from parsers.threader import Item, conversations
+from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
+from storage.spool import dedupe_key
+
+CHUNK = 500  # ids per IN (...) query
+
+
+@dataclass
+class Found:
+    """One message of the history, as the scan saw it."""
+
+    src: int
+    key: object
+    sha: str
+    dedupe: str
+    size: int
+    message_id: str
+    sender: str
+    people: frozenset
+    date: datetime | None
+    refs: tuple
+    irt: tuple
+    subject: str
+    stored: bool = False  # the database has it already
+
+
+def _chunks(seq, n=CHUNK):
+    seq = list(seq)
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class Importer:
+    def __init__(self, app, sources, *, since=None, until=None, close_after=timedelta(days=30),
+                 batch: int = 1000, workers: int | None = None, progress=None, on_planned=None) -> None:
+        self.app, self.sources = app, sources
+        self.since, self.until, self.close_after, self.batch = since, until, close_after, batch
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.progress = progress  # called with the number of messages just written
+        self.on_planned = on_planned  # called once with the number of messages there are to write
+        self.counts: Counter = Counter()
+        self.engineers = app.engineer_addresses()
+        self.ref_prefix = app.config.gateway.ref_prefix
+
+    def ours(self, address: str) -> bool:
+        return address in self.engineers or self.app.is_own_address(address)
+
+    # ---------------------------------------------------------------- 1. scan
+
+    def scan(self) -> list[Found]:
+        found: list[Found] = []
+        keys_seen: set[str] = set()
+        ids_seen: set[tuple[str, str]] = set()
+        for si, src in enumerate(self.sources):
+            for key in src.keys():
+                raw = src.get(key)
+                self.counts["scanned"] += 1
+                head = parse_head(raw)
+                sha = hashlib.sha256(raw).hexdigest()
+                dk = dedupe_key(head.message_id, sha)
+                pair = (head.message_id, head.sender.email)
+                if dk in keys_seen or (pair in ids_seen and not head.message_id.endswith("@supportgw.invalid")):
+                    self.counts["duplicates"] += 1  # the same mail twice (an inbox copy of a Sent mail...)
+                    continue
+                if head.date is not None and ((self.since and head.date < self.since)
+                                              or (self.until and head.date >= self.until)):
+                    self.counts["outside_dates"] += 1
+                    continue
+                keys_seen.add(dk)
+                ids_seen.add(pair)
+                # the customers in it: our own addresses are in every conversation and link none
+                people = frozenset(a.email for a in (head.sender,) + head.to + head.cc
+                                   if a.email and not self.ours(a.email))
+                found.append(Found(si, key, sha, dk, len(raw), head.message_id, head.sender.email, people,
+                                   head.date, head.references, head.in_reply_to, head.subject))
+        self._mark_stored(found)
+        return found
+
+    def _mark_stored(self, found: list[Found]) -> None:
+        with self.app.db.session() as s:
+            have: set = set()
+            for part in _chunks([f.dedupe for f in found]):
+                have.update(s.execute(select(SpoolEntry.dedupe_key).where(SpoolEntry.dedupe_key.in_(part))).scalars())
+            pairs: set = set()
+            for part in _chunks({f.message_id for f in found if not f.message_id.endswith("@supportgw.invalid")}):
+                pairs.update(s.execute(select(Message.message_id, Message.sender_email)
+                                       .where(Message.message_id.in_(part))).all())
+        for f in found:
+            if f.dedupe in have or (f.message_id, f.sender) in pairs:
+                f.stored = True
+                self.counts["already_imported"] += 1
+
+    # ---------------------------------------------------------------- 2. thread
+
+    def thread(self, found: list[Found]):
+        items = [Item(key=i, message_id=f.message_id, in_reply_to=f.irt, references=f.refs, subject=f.subject,
+                      date=f.date, people=f.people) for i, f in enumerate(found)]
+        convs = conversations(items)
+        self.counts["conversations"] = len(convs)
+        self.counts["joined_by_subject"] = sum(len(c.by_subject) for c in convs)
+        return convs
+
+    # ---------------------------------------------------------------- 3. write
+
+    def run(self) -> Counter:
+        started = time.monotonic()
+        found = self.scan()
+        convs = self.thread(found)
+        batches, cur, size = [], [], 0
+        for c in convs:
+            todo = sum(1 for k in c.keys if not found[k].stored)
+            if not todo:
+                continue
+            cur.append(c)
+            size += todo
+            if size >= self.batch:
+                batches.append(cur)
+                cur, size = [], 0
+        if cur:
+            batches.append(cur)
+        if self.on_planned:
+            self.on_planned(sum(1 for f in found if not f.stored))
+        parse = partial(parse_email, own_addresses=self.app.own_addresses)
+        pool = (ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+                if self.workers > 1 else None)
+        try:
+            ahead = self._parse_async(pool, parse, found, batches[0]) if batches else None
+            for i, b in enumerate(batches):
+                parsed = ahead
+                ahead = self._parse_async(pool, parse, found, batches[i + 1]) if i + 1 < len(batches) else None
+                keys, raws, results = parsed
+                self._write(found, b, dict(zip(keys, _results(results))), dict(zip(keys, raws)))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self.counts["seconds"] = round(time.monotonic() - started, 2)
+        return self.counts
+
+    def _parse_async(self, pool, parse, found, batch):
+        keys = [k for c in batch for k in c.keys if not found[k].stored]
+        raws = self._raws(found, keys)
+        if pool is None:
+            return keys, raws, [parse(r) for r in raws]
+        return keys, raws, pool.map(parse, raws, chunksize=max(1, len(raws) // (self.workers * 4)))
+
+    def _raws(self, found, keys) -> list[bytes]:
+        out: dict = {}
+        by_src: dict = {}
+        for k in keys:
+            by_src.setdefault(found[k].src, []).append(k)
+        for si, ks in by_src.items():
+            src = self.sources[si]
+            if hasattr(src, "get_many"):
+                got = src.get_many([found[k].key for k in ks])
+                out.update({k: got[found[k].key] for k in ks})
+            else:
+                out.update({k: src.get(found[k].key) for k in ks})
+        return [out[k] for k in keys]
+
+    def _existing_tickets(self, s, batch, found) -> dict[int, int]:
+        """conversation index in batch -> ticket id, for conversations the database already has."""
+        want: dict[str, int] = {}
+        for ci, c in enumerate(batch):
+            for k in c.keys:
+                f = found[k]
+                for mid in (f.message_id,) + f.refs + f.irt:
+                    want.setdefault(mid, ci)
+        out: dict[int, int] = {}
+        for part in _chunks(want):
+            for mid, tid in s.execute(select(ThreadId.message_id, ThreadId.ticket_id)
+                                      .where(ThreadId.message_id.in_(part))).all():
+                out.setdefault(want[mid], tid)
+        return out
+
+    def _write(self, found, batch, parsed: dict, raws: dict) -> None:
+        app, now = self.app, self.app.now()
+        with app.db.write_lock(), app.db.session() as s:
+            existing = self._existing_tickets(s, batch, found)
+            plans = [self._plan(ci, c, found, parsed, raws, existing.get(ci), now) for ci, c in enumerate(batch)]
+            new = [p for p in plans if p["ticket_id"] is None]
+            if new:
+                ids = s.execute(insert(Ticket).returning(Ticket.id, sort_by_parameter_order=True),
+                                [p["ticket"] for p in new]).scalars().all()
+                for p, tid in zip(new, ids):
+                    p["ticket_id"] = tid
+                s.execute(update(Ticket.__table__).where(Ticket.__table__.c.id == bindparam("b_id"))
+                          .values(ref=bindparam("b_ref")),
+                          [{"b_id": p["ticket_id"], "b_ref": f"{self.ref_prefix}-{p['ticket_id']:06d}"} for p in new])
+            msgs = [(p, m) for p in plans for m in p["messages"]]
+            spool_ids = s.execute(insert(SpoolEntry).returning(SpoolEntry.id, sort_by_parameter_order=True),
+                                  [dict(m["spool"], ticket_id=p["ticket_id"]) for p, m in msgs]).scalars().all()
+            msg_ids = s.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True),
+                                [dict(m["row"], ticket_id=p["ticket_id"], spool_id=sid)
+                                 for (p, m), sid in zip(msgs, spool_ids)]).scalars().all()
+            atts = [dict(a, message_id=mid) for (p, m), mid in zip(msgs, msg_ids) for a in m["attachments"]]
+            if atts:
+                s.execute(insert(AttachmentRow), atts)
+            tids = [dict(t, ticket_id=p["ticket_id"]) for p in plans for t in p["thread_ids"]]
+            if tids:
+                s.execute(insert(ThreadId), tids)
+            parts = [dict(x, ticket_id=p["ticket_id"]) for p in plans for x in p["participants"]]
+            if parts:
+                s.execute(insert(Participant), parts)
+            refs = {p["ticket_id"]: f"{self.ref_prefix}-{p['ticket_id']:06d}" for p in new}
+            events = [dict(e, ticket_id=p["ticket_id"], detail=e["detail"].replace("{ref}", refs.get(p["ticket_id"], "")))
+                      for p in plans for e in p["events"]]
+            if events:
+                s.execute(insert(Event), events)
+            old = [p for p in plans if p["ticket"] is None and p["last"] is not None]
+            for p in old:  # a ticket the database had: its last activity may move on
+                t = s.get(Ticket, p["ticket_id"])
+                if t is not None and (t.updated_at is None or p["last"] > t.updated_at):
+                    t.updated_at = p["last"]
+        self.counts["imported"] += len(msgs)
+        self.counts["tickets_created"] += len(new)
+        self.counts["threaded_into_existing"] += sum(len(p["messages"]) for p in plans if p["ticket"] is None)
+        for p in new:
+            self.counts[p["ticket"]["status"]] += 1
+        if self.progress:
+            self.progress(len(msgs))
+
+    def _plan(self, ci, conv, found, parsed, raws, ticket_id, now) -> dict:
+        """Everything one conversation writes, as rows without their ids."""
+        app = self.app
+        todo = [k for k in conv.keys if not found[k].stored]
+        emails = {k: parsed[k] for k in todo}
+        dates = [found[k].date for k in conv.keys if found[k].date is not None]
+        first = min(dates) if dates else now
+        last = max(dates) if dates else now
+        plan = {"ticket_id": ticket_id, "ticket": None, "messages": [], "thread_ids": [], "participants": [],
+                "events": [], "last": min(last, now)}
+        people: dict[tuple[str, str], str] = {}
+        if ticket_id is None:
+            inbound = [k for k in todo if not self.ours(found[k].sender)]
+            human = [k for k in inbound if not emails[k].automatic] or inbound
+            root = emails[human[0]] if human else emails[todo[0]]
+            if human:
+                requester, rname = root.sender.email, root.sender.name
+            else:  # we wrote first (an answer whose question is lost, or a mail to a customer)
+                to = [a for a in root.to + root.cc if a.email and not self.ours(a.email)]
+                requester, rname = (to[0].email, to[0].name) if to else (root.sender.email, root.sender.name)
+            decision = app.route(root, recipients=tuple(a.email for a in root.to + root.cc), now=first)
+            closed = now - last > self.close_after
+            # open even when we spoke last: "pending" would let the pending-reminder job write to the
+            # customer about a conversation the gateway never had (gateway/pending.py)
+            status = "closed" if closed else "open"
+            responded = next((found[k].date for k in conv.keys if self.ours(found[k].sender)
+                              and found[k].date is not None and found[k].date >= first), None)
+            plan["ticket"] = dict(
+                subject=root.subject or "(no subject)", status=status, priority=decision.priority,
+                category=decision.category, team=decision.team, tier=1, owner=decision.owner_email or "",
+                handler=decision.owner_email or "", requester_email=requester, requester_name=rname,
+                organisation=decision.organisation or "",
+                project=getattr(decision.project, "name", "") if decision.project else "",
+                customer_tier=decision.customer_tier or "", language=self._language(root), tags=list(decision.tags),
+                created_at=min(first, now), updated_at=min(last, now), first_response_due=None, resolution_due=None,
+                first_responded_at=responded, resolved_at=min(last, now) if closed else None,
+                closed_at=min(last, now) if closed else None, paused_seconds=0, sla_policy=decision.sla_policy or "",
+                held=False, handover_reason="", escalated_from="", manager_escalated=False, solution="")
+            people[(requester, "requester")] = rname
+            for w in decision.watchers:
+                people[(w, "watcher")] = ""
+            fired = [st for st in decision.trace if st.matched]
+            ev = plan["events"]
+            label = self.sources[found[conv.keys[0]].src].label
+            ev.append(self._event(first, "created", f"ticket {{ref}} imported from {label}: opened by {requester}",
+                                  requester, source=f"import:{label}"))
+            ev.append(self._event(first, "routed", "\n".join(
+                [str(st) for st in fired] + [f"category={decision.category} team={decision.team} "
+                                             f"priority={decision.priority} owner={decision.owner_email or '-'}"]),
+                category=decision.category, team=decision.team, priority=decision.priority,
+                owner=decision.owner_email or "", rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired]))
+            ev.append(self._event(now, "imported", "imported history: no acknowledgement, notification or SLA clock; "
+                                  f"{len(conv.keys)} messages from {first:%Y-%m-%d} to {last:%Y-%m-%d}",
+                                  messages=len(conv.keys), by_subject=len(conv.by_subject)))
+            if closed:
+                ev.append(self._event(min(last, now), "closed", "closed on import: no message for more than "
+                                      f"{self.close_after.days} days", old="open", new="closed"))
+        for k in todo:
+            e, f = emails[k], found[k]
+            ours = self.ours(f.sender)
+            when = min(f.date, now) if f.date is not None else first
+            raw = raws[k]
+            if f.size > app.config.gateway.spool_inline_max:  # as the live spool keeps large mail
+                app.spool_blobs.put(f.sha, raw)
+                raw = None
+            spool = dict(source=f"import:{self.sources[f.src].label}", received_at=now, size=f.size, sha256=f.sha,
+                         message_id=e.message_id, dedupe_key=f.dedupe, envelope_from="", envelope_to=[],
+                         raw=raw, status="imported", error="", attempts=1, processed_at=now)
+            m = {"spool": spool, "attachments": []}
+            m["row"] = dict(direction="out" if ours else "in",
+                            kind="engineer" if ours else ("automatic" if e.automatic else "customer"),
+                            message_id=e.message_id, sender_email=e.sender.email, sender_name=e.sender.name,
+                            to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject, text=e.text,
+                            reply_text=e.reply_text, html=e.html, automatic=e.automatic, internal=False,
+                            created_at=when)
+            for att in e.attachments:
+                app.attachments.put(att.sha256, att.content)
+                m["attachments"].append(dict(filename=att.filename, content_type=att.content_type, size=att.size,
+                                             sha256=att.sha256))
+            plan["messages"].append(m)
+            plan["thread_ids"].append(dict(message_id=e.message_id, outbound=ours))
+            if ours:
+                self.counts["outbound"] += 1
+            elif plan["ticket"] is not None:
+                # relaxed: anyone who wrote in the conversation, and whom the customers copied, was part of it
+                for a in (e.sender,) + e.to + e.cc:
+                    if a.email and not self.ours(a.email) and (a.email, "requester") not in people:
+                        people.setdefault((a.email, "cc"), a.name)
+        plan["participants"] = [dict(email=em, name=nm, role=role, active=True) for (em, role), nm in people.items()]
+        return plan
+
+    def _event(self, at, kind, detail, actor="system", **data) -> dict:
+        return dict(at=at, kind=kind, actor=actor, detail=detail, data=data)
+
+    def _language(self, email) -> str:
+        forced = self.app.config.gateway.language
+        return email.language if forced == "auto" else forced
+
+
+def _results(futures_or_list):
+    return list(futures_or_list)
+
+
