@@ -42,6 +42,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -95,32 +96,43 @@ class Importer:
 
     # ---------------------------------------------------------------- 1. scan
 
-    def scan(self) -> list[Found]:
+    def _heads(self, pool):
+        """(source index, key, size, sha256, headers) of every message, read here, parsed on every core."""
+        for si, src in enumerate(self.sources):
+            keys = src.keys()
+            for i in range(0, len(keys), 256):
+                part = keys[i:i + 256]
+                if hasattr(src, "get_many"):
+                    got = src.get_many(part)
+                    raws = [got[k] for k in part]
+                else:
+                    raws = [src.get(k) for k in part]
+                heads = pool.map(_scan_one, raws, chunksize=32) if pool else map(_scan_one, raws)
+                for key, raw, (sha, head) in zip(part, raws, heads):
+                    yield si, key, len(raw), sha, head
+
+    def scan(self, pool=None) -> list[Found]:
         found: list[Found] = []
         keys_seen: set[str] = set()
         ids_seen: set[tuple[str, str]] = set()
-        for si, src in enumerate(self.sources):
-            for key in src.keys():
-                raw = src.get(key)
-                self.counts["scanned"] += 1
-                head = parse_head(raw)
-                sha = hashlib.sha256(raw).hexdigest()
-                dk = dedupe_key(head.message_id, sha)
-                pair = (head.message_id, head.sender.email)
-                if dk in keys_seen or (pair in ids_seen and not head.message_id.endswith("@supportgw.invalid")):
-                    self.counts["duplicates"] += 1  # the same mail twice (an inbox copy of a Sent mail...)
-                    continue
-                if head.date is not None and ((self.since and head.date < self.since)
-                                              or (self.until and head.date >= self.until)):
-                    self.counts["outside_dates"] += 1
-                    continue
-                keys_seen.add(dk)
-                ids_seen.add(pair)
-                # the customers in it: our own addresses are in every conversation and link none
-                people = frozenset(a.email for a in (head.sender,) + head.to + head.cc
-                                   if a.email and not self.ours(a.email))
-                found.append(Found(si, key, sha, dk, len(raw), head.message_id, head.sender.email, people,
-                                   head.date, head.references, head.in_reply_to, head.subject))
+        for si, key, size, sha, head in self._heads(pool):
+            self.counts["scanned"] += 1
+            dk = dedupe_key(head.message_id, sha)
+            pair = (head.message_id, head.sender.email)
+            if dk in keys_seen or (pair in ids_seen and not head.message_id.endswith("@supportgw.invalid")):
+                self.counts["duplicates"] += 1  # the same mail twice (an inbox copy of a Sent mail...)
+                continue
+            if head.date is not None and ((self.since and head.date < self.since)
+                                          or (self.until and head.date >= self.until)):
+                self.counts["outside_dates"] += 1
+                continue
+            keys_seen.add(dk)
+            ids_seen.add(pair)
+            # the customers in it: our own addresses are in every conversation and link none
+            people = frozenset(a.email for a in (head.sender,) + head.to + head.cc
+                               if a.email and not self.ours(a.email))
+            found.append(Found(si, key, sha, dk, size, head.message_id, head.sender.email, people,
+                               head.date, head.references, head.in_reply_to, head.subject))
         self._mark_stored(found)
         return found
 
@@ -152,7 +164,16 @@ class Importer:
 
     def run(self) -> Counter:
         started = time.monotonic()
-        found = self.scan()
+        pool = (ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+                if self.workers > 1 else None)
+        try:
+            return self._run(pool, started)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, pool, started) -> Counter:
+        found = self.scan(pool)
         convs = self.thread(found)
         batches, cur, size = [], [], 0
         for c in convs:
@@ -168,19 +189,13 @@ class Importer:
             batches.append(cur)
         if self.on_planned:
             self.on_planned(sum(1 for f in found if not f.stored))
-        parse = partial(parse_email, own_addresses=self.app.own_addresses)
-        pool = (ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-                if self.workers > 1 else None)
-        try:
-            ahead = self._parse_async(pool, parse, found, batches[0]) if batches else None
-            for i, b in enumerate(batches):
-                parsed = ahead
-                ahead = self._parse_async(pool, parse, found, batches[i + 1]) if i + 1 < len(batches) else None
-                keys, raws, results = parsed
-                self._write(found, b, dict(zip(keys, _results(results))), dict(zip(keys, raws)))
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+        parse = partial(_parse_one, own=self.app.own_addresses, attachments=str(self.app.attachments.root))
+        ahead = self._parse_async(pool, parse, found, batches[0]) if batches else None
+        for i, b in enumerate(batches):
+            parsed = ahead
+            ahead = self._parse_async(pool, parse, found, batches[i + 1]) if i + 1 < len(batches) else None
+            keys, raws, results = parsed
+            self._write(found, b, dict(zip(keys, results)), dict(zip(keys, raws)))
         self.counts["seconds"] = round(time.monotonic() - started, 2)
         return self.counts
 
@@ -342,8 +357,7 @@ class Importer:
                             to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject, text=e.text,
                             reply_text=e.reply_text, html=e.html, automatic=e.automatic, internal=False,
                             created_at=when)
-            for att in e.attachments:
-                app.attachments.put(att.sha256, att.content)
+            for att in e.attachments:  # its file was written where it was parsed (_parse_one)
                 m["attachments"].append(dict(filename=att.filename, content_type=att.content_type, size=att.size,
                                              sha256=att.sha256))
             plan["messages"].append(m)
@@ -366,7 +380,23 @@ class Importer:
         return email.language if forced == "auto" else forced
 
 
-def _results(futures_or_list):
-    return list(futures_or_list)
+def _scan_one(raw: bytes):
+    return hashlib.sha256(raw).hexdigest(), parse_head(raw)
+
+
+def _parse_one(raw: bytes, *, own: tuple, attachments: str):
+    """The live parse, and the attachment files written here, on whichever core parsed it: the
+    content stays out of the writer's process (and out of the pickle back to it)."""
+    from dataclasses import replace
+
+    from storage.attachments import AttachmentStore
+
+    e = parse_email(raw, own_addresses=own)
+    if not e.attachments:
+        return e
+    store = AttachmentStore(Path(attachments))
+    for a in e.attachments:
+        store.put(a.sha256, a.content)
+    return replace(e, attachments=tuple(replace(a, content=b"") for a in e.attachments))
 
 
