@@ -25,6 +25,39 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_import)
 
 
+def register_backfill(isub) -> None:
+    q = isub.add_parser("backfill", help="after an outage: take every message since DATE the gateway lacks, "
+                                         "as live mail (seen or not)")
+    q.add_argument("name", help="the [[imap]] mailbox's name")
+    q.add_argument("--since", required=True, metavar="DATE", help="YYYY-MM-DD (IMAP SINCE: whole days)")
+    q.add_argument("--folder", help="another folder than the mailbox's own")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_backfill)
+
+
+def cmd_backfill(args) -> int:
+    from gateway.backfill import backfill
+    from gateway.imap_conn import ImapProblem
+
+    since = _date(args.since, "--since").date()
+    app = open_app(args)
+    boxes = {m.name: m for m in app.config.imap}
+    if args.name not in boxes:
+        raise CommandError(f"imap backfill: no [[imap]] mailbox named {args.name!r}; configured: "
+                           f"{', '.join(boxes) or 'none'}")
+    try:
+        report = backfill(app, boxes[args.name], since, folder=args.folder)
+    except ImapProblem as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for m in report["messages"]:
+            print(f"{m['outcome']:12s} {m['ticket'] or '-':10s} {m['message_id']}")
+        print(", ".join(f"{k}: {v}" for k, v in report.items() if k != "messages"))
+    return 0
+
+
 def _date(value: str | None, flag: str):
     if not value:
         return None
