@@ -257,6 +257,7 @@ class Importer:
                                  for (p, m), sid in zip(msgs, spool_ids)]).scalars().all()
             atts = [dict(a, message_id=mid) for (p, m), mid in zip(msgs, msg_ids) for a in m["attachments"]]
             if atts:
+                os.sync()  # the attachment files on disk before the rows naming them commit
                 s.execute(insert(AttachmentRow), atts)
             tids = [dict(t, ticket_id=p["ticket_id"]) for p in plans for t in p["thread_ids"]]
             if tids:
@@ -389,14 +390,20 @@ def _parse_one(raw: bytes, *, own: tuple, attachments: str):
     content stays out of the writer's process (and out of the pickle back to it)."""
     from dataclasses import replace
 
-    from storage.attachments import AttachmentStore
+    from storage.attachments import AttachmentStore  # the path layout only
 
     e = parse_email(raw, own_addresses=own)
     if not e.attachments:
         return e
     store = AttachmentStore(Path(attachments))
     for a in e.attachments:
-        store.put(a.sha256, a.content)
+        path = store.path_for(a.sha256)
+        if not path.exists():
+            # not fsynced one by one: the writer syncs once before the batch commits (_write)
+            os.makedirs(path.parent, exist_ok=True)
+            tmp = path.with_name(f".{a.sha256}.{os.getpid()}.tmp")
+            tmp.write_bytes(a.content)
+            os.replace(tmp, path)
     return replace(e, attachments=tuple(replace(a, content=b"") for a in e.attachments))
 
 
