@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from gateway.backfill import backfill
 from gateway.pipeline import Source, ingest
-from storage.models import Message, OutboxRow
+from storage.models import Message, OutboxRow, Ticket
 from tests.dovecot import dovecot  # noqa: F401
 from tests.imap_kit import imap_gateway, inbound_by_message_id, seen_flags  # noqa: F401
 from tests.conftest import wait_for
@@ -99,5 +99,63 @@ def test_backfill_command_reports_what_it_took(tmp_path, dovecot, capsys):
         assert code == 0 and out["taken"] == 1 and out["messages"][0]["message_id"] == "cli@customer.example.com"
         code = main(["--config", str(cfg), "imap", "backfill", "nosuch", "--since", "2026-01-01"])
         assert code == 2 and "no [[imap]] mailbox named 'nosuch'" in capsys.readouterr().err
+    finally:
+        drop_database(url)
+
+
+def test_a_poller_first_connected_to_a_folder_of_old_mail_files_it_without_a_word(make_app, dovecot,
+                                                                                imap_gateway):  # noqa: F811
+    app = make_app(imap=[dovecot.mailbox_config()])
+    dovecot.append(*[old(build(frm=f"x{i}@customer.example.com", msgid=f"<old{i}@customer.example.com>",
+                               subject=f"From last month {i}"), 30 + i) for i in range(3)])
+    dovecot.append(build(frm="new@customer.example.com", msgid="<new@customer.example.com>", subject="Today"))
+    imap_gateway(app=app)
+    wait_for(lambda: sum(inbound_by_message_id(app).values()) == 4, timeout=30, what="the four mails stored")
+    assert acks(app) == ["new@customer.example.com"]
+    with app.db.session() as s:  # no engineer was notified of the old ones either
+        assert s.scalar(select(func.count()).select_from(OutboxRow).join(Ticket, Ticket.id == OutboxRow.ticket_id)
+                        .where(Ticket.requester_email.like("x%"))) == 0
+
+
+def test_import_from_an_imap_inbox_and_its_sent_folder_keeps_our_answers_in_each_conversation(
+        tmp_path, dovecot, capsys):
+    from bench import history_corpus
+    from gateway.cli import main
+    from tests.conftest import drop_database, fresh_database_url
+
+    inbox, sent, truth = [], [], {}
+    for conv, where, mid, raw, deleted in history_corpus.conversations(24):
+        if not deleted:
+            truth.setdefault(mid, conv)
+            (inbox if where == "inbox" else sent).append(raw)
+    dovecot.append(*inbox)
+    dovecot.append(*sent, folder="Sent", flags=[b"\\Seen"])
+    flags_before = seen_flags(dovecot)
+    url = fresh_database_url(tmp_path)
+    key = tmp_path / "secret.key"
+    key.write_text("import-imap-secret-0123456789abcdef\n")
+    key.chmod(0o600)
+    cfg = tmp_path / "supportgw.toml"
+    cfg.write_text(f'[gateway]\ndata_dir = "{tmp_path / "var"}"\nsecret_key = {{ file = "{key}" }}\n'
+                   f'[database]\nurl = "{url}"\n[[imap]]\n'
+                   + "".join(f"{k} = {toml_value(v)}\n" for k, v in dovecot.mailbox_config().items()))
+    try:
+        code = main(["--config", str(cfg), "import", "--imap", "helpdesk", "--folder", "INBOX", "--folder", "Sent",
+                     "--json"])
+        counts = json.loads(capsys.readouterr().out)
+        assert code == 0
+        assert counts["imported"] == len(truth) and counts["outbound"] == 24
+        assert counts["tickets_created"] == len(set(truth.values()))
+        from sqlalchemy import create_engine
+
+        eng = create_engine(url)
+        with eng.connect() as c:
+            assert c.scalar(select(func.count()).select_from(OutboxRow)) == 0
+            groups: dict = {}
+            for mid, tid in c.execute(select(Message.message_id, Message.ticket_id)).all():
+                groups.setdefault(tid, set()).add(truth[mid])
+        eng.dispose()
+        assert all(len(g) == 1 for g in groups.values())
+        assert seen_flags(dovecot) == flags_before  # read-only: the team's mailbox is untouched
     finally:
         drop_database(url)
