@@ -87,9 +87,14 @@ def cmd_import(args) -> int:
     except SourceError as exc:
         raise CommandError(str(exc)) from None
     days = args.close_after if args.close_after is not None else app.config.workflow.import_close_after_days
-    bar = tqdm(unit="msg", disable=args.json or not sys.stderr.isatty(), file=sys.stderr, desc="importing")
+    bar = tqdm(unit="msg", disable=args.json or not sys.stderr.isatty(), file=sys.stderr, desc="reading headers")
+
+    def planned(n: int) -> None:  # the headers are read and the conversations rebuilt: now the writing
+        bar.set_description("importing")
+        bar.reset(total=n)
+
     imp = Importer(app, sources, since=since, until=until, close_after=timedelta(days=days), batch=args.batch,
-                   progress=bar.update, on_planned=lambda n: (bar.reset(total=n)))
+                   progress=bar.update, on_planned=planned, on_scanned=bar.update)
     try:
         counts = imp.run()
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -81,12 +82,14 @@ def _chunks(seq, n=CHUNK):
 
 class Importer:
     def __init__(self, app, sources, *, since=None, until=None, close_after=timedelta(days=30),
-                 batch: int = 1000, workers: int | None = None, progress=None, on_planned=None) -> None:
+                 batch: int = 1000, workers: int | None = None, progress=None, on_planned=None,
+                 on_scanned=None) -> None:
         self.app, self.sources = app, sources
         self.since, self.until, self.close_after, self.batch = since, until, close_after, batch
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self.progress = progress  # called with the number of messages just written
         self.on_planned = on_planned  # called once with the number of messages there are to write
+        self.on_scanned = on_scanned  # called with the number of messages whose headers were just read
         self.counts: Counter = Counter()
         self.engineers = app.engineer_addresses()
         self.ref_prefix = app.config.gateway.ref_prefix
@@ -110,6 +113,8 @@ class Importer:
                 heads = pool.map(_scan_one, raws, chunksize=32) if pool else map(_scan_one, raws)
                 for key, raw, (sha, head) in zip(part, raws, heads):
                     yield si, key, len(raw), sha, head
+                if self.on_scanned:
+                    self.on_scanned(len(part))
 
     def scan(self, pool=None) -> list[Found]:
         found: list[Found] = []
@@ -164,7 +169,10 @@ class Importer:
 
     def run(self) -> Counter:
         started = time.monotonic()
-        pool = (ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        # Ctrl-C reaches the whole process group: the workers leave it to this process, which
+        # stops between batches' transactions, instead of each printing a traceback
+        pool = (ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
                 if self.workers > 1 else None)
         try:
             return self._run(pool, started)

@@ -121,7 +121,7 @@ def test_the_same_command_again_imports_nothing_twice(cfgfile, tmp_path, capsys)
     assert again["imported"] == 0 and again["already_imported"] == first["imported"]
 
 
-def test_killed_mid_import_then_run_again_every_message_is_there_once(cfgfile, tmp_path):
+def _interrupt_then_finish(cfgfile, tmp_path, sig):
     truth = history_corpus.write(tmp_path / "hist", 1500)
     cmd = [sys.executable, "-m", "gateway.cli", "--config", str(cfgfile), "import", "--json", "--batch", "100",
            str(tmp_path / "hist" / "inbox.mbox"), str(tmp_path / "hist" / "Sent")]
@@ -130,22 +130,20 @@ def test_killed_mid_import_then_run_again_every_message_is_there_once(cfgfile, t
                             start_new_session=True)
     eng = db(cfgfile)
     deadline = time.monotonic() + 120
-    written = 0
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             with eng.connect() as c:
-                written = c.scalar(select(func.count()).select_from(Message))
+                if c.scalar(select(func.count()).select_from(Message)) >= 300:
+                    break
         except Exception:
-            written = 0
-        if written >= 300:
-            break
+            pass
         time.sleep(0.05)
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        os.killpg(proc.pid, sig)  # the whole group, as a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=120)
     with eng.connect() as c:
         half = c.scalar(select(func.count()).select_from(Message))
-    assert 0 < half < len(truth), "the kill should land mid-import"
+    assert 0 < half < len(truth), "the interruption should land mid-import"
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     counts = json.loads(done.stdout)
@@ -159,6 +157,16 @@ def test_killed_mid_import_then_run_again_every_message_is_there_once(cfgfile, t
         assert all(len(g) == 1 for g in groups.values()) and len(groups) == len(set(truth.values()))
         assert c.scalar(select(func.count()).select_from(OutboxRow)) == 0
     eng.dispose()
+    return proc.returncode, err.decode()
+
+
+def test_killed_mid_import_then_run_again_every_message_is_there_once(cfgfile, tmp_path):
+    _interrupt_then_finish(cfgfile, tmp_path, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_with_one_line_and_the_same_command_finishes(cfgfile, tmp_path):
+    code, err = _interrupt_then_finish(cfgfile, tmp_path, signal.SIGINT)
+    assert code == 130 and "run the same command again" in err and "Traceback" not in err
 
 
 def test_bad_paths_and_dates_are_one_line_errors(cfgfile, tmp_path, capsys):
@@ -168,3 +176,15 @@ def test_bad_paths_and_dates_are_one_line_errors(cfgfile, tmp_path, capsys):
     assert code == 2 and "--since" in err
     code, _, err = run(cfgfile, "import", capsys=capsys)
     assert code == 2 and "PATH" in err
+
+
+def test_since_and_until_keep_to_the_dates_asked(cfgfile, tmp_path, capsys):
+    history_corpus.write(tmp_path / "hist", 40)  # one conversation every 7 hours from 2016-01-04 09:00
+    code, out, _ = run(cfgfile, "import", "--json", "--since", "2016-01-05", "--until", "2016-01-06",
+                       str(tmp_path / "hist" / "inbox.mbox"), str(tmp_path / "hist" / "Sent"), capsys=capsys)
+    counts = json.loads(out)
+    assert code == 0 and counts["imported"] > 0 and counts["outside_dates"] > 0
+    with db(cfgfile).connect() as c:
+        dates = c.execute(select(Message.created_at)).scalars().all()
+    assert min(dates) >= datetime(2016, 1, 5, tzinfo=timezone.utc)
+    assert max(dates) < datetime(2016, 1, 6, tzinfo=timezone.utc)
