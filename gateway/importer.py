@@ -234,8 +234,9 @@ class Importer:
                 out.update({k: src.get(found[k].key) for k in ks})
         return [out[k] for k in keys]
 
-    def _existing_tickets(self, s, batch, found) -> dict[int, int]:
-        """conversation index in batch -> ticket id, for conversations the database already has."""
+    def _existing_tickets(self, s, batch, found) -> tuple[dict[int, int], set]:
+        """({conversation index in batch: ticket id} for conversations the database already has,
+        the (Message-ID, ticket id) thread rows there are)."""
         want: dict[str, int] = {}
         for ci, c in enumerate(batch):
             for k in c.keys:
@@ -243,16 +244,18 @@ class Importer:
                 for mid in (f.message_id,) + f.refs + f.irt:
                     want.setdefault(mid, ci)
         out: dict[int, int] = {}
+        rows: set = set()
         for part in _chunks(want):
             for mid, tid in s.execute(select(ThreadId.message_id, ThreadId.ticket_id)
                                       .where(ThreadId.message_id.in_(part))).all():
                 out.setdefault(want[mid], tid)
-        return out
+                rows.add((mid, tid))
+        return out, rows
 
     def _write(self, found, batch, parsed: dict, raws: dict) -> None:
         app, now = self.app, self.app.now()
         with app.db.write_lock(), app.db.session() as s:
-            existing = self._existing_tickets(s, batch, found)
+            existing, known = self._existing_tickets(s, batch, found)
             plans = [self._plan(ci, c, found, parsed, raws, existing.get(ci), now) for ci, c in enumerate(batch)]
             new = [p for p in plans if p["ticket_id"] is None]
             if new:
@@ -273,7 +276,12 @@ class Importer:
             if atts:
                 os.sync()  # the attachment files on disk before the rows naming them commit
                 s.execute(insert(AttachmentRow), atts)
-            tids = [dict(t, ticket_id=p["ticket_id"]) for p in plans for t in p["thread_ids"]]
+            tids = []
+            for p in plans:  # one row per (Message-ID, ticket): two mails may share an id (a broken client)
+                for t in p["thread_ids"]:
+                    if (t["message_id"], p["ticket_id"]) not in known:
+                        known.add((t["message_id"], p["ticket_id"]))
+                        tids.append(dict(t, ticket_id=p["ticket_id"]))
             if tids:
                 s.execute(insert(ThreadId), tids)
             parts = [dict(x, ticket_id=p["ticket_id"]) for p in plans for x in p["participants"]]

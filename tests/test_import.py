@@ -188,3 +188,18 @@ def test_since_and_until_keep_to_the_dates_asked(cfgfile, tmp_path, capsys):
         dates = c.execute(select(Message.created_at)).scalars().all()
     assert min(dates) >= datetime(2016, 1, 5, tzinfo=timezone.utc)
     assert max(dates) < datetime(2016, 1, 6, tzinfo=timezone.utc)
+
+
+def test_two_different_mails_sharing_a_message_id_are_both_kept_in_one_conversation(cfgfile, tmp_path, capsys):
+    d = tmp_path / "eml"
+    d.mkdir()
+    (d / "1.eml").write_bytes(build(frm="ann@customer.example.com", msgid="<same@broken.client>", subject="One"))
+    (d / "2.eml").write_bytes(build(frm="bob@customer.example.com", msgid="<same@broken.client>", subject="Two"))
+    (d / "3.eml").write_bytes(build(frm="ann@customer.example.com", msgid="<reply@customer.example.com>",
+                                    subject="Re: One", in_reply_to="<same@broken.client>"))
+    code, out, err = run(cfgfile, "import", "--json", str(d), capsys=capsys)
+    assert code == 0, err
+    counts = json.loads(out)
+    assert counts["imported"] == 3 and counts["tickets_created"] == 1
+    with db(cfgfile).connect() as c:
+        assert c.scalar(select(func.count()).select_from(ThreadId)) == 2
