@@ -330,8 +330,10 @@ class Importer:
             # open even when we spoke last: "pending" would let the pending-reminder job write to the
             # customer about a conversation the gateway never had (gateway/pending.py)
             status = "closed" if closed else "open"
+            # the first answer by a person: the old helpdesk's own acknowledgements do not count
             responded = next((found[k].date for k in conv.keys if self.ours(found[k].sender)
-                              and found[k].date is not None and found[k].date >= first), None)
+                              and found[k].date is not None and found[k].date >= first
+                              and not (k in emails and emails[k].automatic)), None)
             plan["ticket"] = dict(
                 subject=root.subject or "(no subject)", status=status, priority=decision.priority,
                 category=decision.category, team=decision.team, tier=1, owner=decision.owner_email or "",
@@ -375,7 +377,8 @@ class Importer:
                          raw=raw, status="imported", error="", attempts=1, processed_at=now)
             m = {"spool": spool, "attachments": []}
             m["row"] = dict(direction="out" if ours else "in",
-                            kind="engineer" if ours else ("automatic" if e.automatic else "customer"),
+                            kind=("automatic" if e.automatic else "engineer") if ours
+                            else ("automatic" if e.automatic else "customer"),
                             message_id=e.message_id, sender_email=e.sender.email, sender_name=e.sender.name,
                             to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject, text=e.text,
                             reply_text=e.reply_text, html=e.html, automatic=e.automatic, internal=False,

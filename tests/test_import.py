@@ -203,3 +203,19 @@ def test_two_different_mails_sharing_a_message_id_are_both_kept_in_one_conversat
     assert counts["imported"] == 3 and counts["tickets_created"] == 1
     with db(cfgfile).connect() as c:
         assert c.scalar(select(func.count()).select_from(ThreadId)) == 2
+
+
+def test_the_old_helpdesks_acknowledgement_is_ours_but_not_the_first_response(cfgfile, tmp_path, capsys):
+    d = tmp_path / "eml"
+    d.mkdir()
+    (d / "1.eml").write_bytes(build(msgid="<q@customer.example.com>", subject="Printer"))
+    (d / "2.eml").write_bytes(build(frm="support@support.example.test", name="Support", msgid="<ack@old.helpdesk>",
+                                    to="alice@customer.example.com", subject="[#42] Printer",
+                                    in_reply_to="<q@customer.example.com>",
+                                    headers={"Auto-Submitted": "auto-replied"}))
+    code, out, err = run(cfgfile, "import", "--json", str(d), capsys=capsys)
+    assert code == 0, err
+    with db(cfgfile).connect() as c:
+        assert c.execute(select(Message.direction, Message.kind).where(Message.message_id == "ack@old.helpdesk")
+                         ).one() == ("out", "automatic")
+        assert c.execute(select(Ticket.first_responded_at)).scalar_one() is None
