@@ -13,7 +13,7 @@ the gateway had been there all along, without writing to anyone:
    (parsers.message.parse_email, the live parser), route the first customer
    message (routing.engine.route, the live rules), and insert tickets, spool
    rows, messages, attachments, thread ids, participants and events as
-   multi-row INSERTs.
+   bulk writes (storage/bulk.py: COPY on PostgreSQL, multi-row INSERTs elsewhere).
 
 Sends nothing, ever: this module writes no outbox row, sets no SLA deadline and
 calls nothing that notifies. Dates are the mail's own. Mail from one of our
@@ -45,11 +45,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 
 from parsers.message import parse_email, parse_head
 from parsers.threader import Item, conversations
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
+from storage.bulk import insert_rows
 from storage.spool import dedupe_key
 
 CHUNK = 500  # ids per IN (...) query
@@ -259,39 +260,34 @@ class Importer:
             plans = [self._plan(ci, c, found, parsed, raws, existing.get(ci), now) for ci, c in enumerate(batch)]
             new = [p for p in plans if p["ticket_id"] is None]
             if new:
-                ids = s.execute(insert(Ticket).returning(Ticket.id, sort_by_parameter_order=True),
-                                [p["ticket"] for p in new]).scalars().all()
+                ids = insert_rows(s, Ticket, [p["ticket"] for p in new], ids=True)
                 for p, tid in zip(new, ids):
                     p["ticket_id"] = tid
                 s.execute(update(Ticket.__table__).where(Ticket.__table__.c.id == bindparam("b_id"))
                           .values(ref=bindparam("b_ref")),
                           [{"b_id": p["ticket_id"], "b_ref": f"{self.ref_prefix}-{p['ticket_id']:06d}"} for p in new])
             msgs = [(p, m) for p in plans for m in p["messages"]]
-            spool_ids = s.execute(insert(SpoolEntry).returning(SpoolEntry.id, sort_by_parameter_order=True),
-                                  [dict(m["spool"], ticket_id=p["ticket_id"]) for p, m in msgs]).scalars().all()
-            msg_ids = s.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True),
-                                [dict(m["row"], ticket_id=p["ticket_id"], spool_id=sid)
-                                 for (p, m), sid in zip(msgs, spool_ids)]).scalars().all()
+            spool_ids = insert_rows(s, SpoolEntry, [dict(m["spool"], ticket_id=p["ticket_id"]) for p, m in msgs],
+                                    ids=True)
+            msg_ids = insert_rows(s, Message, [dict(m["row"], ticket_id=p["ticket_id"], spool_id=sid)
+                                               for (p, m), sid in zip(msgs, spool_ids)], ids=True)
             atts = [dict(a, message_id=mid) for (p, m), mid in zip(msgs, msg_ids) for a in m["attachments"]]
             if atts:
                 os.sync()  # the attachment files on disk before the rows naming them commit
-                s.execute(insert(AttachmentRow), atts)
+                insert_rows(s, AttachmentRow, atts)
             tids = []
             for p in plans:  # one row per (Message-ID, ticket): two mails may share an id (a broken client)
                 for t in p["thread_ids"]:
                     if (t["message_id"], p["ticket_id"]) not in known:
                         known.add((t["message_id"], p["ticket_id"]))
                         tids.append(dict(t, ticket_id=p["ticket_id"]))
-            if tids:
-                s.execute(insert(ThreadId), tids)
+            insert_rows(s, ThreadId, tids)
             parts = [dict(x, ticket_id=p["ticket_id"]) for p in plans for x in p["participants"]]
-            if parts:
-                s.execute(insert(Participant), parts)
+            insert_rows(s, Participant, parts)
             refs = {p["ticket_id"]: f"{self.ref_prefix}-{p['ticket_id']:06d}" for p in new}
             events = [dict(e, ticket_id=p["ticket_id"], detail=e["detail"].replace("{ref}", refs.get(p["ticket_id"], "")))
                       for p in plans for e in p["events"]]
-            if events:
-                s.execute(insert(Event), events)
+            insert_rows(s, Event, events)
             old = [p for p in plans if p["ticket"] is None and p["last"] is not None]
             for p in old:  # a ticket the database had: its last activity may move on
                 t = s.get(Ticket, p["ticket_id"])

@@ -1,0 +1,64 @@
+"""Writing many rows of one table at once, the fastest way each database offers.
+
+Owns one function, `insert_rows`, for bulk writers (gateway/importer.py): on
+PostgreSQL a COPY, with ids taken from the table's sequence first when the
+caller needs them; elsewhere one multi-row INSERT (RETURNING the ids, in the
+rows' order). Rows are plain dicts keyed by column name; a column a row leaves
+out gets the model's scalar default, or NULL.
+
+Must not: be used for rows the ORM session holds as objects, or for rows that
+must go through `storage.rows.append` (it writes at once, in the caller's
+transaction).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timezone
+
+from sqlalchemy import insert, text
+from sqlalchemy.orm import Session
+
+from storage.types import JSONType, UTCDateTime
+
+
+def _default(col):
+    d = col.default
+    return d.arg if d is not None and d.is_scalar else None
+
+
+def _copy_value(col, value):
+    if value is None:
+        return None
+    if isinstance(col.type, UTCDateTime):
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    if isinstance(col.type, JSONType):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False) -> list[int]:
+    """Insert `rows` into `model`'s table; their new ids, in order, when `ids` (else [])."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        if ids:
+            return list(session.execute(insert(model).returning(model.id, sort_by_parameter_order=True),
+                                        rows).scalars())
+        session.execute(insert(model), rows)
+        return []
+    table = model.__table__
+    new_ids: list[int] = []
+    if ids:
+        seq = session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
+        new_ids = sorted(session.execute(text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)"),
+                                         {"s": seq, "n": len(rows)}).scalars())
+        rows = [dict(r, id=i) for r, i in zip(rows, new_ids)]
+    cols = [c for c in table.columns if c.name in rows[0] or (not c.primary_key and _default(c) is not None)]
+    names = ", ".join(f'"{c.name}"' for c in cols)
+    defaults = {c.name: _default(c) for c in cols}
+    raw = session.connection().connection.driver_connection  # psycopg's own connection, same transaction
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for r in rows:
+            copy.write_row([_copy_value(c, r.get(c.name, defaults[c.name])) for c in cols])
+    return new_ids
