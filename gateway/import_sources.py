@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -51,6 +52,19 @@ class FileSource:
             return self.box.get_bytes(key)
         return (self.path / key).read_bytes() if key else self.path.read_bytes()
 
+    def delivered(self, key) -> datetime | None:
+        """When the message was delivered, for one whose Date header is missing or unreadable: the
+        mbox From_ line's date, a Maildir file name's leading timestamp, else the file's mtime."""
+        if self.kind == "mbox":
+            return self.box.delivered(key)
+        p = self.path / key if key else self.path
+        stamp = p.name.split(".", 1)[0]
+        try:
+            secs = int(stamp) if stamp.isdigit() and len(stamp) >= 9 else p.stat().st_mtime
+        except OSError:
+            return None
+        return datetime.fromtimestamp(secs, timezone.utc)
+
     def close(self) -> None:
         if self.kind == "mbox":
             self.box.close()
@@ -81,6 +95,15 @@ class _Mbox:
             if chunk.endswith(blank):
                 return chunk[:-len(blank) // 2]
         return chunk
+
+    def delivered(self, key) -> datetime | None:
+        start, end = self._spans[key]
+        line = self._map[start:self._map.find(b"\n", start, end)].decode("ascii", "replace").split()
+        try:  # "From sender Tue Mar 14 09:30:00 2019": the last five words, asctime
+            when = datetime.strptime(" ".join(line[-5:]), "%a %b %d %H:%M:%S %Y")
+        except ValueError:
+            return None
+        return when.replace(tzinfo=timezone.utc)
 
     def close(self) -> None:
         self._map.close()

@@ -130,8 +130,10 @@ class Importer:
             if dk in keys_seen or (pair in ids_seen and not head.message_id.endswith("@supportgw.invalid")):
                 self.counts["duplicates"] += 1  # the same mail twice (an inbox copy of a Sent mail...)
                 continue
-            if head.date is not None and ((self.since and head.date < self.since)
-                                          or (self.until and head.date >= self.until)):
+            date = head.date
+            if date is None and hasattr(self.sources[si], "delivered"):
+                date = self.sources[si].delivered(key)  # no Date header: when it was delivered
+            if date is not None and ((self.since and date < self.since) or (self.until and date >= self.until)):
                 self.counts["outside_dates"] += 1
                 continue
             keys_seen.add(dk)
@@ -140,7 +142,7 @@ class Importer:
             people = frozenset(a.email for a in (head.sender,) + head.to + head.cc
                                if a.email and not self.ours(a.email))
             found.append(Found(si, key, sha, dk, size, head.message_id, head.sender.email, people,
-                               head.date, head.references, head.in_reply_to, head.subject))
+                               date, head.references, head.in_reply_to, head.subject))
         self._mark_stored(found)
         return found
 

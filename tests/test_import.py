@@ -219,3 +219,15 @@ def test_the_old_helpdesks_acknowledgement_is_ours_but_not_the_first_response(cf
         assert c.execute(select(Message.direction, Message.kind).where(Message.message_id == "ack@old.helpdesk")
                          ).one() == ("out", "automatic")
         assert c.execute(select(Ticket.first_responded_at)).scalar_one() is None
+
+
+def test_a_mail_without_a_date_takes_its_delivery_date_from_the_mbox(cfgfile, tmp_path, capsys):
+    raw = b"\r\n".join(ln for ln in build(subject="Undated").split(b"\r\n") if not ln.lower().startswith(b"date:"))
+    box = tmp_path / "old.mbox"
+    box.write_bytes(b"From alice@customer.example.com Thu Mar 14 09:30:00 2019\n" + raw.replace(b"\r\n", b"\n")
+                    + b"\n")
+    code, out, err = run(cfgfile, "import", "--json", str(box), capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["closed"] == 1
+    with db(cfgfile).connect() as c:
+        assert c.execute(select(Ticket.created_at)).scalar_one() == datetime(2019, 3, 14, 9, 30, tzinfo=timezone.utc)
