@@ -94,9 +94,13 @@ class Importer:
         self.counts: Counter = Counter()
         self.engineers = app.engineer_addresses()
         self.ref_prefix = app.config.gateway.ref_prefix
+        self._ours: dict[str, bool] = {}
 
     def ours(self, address: str) -> bool:
-        return address in self.engineers or self.app.is_own_address(address)
+        known = self._ours.get(address)
+        if known is None:  # asked for every address of every message: a history has few of them
+            known = self._ours[address] = address in self.engineers or self.app.is_own_address(address)
+        return known
 
     # ---------------------------------------------------------------- 1. scan
 
