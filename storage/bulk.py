@@ -2,8 +2,8 @@
 
 Owns one function, `insert_rows`, for bulk writers (gateway/importer.py): on
 PostgreSQL a COPY, with ids taken from the table's sequence first when the
-caller needs them; elsewhere one multi-row INSERT (RETURNING the ids, in the
-rows' order). Rows are plain dicts keyed by column name; a column a row leaves
+caller needs them; on SQLite one executemany INSERT, with ids above the
+largest there is (the caller holds the write lock). Rows are plain dicts keyed by column name; a column a row leaves
 out gets the model's scalar default, or NULL.
 
 Must not: be used for rows the ORM session holds as objects, or for rows that
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import timezone
 
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from storage.types import JSONType, UTCDateTime
@@ -43,12 +43,17 @@ def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False)
         return []
     table = model.__table__
     if session.get_bind().dialect.name != "postgresql":
-        # the Table, not the ORM entity: an ORM bulk insert costs several times the statement itself
+        # SQLite: RETURNING in the rows' order makes SQLAlchemy send one INSERT per row, so the ids
+        # are taken here instead, above the largest there is. The caller holds the database's one
+        # write lock (storage.db write_lock) for its transaction; a writer that did not would make
+        # this batch fail on the primary key, never write over a row.
+        new_ids: list[int] = []
         if ids:
-            return list(session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                        rows).scalars())
-        session.execute(insert(table), rows)
-        return []
+            start = session.execute(select(func.max(table.c.id))).scalar() or 0
+            new_ids = list(range(start + 1, start + 1 + len(rows)))
+            rows = [dict(r, id=i) for r, i in zip(rows, new_ids)]
+        session.execute(insert(table), rows)  # the Table, not the ORM entity: no ORM bulk layer
+        return new_ids
     new_ids: list[int] = []
     if ids:
         seq = session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
