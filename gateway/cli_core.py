@@ -150,9 +150,10 @@ def cmd_ingest(args) -> int:
         "threaded": totals["threaded"],
         "duplicates": totals["duplicates"] + totals["duplicate"],
         "quarantined": totals["quarantined"],
+        "history": totals["history"],  # old mail filed without acknowledgement (gateway/history.py)
     }
     for k, v in totals.items():
-        if k not in ("ingested", "created", "threaded", "duplicates", "duplicate", "quarantined"):
+        if k not in ("ingested", "created", "threaded", "duplicates", "duplicate", "quarantined", "history"):
             summary[k] = v
     if args.json:
         print(json.dumps(summary))

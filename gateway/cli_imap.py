@@ -8,6 +8,7 @@ what to change when any mailbox fails. Needs no database.
 from __future__ import annotations
 
 from gateway.cli import CommandError
+from gateway.cli_import import register_backfill
 from gateway.config import find_config_path, load_config
 from gateway.imap_conn import NETWORK_ERRORS, SERVER_ERRORS, ImapProblem, close, connect, select, where
 
@@ -18,6 +19,7 @@ def register(sub) -> None:
     q = isub.add_parser("check", help="connect, log in and select each [[imap]] mailbox; report what works")
     q.add_argument("--mailbox", help="check only this mailbox (its 'name')")
     q.set_defaults(func=cmd_check)
+    register_backfill(isub)  # imap backfill: gateway/cli_import.py
 
 
 def check_mailbox(mb) -> list[str]:

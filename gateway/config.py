@@ -167,6 +167,11 @@ class WorkflowSection(_Strict):
     sla_warn_share: float = 0.75
     sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     kb_suggestions: int = 0
+    # Mail older than this (by its Date and Received headers, against the gateway's clock) is
+    # filed as history: no acknowledgement, notification or SLA clock (gateway/history.py). 0: off.
+    history_age_days: float = Field(default=7, ge=0)
+    # `supportgw import`: a conversation whose last message is older than this is imported closed.
+    import_close_after_days: float = Field(default=30, ge=0)
     # Optional one-click survey web endpoint (gateway/survey_web.py), off by default:
     # survey_url is the public base URL put in closure emails, survey_listen "host:port" to serve on.
     survey_url: str = ""

@@ -63,15 +63,18 @@ def choose_language(app, email: ParsedEmail) -> str:
 
 
 def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = False,
-                  text: str | None = None, reply_text: str | None = None) -> Message:
+                  text: str | None = None, reply_text: str | None = None, at=None) -> Message:
+    """Store the mail on the ticket. `at`: when it was written, for mail filed as history
+    (gateway.history); live mail is dated by the gateway's clock."""
     e = ib.email
+    when = ib.now if at is None else at
     msg = Message(
         ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
         sender_email=e.sender.email, sender_name=e.sender.name,
         to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject,
         text=e.text if text is None else text,
         reply_text=e.reply_text if reply_text is None else reply_text,
-        html=e.html, automatic=e.automatic, internal=internal, created_at=ib.now,
+        html=e.html, automatic=e.automatic, internal=internal, created_at=when,
     )
     ib.session.add(msg)
     for att in e.attachments:
@@ -80,7 +83,7 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
                                              size=att.size, sha256=att.sha256))
     append(ib.session, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
     ib.session.info.pop("ticket_references", None)  # the thread grew: recompute References
-    ticket.updated_at = ib.now
+    ticket.updated_at = when if ticket.updated_at is None else max(ticket.updated_at, when)
     return msg
 
 
@@ -115,9 +118,14 @@ def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
     return out
 
 
-def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False) -> Ticket:
-    """A new ticket. `held`: a stranger's mail kept for the owner's approval before anything goes out."""
-    app, s, e, now = ib.app, ib.session, ib.email, ib.now
+def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False,
+                  history: str = "", at=None) -> Ticket:
+    """A new ticket. `held`: a stranger's mail kept for the owner's approval before anything goes out.
+
+    `history`: why this is an old mail filed as history (gateway.history): routed, but dated
+    `at` (the mail's own time), with no SLA deadline, acknowledgement or notification."""
+    app, s, e = ib.app, ib.session, ib.email
+    now = ib.now if at is None else at
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
     ticket = Ticket(
         subject=e.subject or "(no subject)", status="new", priority=decision.priority,
@@ -126,7 +134,8 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
         project=getattr(decision.project, "name", "") if decision.project else "",
         customer_tier=decision.customer_tier or "", language=choose_language(app, e),
         tags=list(decision.tags), created_at=now, updated_at=now,
-        first_response_due=decision.first_response_due, resolution_due=decision.resolution_due,
+        first_response_due=None if history else decision.first_response_due,
+        resolution_due=None if history else decision.resolution_due,
         sla_policy=decision.sla_policy or "", linked_ticket_id=linked_to.id if linked_to else None,
         held=held,
     )
@@ -152,7 +161,10 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
                   category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
                   rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
                   rules_generation=getattr(app.rules, "generation", None))
-    msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer")
+    msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer", at=at)
+    if history:
+        outbox.record(s, ticket, "history", ib.now, history, actor=e.sender.email, message_id=e.message_id)
+        return ticket
     if held:
         outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
                       "the sender is not on that ticket; no acknowledgement until released")

@@ -30,10 +30,12 @@ log = logging.getLogger("supportgw.pipeline")
 # Handlers run in order; the first that returns an outcome wins. Each is
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
-from gateway import bounce_handler, engineer, selfservice, senders, survey_handler  # noqa: E402
+from gateway import bounce_handler, engineer, history, selfservice, senders, survey_handler  # noqa: E402
 from gateway.inbound import Unprocessable  # noqa: E402  (a handler's verdict: quarantine)
 
-HANDLERS: list = [bounce_handler.handle, senders.handle, engineer.handle, survey_handler.handle, selfservice.handle]
+# Old mail is filed as history before anything could answer it (no relay, survey or status reply).
+HANDLERS: list = [bounce_handler.handle, senders.handle, history.handle, engineer.handle, survey_handler.handle,
+                  selfservice.handle]
 
 
 @dataclass(frozen=True)

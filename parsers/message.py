@@ -66,6 +66,35 @@ def parse_email(raw: bytes, *, own_addresses: tuple[str, ...] = ()) -> ParsedEma
         return _unparseable(raw, f"parse-failed:{type(exc).__name__}")
 
 
+def parse_head(raw: bytes) -> ParsedEmail:
+    """The headers alone, read exactly as parse_email reads them (addresses, subject, Message-ID,
+    In-Reply-To, References, Date), with no body: a cheap first look at a whole history before
+    its conversations are rebuilt (gateway/importer.py). Never raises."""
+    try:
+        raw = bytes(raw)
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        defects: list[str] = []
+        msg = _headers_only(raw)
+        hint = _charset_hint(msg)
+        raw_headers = _index(msg)
+
+        def addresses(name: str) -> tuple[Address, ...]:
+            return _addresses(raw_headers.get(name, []), hint)
+
+        sender_list = addresses("from") or addresses("sender") or addresses("return-path")
+        return ParsedEmail(
+            sender=sender_list[0] if sender_list else Address("", ""), to=addresses("to"), cc=addresses("cc"),
+            reply_to=addresses("reply-to"),
+            subject=_clean(decode_header(_first(raw_headers, "subject"), hint)).strip(),
+            message_id=_message_id(_first(raw_headers, "message-id"), raw, defects),
+            in_reply_to=_ids(raw_headers.get("in-reply-to", [])), references=_ids(raw_headers.get("references", [])),
+            date=_date(_first(raw_headers, "date")), text="", html="", attachments=(), language="en",
+            headers=(), defects=tuple(defects))
+    except Exception as exc:
+        return _unparseable(b"", f"parse-failed:{type(exc).__name__}")
+
+
 # --- building the Message ----------------------------------------------------------------
 
 

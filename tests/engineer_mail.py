@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
 
+from tests.dates import sent_now
+
 from gateway.dispatch import dispatch_due
 from gateway.pipeline import Source, ingest
 from tests.mail import body_text, build, parse
@@ -90,7 +92,7 @@ def reply_to(original, text: str, *, frm=ALICE, name="Alice Wang", style="outloo
     m["To"] = to or original["Reply-To"] or original["From"]
     m["Subject"] = "RE: " + original["Subject"] if style == "outlook" else "Re: " + original["Subject"]
     m["Message-ID"] = make_msgid(domain="support.example.com")
-    m["Date"] = "Mon, 02 Mar 2026 10:20:00 +0800"
+    m["Date"] = sent_now()
     m["In-Reply-To"] = original["Message-ID"]
     m["References"] = ((original["References"] or "") + " " + original["Message-ID"]).strip()
     for k, v in (headers or {}).items():

@@ -9,6 +9,8 @@ from email.message import EmailMessage
 from email.policy import SMTP, default as default_policy
 from email.utils import make_msgid
 
+from tests.dates import sent_now
+
 
 def build(frm="alice@customer.example.com", to="support@support.example.test", subject="Printer on fire",
           body="Hello,\nthe printer is on fire.\n", *, cc=None, msgid=None, in_reply_to=None, references=None,
@@ -20,7 +22,7 @@ def build(frm="alice@customer.example.com", to="support@support.example.test", s
         m["Cc"] = cc
     m["Subject"] = subject
     m["Message-ID"] = msgid or make_msgid(domain="customer.example.com")
-    m["Date"] = "Mon, 02 Mar 2026 09:00:00 +0800"
+    m["Date"] = sent_now()
     if in_reply_to:
         m["In-Reply-To"] = in_reply_to
     if references:

@@ -19,6 +19,9 @@ from tests.test_loops import (
 
 # Limits out of the way: these tests measure the automatic verdict, not the rate limits.
 NO_LIMITS = {"rate_limit_per_hour": 100000, "repeat_limit_per_hour": 0}
+# The corpora are years old: these tests are about robots, not age, so old mail is not filed
+# as history here (tests/test_history_mail.py covers that).
+ANY_AGE = {"history_age_days": 0}
 
 
 def _ingest_files(app, files):
@@ -29,7 +32,7 @@ def _ingest_files(app, files):
 
 @needs_corpora
 def test_corpus_bounces_and_auto_replies_through_the_pipeline_queue_no_mail(make_app):
-    app = make_app(outbound=NO_LIMITS)
+    app = make_app(outbound=NO_LIMITS, workflow=ANY_AGE)
     files = corpus_files(AUTOMATIC_GLOBS, NOT_AUTOMATIC_AFTER_ALL)
     assert len(files) > 900
     _ingest_files(app, files)
@@ -54,7 +57,7 @@ def test_corpus_bounces_and_auto_replies_through_the_pipeline_queue_no_mail(make
 
 @needs_corpora
 def test_ordinary_corpus_mail_through_the_pipeline_is_acknowledged(make_app):
-    app = make_app(outbound=NO_LIMITS)
+    app = make_app(outbound=NO_LIMITS, workflow=ANY_AGE)
     files = corpus_files(ORDINARY_GLOBS, NOT_ORDINARY)
     assert len(files) > 100
     _ingest_files(app, files)
