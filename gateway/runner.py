@@ -234,6 +234,8 @@ def run_forever(app) -> int:
     while not done.wait(2):
         if gw.pool:
             gw.pool.check()
+        if gw.scheduler is not None:
+            gw.scheduler.check_health()  # a job stuck for several periods is logged loudly
         try:
             if app.rules.reload_if_changed():
                 log.info("rules file changed: reloaded")
