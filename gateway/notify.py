@@ -133,21 +133,21 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     return people
 
 
-def on_new_ticket(app, session, ticket, message) -> None:
+def on_new_ticket(app, session, ticket, message, extra: dict | None = None) -> None:
     """A new ticket: tell its handler/owner (or team) and watchers."""
     from gateway.engineer import log_ignored_on_new_ticket
 
     log_ignored_on_new_ticket(app, session, ticket, message)
     if message is not None and message.automatic:
         return  # a bounce or vacation reply is kept on the ticket; paging engineers for it is noise
-    send(app, session, ticket, event="new", message=message)
+    send(app, session, ticket, event="new", message=message, extra=extra)
 
 
-def on_customer_message(app, session, ticket, message) -> None:
+def on_customer_message(app, session, ticket, message, extra: dict | None = None) -> None:
     """A customer follow-up on an existing ticket: tell the handler and watchers."""
     if message is not None and message.automatic:
         return  # stored on the ticket, visible in its history; no page for a robot's mail
-    send(app, session, ticket, event="message", message=message)
+    send(app, session, ticket, event="message", message=message, extra=extra)
 
 
 def latest_customer_message(session, ticket: Ticket) -> Message | None:

@@ -84,6 +84,7 @@ def queue(
     on the outbox, the end of the message's savepoint or the commit writes it."""
     gw = app.config.gateway
     now = app.now()
+    to, cc = capped_recipients(app, session, ticket, kind, list(to), list(cc or []))
     mid = new_message_id(gw.domain)
     support = gw.support_addresses[0]
     reply_to = None
@@ -116,6 +117,24 @@ def queue(
     if ticket is not None:
         append(session, ThreadId, message_id=mid, ticket_id=ticket.id, outbound=True)
     return mid
+
+
+def capped_recipients(app, session: Session, ticket: Ticket | None, kind: str, to: list[str], cc: list[str]):
+    """(to, cc) cut to `workflow.max_customer_participants` recipients in all. The
+    participant cap (gateway.inbound) keeps tickets under it; this is the last line,
+    so that no code path ever sends one mail to thousands of people."""
+    cap = app.config.workflow.max_customer_participants
+    if len(to) + len(cc) <= cap:
+        return to, cc
+    kept_to = to[:cap]
+    kept_cc = cc[:max(0, cap - len(kept_to))]
+    dropped = len(to) + len(cc) - len(kept_to) - len(kept_cc)
+    log.warning("outbound %s: %d recipient(s) over the cap of %d left out", kind, dropped, cap)
+    if ticket is not None:
+        record(session, ticket, "recipients_capped", app.now(),
+               f"{kind}: {dropped} recipient(s) over the cap of {cap} (workflow.max_customer_participants) "
+               "left out", mail=kind, dropped=dropped, cap=cap)
+    return kept_to, kept_cc
 
 
 def message_bytes(row: OutboxRow, store=None, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:
