@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway import handover, notify, outbox
+from gateway.compose import short_subject
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import resume_clock, sla_calendar
 from parsers.model import ParsedEmail
@@ -151,7 +152,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     app, s, e, now = ib.app, ib.session, ib.email, ib.now
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
     ticket = Ticket(
-        subject=e.subject or "(no subject)", status="new", priority=decision.priority,
+        subject=short_subject(e.subject) or "(no subject)", status="new", priority=decision.priority,
         category=decision.category, team=decision.team, owner=decision.owner_email or "", handler=decision.owner_email or "",
         requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",
         project=getattr(decision.project, "name", "") if decision.project else "",
