@@ -16,6 +16,7 @@ from gateway import handover, notify, outbox
 from gateway.compose import short_subject
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import resume_clock, sla_calendar
+from parsers.addresses import is_valid_address
 from parsers.model import ParsedEmail
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
@@ -204,6 +205,10 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
         return False
     if not rcpt or ib.app.is_own_address(rcpt):
         outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
+        return False
+    if not is_valid_address(rcpt):  # the parser keeps none; a row from before it did may
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply: not a valid address",
+                      reason="invalid address")
         return False
     # Last resort against robots without automatic headers: repeated near-identical mail (gateway/loops.py).
     from gateway.loops import repetition_reason

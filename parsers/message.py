@@ -26,6 +26,7 @@ import mailparser
 from mailparser.exceptions import MailParserRecursionError
 
 from parsers import quotes
+from parsers.addresses import getaddresses, is_valid_address
 from parsers.attachments import is_tnef, make_attachment, raw_filename
 from parsers.charsets import decode_bytes, decode_header
 from parsers.htmltext import MAX_HTML_FOR_TEXT, html_to_text, sanitise_html
@@ -123,7 +124,7 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
     raw_headers = _index(msg)
 
     def addresses(name: str) -> tuple[Address, ...]:
-        return _addresses(raw_headers.get(name, []), hint)
+        return _addresses(raw_headers.get(name, []), hint, defects, name)
 
     sender_list = addresses("from") or addresses("sender") or addresses("return-path")
     sender = sender_list[0] if sender_list else Address("", "")
@@ -138,7 +139,10 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
 
     reply_text, signature = _split_reply(text, defects)
     content_type = _content_type(msg)
-    automatic, reason = detect_automatic(headers, content_type, sender.email, own_addresses)
+    # A robot's unusable From ("MAILER-DAEMON", no domain) still says it is a robot: the
+    # loose reading may only ever make us answer less, so it is good enough for that.
+    automatic, reason = detect_automatic(headers, content_type, sender.email or _loose_sender(raw_headers),
+                                         own_addresses)
 
     return ParsedEmail(
         sender=sender,
@@ -354,21 +358,37 @@ def _as_bytes(msg: Message) -> bytes | None:
         return None
 
 
-def _addresses(values: list[str], hint: str | None) -> tuple[Address, ...]:
+def _addresses(values: list[str], hint: str | None, defects: list[str] | None = None,
+               header: str = "") -> tuple[Address, ...]:
+    """The valid addresses of one header, strictly parsed (parsers.addresses); an address
+    that is not a usable local@domain is left out and named in `defects`."""
     if not values:
         return ()
     try:
-        pairs = email.utils.getaddresses(values)
+        pairs = getaddresses(values)
     except Exception:
-        return ()
+        pairs = []
     found = []
+    dropped = not pairs and any(v.strip() for v in values)
     for name, addr in pairs:
         addr = _clean(decode_header(addr, hint)).strip().strip("<>").lower()
         addr = "".join(addr.split())
         name = _clean(decode_header(name, hint)).strip().strip('"').strip()
-        if addr or name:
+        if is_valid_address(addr):
             found.append(Address(name=name, email=addr))
+        elif addr or name:
+            dropped = True
+    if dropped and defects is not None:
+        defects.append(f"invalid-address:{header}")
     return tuple(found)
+
+
+def _loose_sender(raw_headers: dict[str, list[str]]) -> str:
+    try:
+        pairs = email.utils.getaddresses(raw_headers.get("from", []))
+    except Exception:
+        return ""
+    return pairs[0][1].strip().lower() if pairs else ""
 
 
 def _message_id(value: str, raw: bytes, defects: list[str]) -> str:
