@@ -20,10 +20,10 @@ import re
 
 _STRICT = getattr(email.utils, "supports_strict_parsing", False)
 
-# RFC 5322 atext, plus any non-ASCII character (RFC 6531, internationalised local parts).
-_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
-                    r"\u0080-\U0010ffff]+)*\Z")
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)\Z")
+# RFC 5322 atext, plus any non-ASCII character but C1 controls (RFC 6531, internationalised local parts).
+_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u00a0-\U0010ffff]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
+                    r"\u00a0-\U0010ffff]+)*\Z")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9\-\u00a0-\U0010ffff]{1,63}(?<!-)\Z")
 
 
 def is_valid_address(addr: str) -> bool:

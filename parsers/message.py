@@ -27,7 +27,7 @@ from mailparser.exceptions import MailParserRecursionError
 
 from parsers import quotes
 from parsers.addresses import getaddresses, is_valid_address
-from parsers.attachments import is_tnef, make_attachment, raw_filename
+from parsers.attachments import clean_content_type, is_tnef, make_attachment, one_line, raw_filename
 from parsers.charsets import decode_bytes, decode_header
 from parsers.htmltext import MAX_HTML_FOR_TEXT, html_to_text, sanitise_html
 from parsers.language import detect_language
@@ -48,6 +48,7 @@ SYNTHETIC_DOMAIN = "supportgw.invalid"
 
 _ID_IN_BRACKETS = re.compile(r"<([^<>\s]+)>")
 _NEWLINES = re.compile(r"\r\n?")
+_ADDR_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not folding whitespace
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates break storage
 
 
@@ -128,7 +129,7 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
 
     sender_list = addresses("from") or addresses("sender") or addresses("return-path")
     sender = sender_list[0] if sender_list else Address("", "")
-    subject = _clean(decode_header(_first(raw_headers, "subject"), hint)).strip()
+    subject = one_line(_clean(decode_header(_first(raw_headers, "subject"), hint))).strip()
 
     body = _Body(defects, hint)
     body.walk(msg)
@@ -298,8 +299,8 @@ def _first(index: dict[str, list[str]], name: str) -> str:
 
 
 def _content_type(part: Message) -> str:
-    try:
-        return part.get_content_type()
+    try:  # RFC 2045 5.2: a malformed type (a control character in it, say) reads as text/plain
+        return clean_content_type(part.get_content_type(), "text/plain")
     except Exception:
         return "text/plain"
 
@@ -371,9 +372,12 @@ def _addresses(values: list[str], hint: str | None, defects: list[str] | None = 
     found = []
     dropped = not pairs and any(v.strip() for v in values)
     for name, addr in pairs:
-        addr = _clean(decode_header(addr, hint)).strip().strip("<>").lower()
-        addr = "".join(addr.split())
-        name = _clean(decode_header(name, hint)).strip().strip('"').strip()
+        addr = decode_header(addr, hint)
+        if _ADDR_CONTROLS.search(addr):  # refused, not repaired: "a\0b@x" is not ab@x's mail
+            dropped = True
+            continue
+        addr = "".join(_clean(addr).strip().strip("<>").lower().split())
+        name = one_line(_clean(decode_header(name, hint))).strip().strip('"').strip()
         if is_valid_address(addr):
             found.append(Address(name=name, email=addr))
         elif addr or name:

@@ -25,6 +25,7 @@ import email.policy
 import hashlib
 from dataclasses import dataclass
 
+from parsers.attachments import clean_content_type
 from parsers.model import ParsedEmail
 
 MARKER = b"supportgw-stored-part:"
@@ -292,7 +293,7 @@ def restore(parsed: ParsedEmail, stored: dict[str, StoredPart]) -> ParsedEmail:
         content = att.content.strip()
         if content.startswith(MARKER) and content[len(MARKER):].decode("ascii", "replace") in stored:
             part = stored[content[len(MARKER):].decode("ascii")]
-            ctype = part.content_type if part.content_type.startswith(("multipart/", "message/")) \
+            ctype = clean_content_type(part.content_type) if part.content_type.startswith(("multipart/", "message/")) \
                 else att.content_type
             name = att.filename
             if ctype == "message/rfc822" and name.startswith("attachment-") and name.endswith(".bin"):

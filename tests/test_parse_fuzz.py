@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parsers.addresses import is_valid_address
 from parsers.bounces import parse_dsn
 from parsers.message import parse_email
 from parsers.model import ParsedEmail
@@ -19,8 +21,22 @@ FAST = settings(max_examples=400, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def check(parsed: ParsedEmail) -> None:
     assert isinstance(parsed, ParsedEmail)
+    # What becomes a key, a column or a header is stripped of control characters at the
+    # parser's edge: SQLite and PostgreSQL must store the same thing (issue 19).
+    one_liners = [parsed.subject, parsed.message_id, *parsed.in_reply_to, *parsed.references]
+    for a in (parsed.sender, *parsed.to, *parsed.cc, *parsed.reply_to):
+        assert a.email == "" or is_valid_address(a.email), a
+        one_liners += [a.email, a.name]
+    for att in parsed.attachments:
+        assert re.fullmatch(r"[a-z0-9!#$%&'*+\-.^_`{|}~]+/[a-z0-9!#$%&'*+\-.^_`{|}~]+", att.content_type), att
+        one_liners += [att.content_type, att.content_id, att.filename]
+    for value in one_liners:
+        assert not CONTROLS.search(value), repr(value)
     assert parsed.message_id and "<" not in parsed.message_id
     assert isinstance(parsed.defects, tuple)
     for value in (parsed.text, parsed.subject, parsed.html, *(v for _, v in parsed.headers)):
@@ -88,3 +104,20 @@ def test_mutated_corpus_messages(data):
             raw[pos:pos] = raw[pos:pos + data.draw(st.integers(1, 300))]
     check(parse_email(bytes(raw)))
     parse_dsn(bytes(raw))
+
+
+@pytest.mark.parametrize("raw", [
+    b"From: Eve\x01 <eve@evil.example>\r\nTo: a\x00b@x.example, ok@customer.example.com\r\nSubject: s\x07s\r\n"
+    b"Message-ID: <m\x01@x.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+    b"--B\r\nContent-Type: text/plain\r\n\r\nhello\r\n--B\r\nContent-Type: application/pd\x00f\r\n"
+    b"Content-ID: <c\x00id@x>\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n%PDF\r\n"
+    b"--B\r\nContent-Type: image/pn\x1bg\r\nContent-Disposition: attachment; filename=b.png\r\n\r\nPNG\r\n--B--\r\n",
+])
+def test_control_characters_never_reach_addresses_or_content_types(raw):
+    e = parse_email(raw)
+    check(e)
+    assert (e.sender.name, e.sender.email) == ("Eve", "eve@evil.example")
+    assert [a.email for a in e.to] == ["ok@customer.example.com"]
+    # RFC 2045 5.2: a malformed Content-Type reads as the default, text/plain
+    assert [(a.filename, a.content_type) for a in e.attachments] == [("a.pdf", "text/plain"), ("b.png", "text/plain")]
+    assert e.message_id == "m@x.example" and e.subject == "s s"
