@@ -9,13 +9,13 @@ A claim whose holder died expires and the row is tried again.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from gateway.imap_state import process_gone
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
@@ -60,7 +60,7 @@ def release_dead_claims(app) -> int:
     with app.db.session() as s:
         rows = s.execute(select(OutboxRow.id, OutboxRow.claimed_by).where(
             OutboxRow.status == "sending", OutboxRow.claimed_by.like(f"{host}:%"))).all()
-        dead = [rid for rid, holder in rows if holder != app.worker_id and not _alive(holder)]
+        dead = [rid for rid, holder in rows if process_gone(holder, app.worker_id)]
         if dead:
             s.execute(update(OutboxRow).where(OutboxRow.id.in_(dead), OutboxRow.status == "sending").values(
                 status="pending", claimed_by="", claimed_until=None))
@@ -77,18 +77,6 @@ def release_own_claims(app) -> int:
     if n:
         log.info("outbox: handed back %d claimed row(s) on stop", n)
     return n
-
-
-def _alive(holder: str) -> bool:
-    try:
-        os.kill(int(holder.rpartition(":")[2]), 0)
-    except ValueError:
-        return True  # not our format: leave it to the claim expiry
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None:
