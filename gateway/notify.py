@@ -18,6 +18,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select
 
 from gateway import outbox
+from parsers.message import NESTED_NAME
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
@@ -86,8 +87,12 @@ def _attachments(app, session, message: Message | None):
             stmt = stmt.execution_options(autoflush=False)  # nothing to flush that this could read
         rows = session.execute(stmt).scalars()
     for row in rows:
-        entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False}
-        if row.size <= limit:
+        # a message nested past the parser's limit is kept on the ticket, never forwarded: no
+        # engineer's mail client should have to take the MIME bomb apart
+        nested = row.filename == NESTED_NAME and row.content_type == "message/rfc822"
+        entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False,
+                 "nested": nested}
+        if row.size <= limit and not nested:
             if app.attachments.path_for(row.sha256).is_file():
                 forwarded.append((row.filename, row.content_type, row.sha256))
                 entry["forwarded"] = True

@@ -42,6 +42,11 @@ logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 MAX_PARTS = 500  # a nesting/part bomb is cut here; real mail has a few dozen at most
 MAX_DEPTH = 40
+NESTED_NAME = "nested-message.eml"
+# The ticket text of a message nested past MAX_DEPTH (a MIME bomb, or a mailer gone wrong):
+# its body is not read, and the raw MIME never becomes text; the whole message is kept.
+NESTED_NOTICE = (f"[This message is nested more than {MAX_DEPTH} MIME levels deep; what lies deeper was not "
+                 f"read. The whole message is kept as the attachment {NESTED_NAME}.]")
 MAX_IDS = 200  # References can be abused to be enormous; threading needs the ends
 MAX_DEFECTS = 50
 SYNTHETIC_DOMAIN = "supportgw.invalid"
@@ -63,7 +68,10 @@ def parse_email(raw: bytes, *, own_addresses: tuple[str, ...] = ()) -> ParsedEma
     try:
         return _parse(raw, tuple(own_addresses or ()))
     except RecursionError:
-        return _unparseable(raw, "nesting-too-deep")
+        try:
+            return _parse(raw, tuple(own_addresses or ()), too_deep=True)
+        except Exception:
+            return _unparseable(raw, "nesting-too-deep")
     except Exception as exc:  # last resort: the contract is "never raises"
         return _unparseable(raw, f"parse-failed:{type(exc).__name__}")
 
@@ -115,9 +123,13 @@ def _headers_only(raw: bytes) -> Message:
 # --- the parse ----------------------------------------------------------------------------
 
 
-def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
+def _parse(raw: bytes, own_addresses: tuple[str, ...], *, too_deep: bool = False) -> ParsedEmail:
     defects: list[str] = []
-    msg, date = _message(raw, defects)
+    if too_deep:
+        msg, date = _headers_only(raw), None
+        defects.append("nesting-too-deep")
+    else:
+        msg, date = _message(raw, defects)
     hint = _charset_hint(msg)
 
     headers = tuple((_clean(str(name)), _clean(decode_header(value, hint)))
@@ -132,7 +144,10 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
     subject = one_line(_clean(decode_header(_first(raw_headers, "subject"), hint))).strip()
 
     body = _Body(defects, hint)
-    body.walk(msg)
+    if "nesting-too-deep" not in defects:  # else the body is one opaque string: raw MIME, not text
+        body.walk(msg)
+    if "nesting-too-deep" in defects:
+        body.keep_whole(raw)
     text = _clean(body.text())
     if not body.plains and sum(map(len, body.htmls)) > MAX_HTML_FOR_TEXT:
         defects.append("html-text-truncated")
@@ -189,13 +204,22 @@ class _Body:
         self.htmls: list[str] = []
         self.attachments: list[Attachment] = []
         self.seen = 0
+        self.notice = ""
+
+    def keep_whole(self, raw: bytes) -> None:
+        """Nested too deep: the whole message becomes one attachment, and the text says so."""
+        self.notice = NESTED_NOTICE
+        self.attachments.append(make_attachment(raw, filename=NESTED_NAME, index=len(self.attachments) + 1,
+                                                content_type="message/rfc822"))
 
     def text(self) -> str:
         if self.plains:
-            return "\n\n".join(p.strip("\n") for p in self.plains if p.strip()).strip("\n")
-        if self.htmls:
-            return html_to_text("\n".join(self.htmls))
-        return ""
+            found = "\n\n".join(p.strip("\n") for p in self.plains if p.strip()).strip("\n")
+        elif self.htmls:
+            found = html_to_text("\n".join(self.htmls))
+        else:
+            found = ""
+        return f"{found}\n\n{self.notice}".strip("\n") if self.notice else found
 
     def walk(self, root: Message) -> None:
         stack: list[tuple[Message, int]] = [(root, 0)]

@@ -26,11 +26,12 @@ import hashlib
 from dataclasses import dataclass
 
 from parsers.attachments import clean_content_type
+from parsers.message import MAX_DEPTH as PARSER_MAX_DEPTH
 from parsers.model import ParsedEmail
 
 MARKER = b"supportgw-stored-part:"
 LINE_LIMIT = 64 * 1024  # longer "lines" are read in pieces
-MAX_DEPTH = 20
+MAX_DEPTH = PARSER_MAX_DEPTH + 1  # keep the structure as deep as the parser looks, so it sees a bomb too
 BLOCK = 256 * 1024  # a stored part is decoded and written in blocks of about this size
 
 
