@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from parsers.message import NESTED_NAME, parse_email
+from parsers.message import NESTED_NAME, parse_email, synthetic_id
 from parsers.model import ParsedEmail
 from parsers.skeleton import restore, split
 from storage.models import SpoolEntry
@@ -53,7 +53,10 @@ def skeleton(app, entry: SpoolEntry) -> tuple[bytes, dict]:
 def parse_stored(app, entry: SpoolEntry) -> ParsedEmail:
     """The ParsedEmail of a file-backed spool row, its big parts already stored."""
     data, stored = skeleton(app, entry)
-    return _whole_if_nested(app, entry, restore(parse_email(data, own_addresses=app.own_addresses), stored))
+    parsed = restore(parse_email(data, own_addresses=app.own_addresses), stored, app.own_addresses)
+    if "no-message-id" in parsed.defects:  # named after the whole message's hash, as the small path does
+        parsed = dataclasses.replace(parsed, message_id=synthetic_id(entry.sha256))
+    return _whole_if_nested(app, entry, parsed)
 
 
 def _whole_if_nested(app, entry: SpoolEntry, parsed: ParsedEmail) -> ParsedEmail:

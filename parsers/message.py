@@ -27,7 +27,8 @@ from mailparser.exceptions import MailParserRecursionError
 
 from parsers import quotes
 from parsers.addresses import getaddresses, is_valid_address
-from parsers.attachments import clean_content_type, is_tnef, make_attachment, one_line, raw_filename
+from parsers.attachments import (UU_ENCODINGS, UuDecoder, clean_content_type, is_tnef, make_attachment, one_line,
+                                 raw_filename)
 from parsers.charsets import decode_bytes, decode_header
 from parsers.htmltext import MAX_HTML_FOR_TEXT, html_to_text, sanitise_html
 from parsers.language import detect_language
@@ -157,8 +158,7 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...], *, too_deep: bool = False
     content_type = _content_type(msg)
     # A robot's unusable From ("MAILER-DAEMON", no domain) still says it is a robot: the
     # loose reading may only ever make us answer less, so it is good enough for that.
-    automatic, reason = detect_automatic(headers, content_type, sender.email or _loose_sender(raw_headers),
-                                         own_addresses)
+    automatic, reason = automatic_verdict(headers, content_type, sender.email, own_addresses)
 
     return ParsedEmail(
         sender=sender,
@@ -344,6 +344,10 @@ def _charset_hint(msg: Message) -> str | None:
 
 
 def _payload_bytes(part: Message, defects: list[str]) -> bytes:
+    if str(part.get("content-transfer-encoding", "")).strip().lower() in UU_ENCODINGS:
+        payload = part.get_payload()  # the same lenient decoder as the large-mail path
+        if isinstance(payload, str):
+            return UuDecoder().feed(payload.encode("utf-8", "surrogateescape"))
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
@@ -411,12 +415,16 @@ def _addresses(values: list[str], hint: str | None, defects: list[str] | None = 
     return tuple(found)
 
 
-def _loose_sender(raw_headers: dict[str, list[str]]) -> str:
-    try:
-        pairs = email.utils.getaddresses(raw_headers.get("from", []))
-    except Exception:
-        return ""
-    return pairs[0][1].strip().lower() if pairs else ""
+def automatic_verdict(headers: tuple[tuple[str, str], ...], content_type: str, sender: str,
+                      own_addresses: tuple[str, ...]) -> tuple[bool, str]:
+    """parsers.loops' verdict, the From read loosely when it held no valid address."""
+    if not sender:
+        try:
+            pairs = email.utils.getaddresses([v for k, v in headers if k.lower() == "from"])
+        except Exception:
+            pairs = []
+        sender = pairs[0][1].strip().lower() if pairs else ""
+    return detect_automatic(headers, content_type, sender, own_addresses)
 
 
 def _message_id(value: str, raw: bytes, defects: list[str]) -> str:
@@ -431,7 +439,12 @@ def _message_id(value: str, raw: bytes, defects: list[str]) -> str:
 
 
 def _synthetic_id(raw: bytes) -> str:
-    return f"{hashlib.sha256(raw).hexdigest()[:32]}@{SYNTHETIC_DOMAIN}"
+    return synthetic_id(hashlib.sha256(raw).hexdigest())
+
+
+def synthetic_id(sha256_hex: str) -> str:
+    """The Message-ID given to a message without one: named after its content's hash."""
+    return f"{sha256_hex[:32]}@{SYNTHETIC_DOMAIN}"
 
 
 def _ids(values: list[str]) -> tuple[str, ...]:
