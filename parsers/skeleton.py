@@ -169,8 +169,8 @@ class _Splitter:
         """Copy or store one part, up to (not including) a delimiter of an enclosing boundary."""
         lines, blank = self.header_block()
         hdr = _headers(lines)
-        ctype = hdr.get_content_type()
-        boundary = hdr.get_param("boundary") if hdr.get_content_maintype() == "multipart" else None
+        ctype = clean_content_type(hdr.get_content_type(), "text/plain")  # as parsers.message reads it
+        boundary = hdr.get_param("boundary") if ctype.startswith("multipart/") else None
         if boundary and depth < MAX_DEPTH and blank:
             delim = b"--" + str(boundary).encode("utf-8", "surrogateescape")
             self.out += b"".join(lines) + blank
