@@ -330,14 +330,21 @@ def _content_type(part: Message) -> str:
 
 
 def _charset_hint(msg: Message) -> str | None:
-    """The first declared body charset: the best guess for raw 8-bit header bytes."""
+    """The first declared body charset: the best guess for raw 8-bit header bytes.
+
+    Only the message's own parts count, not those of a message forwarded inside it:
+    its charset says nothing of our headers, and the large-mail path, which stores a
+    big forwarded message unread, must guess the same."""
     try:
-        for i, part in enumerate(msg.walk()):
-            if i > 20:
-                break
+        stack, seen = [msg], 0
+        while stack and seen <= 20:
+            part = stack.pop()
+            seen += 1
             charset = part.get_content_charset()
             if charset:
                 return charset
+            if part.is_multipart() and not part.get_content_type().startswith("message/"):
+                stack.extend(reversed([p for p in part.get_payload() if isinstance(p, Message)]))
     except Exception:
         pass
     return None
