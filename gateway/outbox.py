@@ -120,15 +120,27 @@ def queue(
 
 
 def capped_recipients(app, session: Session, ticket: Ticket | None, kind: str, to: list[str], cc: list[str]):
-    """(to, cc) cut to `workflow.max_customer_participants` recipients in all. The
-    participant cap (gateway.inbound) keeps tickets under it; this is the last line,
-    so that no code path ever sends one mail to thousands of people."""
+    """(to, cc) with at most `workflow.max_customer_participants` outside recipients in all.
+    The participant cap (gateway.inbound) keeps tickets under it; this is the last line,
+    so that no code path ever sends one mail to thousands of people. Our own people
+    (engineers, [report] recipients) are configured, not taken from mail: never cut."""
     cap = app.config.workflow.max_customer_participants
     if len(to) + len(cc) <= cap:
         return to, cc
-    kept_to = to[:cap]
-    kept_cc = cc[:max(0, cap - len(kept_to))]
+    ours = {a.lower() for a in app.engineer_addresses()} | {a.lower() for a in app.config.report.recipients}
+    room = [cap]
+
+    def keep(addr: str) -> bool:
+        if addr.lower() in ours or app.is_own_address(addr):
+            return True
+        room[0] -= 1
+        return room[0] >= 0
+
+    kept_to = [a for a in to if keep(a)]
+    kept_cc = [a for a in cc if keep(a)]
     dropped = len(to) + len(cc) - len(kept_to) - len(kept_cc)
+    if not dropped:
+        return kept_to, kept_cc
     log.warning("outbound %s: %d recipient(s) over the cap of %d left out", kind, dropped, cap)
     if ticket is not None:
         record(session, ticket, "recipients_capped", app.now(),

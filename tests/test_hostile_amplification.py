@@ -67,3 +67,15 @@ def test_within_participant_cap_keeps_the_first_named_and_counts_duplicates_once
     assert within_participant_cap(3, 1, names) == ([("a@x.example", "A"), ("b@x.example", "")],
                                                    [("c@x.example", "")])
     assert within_participant_cap(3, 5, names)[0] == []
+
+
+def test_the_outbound_cap_cuts_outside_recipients_never_our_own_people(make_app):
+    from gateway.outbox import capped_recipients
+
+    managers = [f"manager{i}@support.example.com" for i in range(25)]
+    app = make_app(workflow={"max_customer_participants": 3}, report={"recipients": managers})
+    with app.db.session() as s:
+        assert capped_recipients(app, s, None, "weekly_report", managers, []) == (managers, [])
+        outside = [f"x{i}@customer.example.com" for i in range(10)]
+        assert capped_recipients(app, s, None, "relay", outside[:1], outside[1:] + managers[:1]) == (
+            outside[:1], outside[1:3] + managers[:1])
