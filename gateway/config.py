@@ -162,6 +162,9 @@ class WorkflowSection(_Strict):
     pending_autoresolve_hours: float = 168
     stranger_policy: Literal["new_ticket", "hold", "reject"] = "new_ticket"
     relay_to_cc: bool = True
+    # Requester plus CC'd customers on one ticket, and the most recipients of any one mail we
+    # send: one inbound mail with thousands of CCs must not make us mail thousands of people.
+    max_customer_participants: int = Field(default=20, ge=2, le=500)
     attachment_link_over: int = 10 * 1024 * 1024
     trust_dmarc: bool = False
     sla_warn_share: float = 0.75

@@ -9,13 +9,13 @@ A claim whose holder died expires and the row is tried again.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from gateway.imap_state import process_gone
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
@@ -25,6 +25,10 @@ from storage.models import OutboxAttempt, OutboxRow, Ticket
 log = logging.getLogger("supportgw.outbox")
 
 CLAIM_SECONDS = 300
+# "sending": claimed, the relay has not got it; "handing_over": recorded just before the final
+# "." of DATA (or the Maildir write), so the relay may have it. Both are sent again after a
+# crash (same Message-ID): only a kill after the relay's reply and before our commit duplicates.
+IN_FLIGHT = ("sending", "handing_over")
 DEAD_CLAIM_SWEEP_SECONDS = 30
 
 
@@ -37,7 +41,7 @@ def backoff(app, attempts: int) -> timedelta:
 def claim_due(app, limit: int = 20) -> list[int]:
     now = app.now()
     due = or_(OutboxRow.status == "pending",
-              (OutboxRow.status == "sending") & (OutboxRow.claimed_until < now))
+              OutboxRow.status.in_(IN_FLIGHT) & (OutboxRow.claimed_until < now))
     with app.db.write_lock(), app.db.session() as s:
         stmt = select(OutboxRow.id).where(due, OutboxRow.next_attempt_at <= now).order_by(OutboxRow.id).limit(limit)
         if not app.db.is_sqlite:
@@ -58,20 +62,24 @@ def release_dead_claims(app) -> int:
     unknowable; sending it again (same Message-ID) is the at-least-once side of that choice."""
     host = app.worker_id.rpartition(":")[0]
     with app.db.session() as s:
-        rows = s.execute(select(OutboxRow.id, OutboxRow.claimed_by).where(
-            OutboxRow.status == "sending", OutboxRow.claimed_by.like(f"{host}:%"))).all()
-        dead = [rid for rid, holder in rows if holder != app.worker_id and not _alive(holder)]
+        rows = s.execute(select(OutboxRow.id, OutboxRow.claimed_by, OutboxRow.status).where(
+            OutboxRow.status.in_(IN_FLIGHT), OutboxRow.claimed_by.like(f"{host}:%"))).all()
+        dead = [rid for rid, holder, _ in rows if process_gone(holder, app.worker_id)]
+        maybe_sent = [rid for rid, holder, status in rows if rid in dead and status == "handing_over"]
         if dead:
-            s.execute(update(OutboxRow).where(OutboxRow.id.in_(dead), OutboxRow.status == "sending").values(
+            s.execute(update(OutboxRow).where(OutboxRow.id.in_(dead), OutboxRow.status.in_(IN_FLIGHT)).values(
                 status="pending", claimed_by="", claimed_until=None))
             log.warning("outbox: released %d row(s) claimed by dead processes: %s", len(dead), dead)
+        if maybe_sent:
+            log.warning("outbox: %d of them were being handed over when their process died; sent again with "
+                        "the same Message-ID, the relay may deliver them twice: %s", len(maybe_sent), maybe_sent)
         return len(dead)
 
 
 def release_own_claims(app) -> int:
     """On a clean stop: rows this process claimed but did not send are due again at once."""
     with app.db.write_lock(), app.db.session() as s:
-        n = s.execute(update(OutboxRow).where(OutboxRow.status == "sending",
+        n = s.execute(update(OutboxRow).where(OutboxRow.status.in_(IN_FLIGHT),
                                               OutboxRow.claimed_by == app.worker_id).values(
             status="pending", claimed_by="", claimed_until=None)).rowcount
     if n:
@@ -79,16 +87,11 @@ def release_own_claims(app) -> int:
     return n
 
 
-def _alive(holder: str) -> bool:
-    try:
-        os.kill(int(holder.rpartition(":")[2]), 0)
-    except ValueError:
-        return True  # not our format: leave it to the claim expiry
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _handing_over(app, row_id: int) -> None:
+    """Committed just before the relay can have the mail (the final "." of DATA)."""
+    with app.db.write_lock(), app.db.session() as s:
+        s.execute(update(OutboxRow).where(OutboxRow.id == row_id, OutboxRow.status == "sending",
+                                          OutboxRow.claimed_by == app.worker_id).values(status="handing_over"))
 
 
 def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None:
@@ -138,7 +141,9 @@ def send_one(app, transport, row_id: int) -> bool:
         what = f"{row.kind} <{row.message_id}> to {', '.join(rcpts)}{' for ' + ticket.ref if ticket and ticket.ref else ''}"
     envelope_from = verp_address(app.config.gateway.domain, row_id)
     try:
-        detail = transport.send(envelope_from, rcpts, raw)
+        handover = {"on_handover": lambda: _handing_over(app, row_id)} \
+            if getattr(transport, "handover_aware", False) else {}
+        detail = transport.send(envelope_from, rcpts, raw, **handover)
     except TemporaryFailure as exc:
         log.warning("outbox %s: temporary failure, will retry: %s", row_id, exc)
         _finish(app, row_id, ok=False, temporary=True, detail=str(exc))

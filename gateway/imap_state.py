@@ -12,10 +12,18 @@ so two processes can never both believe they hold it. On SQLite the writes
 also take the database's write lock, like every writer, so none of them waits
 in SQLite's sleeping busy handler. Times come from
 `app.now()`: gateways sharing a database must keep their clocks in sync (NTP).
+
+A holder is named `host:pid` (`App.worker_id`, optionally `/suffix`). A lease held
+by a process of this very host that no longer exists (a gateway killed and
+restarted) is taken over at once, by a conditional UPDATE naming that dead
+holder; a holder on another host keeps its lease until it expires, since we
+cannot see its processes.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,6 +31,27 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.models import ImapState, Lease
+
+log = logging.getLogger("supportgw.lease")
+
+
+def process_gone(holder: str, me: str) -> bool:
+    """Is `holder` ("host:pid[/suffix]") a process of `me`'s host that no longer runs?
+
+    False whenever we cannot know: another host, not our format, a pid that exists
+    (even one reused by someone else: then the lease expires as usual)."""
+    host, _, rest = holder.rpartition(":")
+    if not host or host != me.rpartition(":")[0].split("/")[0] or holder == me:
+        return False
+    try:
+        os.kill(int(rest.split("/", 1)[0]), 0)
+    except ValueError:
+        return False
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -62,8 +91,17 @@ def take_lease(app, name: str, holder: str, seconds: float) -> bool:
         )
         if res.rowcount == 1:
             return True
-        if s.execute(select(Lease.name).where(Lease.name == name)).first() is not None:
-            return False
+        current = s.execute(select(Lease.holder).where(Lease.name == name)).scalar_one_or_none()
+        if current is not None:
+            if not process_gone(current, holder):
+                return False
+            taken = s.execute(
+                update(Lease).where(Lease.name == name, Lease.holder == current)
+                .values(holder=holder, expires_at=until).execution_options(synchronize_session=False))
+            if taken.rowcount == 1:
+                log.info("lease %s: its holder %s is a dead process of this host; taken over by %s",
+                         name, current, holder)
+            return taken.rowcount == 1
         try:
             with s.begin_nested():
                 s.execute(insert(Lease).values(name=name, holder=holder, expires_at=until))

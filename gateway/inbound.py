@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway import acknowledge, handover, notify, outbox
+from gateway.compose import short_subject
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
+from parsers.addresses import is_valid_address
 from parsers.model import ParsedEmail
 from parsers.thanks import is_thank_you
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
@@ -94,14 +96,56 @@ _CCS = (select(Participant.email).where(Participant.ticket_id == bindparam("tick
         .execution_options(autoflush=False))
 
 
-def add_customer_ccs(ib: Inbound, ticket: Ticket) -> None:
-    """The requester decides who else is in the conversation: people they CC join it."""
+_ACTIVE_CCS = (select(func.count()).select_from(Participant)
+               .where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc",
+                      Participant.active.is_(True)).execution_options(autoflush=False))
+
+
+def within_participant_cap(cap: int, present: int, candidates: list[tuple[str, str]]):
+    """(admitted, left_out): the candidates that fit a ticket already holding `present`
+    customer participants (requester included) under `cap`, in the order they were named.
+    Duplicates count once. Pure: one inbound mail with 10,000 CCs must not become
+    10,000 recipients of every answer (the amplification an attacker wants)."""
+    first: dict[str, str] = {}
+    for addr, name in candidates:
+        first.setdefault(addr, name)
+    unique = list(first.items())
+    room = max(0, cap - present)
+    return unique[:room], unique[room:]
+
+
+LEFT_OUT_LISTED = 50  # the event names this many of the CCs left out; the message keeps them all
+
+
+def record_left_out(ib: Inbound, ticket: Ticket, left_out: list[tuple[str, str]]) -> dict:
+    """The CCs over the cap stay on the ticket as information (the message's Cc and this
+    event), not as participants: they get no mail and may not write. Returns what the
+    owner's notification says about them."""
+    if not left_out:
+        return {}
+    cap = ib.app.config.workflow.max_customer_participants
+    shown = [a for a, _ in left_out[:LEFT_OUT_LISTED]]
+    outbox.record(ib.session, ticket, "cc_capped", ib.now,
+                  f"{len(left_out)} CC address(es) not added: a ticket has at most {cap} customer participants "
+                  f"(workflow.max_customer_participants); they are kept on the message only",
+                  actor=ib.email.sender.email, count=len(left_out), cap=cap, addresses=shown)
+    return {"ccs_left_out": len(left_out), "cc_cap": cap, "ccs_left_out_shown": shown[:10]}
+
+
+def add_customer_ccs(ib: Inbound, ticket: Ticket) -> dict:
+    """The requester decides who else is in the conversation: people they CC join it,
+    up to the ticket's cap (the rest: `record_left_out`, whose words it returns)."""
     known = set(ib.session.execute(_CCS, {"ticket_id": ticket.id}).scalars())
-    for addr, name in _support_ccs(ib.app, ib.email):
-        if addr not in known:
-            append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
-            outbox.record(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
-                          actor=ib.email.sender.email, address=addr)
+    fresh = [(addr, name) for addr, name in _support_ccs(ib.app, ib.email) if addr not in known]
+    if not fresh:
+        return {}
+    present = 1 + ib.session.execute(_ACTIVE_CCS, {"ticket_id": ticket.id}).scalar_one()
+    admitted, left_out = within_participant_cap(ib.app.config.workflow.max_customer_participants, present, fresh)
+    for addr, name in admitted:
+        append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
+        outbox.record(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
+                      actor=ib.email.sender.email, address=addr)
+    return record_left_out(ib, ticket, left_out)
 
 
 def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
@@ -128,7 +172,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     now = ib.now if at is None else at
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
     ticket = Ticket(
-        subject=e.subject or "(no subject)", status="new", priority=decision.priority,
+        subject=short_subject(e.subject) or "(no subject)", status="new", priority=decision.priority,
         category=decision.category, team=decision.team, owner=decision.owner_email or "", handler=decision.owner_email or "",
         requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",
         project=getattr(decision.project, "name", "") if decision.project else "",
@@ -144,7 +188,8 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     ticket.ref = f"{app.config.gateway.ref_prefix}-{ticket.id:06d}"
     ib.ticket = ticket
     append(s, Participant, ticket_id=ticket.id, email=e.sender.email, name=e.sender.name, role="requester")
-    for addr, name in _support_ccs(app, e):
+    admitted, left_out = within_participant_cap(app.config.workflow.max_customer_participants, 1, _support_ccs(app, e))
+    for addr, name in admitted:
         append(s, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
     for w in decision.watchers:
         append(s, Participant, ticket_id=ticket.id, email=w, name="", role="watcher")
@@ -162,6 +207,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
                   rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
                   rules_generation=getattr(app.rules, "generation", None))
     msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer", at=at)
+    capped = record_left_out(ib, ticket, left_out)
     if history:
         outbox.record(s, ticket, "history", ib.now, history, actor=e.sender.email, message_id=e.message_id)
         return ticket
@@ -171,7 +217,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     else:
         send_acknowledgement(ib, ticket)
     handover.on_created(app, s, ticket, decision)
-    notify.on_new_ticket(app, s, ticket, msg)
+    notify.on_new_ticket(app, s, ticket, msg, extra=capped)
     return ticket
 
 
@@ -184,6 +230,10 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
         return False
     if not rcpt or ib.app.is_own_address(rcpt):
         outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
+        return False
+    if not is_valid_address(rcpt):  # the parser keeps none; a row from before it did may
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply: not a valid address",
+                      reason="invalid address")
         return False
     # Last resort against robots without automatic headers: repeated near-identical mail (gateway/loops.py).
     from gateway.loops import repetition_reason
@@ -229,11 +279,12 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
         ticket.status = "open"
         outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
     msg = store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
+    capped = {}
     if ib.email.sender.email == ticket.requester_email and not ib.email.automatic:
-        add_customer_ccs(ib, ticket)
+        capped = add_customer_ccs(ib, ticket)
     outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
                   actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
-    notify.on_customer_message(app, s, ticket, msg)
+    notify.on_customer_message(app, s, ticket, msg, extra=capped)
     return "threaded"
 
 

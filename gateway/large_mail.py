@@ -8,9 +8,10 @@ bounce handler) gets the skeleton, which keeps every header and small part.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
-from parsers.message import parse_email
+from parsers.message import NESTED_NAME, parse_email, synthetic_id
 from parsers.model import ParsedEmail
 from parsers.skeleton import restore, split
 from storage.models import SpoolEntry
@@ -52,7 +53,28 @@ def skeleton(app, entry: SpoolEntry) -> tuple[bytes, dict]:
 def parse_stored(app, entry: SpoolEntry) -> ParsedEmail:
     """The ParsedEmail of a file-backed spool row, its big parts already stored."""
     data, stored = skeleton(app, entry)
-    return restore(parse_email(data, own_addresses=app.own_addresses), stored)
+    parsed = restore(parse_email(data, own_addresses=app.own_addresses), stored, app.own_addresses)
+    if "no-message-id" in parsed.defects:  # named after the whole message's hash, as the small path does
+        parsed = dataclasses.replace(parsed, message_id=synthetic_id(entry.sha256))
+    return _whole_if_nested(app, entry, parsed)
+
+
+def _whole_if_nested(app, entry: SpoolEntry, parsed: ParsedEmail) -> ParsedEmail:
+    """A message nested past the parser's limit is kept whole: for a large one that is the
+    spooled file itself (streamed to the attachment store), not the skeleton the parser saw."""
+    if "nesting-too-deep" not in parsed.defects:
+        return parsed
+    out = []
+    for att in parsed.attachments:
+        if att.filename == NESTED_NAME and att.content_type == "message/rfc822" and att.content:
+            sink = _AttachmentSink(app.attachments)
+            with open_raw(app.spool_blobs, entry) as fh:
+                while chunk := fh.read(PART_THRESHOLD):
+                    sink.write(chunk)
+            sha, size = sink.finish()
+            att = dataclasses.replace(att, sha256=sha, size=size, content=b"")
+        out.append(att)
+    return dataclasses.replace(parsed, attachments=tuple(out))
 
 
 def scan_bytes(app, entry: SpoolEntry) -> bytes:

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select
 
 from gateway import outbox
 from gateway.clock import fmt_due
+from parsers.message import NESTED_NAME
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
@@ -88,8 +89,12 @@ def _attachments(app, session, message: Message | None):
             stmt = stmt.execution_options(autoflush=False)  # nothing to flush that this could read
         rows = session.execute(stmt).scalars()
     for row in rows:
-        entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False}
-        if row.size <= limit:
+        # a message nested past the parser's limit is kept on the ticket, never forwarded: no
+        # engineer's mail client should have to take the MIME bomb apart
+        nested = row.filename == NESTED_NAME and row.content_type == "message/rfc822"
+        entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False,
+                 "nested": nested}
+        if row.size <= limit and not nested:
             if app.attachments.path_for(row.sha256).is_file():
                 forwarded.append((row.filename, row.content_type, row.sha256))
                 entry["forwarded"] = True
@@ -138,21 +143,21 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     return people
 
 
-def on_new_ticket(app, session, ticket, message) -> None:
+def on_new_ticket(app, session, ticket, message, extra: dict | None = None) -> None:
     """A new ticket: tell its handler/owner (or team) and watchers."""
     from gateway.engineer import log_ignored_on_new_ticket
 
     log_ignored_on_new_ticket(app, session, ticket, message)
     if message is not None and message.automatic:
         return  # a bounce or vacation reply is kept on the ticket; paging engineers for it is noise
-    send(app, session, ticket, event="new", message=message)
+    send(app, session, ticket, event="new", message=message, extra=extra)
 
 
-def on_customer_message(app, session, ticket, message) -> None:
+def on_customer_message(app, session, ticket, message, extra: dict | None = None) -> None:
     """A customer follow-up on an existing ticket: tell the handler and watchers."""
     if message is not None and message.automatic:
         return  # stored on the ticket, visible in its history; no page for a robot's mail
-    send(app, session, ticket, event="message", message=message)
+    send(app, session, ticket, event="message", message=message, extra=extra)
 
 
 def latest_customer_message(session, ticket: Ticket) -> Message | None:

@@ -117,6 +117,7 @@ def queue(
     on the outbox, the end of the message's savepoint or the commit writes it."""
     gw = app.config.gateway
     now = app.now()
+    to, cc = capped_recipients(app, session, ticket, kind, list(to), list(cc or []))
     mid = new_message_id(gw.domain)
     support = gw.support_addresses[0]
     reply_to = None
@@ -164,6 +165,36 @@ def queue_copies(app, session: Session, *, to: list[str], cc: list[str] | None =
     answers it, their `#` commands are theirs (gateway.engineer). Returns the Message-IDs."""
     people = list(dict.fromkeys(a.lower() for a in list(to) + list(cc or []) if a))
     return [queue(app, session, to=to, cc=cc, deliver_to=p, reply_to_for=p, **kw) for p in people]
+
+
+def capped_recipients(app, session: Session, ticket: Ticket | None, kind: str, to: list[str], cc: list[str]):
+    """(to, cc) with at most `workflow.max_customer_participants` outside recipients in all.
+    The participant cap (gateway.inbound) keeps tickets under it; this is the last line,
+    so that no code path ever sends one mail to thousands of people. Our own people
+    (engineers, [report] recipients) are configured, not taken from mail: never cut."""
+    cap = app.config.workflow.max_customer_participants
+    if len(to) + len(cc) <= cap:
+        return to, cc
+    ours = {a.lower() for a in app.engineer_addresses()} | {a.lower() for a in app.config.report.recipients}
+    room = [cap]
+
+    def keep(addr: str) -> bool:
+        if addr.lower() in ours or app.is_own_address(addr):
+            return True
+        room[0] -= 1
+        return room[0] >= 0
+
+    kept_to = [a for a in to if keep(a)]
+    kept_cc = [a for a in cc if keep(a)]
+    dropped = len(to) + len(cc) - len(kept_to) - len(kept_cc)
+    if not dropped:
+        return kept_to, kept_cc
+    log.warning("outbound %s: %d recipient(s) over the cap of %d left out", kind, dropped, cap)
+    if ticket is not None:
+        record(session, ticket, "recipients_capped", app.now(),
+               f"{kind}: {dropped} recipient(s) over the cap of {cap} (workflow.max_customer_participants) "
+               "left out", mail=kind, dropped=dropped, cap=cap)
+    return kept_to, kept_cc
 
 
 def message_bytes(row: OutboxRow, store=None, attachments: list[tuple[str, str, bytes]] | None = None) -> bytes:

@@ -253,6 +253,8 @@ def run_forever(app) -> int:
             break
         if gw.pool:
             gw.pool.check()
+        if gw.scheduler is not None:
+            gw.scheduler.check_health()  # a job stuck for several periods is logged loudly
         try:
             forced = hup.is_set()
             hup.clear()

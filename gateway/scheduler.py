@@ -14,12 +14,23 @@ coordinate schedulers. Each job therefore runs under a Lease row (one runner at
 a time across processes) and every job is idempotent by itself (the SLA watch
 records each warning/breach once in `sla_marks`, unique per ticket, kind and
 deadline, in the same transaction as the mail it causes).
+
+A database that stays locked past its busy timeout (another writer, a long
+transaction) must not stop the timers: apscheduler 3 lets an error from its job
+store's `update_job` or `get_next_run_time` end its scheduling thread for good,
+so `_ResilientScheduler` catches whatever one round of scheduling raises and
+tries again shortly. Every run that did its work (or found another process
+holding the job) is recorded per job; `Scheduler.check_health()`, called by the
+runner's main loop, logs an ERROR for every job that has not run for
+`HEALTH_PERIODS` of its periods, and again each period while it stays so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 import uuid
 from collections import Counter
 from importlib import import_module
@@ -32,6 +43,8 @@ log = logging.getLogger("supportgw.scheduler")
 
 JOBSTORE_TABLE = "apscheduler_jobs"
 LEASE_SECONDS = 300  # longer than any run; a crashed holder's lease expires after this
+RETRY_SECONDS = 10.0  # after a scheduling round failed (locked database), try again this soon
+HEALTH_PERIODS = 3  # a job that has not run for this many of its periods is a health failure
 
 # name -> ("module:function" taking the app, default interval in seconds). A job
 # whose module is not there (a capability not built yet) is skipped, not fatal.
@@ -42,6 +55,8 @@ JOBS: dict[str, tuple[str, float]] = {
 }
 
 _registry: dict[str, dict] = {}  # app key -> {"app": App, "kick": callable}
+_last_ok: dict[tuple[str, str], float] = {}  # (app key, job) -> monotonic time of its last good run
+_last_ok_lock = threading.Lock()
 
 
 def app_key(app) -> str:
@@ -72,18 +87,32 @@ def run_job(app, name: str) -> Counter | None:
     lease = f"job:{name}"
     try:
         if not take_lease(app, lease, holder, LEASE_SECONDS):
+            _ran(app, name)  # another process is running it: the job is alive
             return None
     except StorageUnavailable as exc:
         log.warning("job %s: database busy, next time: %s", name, exc)
         return None
     try:
         rules_sync.follow(app)  # the SLA watch counts with the rules the workers route by
-        return func(app)
+        result = func(app)
+        _ran(app, name)
+        return result
     finally:
         try:
             release_lease(app, lease, holder)
         except StorageUnavailable:
             pass  # it expires by itself
+
+
+def _ran(app, name: str) -> None:
+    with _last_ok_lock:
+        _last_ok[(app_key(app), name)] = time.monotonic()
+
+
+def last_run(app, name: str) -> float | None:
+    """When (time.monotonic()) `name` last ran to the end in this process, or found it held elsewhere."""
+    with _last_ok_lock:
+        return _last_ok.get((app_key(app), name))
 
 
 def run_due_jobs(app, names=None) -> dict[str, Counter | None]:
@@ -109,8 +138,35 @@ def tick(key: str, name: str) -> None:
 class Scheduler:
     """A started apscheduler plus this process's registration; `.shutdown(wait=)` stops both."""
 
-    def __init__(self, app, sched, key: str) -> None:
-        self.app, self.scheduler, self.key = app, sched, key
+    def __init__(self, app, sched, key: str, names: list[str]) -> None:
+        self.app, self.scheduler, self.key, self.names = app, sched, key, names
+        self.started = time.monotonic()
+        self._reported: dict[str, float] = {}  # job -> when its overdue state was last logged
+
+    def overdue(self, now: float | None = None) -> dict[str, float]:
+        """Jobs that have not run for `HEALTH_PERIODS` of their periods: name -> seconds since."""
+        now = time.monotonic() if now is None else now
+        late = {}
+        for name in self.names:
+            since = now - (last_run(self.app, name) or self.started)
+            if since > HEALTH_PERIODS * interval_of(self.app, name):
+                late[name] = since
+        return late
+
+    def check_health(self, now: float | None = None) -> dict[str, float]:
+        """Log every overdue job loudly (once per period while it stays overdue); returns `overdue()`."""
+        now = time.monotonic() if now is None else now
+        late = self.overdue(now)
+        for name, since in late.items():
+            if now - self._reported.get(name, float("-inf")) >= interval_of(self.app, name):
+                self._reported[name] = now
+                log.error("HEALTH: job %s has not run for %.0f s (%d of its %.0f s periods): its work "
+                          "(SLA warnings, reminders, reports) is not being done; see the warnings above",
+                          name, since, int(since // interval_of(self.app, name)), interval_of(self.app, name))
+        for name in [n for n in self._reported if n not in late]:
+            del self._reported[name]
+            log.warning("HEALTH: job %s runs again", name)
+        return late
 
     def get_jobs(self):
         return self.scheduler.get_jobs()
@@ -132,21 +188,38 @@ def make_jobstore(app):
     return SQLAlchemyJobStore(engine=app.db.engine, tablename=JOBSTORE_TABLE)
 
 
-def start_scheduler(app, kick=None, *, paused: bool = False) -> Scheduler:
-    """Start the jobs of `JOBS` from the persistent store (adding the missing ones)."""
+def _resilient_scheduler_class():
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    class _ResilientScheduler(BackgroundScheduler):
+        """One failed round of scheduling (a locked database) is logged and retried, never fatal."""
+
+        retry_seconds = RETRY_SECONDS
+
+        def _process_jobs(self):
+            try:
+                return super()._process_jobs()
+            except Exception as exc:  # the job store's update_job/get_next_run_time: not caught upstream
+                log.warning("scheduler: job store failed (%s); trying again in %.0f s", exc, self.retry_seconds)
+                return self.retry_seconds
+
+    return _ResilientScheduler
+
+
+def start_scheduler(app, kick=None, *, paused: bool = False) -> Scheduler:
+    """Start the jobs of `JOBS` from the persistent store (adding the missing ones)."""
     key = app_key(app)
     _registry[key] = {"app": app, "kick": kick}
-    sched = BackgroundScheduler(
+    names = [name for name in JOBS if _resolve(JOBS[name][0]) is not None]
+    sched = _resilient_scheduler_class()(
         jobstores={"default": make_jobstore(app)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone="UTC",
+        jobstore_retry_interval=min([RETRY_SECONDS, *(interval_of(app, n) for n in names)]),
     )
+    sched.retry_seconds = sched.jobstore_retry_interval
     sched.start(paused=paused)
-    for name in JOBS:
-        if _resolve(JOBS[name][0]) is None:
-            continue
+    for name in names:
         seconds = interval_of(app, name)
         job = sched.get_job(name)
         # An existing job keeps its next run time (a restart loses no timer) unless its
@@ -156,4 +229,4 @@ def start_scheduler(app, kick=None, *, paused: bool = False) -> Scheduler:
             continue
         sched.add_job("gateway.scheduler:tick", "interval", seconds=seconds, args=(key, name), id=name,
                       name=name, replace_existing=True)
-    return Scheduler(app, sched, key)
+    return Scheduler(app, sched, key, names)

@@ -53,6 +53,21 @@ def _role(session: Session, ticket: Ticket, sender: str, engineers: set[str]) ->
     return "stranger"
 
 
+_PEOPLE = select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"))
+
+
+def _forwarded_from(session: Session, token: str, signer, engineers: set[str]) -> Ticket | None:
+    """The ticket whose reply token, issued to one of its people, a stranger holds; None
+    when the token is forged: its ticket number then decides nothing (issue 19)."""
+    tid = signer.ticket_named(token)
+    ticket = session.get(Ticket, tid) if tid is not None else None
+    if ticket is None:
+        return None
+    people = {ticket.requester_email, ticket.owner, ticket.handler, *engineers,
+              *session.execute(_PEOPLE, {"ticket_id": ticket.id}).scalars()}
+    return ticket if signer.issued_to_any(token, sorted(p for p in people if p)) == ticket.id else None
+
+
 def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
                 engineers: set[str], own_domain_check) -> Match:
     sender = email.sender.email
@@ -69,11 +84,10 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
             if ticket is not None:
                 return Match(ticket, "token", _role(session, ticket, sender, engineers), token_valid=True,
                              note=grant[1])
-        elif parts[1][:1] in ("t", "n"):
-            # someone else's token: remember the ticket, but it proves nothing about this sender
-            m = re.match(r"[tn](\d+)x", parts[1])
-            if m and stranger_of is None:
-                stranger_of = session.get(Ticket, int(m.group(1)))
+        elif stranger_of is None:
+            # someone else's genuine token (forwarded mail) links a stranger's mail to its
+            # ticket; a token that verifies for nobody on it is ignored entirely
+            stranger_of = _forwarded_from(session, parts[1], signer, engineers)
 
     # 2. References / In-Reply-To, newest first
     ids = list(dict.fromkeys(list(email.in_reply_to) + list(reversed(email.references))))

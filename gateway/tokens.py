@@ -50,6 +50,25 @@ class Signer:
         expected = self._mac(_PURPOSE[kind], tid, sender.lower())
         return (int(tid), kind == "n") if hmac.compare_digest(expected, m.group(3)) else None
 
+    def issued_to_any(self, token: str, addresses) -> int | None:
+        """The ticket id when `token` was issued to one of `addresses` (a genuine token in
+        someone else's hands: a forwarded mail), else None: a forged token says nothing,
+        not even which ticket it names."""
+        m = _TOKEN_RE.match(token.lower())
+        if not m:
+            return None
+        kind, tid, mac = m.groups()
+        for addr in addresses:
+            if addr and hmac.compare_digest(self._mac(_PURPOSE[kind], tid, addr.lower()), mac):
+                return int(tid)
+        return None
+
+    @staticmethod
+    def ticket_named(token: str) -> int | None:
+        """The ticket id a token *claims*, unverified: only for looking up who to verify it for."""
+        m = _TOKEN_RE.match(token.lower())
+        return int(m.group(2)) if m else None
+
     def link_token(self, purpose: str, *values: str) -> str:
         payload = ".".join(values)
         return f"{payload}.{self._mac(purpose, payload)}"

@@ -8,6 +8,7 @@ decoded bytes; archives are never unpacked. It does not decide which part is the
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import mimetypes
 import re
@@ -22,6 +23,9 @@ MAX_FILENAME_BYTES = 240  # common filesystems cap a name at 255 bytes
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]')
 _SPACES = re.compile(r"\s+")
+# RFC 2045 5.1: type "/" subtype, both tokens (no controls, spaces or tspecials).
+_CONTENT_TYPE = re.compile(r"[a-z0-9!#$%&'*+\-.^_`{|}~]+/[a-z0-9!#$%&'*+\-.^_`{|}~]+\Z")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EXTENSIONS = {
     "message/rfc822": ".eml",
     "text/plain": ".txt",
@@ -32,6 +36,19 @@ _EXTENSIONS = {
     "application/octet-stream": ".bin",
     "image/jpeg": ".jpg",
 }
+
+
+def clean_content_type(value: str, default: str = "application/octet-stream") -> str:
+    """A MIME type as we store it: lower-case `type/subtype` of RFC 2045 tokens, else
+    `default`. A NUL or other control character in it is refused here, at the edge,
+    so that SQLite and PostgreSQL (which refuses NUL in text) store the same thing."""
+    value = (value or "").strip().lower()
+    return value if len(value) <= 255 and _CONTENT_TYPE.match(value) else default
+
+
+def one_line(value: str) -> str:
+    """Header-derived text (a name, a Content-ID) without control characters."""
+    return " ".join(_CONTROLS.sub(" ", value).split()) if _CONTROLS.search(value) else value
 
 
 def default_extension(content_type: str) -> str:
@@ -114,15 +131,54 @@ def make_attachment(
     content_id: str = "",
     inline: bool = False,
 ) -> Attachment:
+    content_type = clean_content_type(content_type)
     return Attachment(
         filename=safe_filename(filename, index, content_type),
         content_type=content_type,
         size=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
         content=content,
-        content_id=content_id,
+        content_id=one_line(content_id).replace(" ", ""),
         inline=inline,
     )
+
+
+UU_ENCODINGS = ("x-uuencode", "uuencode", "x-uue", "uue")
+
+
+class UuDecoder:
+    """uuencode (x-uuencode): the lines between "begin" and "end", decoded as they come.
+
+    Used by both parse paths (parsers.message for a whole part, parsers.skeleton as a
+    stream), so a large mail's attachment is the same bytes as a small one's. A broken
+    line is skipped; the stdlib instead gives up on the whole part and returns it
+    undecoded, which a stream cannot do once it has written the lines before."""
+
+    def __init__(self) -> None:
+        self._state = "before"
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = bytearray()
+        for line in chunk.splitlines():
+            if self._state == "before":
+                if line.startswith(b"begin"):
+                    self._state = "in"
+            elif self._state == "in":
+                if line.strip() == b"end":
+                    self._state = "after"
+                elif line.strip():
+                    try:
+                        out += binascii.a2b_uu(line)
+                    except binascii.Error:  # some encoders pad short lines badly: length from the first byte
+                        n = (line[0] - 32) & 63
+                        try:
+                            out += binascii.a2b_uu(line[:((n + 2) // 3) * 4 + 1])[:n]
+                        except binascii.Error:
+                            pass  # a broken line is skipped, as the stdlib's decoder does: a defect, not a failure
+        return bytes(out)
+
+    def close(self, at_boundary: bool = True) -> bytes:
+        return b""
 
 
 def is_tnef(content_type: str, filename: str) -> bool:

@@ -26,7 +26,9 @@ import mailparser
 from mailparser.exceptions import MailParserRecursionError
 
 from parsers import quotes
-from parsers.attachments import is_tnef, make_attachment, raw_filename
+from parsers.addresses import getaddresses, is_valid_address
+from parsers.attachments import (UU_ENCODINGS, UuDecoder, clean_content_type, is_tnef, make_attachment, one_line,
+                                 raw_filename)
 from parsers.charsets import decode_bytes, decode_header
 from parsers.htmltext import MAX_HTML_FOR_TEXT, html_to_text, sanitise_html
 from parsers.language import detect_language
@@ -41,12 +43,18 @@ logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 MAX_PARTS = 500  # a nesting/part bomb is cut here; real mail has a few dozen at most
 MAX_DEPTH = 40
+NESTED_NAME = "nested-message.eml"
+# The ticket text of a message nested past MAX_DEPTH (a MIME bomb, or a mailer gone wrong):
+# its body is not read, and the raw MIME never becomes text; the whole message is kept.
+NESTED_NOTICE = (f"[This message is nested more than {MAX_DEPTH} MIME levels deep; what lies deeper was not "
+                 f"read. The whole message is kept as the attachment {NESTED_NAME}.]")
 MAX_IDS = 200  # References can be abused to be enormous; threading needs the ends
 MAX_DEFECTS = 50
 SYNTHETIC_DOMAIN = "supportgw.invalid"
 
 _ID_IN_BRACKETS = re.compile(r"<([^<>\s]+)>")
 _NEWLINES = re.compile(r"\r\n?")
+_ADDR_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not folding whitespace
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates break storage
 
 
@@ -61,7 +69,10 @@ def parse_email(raw: bytes, *, own_addresses: tuple[str, ...] = ()) -> ParsedEma
     try:
         return _parse(raw, tuple(own_addresses or ()))
     except RecursionError:
-        return _unparseable(raw, "nesting-too-deep")
+        try:
+            return _parse(raw, tuple(own_addresses or ()), too_deep=True)
+        except Exception:
+            return _unparseable(raw, "nesting-too-deep")
     except Exception as exc:  # last resort: the contract is "never raises"
         return _unparseable(raw, f"parse-failed:{type(exc).__name__}")
 
@@ -142,9 +153,13 @@ def _headers_only(raw: bytes) -> Message:
 # --- the parse ----------------------------------------------------------------------------
 
 
-def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
+def _parse(raw: bytes, own_addresses: tuple[str, ...], *, too_deep: bool = False) -> ParsedEmail:
     defects: list[str] = []
-    msg, date = _message(raw, defects)
+    if too_deep:
+        msg, date = _headers_only(raw), None
+        defects.append("nesting-too-deep")
+    else:
+        msg, date = _message(raw, defects)
     hint = _charset_hint(msg)
 
     headers = tuple((_clean(str(name)), _clean(decode_header(value, hint)))
@@ -152,14 +167,17 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
     raw_headers = _index(msg)
 
     def addresses(name: str) -> tuple[Address, ...]:
-        return _addresses(raw_headers.get(name, []), hint)
+        return _addresses(raw_headers.get(name, []), hint, defects, name)
 
     sender_list = addresses("from") or addresses("sender") or addresses("return-path")
     sender = sender_list[0] if sender_list else Address("", "")
-    subject = _clean(decode_header(_first(raw_headers, "subject"), hint)).strip()
+    subject = one_line(_clean(decode_header(_first(raw_headers, "subject"), hint))).strip()
 
     body = _Body(defects, hint)
-    body.walk(msg)
+    if "nesting-too-deep" not in defects:  # else the body is one opaque string: raw MIME, not text
+        body.walk(msg)
+    if "nesting-too-deep" in defects:
+        body.keep_whole(raw)
     text = _clean(body.text())
     if not body.plains and sum(map(len, body.htmls)) > MAX_HTML_FOR_TEXT:
         defects.append("html-text-truncated")
@@ -167,7 +185,9 @@ def _parse(raw: bytes, own_addresses: tuple[str, ...]) -> ParsedEmail:
 
     reply_text, signature = _split_reply(text, defects)
     content_type = _content_type(msg)
-    automatic, reason = detect_automatic(headers, content_type, sender.email, own_addresses)
+    # A robot's unusable From ("MAILER-DAEMON", no domain) still says it is a robot: the
+    # loose reading may only ever make us answer less, so it is good enough for that.
+    automatic, reason = automatic_verdict(headers, content_type, sender.email, own_addresses)
 
     return ParsedEmail(
         sender=sender,
@@ -213,13 +233,22 @@ class _Body:
         self.htmls: list[str] = []
         self.attachments: list[Attachment] = []
         self.seen = 0
+        self.notice = ""
+
+    def keep_whole(self, raw: bytes) -> None:
+        """Nested too deep: the whole message becomes one attachment, and the text says so."""
+        self.notice = NESTED_NOTICE
+        self.attachments.append(make_attachment(raw, filename=NESTED_NAME, index=len(self.attachments) + 1,
+                                                content_type="message/rfc822"))
 
     def text(self) -> str:
         if self.plains:
-            return "\n\n".join(p.strip("\n") for p in self.plains if p.strip()).strip("\n")
-        if self.htmls:
-            return html_to_text("\n".join(self.htmls))
-        return ""
+            found = "\n\n".join(p.strip("\n") for p in self.plains if p.strip()).strip("\n")
+        elif self.htmls:
+            found = html_to_text("\n".join(self.htmls))
+        else:
+            found = ""
+        return f"{found}\n\n{self.notice}".strip("\n") if self.notice else found
 
     def walk(self, root: Message) -> None:
         stack: list[tuple[Message, int]] = [(root, 0)]
@@ -323,27 +352,38 @@ def _first(index: dict[str, list[str]], name: str) -> str:
 
 
 def _content_type(part: Message) -> str:
-    try:
-        return part.get_content_type()
+    try:  # RFC 2045 5.2: a malformed type (a control character in it, say) reads as text/plain
+        return clean_content_type(part.get_content_type(), "text/plain")
     except Exception:
         return "text/plain"
 
 
 def _charset_hint(msg: Message) -> str | None:
-    """The first declared body charset: the best guess for raw 8-bit header bytes."""
+    """The first declared body charset: the best guess for raw 8-bit header bytes.
+
+    Only the message's own parts count, not those of a message forwarded inside it:
+    its charset says nothing of our headers, and the large-mail path, which stores a
+    big forwarded message unread, must guess the same."""
     try:
-        for i, part in enumerate(msg.walk()):
-            if i > 20:
-                break
+        stack, seen = [msg], 0
+        while stack and seen <= 20:
+            part = stack.pop()
+            seen += 1
             charset = part.get_content_charset()
             if charset:
                 return charset
+            if part.is_multipart() and not part.get_content_type().startswith("message/"):
+                stack.extend(reversed([p for p in part.get_payload() if isinstance(p, Message)]))
     except Exception:
         pass
     return None
 
 
 def _payload_bytes(part: Message, defects: list[str]) -> bytes:
+    if str(part.get("content-transfer-encoding", "")).strip().lower() in UU_ENCODINGS:
+        payload = part.get_payload()  # the same lenient decoder as the large-mail path
+        if isinstance(payload, str):
+            return UuDecoder().feed(payload.encode("utf-8", "surrogateescape"))
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
@@ -383,21 +423,44 @@ def _as_bytes(msg: Message) -> bytes | None:
         return None
 
 
-def _addresses(values: list[str], hint: str | None) -> tuple[Address, ...]:
+def _addresses(values: list[str], hint: str | None, defects: list[str] | None = None,
+               header: str = "") -> tuple[Address, ...]:
+    """The valid addresses of one header, strictly parsed (parsers.addresses); an address
+    that is not a usable local@domain is left out and named in `defects`."""
     if not values:
         return ()
     try:
-        pairs = email.utils.getaddresses(values)
+        pairs = getaddresses(values)
     except Exception:
-        return ()
+        pairs = []
     found = []
+    dropped = not pairs and any(v.strip() for v in values)
     for name, addr in pairs:
-        addr = _clean(decode_header(addr, hint)).strip().strip("<>").lower()
-        addr = "".join(addr.split())
-        name = _clean(decode_header(name, hint)).strip().strip('"').strip()
-        if addr or name:
+        addr = decode_header(addr, hint)
+        if _ADDR_CONTROLS.search(addr):  # refused, not repaired: "a\0b@x" is not ab@x's mail
+            dropped = True
+            continue
+        addr = "".join(_clean(addr).strip().strip("<>").lower().split())
+        name = one_line(_clean(decode_header(name, hint))).strip().strip('"').strip()
+        if is_valid_address(addr):
             found.append(Address(name=name, email=addr))
+        elif addr or name:
+            dropped = True
+    if dropped and defects is not None:
+        defects.append(f"invalid-address:{header}")
     return tuple(found)
+
+
+def automatic_verdict(headers: tuple[tuple[str, str], ...], content_type: str, sender: str,
+                      own_addresses: tuple[str, ...]) -> tuple[bool, str]:
+    """parsers.loops' verdict, the From read loosely when it held no valid address."""
+    if not sender:
+        try:
+            pairs = email.utils.getaddresses([v for k, v in headers if k.lower() == "from"])
+        except Exception:
+            pairs = []
+        sender = pairs[0][1].strip().lower() if pairs else ""
+    return detect_automatic(headers, content_type, sender, own_addresses)
 
 
 def _message_id(value: str, raw: bytes, defects: list[str]) -> str:
@@ -412,7 +475,12 @@ def _message_id(value: str, raw: bytes, defects: list[str]) -> str:
 
 
 def _synthetic_id(raw: bytes) -> str:
-    return f"{hashlib.sha256(raw).hexdigest()[:32]}@{SYNTHETIC_DOMAIN}"
+    return synthetic_id(hashlib.sha256(raw).hexdigest())
+
+
+def synthetic_id(sha256_hex: str) -> str:
+    """The Message-ID given to a message without one: named after its content's hash."""
+    return f"{sha256_hex[:32]}@{SYNTHETIC_DOMAIN}"
 
 
 def _ids(values: list[str]) -> tuple[str, ...]:

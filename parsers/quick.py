@@ -6,7 +6,7 @@ import re
 
 _MID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _ANGLE = re.compile(rb"<([^<>\s]+)>")
-_NOT_IN_ID = re.compile(r"[\x00-\x20\x7f<>\ud800-\udfff]")
+_NOT_IN_ID = re.compile(r"[\x00-\x20\x7f-\x9f<>\ud800-\udfff]")
 
 
 def strip_id(value: str) -> str:

@@ -20,16 +20,23 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import email.message
 import email.parser
 import email.policy
 import hashlib
+import re
 from dataclasses import dataclass
 
+from parsers.attachments import clean_content_type
+from parsers.attachments import UU_ENCODINGS, UuDecoder, default_extension
+from parsers.message import MAX_DEPTH as PARSER_MAX_DEPTH
+from parsers.message import automatic_verdict
 from parsers.model import ParsedEmail
 
 MARKER = b"supportgw-stored-part:"
+_HEADER_LINE = re.compile(rb"From |[\041-\071\073-\176]*:")  # the stdlib feedparser's test
 LINE_LIMIT = 64 * 1024  # longer "lines" are read in pieces
-MAX_DEPTH = 20
+MAX_DEPTH = PARSER_MAX_DEPTH + 1  # keep the structure as deep as the parser looks, so it sees a bomb too
 BLOCK = 256 * 1024  # a stored part is decoded and written in blocks of about this size
 
 
@@ -38,6 +45,7 @@ class StoredPart:
     sha256: str
     size: int
     content_type: str
+    top: bool = False  # the message's own (top-level, single) part
 
 
 class _Base64:
@@ -86,39 +94,12 @@ class _Lines:
         return b"" if at_boundary else (b"\n" if self.qp and held else held)
 
 
-class _Uu:
-    """uuencode (x-uuencode), which the stdlib decodes too: lines between "begin" and "end"."""
-
-    def __init__(self) -> None:
-        self._state = "before"
-
-    def feed(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        for line in chunk.splitlines():
-            if self._state == "before":
-                if line.startswith(b"begin"):
-                    self._state = "in"
-            elif self._state == "in":
-                if line.strip() == b"end":
-                    self._state = "after"
-                elif line.strip():
-                    try:
-                        out += binascii.a2b_uu(line)
-                    except binascii.Error:  # some encoders pad short lines badly: length from the first byte
-                        n = (line[0] - 32) & 63
-                        out += binascii.a2b_uu(line[:((n + 2) // 3) * 4 + 1])[:n]
-        return bytes(out)
-
-    def close(self, at_boundary: bool = True) -> bytes:
-        return b""
-
-
 def _decoder(cte: str):
     cte = cte.strip().lower()
     if cte == "base64":
         return _Base64()
-    if cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
-        return _Uu()
+    if cte in UU_ENCODINGS:
+        return UuDecoder()
     return _Lines(qp=cte == "quoted-printable")
 
 
@@ -156,6 +137,10 @@ class _Splitter:
         return False
 
     def header_block(self) -> tuple[list[bytes], bytes]:
+        """A part's header lines and the blank line after them (b"" when there is none).
+
+        Like the stdlib parser, the block also ends at the first line that is not a
+        header (a missing blank line): that line is left to be read as body."""
         lines = []
         while True:
             line = self.readline()
@@ -163,6 +148,9 @@ class _Splitter:
                 return lines, b""
             if line in (b"\r\n", b"\n"):
                 return lines, line
+            if not _HEADER_LINE.match(line) and not (lines and line[:1] in (b" ", b"\t")):
+                self.unread(line)
+                return lines, b""
             lines.append(line)
 
     def _copy_line(self, bounds: list[bytes]) -> bytes | None:
@@ -181,8 +169,8 @@ class _Splitter:
         """Copy or store one part, up to (not including) a delimiter of an enclosing boundary."""
         lines, blank = self.header_block()
         hdr = _headers(lines)
-        ctype = hdr.get_content_type()
-        boundary = hdr.get_param("boundary") if hdr.get_content_maintype() == "multipart" else None
+        ctype = clean_content_type(hdr.get_content_type(), "text/plain")  # as parsers.message reads it
+        boundary = hdr.get_param("boundary") if ctype.startswith("multipart/") else None
         if boundary and depth < MAX_DEPTH and blank:
             delim = b"--" + str(boundary).encode("utf-8", "surrogateescape")
             self.out += b"".join(lines) + blank
@@ -203,6 +191,7 @@ class _Splitter:
         body = bytearray()
         sink = decoder = None
         at_boundary = False
+        named = ""
         # the message's own text; a multipart without a usable boundary is read as text too
         is_text_body = (ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")) \
             and not hdr.get_filename() and hdr.get_content_disposition() != "attachment"
@@ -218,7 +207,7 @@ class _Splitter:
                 body += line
                 if len(body) > limit:
                     if ctype == "message/rfc822" and not hdr.get_filename():
-                        _name_after_subject(hdr, bytes(body))
+                        named = _name_after_subject(bytes(body))
                     sink, decoder = self.open_sink(), _decoder(str(hdr.get("content-transfer-encoding", "")))
                     sink.write(decoder.feed(bytes(body)))
                     body = bytearray()
@@ -234,35 +223,49 @@ class _Splitter:
             sink.write(decoder.feed(bytes(body)))
         sink.write(decoder.close(at_boundary))
         sha, size = sink.finish()
-        self.stored[sha] = StoredPart(sha, size, ctype)
-        self.out += self._marker_headers(hdr, ctype) + b"\r\n" + MARKER + sha.encode() + b"\r\n"
+        self.stored[sha] = StoredPart(sha, size, ctype, top=not bounds)
+        self.out += self._marker_headers(lines, hdr, ctype, named) + b"\r\n" + MARKER + sha.encode() + b"\r\n"
 
     @staticmethod
-    def _marker_headers(hdr, ctype: str) -> bytes:
-        for name in ("content-transfer-encoding", "content-length"):
-            del hdr[name]
-        hdr["Content-Transfer-Encoding"] = "7bit"
+    def _marker_headers(lines: list[bytes], hdr, ctype: str, named: str = "") -> bytes:
+        """The part's own header lines, byte for byte, but for the few fields the marker
+        changes. Not re-serialised from the parsed headers: a header the parser reads
+        oddly (a control character in it) would make every later header vanish."""
+        drop = {b"content-transfer-encoding", b"content-length"}
+        added = [b"Content-Transfer-Encoding: 7bit\r\n"]
         if ctype.startswith(("multipart/", "message/")):  # the marker is not a message to parse
-            hdr.set_type("application/octet-stream")
-        if not hdr.get_filename():  # unnamed: the parser names it (attachment-N.ext), text as message.txt
-            del hdr["content-disposition"]
-            if ctype.startswith("text/"):
-                hdr.add_header("Content-Disposition", "attachment", filename="message.txt")
-            else:
-                hdr["Content-Disposition"] = "attachment"
-        raw = hdr.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
-        return raw[:raw.find(b"\r\n\r\n") + 2] if b"\r\n\r\n" in raw else raw
+            drop.add(b"content-type")
+            added.append(b"Content-Type: application/octet-stream\r\n")
+        if named:
+            drop.add(b"content-disposition")
+            disposition = email.message.Message()
+            disposition.add_header("Content-Disposition", "attachment", filename=("utf-8", "", named))
+            added.append(b"Content-Disposition: " + str(disposition["Content-Disposition"]).encode() + b"\r\n")
+        elif not hdr.get_filename():  # unnamed: the parser names it (attachment-N.ext), text as message.txt
+            drop.add(b"content-disposition")
+            added.append(b'Content-Disposition: attachment; filename="message.txt"\r\n' if ctype.startswith("text/")
+                         else b"Content-Disposition: attachment\r\n")
+        kept, skipping = [], False
+        for line in lines:
+            if line[:1] in (b" ", b"\t") and kept is not None:  # a folded continuation of the field before
+                if not skipping:
+                    kept.append(line)
+                continue
+            skipping = line.split(b":", 1)[0].strip().lower() in drop
+            if not skipping:
+                kept.append(line)
+        if kept and not kept[-1].endswith(b"\n"):
+            kept[-1] += b"\r\n"
+        return b"".join(kept + added)
 
 
-def _name_after_subject(hdr, head: bytes) -> None:
+def _name_after_subject(head: bytes) -> str:
     """A stored forwarded message is named after its subject, as the parser names small ones."""
     from parsers.charsets import decode_header
 
     inner = _headers([head.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]])
     subject = decode_header(str(inner.get("subject", "") or ""), None).strip()
-    if subject:
-        del hdr["content-disposition"]
-        hdr.add_header("Content-Disposition", "attachment", filename=f"{subject[:80]}.eml")
+    return f"{subject[:80]}.eml" if subject else ""
 
 
 def split(fh, open_sink, threshold: int = 256 * 1024,
@@ -283,8 +286,12 @@ def split(fh, open_sink, threshold: int = 256 * 1024,
     return bytes(s.out), s.stored
 
 
-def restore(parsed: ParsedEmail, stored: dict[str, StoredPart]) -> ParsedEmail:
-    """Point the skeleton's marker attachments at the stored parts they stand for."""
+def restore(parsed: ParsedEmail, stored: dict[str, StoredPart], own_addresses: tuple[str, ...] = ()) -> ParsedEmail:
+    """Point the skeleton's marker attachments at the stored parts they stand for.
+
+    When the message's own single part was stored, the parser saw the marker's type,
+    not the message's: the loop verdict is made again with the real one (a top-level
+    message/delivery-status is a robot's report whatever its size)."""
     if not stored:
         return parsed
     out = []
@@ -292,15 +299,21 @@ def restore(parsed: ParsedEmail, stored: dict[str, StoredPart]) -> ParsedEmail:
         content = att.content.strip()
         if content.startswith(MARKER) and content[len(MARKER):].decode("ascii", "replace") in stored:
             part = stored[content[len(MARKER):].decode("ascii")]
-            ctype = part.content_type if part.content_type.startswith(("multipart/", "message/")) \
+            ctype = clean_content_type(part.content_type) if part.content_type.startswith(("multipart/", "message/")) \
                 else att.content_type
             name = att.filename
-            if ctype == "message/rfc822" and name.startswith("attachment-") and name.endswith(".bin"):
-                name = name[:-4] + ".eml"  # what the parser calls an unnamed forwarded message
+            if name.startswith("attachment-") and name.endswith(".bin"):
+                name = name[:-4] + default_extension(ctype)  # what the parser calls an unnamed part of that type
             att = dataclasses.replace(att, sha256=part.sha256, size=part.size, content=b"", content_type=ctype,
                                       filename=name)
         out.append(att)
-    return dataclasses.replace(parsed, attachments=tuple(out),
+    verdict = {}
+    top = next((p for p in stored.values() if p.top), None)
+    if top is not None:
+        automatic, reason = automatic_verdict(parsed.headers, clean_content_type(top.content_type, "text/plain"),
+                                              parsed.sender.email, own_addresses)
+        verdict = {"automatic": automatic, "automatic_reason": reason}
+    return dataclasses.replace(parsed, attachments=tuple(out), **verdict,
                                defects=tuple(parsed.defects) + ("large-parts-streamed",))
 
 

@@ -33,7 +33,7 @@ def _state(db: Database) -> dict:
         return {
             "messages": s.execute(select(func.count(Message.id)).where(Message.direction == "in")).scalar_one(),
             "pending_spool": s.execute(select(func.count(SpoolEntry.id)).where(SpoolEntry.status == "pending")).scalar_one(),
-            "unsent": s.execute(select(func.count(OutboxRow.id)).where(OutboxRow.status.in_(("pending", "sending"))))
+            "unsent": s.execute(select(func.count(OutboxRow.id)).where(OutboxRow.status.in_(("pending", "sending", "handing_over"))))
             .scalar_one(),
         }
 

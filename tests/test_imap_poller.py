@@ -309,3 +309,28 @@ def test_two_gateways_on_one_mailbox_one_drains_the_other_takes_over(dovecot, ma
         for p in (a, b):
             p.join(15)
     assert all(r.status == "pending" for r in spool_rows(app_a))  # no processor here: only the edge ran
+
+
+def test_a_restarted_gateway_resumes_at_once_after_its_own_dead_predecessor(dovecot, make_app):
+    """Same host, dead pid: the lease is taken over at once, not after lease_seconds (issue 19)."""
+    import subprocess
+    import sys
+    import time
+
+    from gateway.imap import Poller
+    from gateway.imap_state import take_lease
+
+    app = make_app(imap=[dovecot.mailbox_config(lease_seconds=60)])
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    assert take_lease(app, "imap:helpdesk", f"{app.worker_id.rpartition(':')[0]}:{killed.pid}", 60)
+    dovecot.append(*mails(2, "restart"))
+    poller = Poller(app, app.config.imap[0])
+    started = time.monotonic()
+    poller.start()
+    try:
+        wait_for(lambda: poller.spooled == 2, timeout=20, what="the restarted gateway drains")
+        assert time.monotonic() - started < 15
+    finally:
+        poller.stop()
+        poller.join(15)

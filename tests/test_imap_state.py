@@ -104,3 +104,35 @@ def test_worker_identity_separates_gateways(make_app, clock):
     b = dataclasses.replace(a, worker_id="other-host:1")
     assert take_lease(a, "imap:x", a.worker_id, 30)
     assert not take_lease(b, "imap:x", b.worker_id, 30)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_dead_process_of_this_host_loses_its_lease_at_once_another_hosts_keeps_it(make_app, clock):
+    """A restarted gateway used to wait up to lease_seconds for its own dead predecessor (issue 19)."""
+    app = make_app(clock=clock)
+    host = app.worker_id.rpartition(":")[0]
+    dead = _dead_pid()
+    assert take_lease(app, "imap:a", f"{host}:{dead}", 30)
+    assert take_lease(app, "imap:a", app.worker_id, 30)  # at once: no clock.advance
+    assert lease_holder(app, "imap:a")[0] == app.worker_id
+    # the scheduler's holders carry a suffix; same rule
+    assert take_lease(app, "job:x", f"{host}:{dead}/abcd1234", 300)
+    assert take_lease(app, "job:x", f"{app.worker_id}/ffff0000", 300)
+    # another host's holder, dead pid or not, keeps it until it expires
+    assert take_lease(app, "imap:b", f"other-{host}:{dead}", 30)
+    assert not take_lease(app, "imap:b", app.worker_id, 30)
+    # a live process of this host (our parent, say) keeps it too
+    import os
+
+    assert take_lease(app, "imap:c", f"{host}:{os.getppid()}", 30)
+    assert not take_lease(app, "imap:c", app.worker_id, 30)
+    clock.advance(seconds=31)
+    assert take_lease(app, "imap:b", app.worker_id, 30) and take_lease(app, "imap:c", app.worker_id, 30)

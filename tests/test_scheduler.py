@@ -3,10 +3,13 @@ lease, and act once however often and from however many processes they run."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
+import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from gateway import scheduler, sla
 from gateway.app import build_app
@@ -139,3 +142,45 @@ def test_gateway_runs_the_scheduler_and_stops_it(make_app, clock):
     finally:
         gw.stop()
     assert not gw.scheduler.scheduler.running
+
+
+def _wait(cond, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_scheduler_outlives_a_database_locked_past_its_busy_timeout(make_app, caplog):
+    """apscheduler's thread used to die on "database is locked" from its job store's
+    update_job, and every timer stopped for good while the gateway kept running."""
+    app = make_app(workflow={"sla_check_seconds": 0.5})
+    if not app.db.is_sqlite:
+        pytest.skip("the lock held here is SQLite's database-wide write lock")
+    # A short busy timeout so that the lock outlasts it within seconds, not minutes.
+    event.listen(app.db.engine, "connect", lambda c, _r: c.execute("PRAGMA busy_timeout=50"))
+    app.db.engine.dispose()
+    sched = scheduler.start_scheduler(app)
+    try:
+        assert _wait(lambda: scheduler.last_run(app, "sla-watch") is not None, 10)
+        locker = sqlite3.connect(app.db.url.split("///", 1)[1], isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+        try:
+            with caplog.at_level(logging.WARNING, logger="supportgw.scheduler"):
+                time.sleep(3.0)  # six periods, every write of the job store and the lease refused
+                assert sched.scheduler._thread.is_alive()
+                late = sched.check_health()
+            assert "sla-watch" in late and "pending-reminders" not in late
+            assert any(r.levelno == logging.ERROR and "HEALTH: job sla-watch" in r.getMessage()
+                       for r in caplog.records)
+        finally:
+            locker.rollback()
+            locker.close()
+        stuck_since = scheduler.last_run(app, "sla-watch")
+        assert _wait(lambda: scheduler.last_run(app, "sla-watch") != stuck_since, 15), \
+            "the SLA watch never ran again after the lock was released"
+        assert sched.check_health() == {}
+    finally:
+        sched.shutdown(wait=False)

@@ -145,3 +145,27 @@ def test_attachment_names_cannot_escape_the_attachment_directory(app, tmp_path):
     outside = [p for p in created if not p.resolve().is_relative_to(app.config.data_dir.resolve())]
     assert outside == []
     assert not os.path.exists("/etc/cron.d/evil") and not os.path.exists("/abs/path/passwd")
+
+
+def test_a_forged_reply_token_decides_nothing_not_even_which_ticket_it_names(make_app):
+    """The ticket number inside a token that fails its signature used to choose which ticket a
+    stranger's new ticket was linked to, and where the 'stranger' event was written (issue 19)."""
+    for policy in ("new_ticket", "hold"):
+        app = make_app(workflow={"stranger_policy": policy})
+        victim = _first_ticket(app)
+        forged = f"support+t{victim.id}x{'a' * 16}@support.example.test"
+        push(app, build(frm="mallory@evil.example", to=forged, subject="Hello", body="let me in\n"), to=(forged,))
+        [mine] = [t for t in rows(app, Ticket) if t.requester_email == "mallory@evil.example"]
+        assert mine.linked_ticket_id is None and not mine.held, policy
+        assert count(app, Event, Event.ticket_id == victim.id, Event.kind == "stranger") == 0
+        assert count(app, Event, Event.ticket_id == mine.id, Event.kind == "linked") == 0
+
+
+def test_a_genuine_reply_token_forwarded_to_a_colleague_still_links_their_ticket(app):
+    victim = _first_ticket(app)
+    genuine = f"support+{app.signer.reply_token(victim.id, CUSTOMER)}@support.example.test"
+    push(app, build(frm="colleague@bigbank.example", to=genuine, subject="Fwd: Card payments failing",
+                    body="I work with ops, same problem here\n"), to=(genuine,))
+    [theirs] = [t for t in rows(app, Ticket) if t.requester_email == "colleague@bigbank.example"]
+    assert theirs.linked_ticket_id == victim.id
+    assert count(app, Event, Event.ticket_id == victim.id, Event.kind == "stranger") == 1
