@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gateway.cli_admin",
     "gateway.cli_report",
     "gateway.cli_imap",
+    "gateway.cli_suspended",
 ]
 
 
@@ -70,4 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m gateway.cli`: run the imported module's main, so that the CommandError the
+    # command modules raise (gateway.cli.CommandError) is the one main() catches, not __main__'s
+    from gateway.cli import main as _main
+
+    sys.exit(_main())

@@ -141,16 +141,9 @@ def cmd_ingest(args) -> int:
     if batch:
         flush()
     bar.close()
-    summary = {
-        "ingested": totals["ingested"],
-        "tickets_created": totals["created"],
-        "threaded": totals["threaded"],
-        "duplicates": totals["duplicates"] + totals["duplicate"],
-        "quarantined": totals["quarantined"],
-    }
-    for k, v in totals.items():
-        if k not in ("ingested", "created", "threaded", "duplicates", "duplicate", "quarantined"):
-            summary[k] = v
+    from gateway.pipeline import summary as outcome_summary
+
+    summary = {"ingested": totals["ingested"], **outcome_summary(totals)}
     if args.json:
         print(json.dumps(summary))
     else:

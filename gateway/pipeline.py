@@ -29,9 +29,12 @@ log = logging.getLogger("supportgw.pipeline")
 # Handlers run in order; the first that returns an outcome wins. Each is
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
-from gateway import bounce_handler, engineer, selfservice, survey_handler  # noqa: E402
+from gateway import bounce_handler, engineer, selfservice, survey_handler, suspend  # noqa: E402
 
-HANDLERS: list = [bounce_handler.handle, engineer.handle, survey_handler.handle, selfservice.handle]
+# suspend: spam, blocked senders and robots that refer to no ticket stop here (gateway/suspend.py),
+# after the reports about our own mail and before anything that could answer.
+HANDLERS: list = [bounce_handler.handle, suspend.handle, engineer.handle, survey_handler.handle,
+                  selfservice.handle]
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                         break
                 if ib.match is not None and ib.match.ticket is not None:
                     ticket_id = ib.match.ticket.id
-            _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
+            _settle(app, entry, outcome if outcome in ("duplicate", "suspended") else "processed", "", ticket_id)
             session.flush()  # in the savepoint: a row the database refuses quarantines this message only
     except Exception as exc:  # quarantine: a poison message must never stop the rest
         if try_again_later(exc):
@@ -202,15 +205,32 @@ def pending_ids(app, limit: int = 200) -> list[int]:
                               .order_by(SpoolEntry.id).limit(limit)).scalars())
 
 
+# The outcome counts people read (ingest --json, the processing log), in this order; the
+# other outcomes (bounced, engineer_reply, ...) follow them.
+SUMMARY = (("tickets_created", ("created",)), ("threaded", ("threaded",)),
+           ("duplicates", ("duplicates", "duplicate")), ("quarantined", ("quarantined",)),
+           ("suspended", ("suspended",)))
+
+
+def summary(counts: Counter) -> dict:
+    out = {name: sum(counts[k] for k in keys) for name, keys in SUMMARY}
+    named = {k for _, keys in SUMMARY for k in keys}
+    out.update({k: v for k, v in counts.items() if k not in named and k != "ingested"})
+    return out
+
+
 def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Counter:
     total: Counter = Counter()
     while True:
         ids = pending_ids(app, batch)
         if not ids:
+            if total:
+                log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
             return total
         c = process_ids(app, ids, per_message=per_message)
         total.update(c)
         if not c or set(c) == {"deferred"}:  # nothing more can move this round
+            log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
             return total
 
 

@@ -110,6 +110,9 @@ def build(app, session, start_day: date, end_day: date) -> dict:
     start, end = period_for(app, start_day, end_day)
     report = build_report(session, start, end, now=app.now(), engineers=engineer_names(app))
     report["period"]["to_inclusive"] = end_day.isoformat()
+    from gateway.suspend_jobs import counts_by_reason
+
+    report["suspended"] = counts_by_reason(session, start, end)
     return report
 
 
