@@ -91,6 +91,9 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
+    from gateway.spam_verdict import health
+
+    print(health(app, probe=True))
     if not rows:
         print("nothing is suspended" + (" for these filters" if args.reason or args.since else ""))
     for r in rows:

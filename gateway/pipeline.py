@@ -42,6 +42,8 @@ class Source:
     name: str  # "smtp", "imap:<mailbox>", "file"
     envelope_from: str = ""
     envelope_to: tuple[str, ...] = ()
+    client_ip: str = ""  # the SMTP client's address and HELO name, when the listener received it
+    helo: str = ""
 
 
 def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[spool_store.Spooled]:
@@ -52,7 +54,8 @@ def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[sp
     """
     items = [spool_store.Incoming(raw=r, source=src.name,
                                   message_id=quick.message_id(r.head if isinstance(r, spool_store.Stored) else r),
-                                  envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to))
+                                  envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to),
+                                  client_ip=src.client_ip, helo=src.helo)
              for r, src in raws]
     with app.db.write_lock(), app.db.connection() as conn:
         return spool_store.add_many(conn, items, app.now())

@@ -54,6 +54,8 @@ def handle(ib: Inbound) -> str | None:
     verdict = spam_verdict.judge(ib)
     if verdict is not None and verdict.suspend:
         return suspend(ib, "spam", list(verdict.reasons), spam=verdict.as_dict())
+    if verdict is not None:  # kept on the spool row, so a person can see what the engine thought
+        entry.verdict = {**(entry.verdict or {}), "spam": verdict.as_dict()}
     if robot is None or not app.config.spam.robots:
         return None
     m = ib.find_ticket()

@@ -24,10 +24,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('reason', sa.String(length=40), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('verdict', sa.JSON(), nullable=True))
         batch_op.create_index('ix_spool_reason', ['reason'], unique=False)
+        # the SMTP client as the listener saw it: what a spam engine (and SPF) judges the mail by
+        batch_op.add_column(sa.Column('client_ip', sa.String(length=64), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('helo', sa.String(length=255), nullable=False, server_default=''))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('spool', schema=None) as batch_op:
+        batch_op.drop_column('helo')
+        batch_op.drop_column('client_ip')
         batch_op.drop_index('ix_spool_reason')
         batch_op.drop_column('verdict')
         batch_op.drop_column('reason')
