@@ -119,7 +119,13 @@ def cmd_show(args) -> int:
             sys.stdout.buffer.write(raw)
         return 0
     if args.json:
-        print(json.dumps([{**row, "text": email.text[:20000], "headers": email.headers}
+        from parsers.authresults import foreign
+
+        def visible(headers):  # another server's Authentication-Results is nobody's word: not shown
+            hidden = set(foreign(headers, app.config.spam.authserv_id)) if app.config.spam.authserv_id else set()
+            return [h for h in headers if not (h[0].lower() == "authentication-results" and h[1] in hidden)]
+
+        print(json.dumps([{**row, "text": email.text[:20000], "headers": visible(email.headers)}
                           for row, _, email in shown], ensure_ascii=False, indent=2))
         return 0
     for row, _, email in shown:

@@ -151,6 +151,8 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                         break
                 if ib.match is not None and ib.match.ticket is not None:
                     ticket_id = ib.match.ticket.id
+                if outcome != "suspended":
+                    suspend.on_ticket(ib)
             _settle(app, entry, outcome if outcome in ("duplicate", "suspended") else "processed", "", ticket_id)
             session.flush()  # in the savepoint: a row the database refuses quarantines this message only
     except Exception as exc:  # quarantine: a poison message must never stop the rest

@@ -26,6 +26,7 @@ import dataclasses
 import logging
 
 from gateway.inbound import Inbound
+from parsers import authresults
 from parsers.robots import Robot, classify
 
 log = logging.getLogger("supportgw.suspend")
@@ -49,6 +50,12 @@ def handle(ib: Inbound) -> str | None:
     blocked = _blocked(app, ib.email.sender.email, entry.envelope_from)
     if blocked:
         return suspend(ib, "blocked", [blocked])
+    auth = authresults.read(ib.email.headers, app.config.spam.authserv_id)
+    if auth is not None:
+        forged = _forged(app, ib.email, auth)
+        if forged:
+            return suspend(ib, "forged", forged, auth=auth.as_dict())
+        entry.verdict = {**(entry.verdict or {}), "auth": auth.as_dict()}
     from gateway import spam_verdict  # the engine and upstream headers; optional, never blocks mail
 
     verdict = spam_verdict.judge(ib)
@@ -70,6 +77,42 @@ def handle(ib: Inbound) -> str | None:
     return suspend(ib, robot.kind, reasons, spam=verdict.as_dict() if verdict is not None else None)
 
 
+def _forged(app, email, auth: authresults.AuthResults) -> list[str]:
+    """Why our receiving server's results say the sender is not who the From claims, or []."""
+    cfg, sender = app.config.spam, email.sender.email
+    domain = sender.rpartition("@")[2]
+    if cfg.protect_own_addresses and sender and (app.is_own_address(sender) or sender in app.engineer_addresses()):
+        if not auth.passes_for(domain):
+            who = "our own support address" if app.is_own_address(sender) else "one of our engineers"
+            # whatever reply token it carries: a token proves the address, not the person at the keyboard
+            return [f"From: {sender} is {who}, but authentication does not pass for {domain}: {auth.summary()}"]
+    if cfg.suspend_dmarc_fail and auth.dmarc == "fail" and auth.dmarc_policy in ("reject", "quarantine"):
+        return [f"DMARC fail for {auth.header_from or domain}, which publishes p={auth.dmarc_policy}: "
+                f"{auth.summary()}"]
+    return []
+
+
+def on_ticket(ib: Inbound) -> None:
+    """After the handlers: the authentication results, shown to engineers on the ticket the mail went to."""
+    auth = (ib.entry.verdict or {}).get("auth")
+    if not auth:
+        return
+    from sqlalchemy import select
+
+    from gateway import outbox
+    from storage.models import Message, Ticket
+
+    ticket = ib.match.ticket if ib.match is not None and ib.match.ticket is not None else None
+    if ticket is None:  # a new ticket: the one this mail's message was stored on
+        tid = ib.session.execute(select(Message.ticket_id).where(Message.spool_id == ib.entry.id).limit(1)).scalar()
+        ticket = ib.session.get(Ticket, tid) if tid else None
+    if ticket is None:
+        return
+    outbox.record(ib.session, ticket, "authentication", ib.now,
+                  f"message from {ib.email.sender.email}: {auth['summary']}", **{k: auth[k] for k in
+                                                                               ("spf", "dkim", "dmarc")})
+
+
 def _blocked(app, *addresses: str) -> str:
     block = set(app.config.spam.block)
     if not block:
@@ -88,12 +131,13 @@ def _blocked(app, *addresses: str) -> str:
     return ""
 
 
-def suspend(ib: Inbound, reason: str, reasons: list[str], *, spam: dict | None = None) -> str:
+def suspend(ib: Inbound, reason: str, reasons: list[str], *, spam: dict | None = None,
+            auth: dict | None = None) -> str:
     """Keep the message in the suspended area; the pipeline settles the row as "suspended"."""
     e, entry = ib.email, ib.entry
     entry.reason = reason
     entry.verdict = {
-        "reason": reason, "reasons": reasons, "spam": spam,
+        "reason": reason, "reasons": reasons, "spam": spam, "auth": auth,
         "from": e.sender.email, "from_name": e.sender.name, "subject": e.subject[:300],
         "message_id": e.message_id, "audit": list((entry.verdict or {}).get("audit", [])),
     }
