@@ -188,6 +188,10 @@ class SpamSection(_Strict):
     # losing a customer's mail is the worse failure.
     suspend_actions: list[Literal["reject", "rewrite subject", "add header", "greylist", "soft reject"]] = [
         "reject"]
+    # The actions that keep the ticket but send no acknowledgement: a likely spam gets no answer
+    # (no backscatter to a forged sender), and a real customer scored there still loses nothing.
+    quiet_actions: list[Literal["reject", "rewrite subject", "add header", "greylist", "soft reject"]] = [
+        "rewrite subject", "add header"]
     # Spam headers written by another filter (SpamAssassin, rspamd, Microsoft 365) count only
     # when the hop that received the mail from outside is one of these (names or IPs, as
     # they appear in its Received: "by" clause); empty: no upstream verdict is honoured.

@@ -38,13 +38,14 @@ log = logging.getLogger("supportgw.spam")
 class Verdict:
     source: str  # "rspamd", "upstream:spamassassin", "upstream:rspamd", "upstream:microsoft365", "unchecked"
     suspend: bool
+    quiet: bool = False  # not suspended, but no acknowledgement either ([spam] quiet_actions)
     score: float | None = None
     action: str = ""
     reasons: tuple[str, ...] = ()
     symbols: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "suspend": self.suspend, "score": self.score, "action": self.action,
+        return {"source": self.source, "suspend": self.suspend, "quiet": self.quiet, "score": self.score, "action": self.action,
                 "reasons": list(self.reasons), "symbols": list(self.symbols)}
 
 
@@ -127,8 +128,9 @@ def upstream(headers, cfg) -> Verdict | None:
         spam = [f for f in found if f[0]]
         chosen = spam or found  # the most spammy instance wins: a forged "no" cannot lower it
         scores = [s for _, s, _ in chosen if s is not None]
-        return Verdict(f"upstream:{source}", bool(spam), max(scores) if scores else None, "spam" if spam else "",
-                       tuple(f"upstream {source} (received by {hop}): {why}" for _, _, why in chosen))
+        return Verdict(f"upstream:{source}", bool(spam), score=max(scores) if scores else None,
+                       action="spam" if spam else "",
+                       reasons=tuple(f"upstream {source} (received by {hop}): {why}" for _, _, why in chosen))
     return None
 
 
@@ -214,7 +216,8 @@ def rspamd_check(app, entry, raw: bytes) -> Verdict:
     why = f"rspamd: action '{action}', score {score} of {answer.get('required_score')}"
     if top:
         why += " (" + ", ".join(f"{n} {sc:+g}" for sc, n in top if sc) + ")"
-    return Verdict("rspamd", suspend, score, action, (why,), symbols)
+    return Verdict("rspamd", suspend, quiet=not suspend and action in cfg.quiet_actions, score=score, action=action,
+                   reasons=(why,), symbols=symbols)
 
 
 def judge(ib) -> Verdict | None:

@@ -135,3 +135,23 @@ def test_release_and_drop_teach_the_engine(make_app, rspamd, tmp_path):  # noqa:
     assert cli(cfg, "suspended", "drop", str(first.id)).returncode == 0
     assert cli(cfg, "suspended", "release", str(second.id)).returncode == 0
     assert rspamd.stat().get("learned", 0) == before + 2
+
+
+def test_a_likely_spam_below_reject_is_a_ticket_but_gets_no_acknowledgement(make_app, rspamd):  # noqa: F811
+    # rspamd's "add header" band: kept as a ticket (a real customer there loses nothing) but
+    # not answered (no backscatter to a forged sender)
+    app = make_app(spam=rspamd.config())
+    raw = (b"From: =?utf-8?B?U3VwcG9ydCBUZWFt?= <winner@lottery.example>\r\nTo: someone@else.example\r\n"
+           b"Subject: =?utf-8?B?WU9VIEhBVkUgV09OISEh?=\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<html><body><p>CLICK <a href='http://198.51.100.9/win'>HERE</a> to claim your prize!!!</p>"
+           b"<img src='http://198.51.100.9/p.gif'></body></html>\r\n")
+    push(app, raw, envelope_from="winner@lottery.example")
+    [e] = rows(app, SpoolEntry)
+    assert e.verdict["spam"]["action"] == "add header", e.verdict["spam"]
+    assert e.status == "processed" and len(rows(app, Ticket)) == 1
+    assert acks(app) == []
+    from storage.models import Event
+
+    [ev] = rows(app, Event, Event.kind == "auto_suppressed")
+    assert "possible spam" in ev.detail
