@@ -341,6 +341,15 @@ smtp_host = ""
 # Empty: the bilingual sample rules shipped in routing/sample_rules.toml.
 rules_file = ""
 
+[spam]
+# Mail that is not a person asking for help (robots that refer to no ticket, blocked senders,
+# spam) is kept in the suspended area: 'supportgw suspended list|show|release|drop'.
+engine = "none"            # "rspamd": ask it (url = "http://127.0.0.1:11333") before any ticket
+block = []                 # addresses or domains always suspended
+retention_days = 30
+# trusted_hops = ["mx1.example.com"]   # our MTA: its X-Spam-* / SCL verdicts count
+# authserv_id = "mx1.example.com"      # our MTA's Authentication-Results (SPF/DKIM/DMARC)
+
 # [[imap]]
 # name = "helpdesk"
 # host = "imap.example.com"
