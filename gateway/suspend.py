@@ -137,7 +137,8 @@ def suspend(ib: Inbound, reason: str, reasons: list[str], *, spam: dict | None =
     e, entry = ib.email, ib.entry
     entry.reason = reason
     entry.verdict = {
-        "reason": reason, "reasons": reasons, "spam": spam, "auth": auth,
+        "reason": reason, "reasons": reasons,
+        "spam": spam or (entry.verdict or {}).get("spam"), "auth": auth or (entry.verdict or {}).get("auth"),
         "from": e.sender.email, "from_name": e.sender.name, "subject": e.subject[:300],
         "message_id": e.message_id, "audit": list((entry.verdict or {}).get("audit", [])),
     }
