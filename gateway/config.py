@@ -200,6 +200,10 @@ class SpamSection(_Strict):
     # Behind an MTA: the authserv-id of our receiving server's Authentication-Results
     # (RFC 8601); only those are read, every other instance is ignored. Empty: not read.
     authserv_id: str = ""
+    # Listening on SMTP directly: check SPF, DKIM, ARC and DMARC ourselves (gateway/sender_auth.py),
+    # through this nameserver ("host" or "host:port"; empty: the system's).
+    verify_smtp: bool = False
+    resolver: str = ""
     suspend_dmarc_fail: bool = True  # DMARC fail where the domain publishes p=reject or p=quarantine
     # mail From: a support address or an engineer that authentication does not pass is suspended
     protect_own_addresses: bool = True

@@ -51,6 +51,14 @@ def handle(ib: Inbound) -> str | None:
     if blocked:
         return suspend(ib, "blocked", [blocked])
     auth = authresults.read(ib.email.headers, app.config.spam.authserv_id)
+    if auth is None:  # no MTA in front of us: check the sender ourselves when we took it over SMTP
+        from gateway import sender_auth
+        from gateway.large_mail import scan_bytes
+
+        checked = sender_auth.verify(app, entry, scan_bytes(app, entry))
+        if checked:
+            own_id = app.config.spam.authserv_id or app.config.gateway.domain
+            auth = authresults.read((("Authentication-Results", checked),), own_id)
     if auth is not None:
         forged = _forged(app, ib.email, auth)
         if forged:

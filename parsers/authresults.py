@@ -108,7 +108,7 @@ def read(headers, authserv_id: str) -> AuthResults | None:
             spf_domain = spf_domain or _prop(r, "smtp", "mailfrom") or _prop(r, "smtp", "helo")
         elif method == "dmarc":
             header_from = header_from or _prop(r, "header", "from")
-            policy = policy or _prop(r, "policy", "published-domain-policy")
+            policy = policy or _prop(r, "policy", "published-domain-policy") or _prop(r, "policy", "dmarc")
     if not policy:
         m = re.search(r"\bdmarc\s*=\s*\w+\s*\(([^)]*)\)", value, re.I)
         p = re.search(r"\bp\s*=\s*(reject|quarantine|none)\b", m.group(1), re.I) if m else None
