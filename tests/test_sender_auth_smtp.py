@@ -68,3 +68,14 @@ def test_smtp_mail_is_checked_for_spf_dkim_and_dmarc(running, dns_zone, tmp_path
     assert "p=quarantine" in second.verdict["reasons"][0]
     assert third.status == "suspended" and third.reason == "forged"
     assert "one of our engineers" in third.verdict["reasons"][0]
+
+
+def test_dns_down_the_mail_is_still_a_ticket(running):
+    from tests.conftest import free_port
+
+    gw = running(spam={"verify_smtp": True, "resolver": f"127.0.0.1:{free_port()}", "timeout": 0.5})
+    _send(gw.app.config.smtp.port, build(frm="ops@customer.example", subject="Portal down"), "ops@customer.example")
+    [e] = _settled(gw.app, 1)
+    assert e.status == "processed"
+    [ev] = rows(gw.app, Event, Event.kind == "authentication")
+    assert "dmarc=pass" not in ev.detail and "spf=pass" not in ev.detail
