@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "gateway.cli_report",
     "gateway.cli_imap",
     "gateway.cli_import",
+    "gateway.cli_suspended",
 ]
 
 

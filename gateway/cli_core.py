@@ -144,17 +144,9 @@ def cmd_ingest(args) -> int:
     if batch:
         flush()
     bar.close()
-    summary = {
-        "ingested": totals["ingested"],
-        "tickets_created": totals["created"],
-        "threaded": totals["threaded"],
-        "duplicates": totals["duplicates"] + totals["duplicate"],
-        "quarantined": totals["quarantined"],
-        "history": totals["history"],  # old mail filed without acknowledgement (gateway/history.py)
-    }
-    for k, v in totals.items():
-        if k not in ("ingested", "created", "threaded", "duplicates", "duplicate", "quarantined", "history"):
-            summary[k] = v
+    from gateway.pipeline import summary as outcome_summary
+
+    summary = {"ingested": totals["ingested"], **outcome_summary(totals)}
     if args.json:
         print(json.dumps(summary))
     else:

@@ -181,6 +181,55 @@ class WorkflowSection(_Strict):
     survey_listen: str = ""
 
 
+class SpamSection(_Strict):
+    """Mail that is not a person asking for help goes to the suspended area (gateway/suspend.py)."""
+
+    # "none": upstream verdicts and the gateway's own robot rules only; "rspamd": ask it too
+    engine: Literal["none", "rspamd"] = "none"
+    url: str = "http://127.0.0.1:11333"  # rspamd's normal worker (POST /checkv2)
+    controller_url: str = ""  # rspamd's controller (/learnspam, /learnham); empty: no feedback
+    controller_password: Secret = Field(default_factory=Secret)
+    timeout: float = Field(default=5.0, gt=0)
+    # The rspamd actions that suspend a mail; the others let it through with the verdict kept on
+    # the spool row. Only "reject" by default: measured by bench/false_positives.py, rspamd's
+    # "add header" (score 6) took half of real customer mail on a gateway without DNS, and
+    # losing a customer's mail is the worse failure.
+    suspend_actions: list[Literal["reject", "rewrite subject", "add header", "greylist", "soft reject"]] = [
+        "reject"]
+    # The actions that keep the ticket but send no acknowledgement: a likely spam gets no answer
+    # (no backscatter to a forged sender), and a real customer scored there still loses nothing.
+    quiet_actions: list[Literal["reject", "rewrite subject", "add header", "greylist", "soft reject"]] = [
+        "rewrite subject", "add header"]
+    # Spam headers written by another filter (SpamAssassin, rspamd, Microsoft 365) count only
+    # when the hop that received the mail from outside is one of these (names or IPs, as
+    # they appear in its Received: "by" clause); empty: no upstream verdict is honoured.
+    trusted_hops: list[str] = []
+    scl_threshold: int = Field(default=5, ge=0, le=9)  # Microsoft 365 SCL at or above it is spam
+    # Behind an MTA: the authserv-id of our receiving server's Authentication-Results
+    # (RFC 8601); only those are read, every other instance is ignored. Empty: not read.
+    authserv_id: str = ""
+    # Listening on SMTP directly: check SPF, DKIM, ARC and DMARC ourselves (gateway/sender_auth.py),
+    # through this nameserver ("host" or "host:port"; empty: the system's).
+    verify_smtp: bool = False
+    resolver: str = ""
+    suspend_dmarc_fail: bool = True  # DMARC fail where the domain publishes p=reject or p=quarantine
+    # mail From: a support address or an engineer that authentication does not pass is suspended
+    protect_own_addresses: bool = True
+    block: list[str] = []  # sender addresses or domains ("spammer.example", "x@y.example") always suspended
+    robots: bool = True  # bounces, auto-replies and challenge-responses that refer to no ticket
+    retention_days: int = Field(default=30, ge=1)
+    # Tell alert_to (or the managers) when more than this many mails were suspended in an hour; 0: off
+    alert_per_hour: int = Field(default=0, ge=0)
+    alert_to: list[str] = []
+
+    _norm = field_validator("controller_password", mode="before")(_secret)
+
+    @field_validator("block", "trusted_hops")
+    @classmethod
+    def _lower_list(cls, v: list[str]) -> list[str]:
+        return [a.strip().lower().lstrip("@") for a in v if a.strip()]
+
+
 class ReportSection(_Strict):
     weekly: bool = False
     day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
@@ -201,13 +250,15 @@ class Config(_Strict):
     routing: RoutingSection = Field(default_factory=RoutingSection)
     workflow: WorkflowSection = Field(default_factory=WorkflowSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    spam: SpamSection = Field(default_factory=SpamSection)
 
     # Where the file was read from; relative paths in it are relative to its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="<config>", exclude=True)
 
     def secrets(self) -> list[Secret]:
-        return ([self.gateway.secret_key, self.outbound.password, *self.smtp.auth_users.values()]
+        return ([self.gateway.secret_key, self.outbound.password, self.spam.controller_password,
+                 *self.smtp.auth_users.values()]
                 + [mb.password for mb in self.imap])
 
     def path(self, p: str) -> Path:
@@ -303,6 +354,15 @@ smtp_host = ""
 [routing]
 # Empty: the bilingual sample rules shipped in routing/sample_rules.toml.
 rules_file = ""
+
+[spam]
+# Mail that is not a person asking for help (robots that refer to no ticket, blocked senders,
+# spam) is kept in the suspended area: 'supportgw suspended list|show|release|drop'.
+engine = "none"            # "rspamd": ask it (url = "http://127.0.0.1:11333") before any ticket
+block = []                 # addresses or domains always suspended
+retention_days = 30
+# trusted_hops = ["mx1.example.com"]   # our MTA: its X-Spam-* / SCL verdicts count
+# authserv_id = "mx1.example.com"      # our MTA's Authentication-Results (SPF/DKIM/DMARC)
 
 # [[imap]]
 # name = "helpdesk"

@@ -228,6 +228,12 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
         outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {e.automatic_reason}",
                       reason=e.automatic_reason)
         return False
+    spam = (ib.entry.verdict or {}).get("spam") or {}
+    if spam.get("quiet") and not (ib.entry.verdict or {}).get("released"):  # gateway/suspend.py, [spam] quiet_actions
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now,
+                      f"no automatic reply: possible spam ({'; '.join(spam.get('reasons', []))[:300]})",
+                      reason="possible spam")
+        return False
     if not rcpt or ib.app.is_own_address(rcpt):
         outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
         return False

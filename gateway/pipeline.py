@@ -30,11 +30,14 @@ log = logging.getLogger("supportgw.pipeline")
 # Handlers run in order; the first that returns an outcome wins. Each is
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
-from gateway import bounce_handler, engineer, history, selfservice, senders, survey_handler  # noqa: E402
+from gateway import bounce_handler, engineer, history, selfservice, senders, survey_handler, suspend  # noqa: E402
 from gateway.inbound import Unprocessable  # noqa: E402  (a handler's verdict: quarantine)
 
-# Old mail is filed as history before anything could answer it (no relay, survey or status reply).
-HANDLERS: list = [bounce_handler.handle, senders.handle, history.handle, engineer.handle, survey_handler.handle,
+# senders: a mail with nobody to answer is quarantined; suspend: spam, blocked senders and
+# robots that refer to no ticket stop there (gateway/suspend.py); history: old mail is filed
+# without a word. All of them before anything that could answer (relay, survey, status reply).
+HANDLERS: list = [bounce_handler.handle, senders.handle, suspend.handle, history.handle, engineer.handle,
+                  survey_handler.handle,
                   selfservice.handle]
 
 
@@ -43,6 +46,8 @@ class Source:
     name: str  # "smtp", "imap:<mailbox>", "file"
     envelope_from: str = ""
     envelope_to: tuple[str, ...] = ()
+    client_ip: str = ""  # the SMTP client's address and HELO name, when the listener received it
+    helo: str = ""
 
 
 def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[spool_store.Spooled]:
@@ -53,7 +58,8 @@ def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[sp
     """
     items = [spool_store.Incoming(raw=r, source=src.name,
                                   message_id=quick.message_id(r.head if isinstance(r, spool_store.Stored) else r),
-                                  envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to))
+                                  envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to),
+                                  client_ip=src.client_ip, helo=src.helo)
              for r, src in raws]
     with app.db.write_lock(), app.db.connection() as conn:
         return spool_store.add_many(conn, items, app.now())
@@ -152,7 +158,9 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                 ticket = ib.ticket or (ib.match.ticket if ib.match is not None else None)
                 ticket_id = ticket.id if ticket is not None else None
                 email = ib.email  # with the sender the handlers settled on
-            _settle(app, entry, "processed" if outcome != "duplicate" else "duplicate", "", ticket_id)
+                if outcome != "suspended":
+                    suspend.on_ticket(ib)
+            _settle(app, entry, outcome if outcome in ("duplicate", "suspended") else "processed", "", ticket_id)
             session.flush()  # in the savepoint: a row the database refuses quarantines this message only
     except Unprocessable as exc:  # a verdict on the mail, not a failure: its reason is the whole story
         _report(session, entry, "quarantined", started, reason=str(exc))
@@ -233,15 +241,32 @@ def pending_ids(app, limit: int = 200) -> list[int]:
                               .order_by(SpoolEntry.id).limit(limit)).scalars())
 
 
+# The outcome counts people read (ingest --json, the processing log), in this order; the
+# other outcomes (bounced, engineer_reply, ...) follow them.
+SUMMARY = (("tickets_created", ("created",)), ("threaded", ("threaded",)),
+           ("duplicates", ("duplicates", "duplicate")), ("quarantined", ("quarantined",)),
+           ("suspended", ("suspended",)), ("history", ("history",)))
+
+
+def summary(counts: Counter) -> dict:
+    out = {name: sum(counts[k] for k in keys) for name, keys in SUMMARY}
+    named = {k for _, keys in SUMMARY for k in keys}
+    out.update({k: v for k, v in counts.items() if k not in named and k != "ingested"})
+    return out
+
+
 def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Counter:
     total: Counter = Counter()
     while True:
         ids = pending_ids(app, batch)
         if not ids:
+            if total:
+                log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
             return total
         c = process_ids(app, ids, per_message=per_message)
         total.update(c)
         if not c or set(c) == {"deferred"}:  # nothing more can move this round
+            log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
             return total
 
 

@@ -80,7 +80,8 @@ class SupportHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        src = Source("smtp", envelope.mail_from or "", tuple(a.lower() for a in envelope.rcpt_tos))
+        src = Source("smtp", envelope.mail_from or "", tuple(a.lower() for a in envelope.rcpt_tos),
+                     client_ip=session.peer[0] if session.peer else "", helo=session.host_name or "")
         try:
             await self.writer.spool(raw, src)
         except StorageUnavailable as exc:

@@ -122,6 +122,9 @@ def build(app, session, start_day: date, end_day: date, by=None) -> dict:
         period = collect(session, start, end, now=app.now())
         names = {"organisation": organisation_names(app), "engineer": engineers}
         report["by"] = {dim: split_report(session, period, dim, names=names) for dim in dict.fromkeys(dims)}
+    from gateway.suspend_jobs import counts_by_reason
+
+    report["suspended"] = counts_by_reason(session, start, end)
     return report
 
 

@@ -41,8 +41,15 @@ class SpoolEntry(Base):
     # store (data_dir/spool-blobs/<sha256>) because it is large. Read through
     # storage.spool.raw_bytes(), never directly.
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    # pending -> processed | quarantined | dropped
+    # pending -> processed | quarantined | suspended | dropped
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    # Suspended (not a person asking for help): the main reason, and the whole verdict
+    # (every reason, the spam engine's answer, releases and drops). gateway/suspend.py.
+    reason: Mapped[str] = mapped_column(String(40), default="", server_default="", index=True)
+    verdict: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
+    # The SMTP client as our listener saw it ("" for IMAP and files): the spam engine's evidence.
+    client_ip: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    helo: Mapped[str] = mapped_column(String(255), default="", server_default="")
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -49,6 +49,8 @@ class Incoming:
     message_id: str = ""
     envelope_from: str = ""
     envelope_to: tuple[str, ...] = ()
+    client_ip: str = ""
+    helo: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def _values(item: Incoming, now: datetime) -> dict:
         message_id=message_id, dedupe_key=dedupe_key(message_id, digest),
         envelope_from=_clean(item.envelope_from), envelope_to=[_clean(a) for a in item.envelope_to], raw=raw,
         status="pending", error="", attempts=0, processed_at=None, ticket_id=None,
+        client_ip=_clean(item.client_ip)[:64], helo=_clean(item.helo)[:255],
     )
 
 

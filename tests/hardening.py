@@ -77,7 +77,8 @@ def dispatch(app, transport=None):
 
 
 def spool_outcomes_are_complete(app) -> list[str]:
-    """Every spool entry ended as a ticket message, a duplicate of one, or a quarantine entry.
+    """Every spool entry ended as a ticket message, a duplicate of one, a quarantine entry or a
+    suspended one (with its reasons).
     Returns the problems found (empty when all is well)."""
     problems = []
     with app.db.session() as s:
@@ -87,6 +88,10 @@ def spool_outcomes_are_complete(app) -> list[str]:
                     problems.append(f"spool {e.id} quarantined without a reason")
                 continue
             if e.status == "duplicate":
+                continue
+            if e.status == "suspended":  # the suspended area: kept with its reasons, no ticket message
+                if not e.reason or not (e.verdict or {}).get("reasons"):
+                    problems.append(f"spool {e.id} suspended without a reason")
                 continue
             n = s.execute(select(func.count(Message.id)).where(Message.spool_id == e.id)).scalar_one()
             if e.status != "processed" or n != 1:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from gateway import outbox
 from gateway.outbox import message_bytes
 from gateway.transports import PermanentFailure, TemporaryFailure
-from storage.models import Message, OutboxAttempt, OutboxRow, Ticket
+from storage.models import Message, OutboxAttempt, OutboxRow, SpoolEntry, Ticket
 from templates import Rendered
 from tests.conftest import corpus
 from tests.hardening import (
@@ -116,8 +116,9 @@ def test_report_without_proof_does_not_touch_the_row(app):
     [row] = rows(app, OutboxRow, OutboxRow.id == ack.id)
     assert row.status == "sent"
     assert _notices(app) == []
-    assert len(acks(app)) == 1  # stored somewhere as automatic mail, never answered
-    assert count(app, Message, Message.automatic.is_(True)) == 1
+    assert len(acks(app)) == 1  # kept in the suspended area (it refers to no ticket), never answered
+    assert count(app, Message, Message.automatic.is_(True)) == 0
+    assert [e.reason for e in rows(app, SpoolEntry, SpoolEntry.status == "suspended")] == ["bounce"]
 
 
 def test_bounce_of_the_bounce_notice_tells_nobody(app):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from storage.models import Event, Message, OutboxRow, SpoolEntry
+from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
 from tests.conftest import CORPORA, needs_corpora
 from tests.hardening import SUPPORT, acks, count, events, push, push_many, rows, spool_outcomes_are_complete
 from tests.mail import build
@@ -48,11 +48,17 @@ def test_corpus_bounces_and_auto_replies_through_the_pipeline_queue_no_mail(make
     with app.db.session() as s:
         stored = s.execute(select(Message.automatic, Message.kind).where(Message.direction == "in")).all()
         quarantined = s.execute(select(SpoolEntry.id).where(SpoolEntry.status == "quarantined")).all()
+        suspended = s.execute(select(SpoolEntry.id).where(SpoolEntry.status == "suspended")).all()
     assert quarantined == []
-    assert stored, "automatic mail is information: it must be stored"
+    # None of it refers to mail we sent: robots go to the suspended area, kept with their
+    # reasons (spool_outcomes_are_complete); what stays (list mail, a bounce known by its
+    # subject alone) is stored as automatic mail on a ticket and never answered.
+    print(f"suspended: {len(suspended)}, stored on tickets: {len(stored)}")
+    # (byte-identical copies in the corpus are spool duplicates; ~1% stays, known by a subject alone)
+    assert len(suspended) >= 0.97 * (len(suspended) + count(app, SpoolEntry, SpoolEntry.status == "processed"))
+    assert len(suspended) > 850
     assert all(auto and kind == "automatic" for auto, kind in stored)
-    # and the history says why each ticket got no acknowledgement
-    assert count(app, Event, Event.kind == "auto_suppressed") >= len(files) * 0.5
+    assert count(app, Event, Event.kind == "auto_suppressed") >= len(stored)
 
 
 @needs_corpora
@@ -144,8 +150,9 @@ def test_our_own_address_as_sender_gets_no_answer(app):
     push(app, build(frm="support+t1xabcdefghijklmnop@support.example.test", subject="plus form", body="x\n"))
     push(app, build(frm="bounces+12@support.example.test", subject="bounce address", body="y\n"))
     assert acks(app) == []
-    assert count(app, Message) == 3
-    assert len(events(app, "auto_suppressed")) == 3
+    # our own mail coming back refers to no ticket: a loop, kept in the suspended area
+    assert [e.reason for e in rows(app, SpoolEntry)] == ["loop"] * 3
+    assert count(app, Message) == 0
 
 
 def test_x_loop_with_our_address_gets_no_answer(app):
@@ -153,9 +160,9 @@ def test_x_loop_with_our_address_gets_no_answer(app):
     push(app, build(frm="bob@customer.example.com", subject="Other loop", headers={"X-Loop": "helpdesk@else.example"}))
     [ack] = acks(app)
     assert ack.to == ["bob@customer.example.com"]  # someone else's X-Loop is not ours
-    [ev] = events(app, "auto_suppressed")
-    assert "x-loop" in ev.detail.lower()
-    assert count(app, Message) == 2
+    [looped] = rows(app, SpoolEntry, SpoolEntry.status == "suspended")
+    assert looped.reason == "loop" and "header:X-Loop" in looped.verdict["reasons"]
+    assert count(app, Message) == 1
 
 
 @pytest.mark.parametrize("headers, sender", [
@@ -167,13 +174,33 @@ def test_x_loop_with_our_address_gets_no_answer(app):
     ({}, "MAILER-DAEMON@mx.example.net"),
     ({}, "postmaster@customer.example.com"),
 ])
-def test_each_kind_of_automatic_mail_is_stored_but_not_answered(app, headers, sender):
+def test_each_kind_of_automatic_mail_referring_to_no_ticket_is_suspended_not_answered(app, headers, sender):
     push(app, build(frm=sender, name="", subject="Automatic reply: Printer", headers=headers))
-    assert acks(app) == []
-    [msg] = rows(app, Message)
-    assert msg.automatic and msg.kind == "automatic"
-    # a follow-up on that ticket is stored too, still no answer
-    assert len(events(app, "auto_suppressed")) == 1
+    assert acks(app) == [] and rows(app, Message) == []
+    [e] = rows(app, SpoolEntry)
+    assert e.status == "suspended" and e.verdict["reasons"]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Auto-Submitted": "auto-replied"}, {"Precedence": "bulk"}, {"X-Auto-Response-Suppress": "All"},
+    {"X-Autoreply": "yes"},
+])
+def test_each_kind_of_automatic_mail_on_a_ticket_is_stored_there_but_not_answered(app, headers):
+    push(app, build(subject="Printer on fire"))
+    [ack] = acks(app)
+    push(app, build(subject="Automatic reply: Printer on fire", headers=headers, in_reply_to=f"<{ack.message_id}>"))
+    assert len(acks(app)) == 1
+    msgs = rows(app, Message)
+    assert len(msgs) == 2 and msgs[1].automatic and msgs[1].kind == "automatic"
+
+
+@pytest.mark.parametrize("headers", [{"Precedence": "bulk"}, {"List-Id": "<users.lists.example.org>"},
+                                     {"Auto-Submitted": "auto-generated"}])
+def test_list_and_system_mail_is_a_ticket_but_never_answered(app, headers):
+    # a person may be behind a list or a customer's monitoring system: not suspended, not answered
+    push(app, build(subject="Disk full on db-3", headers=headers))
+    assert acks(app) == [] and len(rows(app, Ticket)) == 1
+    assert rows(app, Message)[0].automatic
 
 
 def test_null_sender_gets_no_answer(app):

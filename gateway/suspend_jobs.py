@@ -1,0 +1,100 @@
+"""Scheduled care of the suspended area: the retention purge and the growth alert.
+
+`run_suspended_care(app)` (scheduler job "suspended-care", hourly):
+- purges suspended and dropped messages older than [spam] retention_days, with their
+  spool blob files (a file another spool row still names stays);
+- when more than [spam] alert_per_hour mails were suspended in the last hour, tells
+  [spam] alert_to (or the managers of the rules file) once for that hour: a sudden
+  flood is either an attack or a rule suspending real mail, and both need a person.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from gateway import outbox
+from storage.models import JobRun, SpoolEntry
+
+log = logging.getLogger("supportgw.suspend")
+ALERT_JOB = "suspended_alert"
+
+
+def run_suspended_care(app) -> Counter:
+    counts = Counter(purged=purge(app))
+    if alert_if_growing(app):
+        counts["alerted"] = 1
+    return counts
+
+
+def _purgeable(app):
+    cutoff = app.now() - timedelta(days=app.config.spam.retention_days)
+    return (SpoolEntry.status.in_(("suspended", "dropped")), SpoolEntry.reason != "",
+            SpoolEntry.received_at < cutoff)
+
+
+def purge(app) -> int:
+    """Delete what the retention period has passed; returns how many messages went."""
+    with app.db.write_lock(), app.db.session() as s:
+        old = s.execute(select(SpoolEntry.id, SpoolEntry.sha256, SpoolEntry.raw.is_(None))
+                        .where(*_purgeable(app))).all()
+        if not old:
+            return 0
+        ids = [i for i, _, _ in old]
+        s.execute(delete(SpoolEntry).where(SpoolEntry.id.in_(ids)))
+        files = {sha for _, sha, on_disk in old if on_disk}
+        still_named = set(s.execute(select(SpoolEntry.sha256).where(SpoolEntry.sha256.in_(files))).scalars()) \
+            if files else set()
+    for sha in files - still_named:  # after the commit: a crash before it leaves rows, never rows without files
+        app.spool_blobs.path_for(sha).unlink(missing_ok=True)
+    log.info("suspended area: purged %d message(s) older than %d days", len(ids), app.config.spam.retention_days)
+    return len(ids)
+
+
+def _recipients(app) -> list[str]:
+    if app.config.spam.alert_to:
+        return [a.lower() for a in app.config.spam.alert_to]
+    return sorted(e.email.lower() for e in app.rules.current.engineers.values() if e.manager)
+
+
+def alert_if_growing(app) -> bool:
+    limit = app.config.spam.alert_per_hour
+    if not limit:
+        return False
+    now = app.now()
+    since = now - timedelta(hours=1)
+    with app.db.session() as s:
+        by_reason = dict(s.execute(
+            select(SpoolEntry.reason, func.count()).where(SpoolEntry.status.in_(("suspended", "dropped")),
+                                                          SpoolEntry.reason != "", SpoolEntry.processed_at >= since)
+            .group_by(SpoolEntry.reason)).all())
+        total = sum(by_reason.values())
+        to = _recipients(app)
+        if total <= limit or not to:
+            return False
+        try:
+            with s.begin_nested():
+                s.add(JobRun(job=ALERT_JOB, due_key=now.strftime("%Y-%m-%dT%H"), at=now, holder=app.worker_id))
+                s.flush()
+        except IntegrityError:
+            return False  # already told for this hour
+        rendered = app.templates.render(
+            "suspended_alert", app.config.report.language, total=total, limit=limit,
+            by_reason=sorted(by_reason.items(), key=lambda kv: -kv[1]), team_name=app.config.gateway.display_name)
+        outbox.queue(app, s, kind="suspended_alert", ticket=None, rendered=rendered, to=to,
+                     automatic="auto-generated")
+    log.warning("suspended area: %d mails in the last hour (alert above %d); told %s", total, limit, ", ".join(to))
+    return True
+
+
+def counts_by_reason(session, start, end) -> dict[str, int]:
+    """Suspended mail per reason received in [start, end), for the weekly report."""
+    return dict(session.execute(
+        select(SpoolEntry.reason, func.count()).where(SpoolEntry.reason != "", SpoolEntry.received_at >= start,
+                                                      SpoolEntry.received_at < end,
+                                                      SpoolEntry.status.in_(("suspended", "dropped")))
+        .group_by(SpoolEntry.reason).order_by(func.count().desc())).all())
