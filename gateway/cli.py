@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gateway.cli_admin",
     "gateway.cli_report",
     "gateway.cli_imap",
+    "gateway.cli_oauth",
 ]
 
 
@@ -70,4 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m gateway.cli` runs this file as __main__: use the gateway.cli module that the
+    # cli_* modules import, or their CommandError would not be the one main() catches
+    from gateway.cli import main as _main
+
+    sys.exit(_main())

@@ -58,6 +58,48 @@ def _secret(v):
     return v
 
 
+class OAuthSettings(_Strict):
+    """OAuth 2.0 for one IMAP mailbox or the outbound relay (gateway/oauth.py).
+
+    `provider` gives the documented endpoints and scopes of Microsoft 365 or Google;
+    `generic` needs `token_url` (and `device_authorization_url` for `flow = "device"`).
+    The account logged in as is the mailbox's `username`."""
+
+    provider: Literal["microsoft", "google", "generic"] = "generic"
+    # device: an administrator signs in once (`supportgw oauth login NAME`), the refresh token
+    # is kept in data_dir/oauth/; client_credentials: app-only, no sign-in, no refresh token
+    flow: Literal["device", "client_credentials"] = "device"
+    client_id: str
+    client_secret: Secret = Field(default_factory=Secret)  # empty: a public client
+    tenant: str = "organizations"  # Microsoft: the directory (tenant) id or domain
+    scopes: list[str] = []  # empty: the provider's defaults for IMAP and SMTP
+    mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
+    token_url: str = ""  # empty: the provider's
+    device_authorization_url: str = ""  # empty: the provider's
+    refresh_margin: float = Field(default=300.0, ge=0)  # refresh this long before the token expires
+    http_timeout: float = 30.0
+
+    _norm = field_validator("client_secret", mode="before")(_secret)
+
+    @model_validator(mode="after")
+    def _generic_needs_endpoints(self):
+        if self.provider == "generic":
+            if not self.token_url:
+                raise ValueError("provider = 'generic' needs 'token_url'")
+            if self.flow == "device" and not self.device_authorization_url:
+                raise ValueError("provider = 'generic' with flow = 'device' needs 'device_authorization_url'")
+        if self.flow == "client_credentials" and not (self.client_secret.value or self.client_secret.env
+                                                      or self.client_secret.file):
+            raise ValueError("flow = 'client_credentials' needs 'client_secret'")
+        return self
+
+
+def _needs_oauth(section, what: str):
+    if section.auth == "oauth2" and section.oauth is None:
+        raise ValueError(f"auth = 'oauth2' needs an [{what}.oauth] table (provider, client_id, ...)")
+    return section
+
+
 class GatewaySection(_Strict):
     domain: str = "support.example.test"
     support_addresses: list[str] = ["support@support.example.test"]
@@ -72,6 +114,9 @@ class GatewaySection(_Strict):
     # instead of being held in memory and stored in the database row.
     spool_inline_max: int = Field(default=1024 * 1024, ge=4096)
     secret_key: Secret = Field(default_factory=lambda: Secret(file=None, value=None))
+    # who is told when the gateway cannot reach a mailbox or the relay by itself any more
+    # (an OAuth refresh token revoked or expired); empty: report.recipients
+    admins: list[str] = []
 
     _norm = field_validator("secret_key", mode="before")(_secret)
 
@@ -116,6 +161,8 @@ class OutboundSection(_Strict):
     tls: bool = False
     username: str = ""
     password: Secret = Field(default_factory=Secret)
+    auth: Literal["password", "oauth2"] = "password"
+    oauth: OAuthSettings | None = None
     timeout: float = 30.0
     max_attempts: int = 8
     backoff_base: float = 30.0
@@ -125,14 +172,22 @@ class OutboundSection(_Strict):
 
     _norm = field_validator("password", mode="before")(_secret)
 
+    @model_validator(mode="after")
+    def _oauth_table(self):
+        if self.auth == "oauth2" and not self.username:
+            raise ValueError("auth = 'oauth2' needs 'username' (the account the relay sends as)")
+        return _needs_oauth(self, "outbound")
+
 
 class ImapMailbox(_Strict):
     name: str
     host: str
     port: int = Field(default=993, ge=1, le=65535)
     security: Literal["tls", "starttls", "plain"] = "tls"
-    username: str
+    username: str  # with oauth2: the account (a shared mailbox's address where the provider allows it)
     password: Secret = Field(default_factory=Secret)
+    auth: Literal["password", "oauth2"] = "password"
+    oauth: OAuthSettings | None = None
     folder: str = "INBOX"
     after: Literal["seen", "move", "delete"] = "seen"
     move_to: str = "Processed"
@@ -148,7 +203,7 @@ class ImapMailbox(_Strict):
     def _plain_only_on_loopback(self):
         if self.security == "plain" and self.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"security = 'plain' is allowed on loopback only, not {self.host}; use 'tls' or 'starttls'")
-        return self
+        return _needs_oauth(self, "imap")
 
 
 class RoutingSection(_Strict):
@@ -200,7 +255,12 @@ class Config(_Strict):
 
     def secrets(self) -> list[Secret]:
         return ([self.gateway.secret_key, self.outbound.password, *self.smtp.auth_users.values()]
-                + [mb.password for mb in self.imap])
+                + [mb.password for mb in self.imap]
+                + [x.oauth.client_secret for x in (self.outbound, *self.imap) if x.oauth is not None])
+
+    @property
+    def admins(self) -> list[str]:
+        return self.gateway.admins or self.report.recipients
 
     def path(self, p: str) -> Path:
         q = Path(p)
