@@ -1,9 +1,8 @@
 """`supportgw oauth login NAME` and `supportgw oauth status`: OAuth 2.0 sign-in and token state.
 
-`login` runs the device-authorization flow (RFC 8628) for an `[[imap]]` mailbox (by
-its name) or for `outbound`: it prints the URL and the code, waits while a person
-signs in on any other device, and stores the refresh token in `data_dir/oauth/`
-(mode 0600). `status` says, per OAuth account, whether a token is held, until when,
+`login` signs an `[[imap]]` mailbox (by its name) or `outbound` in, by the device
+flow (a URL and a code for any other device) or a browser (gateway/oauth_login.py),
+and stores the refresh token in `data_dir/oauth/` (mode 0600). `status` says, per OAuth account, whether a token is held, until when,
 and whether the last refresh failed. Neither prints a token. Needs no database.
 """
 
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from gateway import oauth
+from gateway import oauth, oauth_login
 from gateway.cli import CommandError
 from gateway.config import find_config_path, load_config
 
@@ -19,7 +18,7 @@ from gateway.config import find_config_path, load_config
 def register(sub) -> None:
     p = sub.add_parser("oauth", help="OAuth 2.0 sign-in for IMAP mailboxes and the outbound relay")
     osub = p.add_subparsers(dest="oauth_command", required=True)
-    q = osub.add_parser("login", help="sign in by the device flow and store the refresh token")
+    q = osub.add_parser("login", help="sign in (device code or browser) and store the refresh token")
     q.add_argument("name", help="an [[imap]] mailbox's name, or 'outbound'")
     q.set_defaults(func=cmd_login)
     q = osub.add_parser("status", help="the token state of every OAuth account")
@@ -43,7 +42,7 @@ def token_lines(source: oauth.TokenSource) -> list[str]:
     if rec.get("failed_since"):
         lines.append(f"      token: FAILING since {_when(rec['failed_since'])}: {rec.get('last_error', '')}"
                      + ("; administrators told" if rec.get("alerted_at") else ""))
-    if s.flow == "device" and not rec.get("refresh_token"):
+    if s.flow != "client_credentials" and not rec.get("refresh_token"):
         lines.append(f"      token: none yet; run 'supportgw oauth login {source.account}'")
     elif rec.get("expires_at"):
         lines.append(f"      token: refreshed {_when(rec.get('refreshed_at'))}, access token valid until "
@@ -55,7 +54,7 @@ def cmd_login(args) -> int:
     cfg = load_config(find_config_path(args.config))
     source = oauth.source_for(cfg, args.name)
     try:
-        rec = oauth.device_login(source, say=lambda text: print(text, flush=True))
+        rec = oauth_login.login(source, say=lambda text: print(text, flush=True))
     except oauth.OAuthFailure as exc:
         raise CommandError(str(exc)) from None
     print(f"signed in: {args.name} ({source.username}); refresh token stored in "

@@ -66,9 +66,11 @@ class OAuthSettings(_Strict):
     The account logged in as is the mailbox's `username`."""
 
     provider: Literal["microsoft", "google", "generic"] = "generic"
-    # device: an administrator signs in once (`supportgw oauth login NAME`), the refresh token
-    # is kept in data_dir/oauth/; client_credentials: app-only, no sign-in, no refresh token
-    flow: Literal["device", "client_credentials"] = "device"
+    # device (RFC 8628) or authorization_code (a browser, PKCE, loopback redirect): an
+    # administrator signs in once (`supportgw oauth login NAME`), the refresh token is kept in
+    # data_dir/oauth/; client_credentials: app-only, no sign-in. Empty: authorization_code for
+    # Google (its device flow does not allow the Gmail scope), device for the others.
+    flow: Literal["", "device", "authorization_code", "client_credentials"] = ""
     client_id: str
     client_secret: Secret = Field(default_factory=Secret)  # empty: a public client
     tenant: str = "organizations"  # Microsoft: the directory (tenant) id or domain
@@ -76,6 +78,8 @@ class OAuthSettings(_Strict):
     mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
     token_url: str = ""  # empty: the provider's
     device_authorization_url: str = ""  # empty: the provider's
+    authorization_url: str = ""  # empty: the provider's (flow = authorization_code)
+    redirect_port: int = Field(default=8765, ge=1024, le=65535)  # http://127.0.0.1:PORT/ during the sign-in
     refresh_margin: float = Field(default=300.0, ge=0)  # refresh this long before the token expires
     http_timeout: float = 30.0
 
@@ -83,11 +87,15 @@ class OAuthSettings(_Strict):
 
     @model_validator(mode="after")
     def _generic_needs_endpoints(self):
+        if not self.flow:
+            self.flow = "authorization_code" if self.provider == "google" else "device"
         if self.provider == "generic":
             if not self.token_url:
                 raise ValueError("provider = 'generic' needs 'token_url'")
             if self.flow == "device" and not self.device_authorization_url:
                 raise ValueError("provider = 'generic' with flow = 'device' needs 'device_authorization_url'")
+            if self.flow == "authorization_code" and not self.authorization_url:
+                raise ValueError("provider = 'generic' with flow = 'authorization_code' needs 'authorization_url'")
         if self.flow == "client_credentials" and not (self.client_secret.value or self.client_secret.env
                                                       or self.client_secret.file):
             raise ValueError("flow = 'client_credentials' needs 'client_secret'")

@@ -4,7 +4,7 @@
 is valid for at least `refresh_margin` more seconds, refreshing it first when needed
 (refresh_token grant, or client_credentials for app-only access) under the token
 store's lock, so several gateways never spend the same refresh token twice.
-`device_login` is the RFC 8628 device-authorization flow behind `supportgw oauth login`.
+The sign-in flows behind `supportgw oauth login` are in gateway/oauth_login.py.
 
 One generic OAuth 2.0 client does every grant: Authlib's `OAuth2Session` (maintained,
 RFC 6749 client authentication and token parsing, error responses as `OAuthError`).
@@ -46,7 +46,8 @@ PERMANENT_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client", "i
 class Provider:
     token_url: str
     device_authorization_url: str
-    delegated_scopes: tuple[str, ...]  # flow = device: act as the signed-in account
+    authorization_url: str
+    delegated_scopes: tuple[str, ...]  # device / authorization_code: act as the signed-in account
     app_scopes: tuple[str, ...] | None  # flow = client_credentials; None: the provider has none for mail
 
 
@@ -55,12 +56,14 @@ PROVIDERS = {
     "microsoft": Provider(
         token_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
         device_authorization_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+        authorization_url="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
         delegated_scopes=("offline_access", "https://outlook.office.com/IMAP.AccessAsUser.All",
                           "https://outlook.office.com/SMTP.Send"),
         app_scopes=("https://outlook.office365.com/.default",)),
     "google": Provider(
         token_url="https://oauth2.googleapis.com/token",
         device_authorization_url="https://oauth2.googleapis.com/device/code",
+        authorization_url="https://accounts.google.com/o/oauth2/v2/auth",
         delegated_scopes=("https://mail.google.com/",),
         app_scopes=None),
 }
@@ -72,6 +75,11 @@ class OAuthFailure(Exception):
     def __init__(self, account: str, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.account, self.permanent = account, permanent
+
+
+def authorization_url(settings: OAuthSettings) -> str:
+    p = PROVIDERS.get(settings.provider)
+    return settings.authorization_url or (p.authorization_url.format(tenant=settings.tenant) if p else "")
 
 
 def endpoints(settings: OAuthSettings) -> tuple[str, str, list[str]]:
@@ -94,21 +102,21 @@ def endpoints(settings: OAuthSettings) -> tuple[str, str, list[str]]:
     return token_url, device_url, scopes
 
 
-def _session(settings: OAuthSettings, what: str, scopes: list[str]) -> OAuth2Session:
+def session(settings: OAuthSettings, what: str, scopes: list[str], **kw) -> OAuth2Session:
     secret = settings.client_secret.resolve(f"{what} client_secret")
     return OAuth2Session(settings.client_id, secret or None,
                          token_endpoint_auth_method="client_secret_post" if secret else "none",
-                         scope=" ".join(scopes) or None, default_timeout=settings.http_timeout)
+                         scope=" ".join(scopes) or None, default_timeout=settings.http_timeout, **kw)
 
 
-def _describe(exc: OAuthError) -> str:
+def describe(exc: OAuthError) -> str:
     text = exc.error or "error"
     if exc.description:
         text += f": {exc.description}"
     return text
 
 
-def _expiry(token: dict, now: float) -> float:
+def expiry(token: dict, now: float) -> float:
     if token.get("expires_at"):
         return float(token["expires_at"])
     return now + float(token.get("expires_in") or 3600)
@@ -163,14 +171,14 @@ class TokenSource:
         token_url, _device, scopes = endpoints(self.settings)
         now = self.clock()
         try:
-            session = _session(self.settings, self.what, scopes)
+            client = session(self.settings, self.what, scopes)
             if self.settings.flow == "client_credentials":
-                token = session.fetch_token(token_url, grant_type="client_credentials")
+                token = client.fetch_token(token_url, grant_type="client_credentials")
             else:
                 if not rec.get("refresh_token"):
                     raise OAuthFailure(self.account, f"{self.what}: nobody has signed in yet; run "
                                        f"'supportgw oauth login {self.account}'", permanent=True)
-                token = session.refresh_token(token_url, refresh_token=rec["refresh_token"])
+                token = client.refresh_token(token_url, refresh_token=rec["refresh_token"])
         except OAuthFailure as exc:
             self._failed(rec, str(exc), permanent=True, now=now)
         except ConfigError as exc:
@@ -181,13 +189,13 @@ class TokenSource:
                     if exc.error == "invalid_grant" else
                     "; check client_id and client_secret (an expired secret needs a new one)"
                     if exc.error in ("invalid_client", "unauthorized_client") else "")
-            self._failed(rec, f"{self.what}: the token endpoint refused the refresh ({_describe(exc)}){hint}",
+            self._failed(rec, f"{self.what}: the token endpoint refused the refresh ({describe(exc)}){hint}",
                          permanent=permanent, now=now)
         except (requests.RequestException, ValueError) as exc:
             self._failed(rec, f"{self.what}: token endpoint {token_url} unreachable ({type(exc).__name__})",
                          permanent=False, now=now)
         recovered = rec.get("failed_since")
-        rec.update(access_token=token["access_token"], expires_at=_expiry(token, now),
+        rec.update(access_token=token["access_token"], expires_at=expiry(token, now),
                    refresh_token=token.get("refresh_token") or rec.get("refresh_token", ""),
                    scope=token.get("scope", rec.get("scope", "")), refreshed_at=now,
                    failed_since=None, last_error="", permanent=False, alerted_at=None)
@@ -210,6 +218,21 @@ class TokenSource:
     def status(self) -> dict:
         return self.store.load(self.account)
 
+    def signed_in(self, token: dict, scopes: list[str]) -> dict:
+        """Store what a sign-in (gateway/oauth_login.py) obtained; clears any failure."""
+        if not token.get("refresh_token"):
+            raise OAuthFailure(self.account, f"{self.what}: the provider gave no refresh token; add the "
+                               "'offline_access' scope (Microsoft) and sign in again", permanent=True)
+        now = self.clock()
+        with self.store.locked(self.account):
+            rec = {"account": self.username, "refresh_token": token["refresh_token"],
+                   "access_token": token["access_token"], "expires_at": expiry(token, now),
+                   "scope": token.get("scope", " ".join(scopes)), "signed_in_at": now, "refreshed_at": now,
+                   "failed_since": None, "last_error": "", "permanent": False, "alerted_at": None}
+            self.store.save(self.account, rec)
+        self._cached, self._failure = rec, None
+        return rec
+
 
 def source_for(config, account: str) -> TokenSource:
     """The TokenSource of an [[imap]] mailbox (by name) or of 'outbound'."""
@@ -223,61 +246,3 @@ def source_for(config, account: str) -> TokenSource:
     if section.auth != "oauth2" or section.oauth is None:
         raise ConfigError(f"{account!r} does not use auth = 'oauth2'")
     return TokenSource(account, section.oauth, section.username, TokenStore(config.data_dir / "oauth"))
-
-
-def device_login(source: TokenSource, *, say=print, sleep=time.sleep) -> dict:
-    """RFC 8628: ask for a user code, tell the person where to enter it, wait for the grant,
-    store the tokens. Raises OAuthFailure when the person declines or the code expires."""
-    s = source.settings
-    if s.flow != "device":
-        raise ConfigError(f"{source.what} uses flow = {s.flow!r}: it needs no sign-in")
-    token_url, device_url, scopes = endpoints(s)
-    session = _session(s, source.what, scopes)
-    data = {"client_id": s.client_id, "scope": " ".join(scopes)}
-    if session.client_secret:
-        data["client_secret"] = session.client_secret
-    try:
-        resp = requests.post(device_url, data=data, timeout=s.http_timeout)
-        grant = resp.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise OAuthFailure(source.account, f"{source.what}: device authorization endpoint {device_url} "
-                           f"unreachable ({type(exc).__name__})", permanent=False) from None
-    if "error" in grant or "device_code" not in grant:
-        raise OAuthFailure(source.account, f"{source.what}: device authorization refused "
-                           f"({grant.get('error', resp.status_code)}: {grant.get('error_description', '')})",
-                           permanent=True)
-    say(f"To let supportgw read and send mail as {source.username}, open\n\n"
-        f"    {grant.get('verification_uri') or grant.get('verification_url')}\n\n"
-        f"and enter the code  {grant['user_code']}\n\n"
-        f"Sign in as {source.username} (or an account allowed to use that mailbox). "
-        f"Waiting up to {int(grant.get('expires_in', 900)) // 60} minutes...")
-    interval = float(grant.get("interval", 5))
-    deadline = source.clock() + float(grant.get("expires_in", 900))
-    while True:
-        sleep(interval)
-        try:
-            token = session.fetch_token(token_url, grant_type=DEVICE_GRANT, device_code=grant["device_code"])
-            break
-        except OAuthError as exc:
-            if exc.error == "authorization_pending" and source.clock() < deadline:
-                continue
-            if exc.error == "slow_down":
-                interval += 5
-                continue
-            raise OAuthFailure(source.account, f"{source.what}: sign-in not completed ({_describe(exc)})",
-                               permanent=True) from None
-        except (requests.RequestException, ValueError) as exc:
-            raise OAuthFailure(source.account, f"{source.what}: token endpoint unreachable "
-                               f"({type(exc).__name__})", permanent=False) from None
-    if not token.get("refresh_token"):
-        raise OAuthFailure(source.account, f"{source.what}: the provider gave no refresh token; "
-                           "add the 'offline_access' scope (Microsoft) and sign in again", permanent=True)
-    now = source.clock()
-    with source.store.locked(source.account):
-        rec = {"account": source.username, "refresh_token": token["refresh_token"],
-               "access_token": token["access_token"], "expires_at": _expiry(token, now),
-               "scope": token.get("scope", " ".join(scopes)), "signed_in_at": now, "refreshed_at": now,
-               "failed_since": None, "last_error": "", "permanent": False, "alerted_at": None}
-        source.store.save(source.account, rec)
-    source._cached = rec
-    return rec

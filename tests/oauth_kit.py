@@ -57,6 +57,7 @@ def oauth_table(srv: AuthServer, **over) -> dict:
     """The `oauth` table of a mailbox or of [outbound] pointing at the loopback server."""
     table = {"provider": "generic", "client_id": CLIENT_ID, "client_secret": {"value": CLIENT_SECRET},
              "token_url": f"{srv.url}/token", "device_authorization_url": f"{srv.url}/device",
+             "authorization_url": f"{srv.url}/authorize",
              "scopes": ["mail"], "refresh_margin": 1.0}
     table.update(over)
     return table
@@ -72,13 +73,13 @@ def oauth_mailbox(dovecot: Dovecot, srv: AuthServer, name: str = "helpdesk", oau
 
 def sign_in(app_or_config, account: str, srv: AuthServer, username: str) -> None:
     """What `supportgw oauth login` leaves behind, by the real device flow (approved at once)."""
-    from gateway import oauth
+    from gateway import oauth, oauth_login
 
     config = getattr(app_or_config, "config", app_or_config)
     source = oauth.source_for(config, account)
     approver = threading.Thread(target=_approve_when_asked, args=(srv, username), daemon=True)
     approver.start()
-    oauth.device_login(source, say=lambda _text: None, sleep=lambda s: threading.Event().wait(min(s, 0.2)))
+    oauth_login.device_login(source, say=lambda _text: None, sleep=lambda s: threading.Event().wait(min(s, 0.2)))
     approver.join(5)
 
 

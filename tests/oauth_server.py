@@ -1,8 +1,9 @@
 """A small but genuine OAuth 2.0 authorization server on a loopback port, for tests.
 
-Token endpoint (RFC 6749 §3.2) with the refresh_token, client_credentials and
-device_code (RFC 8628 §3.4) grants, a device authorization endpoint (RFC 8628 §3.1)
-and a token introspection endpoint (RFC 7662) that Dovecot's oauth2 passdb and the
+Token endpoint (RFC 6749 §3.2) with the authorization_code (PKCE S256, RFC 7636),
+refresh_token, client_credentials and device_code (RFC 8628 §3.4) grants, an
+authorization endpoint whose "person" is whoever the test names in `sign_in_as`,
+a device authorization endpoint (RFC 8628 §3.1) and a token introspection endpoint (RFC 7662) that Dovecot's oauth2 passdb and the
 test submission server ask. Refresh tokens rotate on every use (the old one is then
 invalid, as many providers do), so two gateways that both spent one would be seen.
 Clients authenticate with client_secret_post or HTTP Basic; public clients (no
@@ -17,12 +18,13 @@ test controls what it must (token lifetime, revocation, a person approving a cod
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlencode
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -36,6 +38,8 @@ class AuthServer:
         self.access: dict[str, dict] = {}
         self.refresh: dict[str, dict] = {}
         self.devices: dict[str, dict] = {}
+        self.codes: dict[str, dict] = {}  # authorization codes
+        self.sign_in_as: str | None = None  # who signs in at the authorization endpoint
         self.grants: list[str] = []  # every grant served, in order
         self.introspections = 0
         self.lock = threading.Lock()
@@ -126,6 +130,15 @@ class AuthServer:
                     return 400, {"error": "invalid_grant", "error_description": "refresh token revoked or expired"}
                 self.grants.append("refresh_token")
                 return 200, self._issue(cid, rec["username"], rec["scope"], with_refresh=True)
+            if grant == "authorization_code":
+                c = self.codes.pop(form.get("code", ""), None)  # single use
+                verifier = form.get("code_verifier", "")
+                challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+                if (c is None or c["client_id"] != cid or c["redirect_uri"] != form.get("redirect_uri")
+                        or c["challenge"] != challenge):
+                    return 400, {"error": "invalid_grant"}
+                self.grants.append("authorization_code")
+                return 200, self._issue(cid, c["username"], c["scope"], with_refresh=True)
             if grant == "client_credentials":
                 if self.clients[cid] is None or cid not in self.app_mailboxes:
                     return 400, {"error": "unauthorized_client"}
@@ -143,6 +156,24 @@ class AuthServer:
                 self.grants.append("device_code")
                 return 200, self._issue(cid, d["approved_by"], d["scope"], with_refresh=True)
             return 400, {"error": "unsupported_grant_type"}
+
+    def authorize(self, query: dict) -> tuple[int, dict, str]:
+        """GET /authorize: the person (sign_in_as) approves; 302 back to the client's redirect URI."""
+        with self.lock:
+            if query.get("client_id") not in self.clients or query.get("response_type") != "code":
+                return 400, {"error": "invalid_request"}, ""
+            if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+                return 400, {"error": "invalid_request", "error_description": "PKCE S256 required"}, ""
+            back = {"state": query.get("state", "")}
+            if self.sign_in_as is None:
+                back["error"] = "access_denied"
+            else:
+                code = secrets.token_urlsafe(24)
+                self.codes[code] = {"client_id": query["client_id"], "redirect_uri": query.get("redirect_uri", ""),
+                                    "challenge": query["code_challenge"], "username": self.sign_in_as,
+                                    "scope": query.get("scope", "")}
+                back["code"] = code
+            return 302, {}, f"{query.get('redirect_uri', '')}?{urlencode(back)}"
 
     def device_authorization(self, form: dict, headers) -> tuple[int, dict]:
         with self.lock:
@@ -177,6 +208,19 @@ def _handler(server: AuthServer):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            path, _, qs = self.path.partition("?")
+            status, payload, location = (server.authorize({k: v[0] for k, v in parse_qs(qs).items()})
+                                         if path == "/authorize" else (404, {"error": "not_found"}, ""))
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            if location:
+                self.send_header("Location", location)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)

@@ -219,3 +219,57 @@ def test_oauth2_without_its_table_is_a_configuration_error(tmp_path, auth_server
                                                               "client_secret": "s"}}]})
     with pytest.raises(ConfigError, match="no client-credentials access"):
         oauth.endpoints(cfg.imap[0].oauth)
+    google = parse_config({"imap": [{"name": "m", "host": "imap.gmail.com", "username": "u@x", "auth": "oauth2",
+                                     "oauth": {"provider": "google", "client_id": "c"}}]}).imap[0].oauth
+    microsoft = parse_config({"imap": [{"name": "m", "host": "outlook.office365.com", "username": "u@x",
+                                        "auth": "oauth2", "oauth": {"provider": "microsoft", "client_id": "c",
+                                                                    "tenant": "contoso.com"}}]}).imap[0].oauth
+    assert google.flow == "authorization_code" and microsoft.flow == "device"
+    assert oauth.endpoints(microsoft)[0] == "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
+    assert "offline_access" in oauth.endpoints(microsoft)[2]
+
+
+@pytest.mark.parametrize("answer", ["redirect", "paste"])
+def test_browser_sign_in_with_pkce_then_the_poller_uses_the_token(make_app, oauth_dovecot, auth_server, answer):
+    """Google's way (its device flow does not allow the Gmail scope): authorization code + PKCE,
+    the browser sent back to a loopback port, or the address it ended on pasted in the terminal."""
+    import threading
+
+    import requests
+
+    from gateway import oauth_login
+    from tests.conftest import free_port
+
+    port = free_port()
+    app = make_app(imap=[oauth_mailbox(oauth_dovecot, auth_server,
+                                       oauth={"flow": "authorization_code", "redirect_port": port})])
+    source = oauth.source_for(app.config, "helpdesk")
+    said, pasted, result = [], threading.Event(), {}
+    paste_box = []
+
+    def paste():
+        pasted.wait(30)
+        return paste_box[0] if paste_box else ""
+
+    t = threading.Thread(target=lambda: result.update(oauth_login.browser_login(source, say=said.append,
+                                                                                 paste=paste, timeout=30)))
+    t.start()
+    url = wait_for(lambda: [w for line in said for w in line.split() if w.startswith(auth_server.url)],
+                   what="the sign-in address")[0]
+    auth_server.sign_in_as = oauth_dovecot.user  # the person signs in in their browser
+    if answer == "redirect":
+        assert requests.get(url, timeout=10).status_code == 200  # back at our loopback listener
+    else:
+        hop = requests.get(url, timeout=10, allow_redirects=False)
+        paste_box.append(hop.headers["Location"])  # the address the browser ended on
+        pasted.set()
+    t.join(30)
+    assert result.get("refresh_token") and auth_server.grants == ["authorization_code"]
+    oauth_dovecot.append(_mail("browser"))
+    gw = Gateway(app, smtp=False, scheduler=False).start()
+    try:
+        wait_for(lambda: inbound_by_message_id(app).get("browser@customer.example.com") == 1, timeout=30,
+                 what="mail read with the browser-obtained token")
+    finally:
+        pasted.set()
+        gw.stop()
