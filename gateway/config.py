@@ -372,4 +372,8 @@ rules_file = ""
 # password = { env = "SUPPORTGW_IMAP_PASSWORD" }
 # after = "move"        # seen | move | delete
 # move_to = "Processed"
+# Microsoft 365 / Google Workspace: instead of password, OAuth 2.0 (README "OAuth 2.0"),
+# then run 'supportgw oauth login helpdesk' once:
+# auth = "oauth2"
+# oauth = { provider = "microsoft", tenant = "contoso.com", client_id = "..." }
 """

@@ -273,3 +273,15 @@ def test_browser_sign_in_with_pkce_then_the_poller_uses_the_token(make_app, oaut
     finally:
         pasted.set()
         gw.stop()
+
+
+def test_a_public_client_without_a_secret_signs_in_and_refreshes(make_app, oauth_dovecot, auth_server):
+    """Microsoft's device flow needs no client secret ("Allow public client flows")."""
+    auth_server.clients["public-app"] = None
+    app = make_app(imap=[oauth_mailbox(oauth_dovecot, auth_server,
+                                       oauth={"client_id": "public-app", "client_secret": {"value": ""}})])
+    sign_in(app, "helpdesk", auth_server, oauth_dovecot.user)
+    source = oauth.source_for(app.config, "helpdesk")
+    source.store.update("helpdesk", expires_at=0)
+    assert source.token() in auth_server.access
+    assert auth_server.grants == ["device_code", "refresh_token"]
