@@ -43,7 +43,7 @@ def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
         return
     rendered = app.templates.render(
         "closure", ticket.language, ticket=ticket, customer_name=ticket.requester_name,
-        solution=app.scrub_engineer_addresses(ticket.solution or ""), team_name=app.config.gateway.display_name,
+        solution=app.scrub_engineer_addresses(ticket.solution or ""), team_name=app.team_name(ticket),
         reopen_days=app.config.workflow.reopen_window_days, survey_links=survey_links(app, ticket),
     )
     outbox.queue(app, s, kind="closure", ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),

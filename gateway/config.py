@@ -214,6 +214,32 @@ class ImapMailbox(_Strict):
         return _needs_oauth(self, "imap")
 
 
+class AddressEntry(_Strict):
+    """One `[[address]]`: a support address (a brand) customers write to, besides or instead of
+    gateway.support_addresses. Its tickets' mail to customers goes out from it, under its name."""
+
+    address: str
+    aliases: list[str] = []  # also ours; a ticket opened through one belongs to `address`
+    display_name: str = ""  # empty: gateway.display_name
+    language: Literal["", "auto", "en", "zh-CN"] = ""  # empty: gateway.language
+    team: str = ""  # its tickets' team when no routing rule chose another than the default
+
+    @field_validator("address")
+    @classmethod
+    def _one_address(cls, v: str) -> str:
+        if "@" not in v:
+            raise ValueError(f"{v!r} is not an email address")
+        return v.lower()
+
+    @field_validator("aliases")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if "@" not in a:
+                raise ValueError(f"{a!r} is not an email address")
+        return [a.lower() for a in v]
+
+
 class RoutingSection(_Strict):
     rules_file: str = ""  # empty: the sample rules shipped with the project
 
@@ -253,6 +279,7 @@ class Config(_Strict):
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     outbound: OutboundSection = Field(default_factory=OutboundSection)
     imap: list[ImapMailbox] = []
+    address: list[AddressEntry] = []
     routing: RoutingSection = Field(default_factory=RoutingSection)
     workflow: WorkflowSection = Field(default_factory=WorkflowSection)
     report: ReportSection = Field(default_factory=ReportSection)
@@ -265,6 +292,38 @@ class Config(_Strict):
         return ([self.gateway.secret_key, self.outbound.password, *self.smtp.auth_users.values()]
                 + [mb.password for mb in self.imap]
                 + [x.oauth.client_secret for x in (self.outbound, *self.imap) if x.oauth is not None])
+
+    @model_validator(mode="after")
+    def _addresses_unique(self):
+        seen: list[str] = []
+        for entry in self.address:
+            seen += [entry.address, *entry.aliases]
+        dupes = sorted({a for a in seen if seen.count(a) > 1})
+        if dupes:
+            raise ValueError(f"[[address]]: each address and alias may appear once; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def all_support_addresses(self) -> list[str]:
+        """gateway.support_addresses, then every [[address]] and alias: all addresses that are ours."""
+        out = list(self.gateway.support_addresses)
+        for entry in self.address:
+            out += [a for a in (entry.address, *entry.aliases) if a not in out]
+        return out
+
+    def brand_for(self, recipients) -> AddressEntry | None:
+        """The [[address]] the customer wrote to: the first recipient that is one (or its alias,
+        a +tag ignored)."""
+        by_address = {a: entry for entry in self.address for a in (entry.address, *entry.aliases)}
+        for rcpt in recipients:
+            local, _, domain = (rcpt or "").lower().rpartition("@")
+            entry = by_address.get(f"{local.split('+', 1)[0]}@{domain}")
+            if entry is not None:
+                return entry
+        return None
+
+    def brand(self, address: str) -> AddressEntry | None:
+        return next((e for e in self.address if e.address == (address or "").lower()), None)
 
     @property
     def admins(self) -> list[str]:

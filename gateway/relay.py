@@ -57,7 +57,8 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     """Queue the engineer's text to the requester (and CCs), store it as an outbound message."""
     body = scrub_engineer_addresses(app, body)
     ctx = dict(ticket=ticket, body=body, engineer_first_name=first_name(app, engineer),
-               team_name=app.config.gateway.display_name)
+               team_name=app.team_name(ticket),
+               brand_name=getattr(app.config.brand(ticket.address), "display_name", ""))  # "Alice (Brand)"
     rendered = app.templates.render("relay", ticket.language, **ctx)
     from_name = render_block(app, "relay", ticket.language, "from_name", **ctx)
     engineers = app.engineer_addresses()  # staff never go in a customer's Cc, whoever added them
