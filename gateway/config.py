@@ -270,7 +270,7 @@ class ReportSection(_Strict):
     recipients: list[str] = []
     language: Literal["en", "zh-CN"] = "en"
     # the weekly mail's tables per group (gateway/report_split.py); [] for the totals alone
-    by: list[Literal["customer", "organisation", "project", "engineer"]] = ["organisation", "project"]
+    by: list[Literal["customer", "organisation", "project", "engineer", "address"]] = ["organisation", "project"]
 
 
 class Config(_Strict):

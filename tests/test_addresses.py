@@ -55,3 +55,28 @@ def test_mail_to_the_default_address_still_comes_from_it(running, relay):
     assert ack["From"].addresses[0].addr_spec == "support@support.example.test"
     assert ack["From"].addresses[0].display_name == "Example Support"
     assert ticket(gw.app, latest_ticket_id(gw.app)).address == ""
+
+
+def test_reports_split_by_the_address_written_to(running, relay):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from gateway import weekly_report
+
+    gw = running(**ADDRESSES)
+    send(gw.smtp_port, build(frm=CUSTOMER, to=ALIAS, subject="Brand B: 502", msgid="<r1@bigbank.example>"),
+         CUSTOMER, [ALIAS])
+    send(gw.smtp_port, build(frm=CUSTOMER, subject="Default: printer", msgid="<r2@bigbank.example>"), CUSTOMER,
+         ["support@support.example.test"])
+    send(gw.smtp_port, build(frm="bob@other.example", to=BRAND, subject="Brand B: login", msgid="<r3@other.example>"),
+         "bob@other.example", [BRAND])
+    wait_for(lambda: len(_to(relay, CUSTOMER)) >= 2 and _to(relay, "bob@other.example"), what="three tickets")
+    today = datetime.now(ZoneInfo(gw.app.config.report.timezone)).date()
+    with gw.app.db.session() as s:
+        report = weekly_report.build(gw.app, s, today, today, by=["address"])
+    groups = {g["key"]: g for g in report["by"]["address"]}
+    assert {k: g["tickets"]["opened"] for k, g in groups.items()} == {BRAND: 2, "": 1}
+    assert groups[BRAND]["name"] == f"Brand B Care <{BRAND}>"
+    assert groups[""]["name"] == "Example Support <support@support.example.test>"
+    text = weekly_report.render(gw.app, report).text
+    assert "By support address" in text and f"Brand B Care <{BRAND}>" in text
