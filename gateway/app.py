@@ -39,6 +39,14 @@ class App:
         cfg = self.config.gateway
         return tuple(self.config.all_support_addresses) + (f"bounces@{cfg.domain}",)
 
+    def templates_for(self, ticket=None):
+        """The templates of mail on `ticket`: its [[address]]'s folder and signature, if any."""
+        brand = self.config.brand(getattr(ticket, "address", "")) if ticket is not None else None
+        if brand is None:
+            return self.templates
+        return self.templates.variant(self.config.path(brand.templates) if brand.templates else None,
+                                      brand.signature)
+
     def team_name(self, ticket=None) -> str:
         """The sender name of mail on `ticket`: its [[address]]'s display name, else gateway.display_name."""
         brand = self.config.brand(getattr(ticket, "address", "")) if ticket is not None else None

@@ -223,6 +223,8 @@ class AddressEntry(_Strict):
     display_name: str = ""  # empty: gateway.display_name
     language: Literal["", "auto", "en", "zh-CN"] = ""  # empty: gateway.language
     team: str = ""  # its tickets' team when no routing rule chose another than the default
+    signature: str = ""  # ends its mails to customers (acknowledgement, answers, closure)
+    templates: str = ""  # a folder: <locale>/<kind>.j2 there replaces the default template
 
     @field_validator("address")
     @classmethod

@@ -80,3 +80,34 @@ def test_reports_split_by_the_address_written_to(running, relay):
     assert groups[""]["name"] == "Example Support <support@support.example.test>"
     text = weekly_report.render(gw.app, report).text
     assert "By support address" in text and f"Brand B Care <{BRAND}>" in text
+
+
+def test_a_brand_has_its_own_signature_and_templates_folder(running, relay, tmp_path):
+    folder = tmp_path / "brand-b-templates" / "en"
+    folder.mkdir(parents=True)
+    (folder / "acknowledgement.j2").write_text(
+        "{% block subject %}Brand B received your request {{ ticket.ref }}{% endblock %}\n"
+        "{% block text %}\nHi {{ customer_name }}, Brand B Care has your request {{ ticket.ref }}.\n"
+        "{{ signature }}\n{% endblock %}\n", encoding="utf-8")
+    brand = dict(ADDRESSES["address"][0], signature="Brand B Care | https://brand-b.example/help",
+                 templates="brand-b-templates")
+    gw = running(address=[brand])
+    send(gw.smtp_port, build(frm=CUSTOMER, to=BRAND, subject="Website returns 502", msgid="<s1@bigbank.example>"),
+         CUSTOMER, [BRAND])
+    ack = parse(wait_for(lambda: _to(relay, CUSTOMER), what="acknowledgement")[0]["raw"])
+    ref = ticket(gw.app, latest_ticket_id(gw.app)).ref
+    assert ack["Subject"] == f"Brand B received your request {ref}"  # the brand's own template
+    assert "Brand B Care | https://brand-b.example/help" in ack.get_body(("plain",)).get_content()
+
+    note = parse(wait_for(lambda: _to(relay, ALICE), what="notification")[0]["raw"])
+    send(gw.smtp_port, reply_to(note, "Please restart nginx.", style="gmail"), ALICE,
+         [note["Reply-To"].addresses[0].addr_spec])
+    answer = parse(wait_for(lambda: _to(relay, CUSTOMER)[1:], what="the relayed answer")[0]["raw"])
+    text = answer.get_body(("plain",)).get_content()
+    assert "Please restart nginx." in text and "Brand B Care | https://brand-b.example/help" in text  # default relay.j2
+
+    send(gw.smtp_port, build(frm="bob@other.example", subject="Printer", msgid="<s2@other.example>"),
+         "bob@other.example", ["support@support.example.test"])
+    plain = parse(wait_for(lambda: _to(relay, "bob@other.example"), what="default acknowledgement")[0]["raw"])
+    assert not plain["Subject"].startswith("Brand B")
+    assert "brand-b.example" not in plain.get_body(("plain",)).get_content()
