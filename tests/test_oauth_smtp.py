@@ -13,7 +13,7 @@ from gateway import oauth, outbox
 from gateway.dispatch import dispatch_due
 from storage.models import OutboxAttempt, OutboxRow
 from templates import Rendered
-from tests.oauth_kit import auth_server, oauth_table, sign_in, submission  # noqa: F401
+from tests.oauth_kit import auth_server, oauth_dovecot, oauth_table, sign_in, submission  # noqa: F401
 
 # the submission server asks for AUTH without TLS: it listens on loopback only
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -91,3 +91,44 @@ def test_revoked_relay_consent_keeps_the_mail_without_using_its_attempts_and_tel
     assert dispatch_due(app) == 2  # the kept mail, and the (now late) alert
     assert sorted(m["to"][0] for m in submission.messages) == [ADMIN, "kept@customer.example.com"]
     assert oauth.source_for(app.config, "outbound").status()["failed_since"] is None
+
+
+def test_supportgw_run_drains_an_oauth_mailbox_and_answers_through_an_oauth_relay(
+        tmp_path, auth_server, submission, oauth_dovecot):
+    """As deployed: `supportgw run` (gateway.workers = 1), the poller in the edge process and the
+    outbox dispatcher in the worker process, each refreshing from the same token store."""
+    from gateway.config import load_config
+    from tests.conftest import wait_for
+    from tests.gwproc import GatewayProcess, write_run_config
+    from tests.imap_kit import seen_flags
+    from tests.mail import build, toml_value
+    from tests.oauth_kit import oauth_mailbox
+
+    auth_server.access_ttl = 4  # both processes refresh while the test runs
+    cfg_path, port = write_run_config(
+        tmp_path, f"sqlite:///{tmp_path}/gw.db", submission.port, gateway={"admins": [ADMIN]},
+        outbound={"auth": "oauth2", "username": SENDER, "oauth": oauth_table(auth_server)})
+    mailbox = oauth_mailbox(oauth_dovecot, auth_server)
+    with open(cfg_path, "a", encoding="utf-8") as f:
+        f.write("\n[[imap]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in mailbox.items()))
+    cfg = load_config(cfg_path)
+    sign_in(cfg, "helpdesk", auth_server, oauth_dovecot.user)
+    sign_in(cfg, "outbound", auth_server, SENDER)
+    oauth_dovecot.append(build(frm="li.wei@bigbank.example", subject="Portal down", msgid="<run-1@bigbank.example>"))
+    gw = GatewayProcess(cfg_path, port, tmp_path / "gw.log")
+    gw.start()
+    try:
+        acks = wait_for(lambda: [m for m in submission.messages if "li.wei@bigbank.example" in m["to"]],
+                        timeout=60, what="the acknowledgement through the XOAUTH2 relay")
+        assert seen_flags(oauth_dovecot) == [True]
+        time.sleep(5)  # past the access tokens' lifetime: both are renewed, nothing breaks
+        oauth_dovecot.append(build(frm="bob@other.example", subject="Printer", msgid="<run-2@other.example>"))
+        wait_for(lambda: [m for m in submission.messages if "bob@other.example" in m["to"]], timeout=60,
+                 what="the second acknowledgement after the tokens were renewed")
+    finally:
+        gw.stop_quietly()
+    assert len(acks) == 1 and set(submission.logins) == {SENDER}
+    assert auth_server.grants.count("refresh_token") >= 2
+    log = (tmp_path / "gw.log").read_text()
+    for secret in [*auth_server.access, *auth_server.refresh]:
+        assert secret not in log  # never in a log
