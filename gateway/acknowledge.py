@@ -21,9 +21,9 @@ def queue(app, session, ticket: Ticket, *, rcpt: str, customer_name: str, about:
         from gateway import kb  # optional feature, off by default
 
         articles = kb.suggest(session, about, app.config.workflow.kb_suggestions)
-    rendered = app.templates.render(
+    rendered = app.templates_for(ticket).render(
         "acknowledgement", ticket.language, ticket=ticket, customer_name=customer_name,
-        team_name=app.config.gateway.display_name, first_response_due=fmt_due(app, ticket.first_response_due),
+        team_name=app.team_name(ticket), first_response_due=fmt_due(app, ticket.first_response_due),
         articles=articles,
     )
     return outbox.queue(app, session, kind="acknowledgement", ticket=ticket, rendered=rendered, to=[rcpt],

@@ -40,7 +40,20 @@ class App:
     @property
     def own_addresses(self) -> tuple[str, ...]:
         cfg = self.config.gateway
-        return tuple(cfg.support_addresses) + (f"bounces@{cfg.domain}",)
+        return tuple(self.config.all_support_addresses) + (f"bounces@{cfg.domain}",)
+
+    def templates_for(self, ticket=None):
+        """The templates of mail on `ticket`: its [[address]]'s folder and signature, if any."""
+        brand = self.config.brand(getattr(ticket, "address", "")) if ticket is not None else None
+        if brand is None:
+            return self.templates
+        return self.templates.variant(self.config.path(brand.templates) if brand.templates else None,
+                                      brand.signature)
+
+    def team_name(self, ticket=None) -> str:
+        """The sender name of mail on `ticket`: its [[address]]'s display name, else gateway.display_name."""
+        brand = self.config.brand(getattr(ticket, "address", "")) if ticket is not None else None
+        return (brand.display_name if brand else "") or self.config.gateway.display_name
 
     def is_own_address(self, address: str) -> bool:
         """Our support addresses, their +token forms, and our bounce address."""

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "gateway.cli_imap",
     "gateway.cli_import",
     "gateway.cli_suspended",
+    "gateway.cli_oauth",
 ]
 
 

@@ -163,7 +163,7 @@ def cmd_parse(args) -> int:
     own: tuple[str, ...] = ()
     try:
         cfg = load_config(find_config_path(args.config))
-        own = tuple(cfg.gateway.support_addresses)
+        own = tuple(cfg.all_support_addresses)
     except Exception:
         pass  # parsing needs no configuration
     parsed = parse_email(path.read_bytes(), own_addresses=own)

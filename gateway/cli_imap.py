@@ -7,8 +7,10 @@ what to change when any mailbox fails. Needs no database.
 
 from __future__ import annotations
 
+from gateway import oauth
 from gateway.cli import CommandError
 from gateway.cli_import import register_backfill
+from gateway.cli_oauth import token_lines
 from gateway.config import find_config_path, load_config
 from gateway.imap_conn import NETWORK_ERRORS, SERVER_ERRORS, ImapProblem, close, connect, select, where
 
@@ -22,11 +24,12 @@ def register(sub) -> None:
     register_backfill(isub)  # imap backfill: gateway/cli_import.py
 
 
-def check_mailbox(mb) -> list[str]:
-    """Lines describing a working mailbox; raises ImapProblem when it does not work."""
+def check_mailbox(mb, tokens=None) -> list[str]:
+    """Lines describing a working mailbox; raises ImapProblem when it does not work.
+    `tokens`: its gateway.oauth.TokenSource with auth = 'oauth2'."""
     client = None
     try:
-        client = connect(mb)
+        client = connect(mb, tokens)
         caps = set(client.capabilities())
         sel = select(client, mb)
         lines = [f"ok    {where(mb)}",
@@ -48,7 +51,7 @@ def check_mailbox(mb) -> list[str]:
             lines.append("      after: delete from the server once stored")
         else:
             lines.append("      after: mark \\Seen once stored")
-        return lines
+        return lines + (token_lines(tokens) if tokens is not None else [])
     except ImapProblem:
         raise
     except NETWORK_ERRORS as exc:
@@ -69,11 +72,24 @@ def cmd_check(args) -> int:
                            + ", ".join(mb.name for mb in cfg.imap))
     failed = []
     for mb in boxes:
+        tokens = oauth.source_for(cfg, mb.name) if mb.auth == "oauth2" else None
         try:
-            print("\n".join(check_mailbox(mb)), flush=True)
+            print("\n".join(check_mailbox(mb, tokens)), flush=True)
         except ImapProblem as exc:
             print(f"FAIL  {exc}", flush=True)
+            if tokens is not None:
+                print("\n".join(token_lines(tokens)), flush=True)
             failed.append(mb.name)
+    if cfg.outbound.auth == "oauth2" and cfg.outbound.smtp_host and not args.mailbox:
+        # the relay's token lives beside the mailboxes'; a failing one stops our answers
+        tokens = oauth.source_for(cfg, "outbound")
+        try:
+            tokens.token()
+            print("ok    outbound relay token (" + f"{cfg.outbound.username} at {cfg.outbound.smtp_host})", flush=True)
+        except oauth.OAuthFailure as exc:
+            print(f"FAIL  {exc}", flush=True)
+            failed.append("outbound")
+        print("\n".join(token_lines(tokens)), flush=True)
     if failed:
         raise CommandError(f"{len(failed)} of {len(boxes)} mailbox(es) failed the check: {', '.join(failed)}")
     return 0

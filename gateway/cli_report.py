@@ -24,8 +24,10 @@ def register(sub) -> None:
     p.add_argument("--from", dest="start", metavar="DATE", help="first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", metavar="DATE", help="last day (inclusive), YYYY-MM-DD (default: today)")
     p.add_argument("--days", type=int, metavar="N", help="the N days up to --to (default: 7)")
-    p.add_argument("--by", action="append", choices=DIMENSIONS, metavar="customer|organisation|project|engineer",
-                   help="figures per customer, organisation, project or engineer (owner); may be given twice")
+    p.add_argument("--by", action="append", choices=DIMENSIONS,
+                   metavar="customer|organisation|project|engineer|address",
+                   help="figures per customer, organisation, project, engineer (owner) or support address; "
+                        "may be given twice")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="machine-readable JSON")
     fmt.add_argument("--csv", action="store_true", help="CSV rows: scope,item,metric,value")

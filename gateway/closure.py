@@ -41,9 +41,9 @@ def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
     if not rcpt or app.is_own_address(rcpt):
         outbox.record(s, ticket, "auto_suppressed", app.now(), "no closure email: no customer address")
         return
-    rendered = app.templates.render(
+    rendered = app.templates_for(ticket).render(
         "closure", ticket.language, ticket=ticket, customer_name=ticket.requester_name,
-        solution=app.scrub_engineer_addresses(ticket.solution or ""), team_name=app.config.gateway.display_name,
+        solution=app.scrub_engineer_addresses(ticket.solution or ""), team_name=app.team_name(ticket),
         reopen_days=app.config.workflow.reopen_window_days, survey_links=survey_links(app, ticket),
     )
     outbox.queue(app, s, kind="closure", ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),

@@ -58,6 +58,56 @@ def _secret(v):
     return v
 
 
+class OAuthSettings(_Strict):
+    """OAuth 2.0 for one IMAP mailbox or the outbound relay (gateway/oauth.py).
+
+    `provider` gives the documented endpoints and scopes of Microsoft 365 or Google;
+    `generic` needs `token_url` (and `device_authorization_url` for `flow = "device"`).
+    The account logged in as is the mailbox's `username`."""
+
+    provider: Literal["microsoft", "google", "generic"] = "generic"
+    # device (RFC 8628) or authorization_code (a browser, PKCE, loopback redirect): an
+    # administrator signs in once (`supportgw oauth login NAME`), the refresh token is kept in
+    # data_dir/oauth/; client_credentials: app-only, no sign-in. Empty: authorization_code for
+    # Google (its device flow does not allow the Gmail scope), device for the others.
+    flow: Literal["", "device", "authorization_code", "client_credentials"] = ""
+    client_id: str
+    client_secret: Secret = Field(default_factory=Secret)  # empty: a public client
+    tenant: str = "organizations"  # Microsoft: the directory (tenant) id or domain
+    scopes: list[str] = []  # empty: the provider's defaults for IMAP and SMTP
+    mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
+    token_url: str = ""  # empty: the provider's
+    device_authorization_url: str = ""  # empty: the provider's
+    authorization_url: str = ""  # empty: the provider's (flow = authorization_code)
+    redirect_port: int = Field(default=8765, ge=1024, le=65535)  # http://127.0.0.1:PORT/ during the sign-in
+    refresh_margin: float = Field(default=300.0, ge=0)  # refresh this long before the token expires
+    http_timeout: float = 30.0
+
+    _norm = field_validator("client_secret", mode="before")(_secret)
+
+    @model_validator(mode="after")
+    def _generic_needs_endpoints(self):
+        if not self.flow:
+            self.flow = "authorization_code" if self.provider == "google" else "device"
+        if self.provider == "generic":
+            if not self.token_url:
+                raise ValueError("provider = 'generic' needs 'token_url'")
+            if self.flow == "device" and not self.device_authorization_url:
+                raise ValueError("provider = 'generic' with flow = 'device' needs 'device_authorization_url'")
+            if self.flow == "authorization_code" and not self.authorization_url:
+                raise ValueError("provider = 'generic' with flow = 'authorization_code' needs 'authorization_url'")
+        if self.flow == "client_credentials" and not (self.client_secret.value or self.client_secret.env
+                                                      or self.client_secret.file):
+            raise ValueError("flow = 'client_credentials' needs 'client_secret'")
+        return self
+
+
+def _needs_oauth(section, what: str):
+    if section.auth == "oauth2" and section.oauth is None:
+        raise ValueError(f"auth = 'oauth2' needs an [{what}.oauth] table (provider, client_id, ...)")
+    return section
+
+
 class GatewaySection(_Strict):
     domain: str = "support.example.test"
     support_addresses: list[str] = ["support@support.example.test"]
@@ -72,6 +122,9 @@ class GatewaySection(_Strict):
     # instead of being held in memory and stored in the database row.
     spool_inline_max: int = Field(default=1024 * 1024, ge=4096)
     secret_key: Secret = Field(default_factory=lambda: Secret(file=None, value=None))
+    # who is told when the gateway cannot reach a mailbox or the relay by itself any more
+    # (an OAuth refresh token revoked or expired); empty: report.recipients
+    admins: list[str] = []
 
     _norm = field_validator("secret_key", mode="before")(_secret)
 
@@ -116,6 +169,8 @@ class OutboundSection(_Strict):
     tls: bool = False
     username: str = ""
     password: Secret = Field(default_factory=Secret)
+    auth: Literal["password", "oauth2"] = "password"
+    oauth: OAuthSettings | None = None
     timeout: float = 30.0
     max_attempts: int = 8
     backoff_base: float = 30.0
@@ -125,14 +180,22 @@ class OutboundSection(_Strict):
 
     _norm = field_validator("password", mode="before")(_secret)
 
+    @model_validator(mode="after")
+    def _oauth_table(self):
+        if self.auth == "oauth2" and not self.username:
+            raise ValueError("auth = 'oauth2' needs 'username' (the account the relay sends as)")
+        return _needs_oauth(self, "outbound")
+
 
 class ImapMailbox(_Strict):
     name: str
     host: str
     port: int = Field(default=993, ge=1, le=65535)
     security: Literal["tls", "starttls", "plain"] = "tls"
-    username: str
+    username: str  # with oauth2: the account (a shared mailbox's address where the provider allows it)
     password: Secret = Field(default_factory=Secret)
+    auth: Literal["password", "oauth2"] = "password"
+    oauth: OAuthSettings | None = None
     folder: str = "INBOX"
     after: Literal["seen", "move", "delete"] = "seen"
     move_to: str = "Processed"
@@ -148,7 +211,35 @@ class ImapMailbox(_Strict):
     def _plain_only_on_loopback(self):
         if self.security == "plain" and self.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"security = 'plain' is allowed on loopback only, not {self.host}; use 'tls' or 'starttls'")
-        return self
+        return _needs_oauth(self, "imap")
+
+
+class AddressEntry(_Strict):
+    """One `[[address]]`: a support address (a brand) customers write to, besides or instead of
+    gateway.support_addresses. Its tickets' mail to customers goes out from it, under its name."""
+
+    address: str
+    aliases: list[str] = []  # also ours; a ticket opened through one belongs to `address`
+    display_name: str = ""  # empty: gateway.display_name
+    language: Literal["", "auto", "en", "zh-CN"] = ""  # empty: gateway.language
+    team: str = ""  # its tickets' team when no routing rule chose another than the default
+    signature: str = ""  # ends its mails to customers (acknowledgement, answers, closure)
+    templates: str = ""  # a folder: <locale>/<kind>.j2 there replaces the default template
+
+    @field_validator("address")
+    @classmethod
+    def _one_address(cls, v: str) -> str:
+        if "@" not in v:
+            raise ValueError(f"{v!r} is not an email address")
+        return v.lower()
+
+    @field_validator("aliases")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if "@" not in a:
+                raise ValueError(f"{a!r} is not an email address")
+        return [a.lower() for a in v]
 
 
 class RoutingSection(_Strict):
@@ -238,7 +329,7 @@ class ReportSection(_Strict):
     recipients: list[str] = []
     language: Literal["en", "zh-CN"] = "en"
     # the weekly mail's tables per group (gateway/report_split.py); [] for the totals alone
-    by: list[Literal["customer", "organisation", "project", "engineer"]] = ["organisation", "project"]
+    by: list[Literal["customer", "organisation", "project", "engineer", "address"]] = ["organisation", "project"]
 
 
 class Config(_Strict):
@@ -247,6 +338,7 @@ class Config(_Strict):
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     outbound: OutboundSection = Field(default_factory=OutboundSection)
     imap: list[ImapMailbox] = []
+    address: list[AddressEntry] = []
     routing: RoutingSection = Field(default_factory=RoutingSection)
     workflow: WorkflowSection = Field(default_factory=WorkflowSection)
     report: ReportSection = Field(default_factory=ReportSection)
@@ -259,7 +351,44 @@ class Config(_Strict):
     def secrets(self) -> list[Secret]:
         return ([self.gateway.secret_key, self.outbound.password, self.spam.controller_password,
                  *self.smtp.auth_users.values()]
-                + [mb.password for mb in self.imap])
+                + [mb.password for mb in self.imap]
+                + [x.oauth.client_secret for x in (self.outbound, *self.imap) if x.oauth is not None])
+
+    @model_validator(mode="after")
+    def _addresses_unique(self):
+        seen: list[str] = []
+        for entry in self.address:
+            seen += [entry.address, *entry.aliases]
+        dupes = sorted({a for a in seen if seen.count(a) > 1})
+        if dupes:
+            raise ValueError(f"[[address]]: each address and alias may appear once; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def all_support_addresses(self) -> list[str]:
+        """gateway.support_addresses, then every [[address]] and alias: all addresses that are ours."""
+        out = list(self.gateway.support_addresses)
+        for entry in self.address:
+            out += [a for a in (entry.address, *entry.aliases) if a not in out]
+        return out
+
+    def brand_for(self, recipients) -> AddressEntry | None:
+        """The [[address]] the customer wrote to: the first recipient that is one (or its alias,
+        a +tag ignored)."""
+        by_address = {a: entry for entry in self.address for a in (entry.address, *entry.aliases)}
+        for rcpt in recipients:
+            local, _, domain = (rcpt or "").lower().rpartition("@")
+            entry = by_address.get(f"{local.split('+', 1)[0]}@{domain}")
+            if entry is not None:
+                return entry
+        return None
+
+    def brand(self, address: str) -> AddressEntry | None:
+        return next((e for e in self.address if e.address == (address or "").lower()), None)
+
+    @property
+    def admins(self) -> list[str]:
+        return self.gateway.admins or self.report.recipients
 
     def path(self, p: str) -> Path:
         q = Path(p)
@@ -372,4 +501,8 @@ retention_days = 30
 # password = { env = "SUPPORTGW_IMAP_PASSWORD" }
 # after = "move"        # seen | move | delete
 # move_to = "Processed"
+# Microsoft 365 / Google Workspace: instead of password, OAuth 2.0 (README "OAuth 2.0"),
+# then run 'supportgw oauth login helpdesk' once:
+# auth = "oauth2"
+# oauth = { provider = "microsoft", tenant = "contoso.com", client_id = "..." }
 """

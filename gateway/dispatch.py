@@ -18,7 +18,7 @@ from sqlalchemy import or_, select, update
 from gateway.imap_state import process_gone
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
-from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
+from gateway.transports import PermanentFailure, TemporaryFailure, TransportUnavailable, make_transport
 from gateway.workers import LoopThread
 from storage.models import OutboxAttempt, OutboxRow, Ticket
 
@@ -94,14 +94,19 @@ def _handing_over(app, row_id: int) -> None:
                                           OutboxRow.claimed_by == app.worker_id).values(status="handing_over"))
 
 
-def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None:
+def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str, counts: bool = True) -> None:
+    """Record an attempt. `counts=False`: the relay could not be used at all (its OAuth
+    token), not this mail's fault; it waits without using up its max_attempts."""
     now = app.now()
     with app.db.write_lock(), app.db.session() as s:
         row = s.get(OutboxRow, row_id)
-        row.attempts += 1
+        row.attempts += 1 if counts else 0
         s.add(OutboxAttempt(outbox_id=row_id, at=now, ok=ok, temporary=temporary, detail=detail[:2000]))
         row.claimed_by, row.claimed_until = "", None
-        if ok:
+        if not counts:
+            row.status, row.last_error = "pending", detail[:2000]
+            row.next_attempt_at = now + backoff(app, 2)
+        elif ok:
             row.status, row.sent_at, row.last_error = "sent", now, ""
         elif temporary and row.attempts < app.config.outbound.max_attempts:
             row.status, row.last_error = "pending", detail[:2000]
@@ -144,6 +149,10 @@ def send_one(app, transport, row_id: int) -> bool:
         handover = {"on_handover": lambda: _handing_over(app, row_id)} \
             if getattr(transport, "handover_aware", False) else {}
         detail = transport.send(envelope_from, rcpts, raw, **handover)
+    except TransportUnavailable as exc:
+        log.warning("outbox %s: relay unavailable, kept for later: %s", row_id, exc)
+        _finish(app, row_id, ok=False, temporary=True, detail=str(exc), counts=False)
+        return False
     except TemporaryFailure as exc:
         log.warning("outbox %s: temporary failure, will retry: %s", row_id, exc)
         _finish(app, row_id, ok=False, temporary=True, detail=str(exc))

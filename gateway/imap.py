@@ -18,7 +18,11 @@ is the backstop for a crash between commit and acknowledgement.
 
 Any failure (refused, dropped mid-FETCH, login refused, BYE, imapclient's
 idle_check abort #519, database down) is one log line and a retry after an
-exponential backoff with jitter. This module holds no ticket logic.
+exponential backoff with jitter. With `auth = "oauth2"` the access token is
+refreshed before it expires even while the session sits in IDLE, so a revoked
+consent is noticed (and the administrators told, gateway/oauth_alert.py) at the
+next refresh, not when the connection happens to drop. This module holds no
+ticket logic.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import random
 import threading
 import time
 
-from gateway import imap_batch
+from gateway import imap_batch, oauth, oauth_alert
 from gateway.config import ConfigError
 from gateway.imap_conn import NETWORK_ERRORS, SERVER_ERRORS, ImapProblem, close, connect, select, where
 from gateway.imap_state import load_progress, release_lease, save_progress, take_lease
@@ -78,6 +82,9 @@ class Poller(threading.Thread):
         self._holding = False
         self.spooled = 0  # messages committed by this poller (for logs and benches)
         self.last_error = ""
+        self.tokens = oauth.source_for(app.config, mailbox.name) if mailbox.auth == "oauth2" else None
+        self._token_retry_at = 0.0
+        self._token_backoff = Backoff(base=5.0, cap=300.0)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -92,12 +99,14 @@ class Poller(threading.Thread):
                     continue
                 client, clean = None, False
                 try:
-                    client = connect(self.mb)
+                    client = connect(self.mb, self.tokens)
                     self._session(client)
                     clean = True
                 except LeaseLost:
                     log.warning("imap %s: lease taken over by another gateway; standing by", self.mb.name)
                 except ImapProblem as exc:
+                    if exc.kind == "oauth":
+                        self._tell_admins(str(exc), exc.permanent)
                     self._failed(str(exc))
                 except StorageUnavailable as exc:
                     self._failed(f"{where(self.mb)}: database unavailable ({exc}); "
@@ -144,6 +153,26 @@ class Poller(threading.Thread):
     def _renew_if_due(self) -> None:
         if time.monotonic() >= self._renew_at and not self._hold_lease():
             raise LeaseLost()
+        self._refresh_token_if_due()
+
+    def _refresh_token_if_due(self) -> None:
+        """Refresh ahead of expiry while connected: the session keeps working meanwhile,
+        and a refusal is told now rather than at the next reconnection."""
+        if self.tokens is None or not self.tokens.due() or time.monotonic() < self._token_retry_at:
+            return
+        try:
+            self.tokens.token()
+            self._token_backoff.reset()
+        except oauth.OAuthFailure as exc:
+            self._token_retry_at = time.monotonic() + self._token_backoff.next()
+            log.warning("%s; the current session goes on until the server ends it", exc)
+            self._tell_admins(str(exc), exc.permanent)
+
+    def _tell_admins(self, message: str, permanent: bool) -> None:
+        try:
+            oauth_alert.alert(self.app, self.mb.name, message, permanent=permanent)
+        except StorageUnavailable as exc:
+            log.error("%s; could not queue the administrators' alert (database unavailable: %s)", message, exc)
 
     # ------------------------------------------------------------ one connection
 

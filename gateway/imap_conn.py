@@ -1,8 +1,10 @@
 """Opening an IMAP session for one configured mailbox, and naming what went wrong.
 
 `connect(mailbox)` returns a logged-in `IMAPClient` (implicit TLS, STARTTLS or
-plain on loopback). Failures come out as `ImapProblem` with a sentence for the
-operator: what failed and what to change. No ticket logic lives here.
+plain on loopback), logged in with the password or, for `auth = "oauth2"`, with
+SASL XOAUTH2 or OAUTHBEARER and a token from `gateway.oauth`. Failures come out as
+`ImapProblem` with a sentence for the operator: what failed and what to change.
+No ticket logic lives here.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from gateway.config import ConfigError, ImapMailbox
+from gateway.oauth import OAuthFailure, TokenSource
 
 
 class ImapProblem(Exception):
     """A failure worth one clear log line; `kind` groups them (login, network, server, config)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
+        self.permanent = permanent  # kind 'oauth': a person must sign in again or fix the client
 
 
 # What can go wrong on the wire, beyond our own ImapProblem. imaplib's abort is
@@ -44,10 +48,11 @@ def password_hint(mb: ImapMailbox) -> str:
     return "the password is given inline in the config"
 
 
-def connect(mb: ImapMailbox) -> IMAPClient:
-    """Connect and log in; raises ImapProblem with what to fix."""
+def connect(mb: ImapMailbox, tokens: TokenSource | None = None) -> IMAPClient:
+    """Connect and log in; raises ImapProblem with what to fix. `tokens`: the mailbox's
+    TokenSource when it uses auth = 'oauth2' (kept by the caller across connections)."""
     try:
-        password = mb.password.resolve(f"imap {mb.name!r} password")
+        password = mb.password.resolve(f"imap {mb.name!r} password") if mb.auth == "password" else ""
     except ConfigError as exc:
         raise ImapProblem("config", str(exc)) from None
     try:
@@ -74,6 +79,9 @@ def connect(mb: ImapMailbox) -> IMAPClient:
             except SERVER_ERRORS as exc:
                 raise ImapProblem("config", f"{where(mb)}: server refused STARTTLS ({_text(exc)}); "
                                             "use security = 'tls' or check the port") from None
+        if mb.auth == "oauth2":
+            _oauth_login(client, mb, tokens)
+            return client
         try:
             client.login(mb.username, password)
         except LoginError as exc:
@@ -84,6 +92,27 @@ def connect(mb: ImapMailbox) -> IMAPClient:
     except BaseException:
         _close(client)
         raise
+
+
+def _oauth_login(client: IMAPClient, mb: ImapMailbox, tokens: TokenSource | None) -> None:
+    if tokens is None:
+        raise ImapProblem("config", f"{where(mb)}: auth = 'oauth2' but no token source was given")
+    login = client.oauth2_login if mb.oauth.mechanism == "xoauth2" else client.oauthbearer_login
+    try:
+        token = tokens.token()
+        try:
+            login(mb.username, token)
+        except LoginError:
+            # refused before its expiry (revoked, or the server's clock is ahead): one fresh
+            # token; a refusal of that one is not the token's fault
+            token = tokens.token(refused=token)
+            login(mb.username, token)
+    except OAuthFailure as exc:
+        raise ImapProblem("oauth", f"{where(mb)}: {exc}", permanent=exc.permanent) from None
+    except LoginError as exc:
+        raise ImapProblem("login", f"{where(mb)}: {mb.oauth.mechanism.upper()} login refused with a fresh token "
+                                   f"({_text(exc)}); check 'username' (the mailbox address) and that the signed-in "
+                                   "account or app may open this mailbox by IMAP") from None
 
 
 def select(client: IMAPClient, mb: ImapMailbox) -> dict:

@@ -171,12 +171,17 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     app, s, e = ib.app, ib.session, ib.email
     now = ib.now if at is None else at
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
+    brand = app.config.brand_for(ib.recipients)
+    team = decision.team
+    if brand and brand.team and team == app.rules.current.defaults.team:
+        team = brand.team  # no rule chose a team: the address's own
+    language = brand.language if brand and brand.language not in ("", "auto") else choose_language(app, e)
     ticket = Ticket(
         subject=short_subject(e.subject) or "(no subject)", status="new", priority=decision.priority,
-        category=decision.category, team=decision.team, owner=decision.owner_email or "", handler=decision.owner_email or "",
+        category=decision.category, team=team, owner=decision.owner_email or "", handler=decision.owner_email or "",
         requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",
         project=getattr(decision.project, "name", "") if decision.project else "",
-        customer_tier=decision.customer_tier or "", language=choose_language(app, e),
+        customer_tier=decision.customer_tier or "", language=language, address=brand.address if brand else "",
         tags=list(decision.tags), created_at=now, updated_at=now,
         first_response_due=None if history else decision.first_response_due,
         resolution_due=None if history else decision.resolution_due,

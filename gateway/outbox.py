@@ -119,7 +119,8 @@ def queue(
     now = app.now()
     to, cc = capped_recipients(app, session, ticket, kind, list(to), list(cc or []))
     mid = new_message_id(gw.domain)
-    support = gw.support_addresses[0]
+    # a ticket's mail comes from the address its customer wrote to (an [[address]] brand)
+    support = (ticket.address if ticket is not None and ticket.address else "") or gw.support_addresses[0]
     reply_to = None
     if ticket is not None and reply_to_for:
         reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for, note=reply_note))
@@ -137,7 +138,7 @@ def queue(
     # mail with other attachments is built now: the draft does not copy bytes.
     draft = {
         "text": rendered.text, "html": rendered.html,
-        "from_addr": [from_name or gw.display_name, support], "reply_to": reply_to,
+        "from_addr": [from_name or app.team_name(ticket), support], "reply_to": reply_to,
         "in_reply_to": in_reply_to or (refs[-1] if refs else None), "references": list(refs),
         "automatic": automatic, "loop_address": support, "thread_topic": ticket.subject if ticket else "",
         "thread_root": refs[0] if refs else mid, "extra_headers": dict(extra_headers or {}),

@@ -18,11 +18,12 @@ from gateway import outbox, ticket_ops
 from parsers.model import Attachment
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
-def render_block(app, kind: str, locale: str, block: str, **context) -> str:
-    """One extra block of a template (e.g. relay.j2's `from_name`), as a single line."""
+def render_block(app, kind: str, locale: str, block: str, *, templates=None, **context) -> str:
+    """One extra block of a template (e.g. relay.j2's `from_name`), as a single line.
+    `templates`: the set to read it from (a brand's, app.templates_for); default app.templates."""
     from templates import LOCALES
 
-    tpl = app.templates.env.get_template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
+    tpl = (templates or app.templates).env.get_template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
     if block not in tpl.blocks:
         return ""
     return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())
@@ -57,9 +58,10 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     """Queue the engineer's text to the requester (and CCs), store it as an outbound message."""
     body = scrub_engineer_addresses(app, body)
     ctx = dict(ticket=ticket, body=body, engineer_first_name=first_name(app, engineer),
-               team_name=app.config.gateway.display_name)
-    rendered = app.templates.render("relay", ticket.language, **ctx)
-    from_name = render_block(app, "relay", ticket.language, "from_name", **ctx)
+               team_name=app.team_name(ticket),
+               brand_name=getattr(app.config.brand(ticket.address), "display_name", ""))  # "Alice (Brand)"
+    rendered = app.templates_for(ticket).render("relay", ticket.language, **ctx)
+    from_name = render_block(app, "relay", ticket.language, "from_name", templates=app.templates_for(ticket), **ctx)
     engineers = app.engineer_addresses()  # staff never go in a customer's Cc, whoever added them
     cc = [a for a in active_ccs(session, ticket) if a != ticket.requester_email and not app.is_ours(a, engineers)] \
         if app.config.workflow.relay_to_cc else []

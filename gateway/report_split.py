@@ -1,4 +1,4 @@
-"""The report's figures split by customer, organisation, project or engineer.
+"""The report's figures split by customer, organisation, project, engineer or support address.
 
 The regulations ask for statistics per customer and per project, and a manager
 reads them that way. `split_report(session, period, by, names=)` returns, for
@@ -11,6 +11,8 @@ each group, the same figures `gateway.reports` computes for the whole period
 - project: the organisation's project (`<organisation>/<project>`);
 - engineer: the ticket's owner, the responsible engineer (during a handover the
   primary stays the owner; the per-engineer activity table is `reports.per_engineer`).
+- address: the support address (`[[address]]` brand) the customer wrote to; "" for the
+  default address; names from the config.
 
 A row's time logged is the `#time` minutes recorded on its tickets in the period.
 Plain data, rendered by `gateway.cli_report` and `gateway.weekly_report`.
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session
 from gateway.reports import Period, sla_marks, ticket_figures
 from storage.models import Ticket
 
-DIMENSIONS = ("customer", "organisation", "project", "engineer")
+DIMENSIONS = ("customer", "organisation", "project", "engineer", "address")
 
 
 def group_of(dimension: str, t: Ticket) -> str:
@@ -37,6 +39,8 @@ def group_of(dimension: str, t: Ticket) -> str:
         return t.organisation or ""
     if dimension == "project":
         return f"{t.organisation}/{t.project}" if t.project else ""
+    if dimension == "address":
+        return t.address or ""
     return (t.owner or "").lower()
 
 

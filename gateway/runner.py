@@ -159,7 +159,7 @@ class Gateway:
                     f"that port (ss -ltnp 'sport = :{cfg.smtp.port}' shows it) or set [smtp] port/host "
                     f"in {cfg.source}") from exc
             log.info("SMTP listening on %s:%s for %s", cfg.smtp.host, self.controller.port,
-                     ", ".join(cfg.gateway.support_addresses))
+                     ", ".join(cfg.all_support_addresses))
         if self._want_imap and cfg.imap:
             from gateway.imap import start_pollers
 

@@ -11,6 +11,10 @@ Message-ID once whatever it is asked, and the SMTP transport calls
 "." of DATA, the moment the relay takes responsibility (RFC 5321 4.1.1.4): a
 crash before it loses nothing and duplicates nothing, and only a crash between
 the relay's reply and our commit can make one duplicate.
+
+`TransportUnavailable` is a temporary failure that is not the mail's: the relay
+cannot be used at all (its OAuth token cannot be renewed), so the dispatcher keeps
+the mail without counting the attempt against it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import socket
 import ssl
 from pathlib import Path
 
+from gateway import oauth, oauth_alert
 from parsers.quick import message_id
 
 
@@ -33,6 +38,18 @@ class TemporaryFailure(Exception):
 
 class PermanentFailure(Exception):
     pass
+
+
+class TransportUnavailable(TemporaryFailure):
+    pass
+
+
+def xoauth2(user: str, token: str):
+    """smtplib authobject for AUTH XOAUTH2: the initial response, then an empty line in
+    answer to the server's error challenge, after which it sends 535."""
+    def respond(challenge=None):
+        return f"user={user}\x01auth=Bearer {token}\x01\x01" if challenge is None else ""
+    return respond
 
 
 class MaildirTransport:
@@ -83,8 +100,11 @@ class MaildirTransport:
 class SmtpTransport:
     handover_aware = True
     def __init__(self, host: str, port: int, *, starttls: bool = False, tls: bool = False,
-                 username: str = "", password: str = "", timeout: float = 30.0, local_hostname: str | None = None):
+                 username: str = "", password: str = "", timeout: float = 30.0, local_hostname: str | None = None,
+                 tokens=None, on_oauth_failure=None):
         self.host, self.port = host, port
+        # tokens: a gateway.oauth.TokenSource for AUTH XOAUTH2; on_oauth_failure(message, permanent)
+        self.tokens, self.on_oauth_failure = tokens, on_oauth_failure
         self.starttls, self.tls = starttls, tls
         self.username, self.password = username, password
         self.timeout = timeout
@@ -100,9 +120,30 @@ class SmtpTransport:
             conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
             if self.starttls:
                 conn.starttls(context=ctx)
-        if self.username:
+        if self.tokens is not None:
+            self._oauth_login(conn)
+        elif self.username:
             conn.login(self.username, self.password)
         return conn
+
+    def _oauth_login(self, conn: smtplib.SMTP) -> None:
+        conn.ehlo_or_helo_if_needed()
+        try:
+            token = self.tokens.token()
+            try:
+                conn.auth("XOAUTH2", xoauth2(self.username, token), initial_response_ok=True)
+            except smtplib.SMTPAuthenticationError:
+                # refused before its expiry (revoked, clocks apart): one fresh token
+                token = self.tokens.token(refused=token)
+                conn.auth("XOAUTH2", xoauth2(self.username, token), initial_response_ok=True)
+        except oauth.OAuthFailure as exc:
+            conn.close()
+            if self.on_oauth_failure is not None:
+                self.on_oauth_failure(str(exc), exc.permanent)
+            raise TransportUnavailable(str(exc)) from None
+        except BaseException:
+            conn.close()
+            raise
 
     def send(self, envelope_from: str, recipients: list[str], raw: bytes, on_handover=None) -> str:
         try:
@@ -126,6 +167,9 @@ class SmtpTransport:
             if 500 <= exc.smtp_code < 600 and exc.smtp_code not in (530, 535):  # auth trouble is fixable
                 raise PermanentFailure(msg) from exc
             raise TemporaryFailure(msg) from exc
+        except TransportUnavailable:
+            self.close()
+            raise
         except (OSError, smtplib.SMTPException, socket.timeout) as exc:
             self.close()
             raise TemporaryFailure(f"relay {self.host}:{self.port} unreachable: {exc}") from exc
@@ -198,6 +242,14 @@ def make_transport(app):
     out = app.config.outbound
     if not out.smtp_host:
         return MaildirTransport(app.config.data_dir / "sent")
+    tokens = on_failure = None
+    if out.auth == "oauth2":
+        tokens = oauth.source_for(app.config, "outbound")
+
+        def on_failure(message: str, permanent: bool) -> None:
+            oauth_alert.alert(app, "outbound", message, permanent=permanent)
+    password = out.password.resolve("outbound.password") if out.auth == "password" else ""
     return SmtpTransport(out.smtp_host, out.smtp_port, starttls=out.starttls, tls=out.tls,
-                         username=out.username, password=out.password.resolve("outbound.password"),
-                         timeout=out.timeout, local_hostname=app.config.gateway.domain)
+                         username=out.username, password=password,
+                         timeout=out.timeout, local_hostname=app.config.gateway.domain,
+                         tokens=tokens, on_oauth_failure=on_failure)

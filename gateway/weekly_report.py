@@ -35,6 +35,14 @@ def organisation_names(app) -> dict[str, str]:
     return {oid: c.name for oid, c in app.rules.current.source.customers.items()}
 
 
+def address_names(app) -> dict[str, str]:
+    """The `address` split's names: each [[address]]'s, and the default address's ("" key)."""
+    cfg = app.config
+    names = {"": f"{cfg.gateway.display_name} <{cfg.support_address}>"}
+    names.update({e.address: f"{e.display_name or cfg.gateway.display_name} <{e.address}>" for e in cfg.address})
+    return names
+
+
 def period_for(app, start_day: date, end_day: date) -> tuple[datetime, datetime]:
     """[start_day 00:00, end_day + 1 day 00:00) in the report time zone, as aware datetimes."""
     tz = ZoneInfo(app.config.report.timezone)
@@ -120,7 +128,7 @@ def build(app, session, start_day: date, end_day: date, by=None) -> dict:
     dims = list(app.config.report.by if by is None else by)
     if dims:
         period = collect(session, start, end, now=app.now())
-        names = {"organisation": organisation_names(app), "engineer": engineers}
+        names = {"organisation": organisation_names(app), "engineer": engineers, "address": address_names(app)}
         report["by"] = {dim: split_report(session, period, dim, names=names) for dim in dict.fromkeys(dims)}
     from gateway.suspend_jobs import counts_by_reason
 

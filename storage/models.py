@@ -97,6 +97,8 @@ class Ticket(Base):
     solution: Mapped[str] = mapped_column(Text, default="")  # the current resolution's own
     # the newest message when last reopened (0: never): the current resolution's replies come after it
     reopen_message_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the [[address]] the customer wrote to ("": gateway.support_addresses): our mail's From
+    address: Mapped[str] = mapped_column(String(320), default="")
 
     messages: Mapped[list["Message"]] = relationship(back_populates="ticket", order_by="Message.id")
     participants: Mapped[list["Participant"]] = relationship(back_populates="ticket")

@@ -3,6 +3,9 @@
 Each `templates/<locale>/<kind>.j2` defines blocks `subject`, `text` and
 optionally `html`. The environment is sandboxed (support leads edit these
 files) and customer text only ever arrives as data, never as template source.
+`Templates.variant(folder, signature)` is a brand's set ([[address]]): a file in
+`folder/<locale>/<kind>.j2` replaces the default one, and `signature` is the
+`{{ signature }}` its customer mails end with.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
@@ -31,9 +34,11 @@ def person(name: str | None, email: str | None) -> str:
 
 
 class Templates:
-    def __init__(self, directory: Path = TEMPLATE_DIR) -> None:
+    def __init__(self, directory: Path = TEMPLATE_DIR, *, override: Path | None = None, signature: str = "") -> None:
+        self.directory = directory
+        loaders = [FileSystemLoader(str(override))] if override else []
         self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(directory)),
+            loader=ChoiceLoader([*loaders, FileSystemLoader(str(directory))]),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -42,10 +47,25 @@ class Templates:
         )
         self.env.globals["person"] = person
         self.env.globals["organisation_name"] = lambda oid: oid  # an app puts its customer directory here
+        self.env.globals["signature"] = signature
+        self._variants: dict[tuple, Templates] = {}
+
+    def variant(self, override: Path | None, signature: str = "") -> "Templates":
+        """This set with a brand's folder before it and its signature (cached)."""
+        if not override and not signature:
+            return self
+        key = (str(override or ""), signature)
+        if key not in self._variants:
+            t = Templates(self.directory, override=override, signature=signature)
+            t.env.globals["organisation_name"] = self.env.globals["organisation_name"]
+            self._variants[key] = t
+        return self._variants[key]
 
     def name_organisations(self, lookup) -> None:
         """`organisation_name(id)` in templates: the customer directory's name for an organisation."""
         self.env.globals["organisation_name"] = lambda oid: (lookup(oid) or oid) if oid else ""
+        for t in self._variants.values():
+            t.env.globals["organisation_name"] = self.env.globals["organisation_name"]
 
     def render(self, kind: str, locale: str, **context) -> Rendered:
         if locale not in LOCALES:

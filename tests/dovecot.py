@@ -77,7 +77,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 log_path = {base}/dovecot.log
 info_log_path = {base}/dovecot.log
 auth_verbose = yes
@@ -94,7 +94,7 @@ mail_location = maildir:~/Maildir
 mail_fsync = never
 mailbox_idle_check_interval = 1 secs
 imap_max_line_length = 64k
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {base}/conf/users
 }}
@@ -130,8 +130,12 @@ service auth {{
 class Dovecot:
     """One private Dovecot: start(), stop(), restart on the same port, IMAP helpers."""
 
-    def __init__(self, base: Path, *, port: int | None = None, user: str = USER, password: str = PASSWORD):
+    def __init__(self, base: Path, *, port: int | None = None, user: str = USER, password: str = PASSWORD,
+                 oauth_introspection_url: str | None = None):
         self.base = Path(base)
+        # with an RFC 7662 introspection URL, Dovecot's oauth2 passdb accepts XOAUTH2 and
+        # OAUTHBEARER tokens checked there (the password still works for the test helpers)
+        self.oauth_introspection_url = oauth_introspection_url
         self.port = port or _free_port()
         self.host = "127.0.0.1"
         self.user, self.password = user, password
@@ -162,7 +166,19 @@ class Dovecot:
             os.chown(root, acc["uid"], acc["gid"])
         (self.base / "conf" / "users").write_text(
             f"{self.user}:{{PLAIN}}{self.password}:{acc['uid']}:{acc['gid']}::{home}::\n")
-        (self.base / "conf" / "dovecot.conf").write_text(CONF.format(base=self.base, port=self.port, **acc))
+        oauth = {"oauth_mechanisms": "", "oauth_passdb": ""}
+        if self.oauth_introspection_url:
+            (self.base / "conf" / "dovecot-oauth2.conf.ext").write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth_introspection_url}\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n")
+            oauth = {"oauth_mechanisms": " xoauth2 oauthbearer",
+                     "oauth_passdb": "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                                     f"  args = {self.base}/conf/dovecot-oauth2.conf.ext\n}}\n"}
+        (self.base / "conf" / "dovecot.conf").write_text(CONF.format(base=self.base, port=self.port, **acc,
+                                                                      **oauth))
 
     def start(self, timeout: float = 20.0) -> "Dovecot":
         log = open(self.base / "dovecot.stderr", "ab")  # a file, never a pipe (see module docstring)
@@ -197,6 +213,12 @@ class Dovecot:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def kick(self) -> None:
+        """End every IMAP session of the user now (a restart does not: sessions outlive the master)."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run([doveadm, "-c", str(self.base / "conf" / "dovecot.conf"), "kick", self.user],
+                       check=True, capture_output=True, timeout=30)
 
     def diagnostics(self) -> str:
         out = []
