@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from gateway import outbox
+from gateway import enclosed, outbox
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
@@ -87,7 +87,8 @@ def _attachments(app, session, message: Message | None):
             stmt = stmt.execution_options(autoflush=False)  # nothing to flush that this could read
         rows = session.execute(stmt).scalars()
     for row in rows:
-        entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False}
+        entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False,
+                 "content_type": row.content_type}
         if row.size <= limit:
             if app.attachments.path_for(row.sha256).is_file():
                 forwarded.append((row.filename, row.content_type, row.sha256))
@@ -116,6 +117,7 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     if not people:
         return []
     forwarded, listed = _attachments(app, session, message)
+    attached_mails = enclosed.describe(app, listed)
     due = {"first_response_due": fmt_due(app, ticket.first_response_due),
            "resolution_due": fmt_due(app, ticket.resolution_due)}
     for rcpt in people:
@@ -124,7 +126,7 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
             actor_name=engineer_name(app, actor) if actor else "",
             recipient_name=engineer_name(app, rcpt), colleague=colleague(app, ticket, rcpt),
             collapsed=_collapsed_lines(message),
-            attachments=listed, team_name=app.config.gateway.display_name, **due, **(extra or {}),
+            attachments=listed, enclosed=attached_mails, team_name=app.config.gateway.display_name, **due, **(extra or {}),
         )
         # A note's notification answers to the note's own address: a colleague's reply to
         # it is another note (gateway.engineer), never an answer relayed to the customer.
