@@ -164,6 +164,7 @@ class WorkflowSection(_Strict):
     relay_to_cc: bool = True
     attachment_link_over: int = 10 * 1024 * 1024
     trust_dmarc: bool = False
+    ack_forwarded: bool = False  # a customer's mail an engineer forwarded in: acknowledge it to the customer
     sla_warn_share: float = 0.75
     sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     kb_suggestions: int = 0

@@ -253,6 +253,8 @@ def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
                   + ("; the rest of the reply was not applied or sent" if held else ""), actor=engineer)
     rendered = app.templates.render("command_help", _language_of(app, e), ticket=ticket, held=held,
                                     colleague=notify.colleague(app, ticket, engineer),
+                                    intake=outbox.intake_address(app, engineer),
+                                    ack_forwarded=app.config.workflow.ack_forwarded,
                                     original=e.reply_text or e.text)
     _answer_engineer(ib, ticket, engineer, "command_help", rendered)
 
@@ -281,7 +283,9 @@ def _help_without_ticket(ib, engineer: str) -> str:
     eng = app.rules.current.engineer_by_email(engineer)
     mates = [a for a in notify.team_engineers(app, eng.team if eng else "") if a != engineer]
     rendered = app.templates.render("command_help", _language_of(app, e), ticket=None, held=False,
-                                    colleague=mates[0] if mates else "<email>", original="")
+                                    colleague=mates[0] if mates else "<email>", original="",
+                                    intake=outbox.intake_address(app, engineer),
+                                    ack_forwarded=app.config.workflow.ack_forwarded)
     _answer_engineer(ib, None, engineer, "command_help", rendered, automatic="auto-replied")
     return "command_help"
 

@@ -110,13 +110,17 @@ def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
     return out
 
 
-def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False) -> Ticket:
-    """A new ticket. `held`: a stranger's mail kept for the owner's approval before anything goes out."""
+def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False, acknowledge: bool = True,
+                  owner_default: str = "", brought_in_by: str = "") -> Ticket:
+    """A new ticket. `held`: a stranger's mail kept for the owner's approval before anything goes out.
+    `owner_default`: the owner when the rules name none; `brought_in_by`: the engineer who
+    forwarded the customer's mail in (gateway.forwards), named in the notification."""
     app, s, e, now = ib.app, ib.session, ib.email, ib.now
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
+    owner = decision.owner_email or owner_default
     ticket = Ticket(
         subject=e.subject or "(no subject)", status="new", priority=decision.priority,
-        category=decision.category, team=decision.team, owner=decision.owner_email or "", handler=decision.owner_email or "",
+        category=decision.category, team=decision.team, owner=owner or "", handler=owner or "",
         requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",
         project=getattr(decision.project, "name", "") if decision.project else "",
         customer_tier=decision.customer_tier or "", language=choose_language(app, e),
@@ -150,10 +154,10 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     if held:
         outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
                       "the sender is not on that ticket; no acknowledgement until released")
-    else:
+    elif acknowledge:
         send_acknowledgement(ib, ticket)
     handover.on_created(app, s, ticket, decision)
-    notify.on_new_ticket(app, s, ticket, msg)
+    notify.on_new_ticket(app, s, ticket, msg, brought_in_by=brought_in_by)
     return ticket
 
 

@@ -141,14 +141,17 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     return people
 
 
-def on_new_ticket(app, session, ticket, message) -> None:
-    """A new ticket: tell its handler/owner (or team) and watchers."""
+def on_new_ticket(app, session, ticket, message, *, brought_in_by: str = "") -> None:
+    """A new ticket: tell its handler/owner (or team) and watchers (`brought_in_by`: the
+    engineer who forwarded the customer's mail in)."""
     from gateway.engineer import log_ignored_on_new_ticket
 
     log_ignored_on_new_ticket(app, session, ticket, message)
     if message is not None and message.automatic:
         return  # a bounce or vacation reply is kept on the ticket; paging engineers for it is noise
-    send(app, session, ticket, event="new", message=message)
+    send(app, session, ticket, event="new", message=message,
+         extra={"brought_in_by": brought_in_by, "brought_in_name": engineer_name(app, brought_in_by)}
+         if brought_in_by else None)
 
 
 def on_customer_message(app, session, ticket, message) -> None:

@@ -158,6 +158,12 @@ def queue(
     return mid
 
 
+def intake_address(app, engineer: str) -> str:
+    """An engineer's own address for forwarding a customer's mail into support (gateway.forwards;
+    `#help` shows it): signed for them, worth nothing to anyone else."""
+    return reply_address(app.config.gateway.support_addresses[0], app.signer.forward_token(engineer))
+
+
 def queue_copies(app, session: Session, *, to: list[str], cc: list[str] | None = None, **kw) -> list[str]:
     """One copy per engineer of a mail to several engineers (To and Cc as written), each
     delivered to that engineer alone with the reply address signed for them: whoever

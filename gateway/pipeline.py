@@ -29,9 +29,9 @@ log = logging.getLogger("supportgw.pipeline")
 # Handlers run in order; the first that returns an outcome wins. Each is
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
-from gateway import bounce_handler, engineer, selfservice, survey_handler  # noqa: E402
+from gateway import bounce_handler, engineer, forwards, selfservice, survey_handler  # noqa: E402
 
-HANDLERS: list = [bounce_handler.handle, engineer.handle, survey_handler.handle, selfservice.handle]
+HANDLERS: list = [bounce_handler.handle, forwards.handle, engineer.handle, survey_handler.handle, selfservice.handle]
 
 
 @dataclass(frozen=True)
