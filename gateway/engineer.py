@@ -185,7 +185,7 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     via_note = bool(ib.match and ib.match.note) or answers_a_note(s, e)
     internal = block.is_note or via_note
     problems = list(block.errors) + engineer_commands.check(app, s, ticket, block, actor=engineer,
-                                                            internal=via_note)
+                                                            internal=via_note, in_reply_to=e.in_reply_to)
     if problems:
         # the corrected reply to the error mail answers the note too, so it stays internal
         _command_error(ib, ticket, engineer, problems, internal=via_note)
@@ -206,7 +206,8 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
             ticket_ops.set_status(app, s, ticket, app.config.workflow.status_after_reply, actor=engineer,
                                   why="engineer replied")
         outcome = "relayed"
-    engineer_commands.apply_workflow(app, s, ticket, block, actor=engineer, body=block.body)
+    engineer_commands.apply_workflow(app, s, ticket, block, actor=engineer, body=block.body,
+                                     in_reply_to=e.in_reply_to)
     return outcome
 
 

@@ -120,24 +120,27 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     attached_mails = enclosed.describe(app, listed)
     due = {"first_response_due": fmt_due(app, ticket.first_response_due),
            "resolution_due": fmt_due(app, ticket.resolution_due)}
+    mails = []
     for rcpt in people:
         rendered = app.templates.render(
             template, ticket.language, ticket=ticket, event=event, message=message, actor=actor,
             actor_name=engineer_name(app, actor) if actor else "",
             recipient_name=engineer_name(app, rcpt), colleague=colleague(app, ticket, rcpt),
             collapsed=_collapsed_lines(message),
-            attachments=listed, enclosed=attached_mails, team_name=app.config.gateway.display_name, **due, **(extra or {}),
+            attachments=listed, enclosed=attached_mails, team_name=app.config.gateway.display_name, **due,
+            **(extra or {}),
         )
         # A note's notification answers to the note's own address: a colleague's reply to
         # it is another note (gateway.engineer), never an answer relayed to the customer.
         is_note = template == "note"
-        outbox.queue(app, session, kind="notification" if template == "notification" else template,
+        mails.append(outbox.queue(app, session, kind="notification" if template == "notification" else template,
                      ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt, reply_note=is_note,
                      reply_name=app.templates.line(template, ticket.language, "reply_name", ticket=ticket)
                      if is_note else "",
-                     stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS)
+                     stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS))
+    # which mail was about which message: a reply "#split" to one names its message (gateway.merge_split)
     outbox.record(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
-                  event=event, to=people)
+                  event=event, to=people, mails=mails, about=message.message_id if message is not None else "")
     return people
 
 

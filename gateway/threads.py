@@ -53,6 +53,15 @@ def _role(session: Session, ticket: Ticket, sender: str, engineers: set[str]) ->
     return "stranger"
 
 
+def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
+    """A merged ticket's survivor (#merge): its old addresses and references lead there."""
+    for _ in range(20):
+        if ticket is None or ticket.merged_into_id is None:
+            return ticket
+        ticket = session.get(Ticket, ticket.merged_into_id)
+    return ticket
+
+
 def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
                 engineers: set[str], own_domain_check) -> Match:
     sender = email.sender.email
@@ -65,7 +74,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
             continue
         grant = signer.read_reply_token(parts[1], sender)
         if grant is not None:
-            ticket = session.get(Ticket, grant[0])
+            ticket = _live(session, session.get(Ticket, grant[0]))
             if ticket is not None:
                 return Match(ticket, "token", _role(session, ticket, sender, engineers), token_valid=True,
                              note=grant[1])
@@ -84,7 +93,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
             by_id.setdefault(mid, []).append(tid)
         for mid in ids:
             for tid in by_id.get(mid, ()):
-                ticket = session.get(Ticket, tid)
+                ticket = _live(session, session.get(Ticket, tid))
                 role = _role(session, ticket, sender, engineers)
                 if role != "stranger":
                     return Match(ticket, "references", role)
@@ -92,7 +101,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
 
     # 3. subject token
     for ref in subject_ref_pattern(ref_prefix).findall(email.subject or ""):
-        ticket = session.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none()
+        ticket = _live(session, session.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none())
         if ticket is None:
             continue
         role = _role(session, ticket, sender, engineers)

@@ -46,17 +46,20 @@ VALID_COMMANDS: dict[str, str] = {
     "kb": "#kb [tags...]",
     "help": "#help",
     "release": "#release",
+    "merge": "#merge <ticket ref>",
+    "split": "#split",
 }
 
 _NAMES = ", ".join(f"#{name}" for name in VALID_COMMANDS)
 _COMMAND_START = re.compile(r"^\s*#[A-Za-z]")
 _COMMAND_LINE = re.compile(r"^#([A-Za-z][\w-]*)(?:\s+(.*))?$")
+_REF = re.compile(r"^\[?([A-Za-z][A-Za-z0-9]{0,9}-\d{1,12})\]?$")
 _EMAIL = re.compile(r"^[^@\s<>]+@(?:[^@\s<>.]+\.)+[^@\s<>.]+$")
 _DURATION = re.compile(
     r"^(?:(?P<hours>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<minutes>\d+)\s*m(?:in(?:utes?|s)?)?)?$",
     re.IGNORECASE,
 )
-_NO_ARGS = ("close", "escalate", "handover", "cannot", "help", "release")
+_NO_ARGS = ("close", "escalate", "handover", "cannot", "help", "release", "split")
 _TEXT_ARG = ("note", "solution")  # the rest of their line is the start of their text
 _MAX_MINUTES = 24 * 60 * 7  # a week in one entry is a typo, not a time log
 
@@ -174,6 +177,8 @@ def _parse_line(raw: str) -> tuple[Command | None, str | None, str]:
         args = (args[0].lower(),)
     elif name == "priority":
         args = (args[0].upper(),)
+    elif name == "merge":
+        args = (_REF.match(args[0]).group(1).upper(),)
     elif name in ("assign", "cc"):
         args = args[:-1] + (args[-1].strip("<>").lower(),)
         if name == "cc":
@@ -198,6 +203,9 @@ def _check_args(name: str, args: tuple[str, ...]) -> tuple[str | None, int | Non
     if name == "cc":
         ok = len(args) == 2 and args[0].lower() in ("add", "remove") and _EMAIL.match(args[1].strip("<>"))
         return (None if ok else "#cc needs add or remove and one email address"), None
+    if name == "merge":
+        ok = len(args) == 1 and _REF.match(args[0])
+        return (None if ok else "#merge needs the reference of the ticket to merge into, like TS-000123"), None
     if name == "time":
         minutes = parse_duration(" ".join(args)) if args else None
         if minutes is None or not 0 < minutes <= _MAX_MINUTES:

@@ -28,6 +28,9 @@ VALID = {
     "solution": ("#solution", "solution", ()),
     "help": ("#help", "help", ()),
     "command_name_is_case_insensitive": ("#CLOSE", "close", ()),
+    "merge": ("#merge TS-000123", "merge", ("TS-000123",)),
+    "merge_lower_case_in_brackets": ("#merge [ts-42]", "merge", ("TS-42",)),
+    "split": ("#split", "split", ()),
 }
 
 
@@ -73,6 +76,9 @@ MALFORMED = {
     "escalate_with_argument": ("#escalate tier2", "#escalate takes no arguments"),
     "help_with_argument": ("#help me", "#help takes no arguments"),
     "glued_colon": ("#status:open", "not a command line"),
+    "merge_without_ref": ("#merge", "#merge needs the reference"),
+    "merge_not_a_ref": ("#merge the other one", "#merge needs the reference"),
+    "split_with_argument": ("#split TS-1", "#split takes no arguments"),
 }
 
 
