@@ -25,11 +25,11 @@ import re
 
 from sqlalchemy import bindparam, select
 
-from gateway import engineer_commands, notify, outbox, ticket_ops
+from gateway import collisions, engineer_commands, large_mail, notify, outbox, ticket_ops
 from gateway.relay import relay_to_customer
 from gateway.threads import Match
 from parsers.commands import parse_commands
-from storage.models import Message, OutboxRow, ThreadId, Ticket
+from storage.models import Message, OutboxRow, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
 
 log = logging.getLogger("supportgw.engineer")
@@ -165,11 +165,13 @@ def _seen(session, ticket: Ticket, message_id: str) -> bool:
                                                      ThreadId.message_id == message_id)).first() is not None
 
 
-def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
+def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False) -> str:
+    """`replay`: a held answer its author sent anyway (#send): already threaded, never held again."""
     app, s, e, now = ib.app, ib.session, ib.email, ib.now
-    if _seen(s, ticket, e.message_id):
-        return "duplicate"  # the same reply reached us twice (IMAP and SMTP): act once
-    append(s, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
+    if not replay:
+        if _seen(s, ticket, e.message_id):
+            return "duplicate"  # the same reply reached us twice (IMAP and SMTP): act once
+        append(s, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
     if e.automatic:
         # an out-of-office answer to a notification must never reach the customer
         _store_internal(ib, ticket, kind="automatic", text=e.text)
@@ -190,6 +192,14 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
         # the corrected reply to the error mail answers the note too, so it stays internal
         _command_error(ib, ticket, engineer, problems, internal=via_note)
         return "command_error"
+    if block.get("send") or block.get("drop"):
+        return _release_held(ib, ticket, engineer, send=bool(block.get("send")))
+    if not (replay or internal or block.is_solution) and block.body:
+        first = collisions.first_answer(app, s, ticket, engineer, e.in_reply_to)
+        if first is not None:  # a colleague answered meanwhile: nothing of this one runs until #send
+            held = _store_internal(ib, ticket, kind="held_answer", text=block.body)
+            collisions.hold(app, s, ticket, engineer=engineer, email=e, held=held, first=first)
+            return "answer_held"
     for c in block.commands:
         outbox.record(s, ticket, "command", now, c.raw_line, actor=engineer, name=c.name, args=list(c.args))
     engineer_commands.apply_simple(app, s, ticket, block, actor=engineer)
@@ -209,6 +219,24 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     engineer_commands.apply_workflow(app, s, ticket, block, actor=engineer, body=block.body,
                                      in_reply_to=e.in_reply_to)
     return outcome
+
+
+def _release_held(ib, ticket: Ticket, engineer: str, *, send: bool) -> str:
+    """#send or #drop, answering the mail that said the engineer's answer was held."""
+    s = ib.session
+    held, why = collisions.held_answer(s, ticket, engineer, ib.email.in_reply_to)
+    if why:
+        _command_error(ib, ticket, engineer, [why])
+        return "command_error"
+    kind = "answer_sent" if send else "answer_dropped"
+    outbox.record(s, ticket, kind, ib.now, f"held answer by {engineer} " + ("sent anyway" if send else
+                  "dropped; it stays in the history"), actor=engineer, held=held.id)
+    if not send:
+        return kind
+    entry = s.get(SpoolEntry, held.spool_id)
+    again = type(ib)(app=ib.app, session=s, entry=entry, email=large_mail.parse_entry(ib.app, entry),
+                     recipients=ib.recipients)
+    return handle_authorised(again, ticket, engineer, replay=True)
 
 
 # Built once: asked for every authorised engineer reply.

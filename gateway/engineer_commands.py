@@ -37,6 +37,8 @@ def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "",
     """`actor`: the engineer who wrote the commands; `internal`: the mail answers a note's
     notification, so its text stays a note; `in_reply_to`: the mail's In-Reply-To (#split)."""
     problems = _merge_split_problems(session, ticket, block, in_reply_to)
+    if (block.get("send") or block.get("drop")) and (len(block.commands) > 1 or block.body):
+        problems.append("#send and #drop go alone, answering the mail that told you your answer was held")
     if block.get("release") and (why := hold.refusal(app, ticket, actor)):
         problems.append(why)
     engineers = app.engineer_addresses()

@@ -17,9 +17,7 @@ from sqlalchemy import delete, select, update
 
 from gateway import large_mail, outbox
 from gateway.inbound import Inbound, create_ticket
-from parsers.message import parse_email
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
-from storage.spool import raw_bytes
 
 MAX_HOPS = 20  # a chain of merges is followed this far
 
@@ -140,8 +138,7 @@ def split_problem(session, ticket: Ticket, message: Message | None) -> str:
 def split(app, session, ticket: Ticket, message: Message, *, actor: str) -> Ticket:
     """`message` becomes a new ticket, linked to `ticket`; it leaves `ticket`'s thread."""
     entry = session.get(SpoolEntry, message.spool_id)
-    email = large_mail.parse_stored(app, entry) if large_mail.is_stored(entry) else \
-        parse_email(raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)
+    email = large_mail.parse_entry(app, entry)
     session.execute(delete(ThreadId).where(ThreadId.ticket_id == ticket.id, ThreadId.message_id == message.message_id))
     session.execute(delete(AttachmentRow).where(AttachmentRow.message_id == message.id))
     moved_id = message.message_id

@@ -48,6 +48,8 @@ VALID_COMMANDS: dict[str, str] = {
     "release": "#release",
     "merge": "#merge <ticket ref>",
     "split": "#split",
+    "send": "#send",
+    "drop": "#drop",
 }
 
 _NAMES = ", ".join(f"#{name}" for name in VALID_COMMANDS)
@@ -59,7 +61,7 @@ _DURATION = re.compile(
     r"^(?:(?P<hours>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<minutes>\d+)\s*m(?:in(?:utes?|s)?)?)?$",
     re.IGNORECASE,
 )
-_NO_ARGS = ("close", "escalate", "handover", "cannot", "help", "release", "split")
+_NO_ARGS = ("close", "escalate", "handover", "cannot", "help", "release", "split", "send", "drop")
 _TEXT_ARG = ("note", "solution")  # the rest of their line is the start of their text
 _MAX_MINUTES = 24 * 60 * 7  # a week in one entry is a typo, not a time log
 

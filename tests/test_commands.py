@@ -31,6 +31,8 @@ VALID = {
     "merge": ("#merge TS-000123", "merge", ("TS-000123",)),
     "merge_lower_case_in_brackets": ("#merge [ts-42]", "merge", ("TS-42",)),
     "split": ("#split", "split", ()),
+    "send": ("#send", "send", ()),
+    "drop": ("#drop", "drop", ()),
 }
 
 
@@ -79,6 +81,7 @@ MALFORMED = {
     "merge_without_ref": ("#merge", "#merge needs the reference"),
     "merge_not_a_ref": ("#merge the other one", "#merge needs the reference"),
     "split_with_argument": ("#split TS-1", "#split takes no arguments"),
+    "send_with_argument": ("#send now", "#send takes no arguments"),
 }
 
 
