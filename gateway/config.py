@@ -166,7 +166,9 @@ class WorkflowSection(_Strict):
     trust_dmarc: bool = False
     # an answer arriving this soon after a colleague's, written without having seen it, is held (0: off)
     collision_minutes: float = 10
-    ack_forwarded: bool = False  # a customer's mail an engineer forwarded in: acknowledge it to the customer
+    ack_forwarded: bool = False
+    # a customer's new question on a resolved/closed ticket opens a linked ticket instead of reopening
+    auto_split_new_topic: bool = False  # a customer's mail an engineer forwarded in: acknowledge it to the customer
     sla_warn_share: float = 0.75
     sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     kb_suggestions: int = 0

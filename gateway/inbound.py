@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway import acknowledge, handover, notify, outbox
+from gateway import acknowledge, handover, notify, outbox, topics
 from gateway.clock import fmt_due  # noqa: F401  (notify, briefing, selfservice import it from here)
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
@@ -199,6 +199,7 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
     """A customer (or CC'd participant) wrote again on an existing ticket."""
     app, s, now = ib.app, ib.session, ib.now
     window = timedelta(days=app.config.workflow.reopen_window_days)
+    topic = topics.verdict(s, ticket, ib.email)  # a new question in the old thread?
     if ticket.status in ("resolved", "closed"):
         since = ticket.resolved_at or ticket.closed_at or ticket.updated_at
         if ib.email.automatic:
@@ -206,6 +207,11 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
             return "threaded"
         if _only_thanks(ib.email):
             return keep_thanks(ib, ticket)
+        if topic and app.config.workflow.auto_split_new_topic:
+            new = create_ticket(ib, linked_to=ticket)
+            outbox.record(s, ticket, "new_topic", now, f"a new question from {ib.email.sender.email} opened "
+                          f"{new.ref} instead of reopening ({topic})", reason=topic, into=new.ref)
+            return "created"
         if since is not None and now - since > window:
             create_ticket(ib, linked_to=ticket)
             return "created"
@@ -219,7 +225,7 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
         add_customer_ccs(ib, ticket)
     outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
                   actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
-    notify.on_customer_message(app, s, ticket, msg)
+    notify.on_customer_message(app, s, ticket, msg, new_topic=topic)
     return "threaded"
 
 

@@ -157,11 +157,13 @@ def on_new_ticket(app, session, ticket, message, *, brought_in_by: str = "") -> 
          if brought_in_by else None)
 
 
-def on_customer_message(app, session, ticket, message) -> None:
-    """A customer follow-up on an existing ticket: tell the handler and watchers."""
+def on_customer_message(app, session, ticket, message, *, new_topic: str = "") -> None:
+    """A customer follow-up on an existing ticket: tell the handler and watchers (`new_topic`:
+    why it looks like a new question, gateway.topics; the mail offers #split)."""
     if message is not None and message.automatic:
         return  # stored on the ticket, visible in its history; no page for a robot's mail
-    send(app, session, ticket, event="message", message=message)
+    send(app, session, ticket, event="message", message=message,
+         extra={"new_topic": new_topic} if new_topic else None)
 
 
 def latest_customer_message(session, ticket: Ticket) -> Message | None:
