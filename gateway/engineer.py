@@ -25,7 +25,7 @@ import re
 
 from sqlalchemy import bindparam, select
 
-from gateway import collisions, engineer_commands, large_mail, notify, outbox, ticket_ops
+from gateway import collisions, engineer_commands, large_mail, notify, outbox, send_later, ticket_ops
 from gateway.relay import relay_to_customer
 from gateway.threads import Match
 from parsers.commands import parse_commands
@@ -210,9 +210,12 @@ def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False
             notify.on_note(app, s, ticket, note, actor=engineer)
         outcome = "note"
     elif block.body and not block.is_solution:
-        relay_to_customer(app, s, ticket, engineer=engineer, body=block.body, attachments=e.attachments,
-                          spool_id=ib.entry.id)
-        if not (block.get("status") or engineer_commands.closure_status(block)):
+        due = send_later.when(app, block)
+        answer = relay_to_customer(app, s, ticket, engineer=engineer, body=block.body, attachments=e.attachments,
+                                   spool_id=ib.entry.id, send_at=due)
+        if due is not None:
+            send_later.record(app, s, ticket, engineer=engineer, message_id=answer.message_id, due=due)
+        if due is None and not (block.get("status") or engineer_commands.closure_status(block)):
             ticket_ops.set_status(app, s, ticket, app.config.workflow.status_after_reply, actor=engineer,
                                   why="engineer replied")
         outcome = "relayed"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway import hold, notify, outbox, ticket_ops
+from gateway import hold, notify, outbox, send_later, ticket_ops
 from parsers.commands import CommandBlock
 from storage.models import Participant, Ticket
 
@@ -37,6 +37,7 @@ def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "",
     """`actor`: the engineer who wrote the commands; `internal`: the mail answers a note's
     notification, so its text stays a note; `in_reply_to`: the mail's In-Reply-To (#split)."""
     problems = _merge_split_problems(session, ticket, block, in_reply_to)
+    problems += send_later.problems(app, block)
     if (block.get("send") or block.get("drop")) and (len(block.commands) > 1 or block.body):
         problems.append("#send and #drop go alone, answering the mail that told you your answer was held")
     if block.get("release") and (why := hold.refusal(app, ticket, actor)):

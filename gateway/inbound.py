@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from gateway import acknowledge, handover, notify, outbox, topics
+from gateway import acknowledge, handover, notify, outbox, send_later, topics
 from gateway.clock import fmt_due  # noqa: F401  (notify, briefing, selfservice import it from here)
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
@@ -200,6 +200,8 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
     app, s, now = ib.app, ib.session, ib.now
     window = timedelta(days=app.config.workflow.reopen_window_days)
     topic = topics.verdict(s, ticket, ib.email)  # a new question in the old thread?
+    if not ib.email.automatic:
+        send_later.cancel(app, s, ticket)  # the customer wrote first: answers still waiting are stale
     if ticket.status in ("resolved", "closed"):
         since = ticket.resolved_at or ticket.closed_at or ticket.updated_at
         if ib.email.automatic:

@@ -33,6 +33,9 @@ VALID = {
     "split": ("#split", "split", ()),
     "send": ("#send", "send", ()),
     "drop": ("#drop", "drop", ()),
+    "send_at": ("#send-at 2026-12-02 09:00", "send-at", ("2026-12-02 09:00",)),
+    "send_at_iso": ("#send-at 2026-12-02T09:00", "send-at", ("2026-12-02 09:00",)),
+    "send_in": ("#send-in 2h", "send-in", ("2h",)),
 }
 
 
@@ -82,6 +85,9 @@ MALFORMED = {
     "merge_not_a_ref": ("#merge the other one", "#merge needs the reference"),
     "split_with_argument": ("#split TS-1", "#split takes no arguments"),
     "send_with_argument": ("#send now", "#send takes no arguments"),
+    "send_at_words": ("#send-at tomorrow morning", "#send-at needs a date and time"),
+    "send_at_no_such_day": ("#send-at 2026-02-30 09:00", "#send-at needs a date and time"),
+    "send_in_nonsense": ("#send-in soon", "#send-in needs a duration"),
 }
 
 
