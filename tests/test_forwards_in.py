@@ -165,3 +165,19 @@ def test_help_tells_an_engineer_their_intake_address(desk):
     [help_mail] = [x["msg"] for x in desk.new_mail() if x["to"] == [BOB]]
     assert intake_address(desk.app, BOB) in body_text(help_mail)
     assert intake_address(desk.app, BOB) != intake_address(desk.app, ALICE)
+
+
+def test_a_forward_over_smtp_to_the_intake_address_reaches_the_engineer_as_the_customers_ticket(running, relay):
+    """Over real sockets: the listener accepts the engineer's intake address, the ticket is
+    the customer's, and the only mail out is bob's notification (no acknowledgement)."""
+    from tests.conftest import wait_for
+    from tests.mail import parse, send
+
+    gw = running()
+    intake = intake_address(gw.app, BOB)
+    send(gw.smtp_port, forward(Desk(gw.app), to=intake), BOB, [intake])
+    note = wait_for(lambda: [m for m in list(relay.messages) if BOB in m["to"]], what="bob's notification")[0]
+    assert "王芳 <wang.fang@newcustomer.example>" in body_text(parse(note["raw"]))
+    t = ticket(gw.app, latest_ticket_id(gw.app))
+    assert (t.requester_email, t.owner) == (WANG, BOB)
+    assert not [m for m in list(relay.messages) if WANG in m["to"]]
