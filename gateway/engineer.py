@@ -16,6 +16,9 @@ Otherwise the commands are applied, the rest of the text (quotes, signature
 and command lines removed) is relayed to the customer (gateway.relay), or
 kept as an internal note with `#note` or when it answers a note's
 notification (through the note's reply address, or In-Reply-To one).
+An answer written without having seen a colleague's fresh one is held
+(gateway.collisions) until `#send`/`#drop`; `#send-at`/`#send-in` relay it
+later (gateway.send_later).
 """
 
 from __future__ import annotations
