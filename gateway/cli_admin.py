@@ -81,6 +81,7 @@ def _ticket_json(s, t: Ticket) -> dict:
         "first_response_due": t.first_response_due.isoformat() if t.first_response_due else None,
         "resolution_due": t.resolution_due.isoformat() if t.resolution_due else None,
         "tags": t.tags, "held": t.held,
+        "merged_into": s.get(Ticket, t.merged_into_id).ref if t.merged_into_id else None,
     }
 
 
@@ -124,6 +125,8 @@ def cmd_tickets_show(args) -> int:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
     print(f"{data['ref']}  {data['subject']}")
+    if data["merged_into"]:
+        print(f"merged into {data['merged_into']}: its messages and history are there")
     print(f"status {data['status']}{' (held)' if data['held'] else ''}  priority {data['priority']}  category {data['category']}  team {data['team']}")
     print(f"requester {data['requester']}  owner {data['owner'] or '-'}  handler {data['handler'] or '-'}")
     print(f"first response due {data['first_response_due']}  resolution due {data['resolution_due']}")

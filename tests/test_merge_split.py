@@ -154,6 +154,8 @@ def test_supportgw_tickets_merge_and_split(cfgfile, capsys):
     assert main(["--config", str(cfgfile), "tickets", "merge", "ts-000002", "TS-000001"]) == 0
     assert "TS-000002 merged into TS-000001" in capsys.readouterr().out
     assert ticket(desk.app, second).merged_into_id == 1
+    assert main(["--config", str(cfgfile), "tickets", "show", "TS-000002"]) == 0
+    assert "merged into TS-000001" in capsys.readouterr().out
     assert main(["--config", str(cfgfile), "tickets", "merge", "TS-000002", "TS-000001"]) == 2
     assert "already merged" in capsys.readouterr().err
     [msg] = [m for m in _rows(desk.app, Message, ticket_id=1) if "invoices" in m.text]
