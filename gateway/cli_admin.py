@@ -30,6 +30,14 @@ def register(sub) -> None:
     q = tsub.add_parser("release", help="release a held ticket: its requester gets the acknowledgement")
     q.add_argument("ref")
     q.set_defaults(func=cmd_tickets_release)
+    q = tsub.add_parser("merge", help="merge ticket A into ticket B (as #merge B in a reply on A)")
+    q.add_argument("ref")
+    q.add_argument("into")
+    q.set_defaults(func=cmd_tickets_merge)
+    q = tsub.add_parser("split", help="a customer message of a ticket becomes a new linked ticket (as #split)")
+    q.add_argument("ref")
+    q.add_argument("message", type=int, help="the message's number, as 'tickets show' prints it (#N)")
+    q.set_defaults(func=cmd_tickets_split)
 
     p = sub.add_parser("outbox", help="outgoing mail")
     osub = p.add_subparsers(dest="outbox_command", required=True)
@@ -76,6 +84,7 @@ def _ticket_json(s, t: Ticket) -> dict:
         "first_response_due": t.first_response_due.isoformat() if t.first_response_due else None,
         "resolution_due": t.resolution_due.isoformat() if t.resolution_due else None,
         "tags": t.tags, "held": t.held,
+        "merged_into": s.get(Ticket, t.merged_into_id).ref if t.merged_into_id else None,
     }
 
 
@@ -110,7 +119,8 @@ def cmd_tickets_show(args) -> int:
             for e in s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars()
         ]
         data["thread"] = [
-            {"at": m.created_at.isoformat(), "direction": m.direction, "kind": m.kind, "from": m.sender_email,
+            {"id": m.id, "at": m.created_at.isoformat(), "direction": m.direction, "kind": m.kind,
+             "from": m.sender_email,
              "internal": m.internal, "text": m.reply_text or m.text}
             for m in t.messages
         ]
@@ -118,6 +128,8 @@ def cmd_tickets_show(args) -> int:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
     print(f"{data['ref']}  {data['subject']}")
+    if data["merged_into"]:
+        print(f"merged into {data['merged_into']}: its messages and history are there")
     print(f"status {data['status']}{' (held)' if data['held'] else ''}  priority {data['priority']}  category {data['category']}  team {data['team']}")
     print(f"requester {data['requester']}  owner {data['owner'] or '-'}  handler {data['handler'] or '-'}")
     print(f"first response due {data['first_response_due']}  resolution due {data['resolution_due']}")
@@ -134,7 +146,7 @@ def cmd_tickets_show(args) -> int:
     print("\nMessages:")
     for m in data["thread"]:
         tag = " (internal)" if m["internal"] else ""
-        print(f"--- {m['at'][:19]} {m['direction']} {m['kind']} {m['from']}{tag}")
+        print(f"--- #{m['id']} {m['at'][:19]} {m['direction']} {m['kind']} {m['from']}{tag}")
         print(m["text"].strip())
     print()
     return 0
@@ -153,6 +165,46 @@ def cmd_tickets_release(args) -> int:
         why = hold.release(app, s, t, actor="cli", via="supportgw tickets release")
         ref, rcpt = t.ref, t.requester_email
     print(f"{ref} released; " + (f"no acknowledgement: {why}" if why else f"acknowledgement to {rcpt} queued"))
+    return 0
+
+
+def _ticket_or_error(s, ref: str) -> Ticket:
+    t = s.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none()
+    if t is None:
+        raise CommandError(f"no ticket {ref}; 'supportgw tickets list' shows the references")
+    return t
+
+
+def cmd_tickets_merge(args) -> int:
+    from gateway import merge_split
+
+    app = open_app(args)
+    with app.db.session() as s:
+        source, target = _ticket_or_error(s, args.ref), _ticket_or_error(s, args.into)
+        why = merge_split.merge_problem(s, source, target, target.ref)
+        if why:
+            raise CommandError(why.replace("#merge", "tickets merge", 1).replace("this ticket", source.ref))
+        survivor = merge_split.merge(app, s, source, target, actor="cli")
+        refs = source.ref, survivor.ref
+    print(f"{refs[0]} merged into {refs[1]}; its customer is told once")
+    return 0
+
+
+def cmd_tickets_split(args) -> int:
+    from gateway import merge_split
+
+    app = open_app(args)
+    with app.db.session() as s:
+        t = _ticket_or_error(s, args.ref)
+        m = s.get(Message, args.message)
+        if m is None or m.ticket_id != t.id:
+            raise CommandError(f"{t.ref} has no message #{args.message}; 'supportgw tickets show {t.ref}' lists them")
+        why = merge_split.split_problem(s, t, m)
+        if why:
+            raise CommandError(why.replace("#split: ", "tickets split: ", 1))
+        new = merge_split.split(app, s, t, m, actor="cli")
+        refs = t.ref, new.ref
+    print(f"message #{args.message} of {refs[0]} is now {refs[1]}, linked to {refs[0]}")
     return 0
 
 

@@ -258,6 +258,11 @@ class WorkflowSection(_Strict):
     max_customer_participants: int = Field(default=20, ge=2, le=500)
     attachment_link_over: int = 10 * 1024 * 1024
     trust_dmarc: bool = False
+    # an answer arriving this soon after a colleague's, written without having seen it, is held (0: off)
+    collision_minutes: float = 10
+    ack_forwarded: bool = False
+    # a customer's new question on a resolved/closed ticket opens a linked ticket instead of reopening
+    auto_split_new_topic: bool = False  # a customer's mail an engineer forwarded in: acknowledge it to the customer
     sla_warn_share: float = 0.75
     sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     kb_suggestions: int = 0

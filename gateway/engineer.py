@@ -16,6 +16,9 @@ Otherwise the commands are applied, the rest of the text (quotes, signature
 and command lines removed) is relayed to the customer (gateway.relay), or
 kept as an internal note with `#note` or when it answers a note's
 notification (through the note's reply address, or In-Reply-To one).
+An answer written without having seen a colleague's fresh one is held
+(gateway.collisions) until `#send`/`#drop`; `#send-at`/`#send-in` relay it
+later (gateway.send_later).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import re
 
 from sqlalchemy import bindparam, select
 
-from gateway import engineer_commands, notify, outbox, ticket_ops
+from gateway import collisions, engineer_commands, large_mail, notify, outbox, send_later, ticket_ops
 from gateway.relay import relay_to_customer
 from gateway.threads import Match
 from parsers.commands import parse_commands
-from storage.models import Message, OutboxRow, ThreadId, Ticket
+from storage.models import Message, OutboxRow, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
 
 log = logging.getLogger("supportgw.engineer")
@@ -165,11 +168,13 @@ def _seen(session, ticket: Ticket, message_id: str) -> bool:
                                                      ThreadId.message_id == message_id)).first() is not None
 
 
-def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
+def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False) -> str:
+    """`replay`: a held answer its author sent anyway (#send): already threaded, never held again."""
     app, s, e, now = ib.app, ib.session, ib.email, ib.now
-    if _seen(s, ticket, e.message_id):
-        return "duplicate"  # the same reply reached us twice (IMAP and SMTP): act once
-    append(s, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
+    if not replay:
+        if _seen(s, ticket, e.message_id):
+            return "duplicate"  # the same reply reached us twice (IMAP and SMTP): act once
+        append(s, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
     if e.automatic:
         # an out-of-office answer to a notification must never reach the customer
         _store_internal(ib, ticket, kind="automatic", text=e.text)
@@ -185,11 +190,19 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
     via_note = bool(ib.match and ib.match.note) or answers_a_note(s, e)
     internal = block.is_note or via_note
     problems = list(block.errors) + engineer_commands.check(app, s, ticket, block, actor=engineer,
-                                                            internal=via_note)
+                                                            internal=via_note, in_reply_to=e.in_reply_to)
     if problems:
         # the corrected reply to the error mail answers the note too, so it stays internal
         _command_error(ib, ticket, engineer, problems, internal=via_note)
         return "command_error"
+    if block.get("send") or block.get("drop"):
+        return _release_held(ib, ticket, engineer, send=bool(block.get("send")))
+    if not (replay or internal or block.is_solution) and block.body:
+        first = collisions.first_answer(app, s, ticket, engineer, e.in_reply_to)
+        if first is not None:  # a colleague answered meanwhile: nothing of this one runs until #send
+            held = _store_internal(ib, ticket, kind="held_answer", text=block.body)
+            collisions.hold(app, s, ticket, engineer=engineer, email=e, held=held, first=first)
+            return "answer_held"
     for c in block.commands:
         outbox.record(s, ticket, "command", now, c.raw_line, actor=engineer, name=c.name, args=list(c.args))
     engineer_commands.apply_simple(app, s, ticket, block, actor=engineer)
@@ -200,14 +213,36 @@ def handle_authorised(ib, ticket: Ticket, engineer: str) -> str:
             notify.on_note(app, s, ticket, note, actor=engineer)
         outcome = "note"
     elif block.body and not block.is_solution:
-        relay_to_customer(app, s, ticket, engineer=engineer, body=block.body, attachments=e.attachments,
-                          spool_id=ib.entry.id)
-        if not (block.get("status") or engineer_commands.closure_status(block)):
+        due = send_later.when(app, block)
+        answer = relay_to_customer(app, s, ticket, engineer=engineer, body=block.body, attachments=e.attachments,
+                                   spool_id=ib.entry.id, send_at=due)
+        if due is not None:
+            send_later.record(app, s, ticket, engineer=engineer, message_id=answer.message_id, due=due)
+        if due is None and not (block.get("status") or engineer_commands.closure_status(block)):
             ticket_ops.set_status(app, s, ticket, app.config.workflow.status_after_reply, actor=engineer,
                                   why="engineer replied")
         outcome = "relayed"
-    engineer_commands.apply_workflow(app, s, ticket, block, actor=engineer, body=block.body)
+    engineer_commands.apply_workflow(app, s, ticket, block, actor=engineer, body=block.body,
+                                     in_reply_to=e.in_reply_to)
     return outcome
+
+
+def _release_held(ib, ticket: Ticket, engineer: str, *, send: bool) -> str:
+    """#send or #drop, answering the mail that said the engineer's answer was held."""
+    s = ib.session
+    held, why = collisions.held_answer(s, ticket, engineer, ib.email.in_reply_to)
+    if why:
+        _command_error(ib, ticket, engineer, [why])
+        return "command_error"
+    kind = "answer_sent" if send else "answer_dropped"
+    outbox.record(s, ticket, kind, ib.now, f"held answer by {engineer} " + ("sent anyway" if send else
+                  "dropped; it stays in the history"), actor=engineer, held=held.id)
+    if not send:
+        return kind
+    entry = s.get(SpoolEntry, held.spool_id)
+    again = type(ib)(app=ib.app, session=s, entry=entry, email=large_mail.parse_entry(ib.app, entry),
+                     recipients=ib.recipients)
+    return handle_authorised(again, ticket, engineer, replay=True)
 
 
 # Built once: asked for every authorised engineer reply.
@@ -253,6 +288,8 @@ def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
                   + ("; the rest of the reply was not applied or sent" if held else ""), actor=engineer)
     rendered = app.templates.render("command_help", _language_of(app, e), ticket=ticket, held=held,
                                     colleague=notify.colleague(app, ticket, engineer),
+                                    intake=outbox.intake_address(app, engineer),
+                                    ack_forwarded=app.config.workflow.ack_forwarded,
                                     original=e.reply_text or e.text)
     _answer_engineer(ib, ticket, engineer, "command_help", rendered)
 
@@ -281,7 +318,9 @@ def _help_without_ticket(ib, engineer: str) -> str:
     eng = app.rules.current.engineer_by_email(engineer)
     mates = [a for a in notify.team_engineers(app, eng.team if eng else "") if a != engineer]
     rendered = app.templates.render("command_help", _language_of(app, e), ticket=None, held=False,
-                                    colleague=mates[0] if mates else "<email>", original="")
+                                    colleague=mates[0] if mates else "<email>", original="",
+                                    intake=outbox.intake_address(app, engineer),
+                                    ack_forwarded=app.config.workflow.ack_forwarded)
     _answer_engineer(ib, None, engineer, "command_help", rendered, automatic="auto-replied")
     return "command_help"
 

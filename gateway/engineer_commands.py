@@ -12,7 +12,9 @@ Who may run commands is decided in gateway.engineer, not here.
 
 from __future__ import annotations
 
-from gateway import hold, notify, outbox, ticket_ops
+from sqlalchemy import select
+
+from gateway import hold, notify, outbox, send_later, ticket_ops
 from parsers.commands import CommandBlock
 from storage.models import Participant, Ticket
 
@@ -31,10 +33,13 @@ def closure_status(block: CommandBlock) -> str | None:
 
 
 def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "",
-          internal: bool = False) -> list[str]:
+          internal: bool = False, in_reply_to=()) -> list[str]:
     """`actor`: the engineer who wrote the commands; `internal`: the mail answers a note's
-    notification, so its text stays a note."""
-    problems = []
+    notification, so its text stays a note; `in_reply_to`: the mail's In-Reply-To (#split)."""
+    problems = _merge_split_problems(session, ticket, block, in_reply_to)
+    problems += send_later.problems(app, block)
+    if (block.get("send") or block.get("drop")) and (len(block.commands) > 1 or block.body):
+        problems.append("#send and #drop go alone, answering the mail that told you your answer was held")
     if block.get("release") and (why := hold.refusal(app, ticket, actor)):
         problems.append(why)
     engineers = app.engineer_addresses()
@@ -65,6 +70,24 @@ def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "",
             elif op == "remove" and not _cc_row(session, ticket, addr, active_only=True):
                 problems.append(f'"{c.raw_line}": {addr} is not on the ticket\'s CC list')
     return problems
+
+
+def _merge_split_problems(session, ticket: Ticket, block: CommandBlock, in_reply_to) -> list[str]:
+    from gateway import merge_split
+
+    merge, split = block.get("merge"), block.get("split")
+    if not (merge or split):
+        return []
+    if merge and split:
+        return ["give #merge or #split, not both"]
+    if closure_status(block) or any(block.get(n) for n in HANDOVER):
+        return [f"#{'merge' if merge else 'split'} goes alone: resolve, close or escalate in another reply"]
+    if merge:
+        target = session.execute(select(Ticket).where(Ticket.ref == merge.args[0])).scalar_one_or_none()
+        why = merge_split.merge_problem(session, ticket, target, merge.args[0])
+    else:
+        why = merge_split.split_problem(session, ticket, merge_split.split_target(session, ticket, in_reply_to))
+    return [why] if why else []
 
 
 def _cc_row(session, ticket: Ticket, addr: str, *, active_only: bool = False) -> Participant | None:
@@ -110,9 +133,16 @@ def _apply_cc(session, ticket: Ticket, op: str, addr: str, *, actor: str, now) -
     outbox.record(session, ticket, "cc", now, f"cc {op} {addr}", actor=actor, op=op, address=addr)
 
 
-def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: str, body: str) -> None:
-    """Escalation/handover and closure: each owned by its own module; called after the relay."""
-    from gateway import closure, handover
+def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: str, body: str,
+                   in_reply_to=()) -> None:
+    """Escalation/handover, merge/split and closure: each owned by its own module; called after the relay."""
+    from gateway import closure, handover, merge_split
+
+    if block.get("merge"):
+        target = session.execute(select(Ticket).where(Ticket.ref == block.get("merge").args[0])).scalar_one()
+        merge_split.merge(app, session, ticket, target, actor=actor)
+    elif block.get("split"):
+        merge_split.split(app, session, ticket, merge_split.split_target(session, ticket, in_reply_to), actor=actor)
 
     result, name = None, None
     if block.get("escalate"):

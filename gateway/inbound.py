@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from gateway import acknowledge, handover, notify, outbox
+from gateway import acknowledge, handover, notify, outbox, send_later, topics
 from gateway.compose import short_subject
 from gateway.threads import Match, find_ticket
 from gateway.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
@@ -162,15 +162,18 @@ def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
     return out
 
 
-def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False,
-                  history: str = "", at=None) -> Ticket:
+def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False, acknowledge: bool = True,
+                  owner_default: str = "", brought_in_by: str = "", history: str = "", at=None) -> Ticket:
     """A new ticket. `held`: a stranger's mail kept for the owner's approval before anything goes out.
+    `owner_default`: the owner when the rules name none; `brought_in_by`: the engineer who
+    forwarded the customer's mail in (gateway.forwards), named in the notification.
 
     `history`: why this is an old mail filed as history (gateway.history): routed, but dated
     `at` (the mail's own time), with no SLA deadline, acknowledgement or notification."""
     app, s, e = ib.app, ib.session, ib.email
     now = ib.now if at is None else at
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
+    owner = decision.owner_email or owner_default
     brand = app.config.brand_for(ib.recipients)
     team = decision.team
     if brand and brand.team and team == app.rules.current.defaults.team:
@@ -178,7 +181,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     language = brand.language if brand and brand.language not in ("", "auto") else choose_language(app, e)
     ticket = Ticket(
         subject=short_subject(e.subject) or "(no subject)", status="new", priority=decision.priority,
-        category=decision.category, team=team, owner=decision.owner_email or "", handler=decision.owner_email or "",
+        category=decision.category, team=team, owner=owner or "", handler=owner or "",
         requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",
         project=getattr(decision.project, "name", "") if decision.project else "",
         customer_tier=decision.customer_tier or "", language=language, address=brand.address if brand else "",
@@ -219,10 +222,10 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     if held:
         outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
                       "the sender is not on that ticket; no acknowledgement until released")
-    else:
+    elif acknowledge:
         send_acknowledgement(ib, ticket)
     handover.on_created(app, s, ticket, decision)
-    notify.on_new_ticket(app, s, ticket, msg, extra=capped)
+    notify.on_new_ticket(app, s, ticket, msg, brought_in_by=brought_in_by, extra=capped)
     return ticket
 
 
@@ -274,6 +277,9 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
     """A customer (or CC'd participant) wrote again on an existing ticket."""
     app, s, now = ib.app, ib.session, ib.now
     window = timedelta(days=app.config.workflow.reopen_window_days)
+    topic = topics.verdict(s, ticket, ib.email)  # a new question in the old thread?
+    if not ib.email.automatic:
+        send_later.cancel(app, s, ticket)  # the customer wrote first: answers still waiting are stale
     if ticket.status in ("resolved", "closed"):
         since = ticket.resolved_at or ticket.closed_at or ticket.updated_at
         if ib.email.automatic:
@@ -281,6 +287,11 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
             return "threaded"
         if _only_thanks(ib.email):
             return keep_thanks(ib, ticket)
+        if topic and app.config.workflow.auto_split_new_topic:
+            new = create_ticket(ib, linked_to=ticket)
+            outbox.record(s, ticket, "new_topic", now, f"a new question from {ib.email.sender.email} opened "
+                          f"{new.ref} instead of reopening ({topic})", reason=topic, into=new.ref)
+            return "created"
         if since is not None and now - since > window:
             create_ticket(ib, linked_to=ticket)
             return "created"
@@ -295,7 +306,7 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
         capped = add_customer_ccs(ib, ticket)
     outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
                   actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
-    notify.on_customer_message(app, s, ticket, msg, extra=capped)
+    notify.on_customer_message(app, s, ticket, msg, new_topic=topic, extra=capped)
     return "threaded"
 
 

@@ -15,7 +15,7 @@ from parsers.message import NESTED_NAME, parse_email, synthetic_id
 from parsers.model import ParsedEmail
 from parsers.skeleton import restore, split
 from storage.models import SpoolEntry
-from storage.spool import SpoolSink, open_raw
+from storage.spool import SpoolSink, open_raw, raw_bytes
 
 PART_THRESHOLD = 256 * 1024  # a leaf part bigger than this goes to the attachment store as it is read
 
@@ -80,3 +80,10 @@ def _whole_if_nested(app, entry: SpoolEntry, parsed: ParsedEmail) -> ParsedEmail
 def scan_bytes(app, entry: SpoolEntry) -> bytes:
     """Bytes to search for headers and reports: the message, or for a large one its skeleton."""
     return entry.raw if entry.raw is not None else skeleton(app, entry)[0]
+
+
+def parse_entry(app, entry: SpoolEntry) -> ParsedEmail:
+    """The ParsedEmail of any spool row, small or file-backed (a held answer replayed, a split message)."""
+    if is_stored(entry):
+        return parse_stored(app, entry)
+    return parse_email(raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 
-from gateway import outbox
+from gateway import enclosed, outbox
 from gateway.clock import fmt_due
 from parsers.message import NESTED_NAME
 from storage.models import AttachmentRow, Message, Participant, Ticket
@@ -93,7 +93,7 @@ def _attachments(app, session, message: Message | None):
         # engineer's mail client should have to take the MIME bomb apart
         nested = row.filename == NESTED_NAME and row.content_type == "message/rfc822"
         entry = {"filename": row.filename, "size": row.size, "sha256": row.sha256, "forwarded": False,
-                 "nested": nested}
+                 "content_type": row.content_type, "nested": nested}
         if row.size <= limit and not nested:
             if app.attachments.path_for(row.sha256).is_file():
                 forwarded.append((row.filename, row.content_type, row.sha256))
@@ -120,44 +120,56 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     if not people:
         return []
     forwarded, listed = _attachments(app, session, message)
+    attached_mails = enclosed.describe(app, listed)
     due = {"first_response_due": fmt_due(app, ticket.first_response_due),
            "resolution_due": fmt_due(app, ticket.resolution_due)}
+    mails = []
     for rcpt in people:
         rendered = app.templates.render(
             template, ticket.language, ticket=ticket, event=event, message=message, actor=actor,
             actor_name=engineer_name(app, actor) if actor else "",
             recipient_name=engineer_name(app, rcpt), colleague=colleague(app, ticket, rcpt),
             collapsed=_collapsed_lines(message),
-            attachments=listed, team_name=app.config.gateway.display_name, **due, **(extra or {}),
+            attachments=listed, enclosed=attached_mails, team_name=app.config.gateway.display_name, **due,
+            **(extra or {}),
         )
         # A note's notification answers to the note's own address: a colleague's reply to
         # it is another note (gateway.engineer), never an answer relayed to the customer.
         is_note = template == "note"
-        outbox.queue(app, session, kind="notification" if template == "notification" else template,
+        mails.append(outbox.queue(app, session, kind="notification" if template == "notification" else template,
                      ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt, reply_note=is_note,
                      reply_name=app.templates.line(template, ticket.language, "reply_name", ticket=ticket)
                      if is_note else "",
-                     stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS)
+                     stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS))
+    # which mail was about which message: a reply "#split" to one names its message (gateway.merge_split)
     outbox.record(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
-                  event=event, to=people)
+                  event=event, to=people, mails=mails, about=message.message_id if message is not None else "")
     return people
 
 
-def on_new_ticket(app, session, ticket, message, extra: dict | None = None) -> None:
-    """A new ticket: tell its handler/owner (or team) and watchers."""
+def on_new_ticket(app, session, ticket, message, *, brought_in_by: str = "", extra: dict | None = None) -> None:
+    """A new ticket: tell its handler/owner (or team) and watchers (`brought_in_by`: the
+    engineer who forwarded the customer's mail in; `extra`: more for the template)."""
     from gateway.engineer import log_ignored_on_new_ticket
 
     log_ignored_on_new_ticket(app, session, ticket, message)
     if message is not None and message.automatic:
         return  # a bounce or vacation reply is kept on the ticket; paging engineers for it is noise
-    send(app, session, ticket, event="new", message=message, extra=extra)
+    more = dict(extra or {})
+    if brought_in_by:
+        more.update(brought_in_by=brought_in_by, brought_in_name=engineer_name(app, brought_in_by))
+    send(app, session, ticket, event="new", message=message, extra=more or None)
 
 
-def on_customer_message(app, session, ticket, message, extra: dict | None = None) -> None:
-    """A customer follow-up on an existing ticket: tell the handler and watchers."""
+def on_customer_message(app, session, ticket, message, *, new_topic: str = "", extra: dict | None = None) -> None:
+    """A customer follow-up on an existing ticket: tell the handler and watchers (`new_topic`:
+    why it looks like a new question, gateway.topics; the mail offers #split)."""
     if message is not None and message.automatic:
         return  # stored on the ticket, visible in its history; no page for a robot's mail
-    send(app, session, ticket, event="message", message=message, extra=extra)
+    more = dict(extra or {})
+    if new_topic:
+        more["new_topic"] = new_topic
+    send(app, session, ticket, event="message", message=message, extra=more or None)
 
 
 def latest_customer_message(session, ticket: Ticket) -> Message | None:

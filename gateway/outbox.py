@@ -82,7 +82,7 @@ def customer_thread(app, session: Session, ticket: Ticket) -> tuple[str | None, 
         last_in = m.message_id
     for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
                                .order_by(OutboxRow.id)).scalars():
-        if row.rcpt and not app.is_ours(row.rcpt, engineers):
+        if row.rcpt and row.status != "cancelled" and not app.is_ours(row.rcpt, engineers):
             seen.append((row.created_at, 1, row.id, row.message_id))
     seen.sort()
     refs = list(dict.fromkeys(mid for *_, mid in seen))
@@ -112,6 +112,7 @@ def queue(
     extra_headers: dict[str, str] | None = None,
     source_spool_id: int | None = None,
     deliver_to: str | None = None,  # this copy goes to this one of `to`/`cc` only (see queue_copies)
+    not_before=None,  # not sent before this time (#send-at, #send-in)
 ) -> str:
     """Queue one mail; returns its Message-ID. The row is appended (storage.rows): a query
     on the outbox, the end of the message's savepoint or the commit writes it."""
@@ -149,7 +150,7 @@ def queue(
         ticket_id=ticket.id if ticket else None, kind=kind, rcpt=(envelope[0] if envelope else "").lower(),
         to=list(to), cc=list(cc or []), envelope_to=envelope,
         subject=rendered.subject, message_id=mid, raw=None, draft=draft, automatic=bool(automatic),
-        status="pending", attempts=0, next_attempt_at=now, last_error="", created_at=now,
+        status="pending", attempts=0, next_attempt_at=not_before or now, last_error="", created_at=now,
         source_spool_id=source_spool_id,
     )
     if attachments:
@@ -158,6 +159,12 @@ def queue(
     if ticket is not None:
         append(session, ThreadId, message_id=mid, ticket_id=ticket.id, outbound=True)
     return mid
+
+
+def intake_address(app, engineer: str) -> str:
+    """An engineer's own address for forwarding a customer's mail into support (gateway.forwards;
+    `#help` shows it): signed for them, worth nothing to anyone else."""
+    return reply_address(app.config.gateway.support_addresses[0], app.signer.forward_token(engineer))
 
 
 def queue_copies(app, session: Session, *, to: list[str], cc: list[str] | None = None, **kw) -> list[str]:

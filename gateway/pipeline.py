@@ -30,15 +30,16 @@ log = logging.getLogger("supportgw.pipeline")
 # Handlers run in order; the first that returns an outcome wins. Each is
 # `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
 # follow-up) runs last.
-from gateway import bounce_handler, engineer, history, selfservice, senders, survey_handler, suspend  # noqa: E402
+from gateway import (bounce_handler, engineer, forwards, history, selfservice, senders,  # noqa: E402
+                     survey_handler, suspend)
 from gateway.inbound import Unprocessable  # noqa: E402  (a handler's verdict: quarantine)
 
 # senders: a mail with nobody to answer is quarantined; suspend: spam, blocked senders and
 # robots that refer to no ticket stop there (gateway/suspend.py); history: old mail is filed
 # without a word. All of them before anything that could answer (relay, survey, status reply).
-HANDLERS: list = [bounce_handler.handle, senders.handle, suspend.handle, history.handle, engineer.handle,
-                  survey_handler.handle,
-                  selfservice.handle]
+# forwards: an engineer's forward of a customer's mail, proven by their intake address.
+HANDLERS: list = [bounce_handler.handle, senders.handle, suspend.handle, history.handle, forwards.handle,
+                  engineer.handle, survey_handler.handle, selfservice.handle]
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,10 @@ def customer_thread(app, session, ticket: Ticket) -> tuple[str | None, list[str]
 
 
 def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
-                      attachments: tuple[Attachment, ...] = (), spool_id: int | None = None) -> Message:
-    """Queue the engineer's text to the requester (and CCs), store it as an outbound message."""
+                      attachments: tuple[Attachment, ...] = (), spool_id: int | None = None,
+                      send_at=None) -> Message:
+    """Queue the engineer's text to the requester (and CCs), store it as an outbound message;
+    `send_at`: not before then (gateway.send_later; the first response counts when it goes)."""
     body = scrub_engineer_addresses(app, body)
     ctx = dict(ticket=ticket, body=body, engineer_first_name=first_name(app, engineer),
                team_name=app.team_name(ticket),
@@ -70,7 +72,7 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     mid = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],
                        cc=cc or None, from_name=from_name, reply_to_for=ticket.requester_email,
                        in_reply_to=in_reply_to or (refs[-1] if refs else None), references=refs,
-                       attachments=files or None, source_spool_id=spool_id)
+                       attachments=files or None, source_spool_id=spool_id, not_before=send_at)
     now = app.now()
     msg = Message(ticket_id=ticket.id, spool_id=spool_id, direction="out", kind="engineer",
                   message_id=mid, sender_email=engineer, sender_name=from_name,
@@ -88,6 +90,6 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     outbox.record(session, ticket, "relayed", now, f"reply by {engineer} relayed to {ticket.requester_email}"
                   + (f" (cc {', '.join(cc)})" if cc else ""), actor=engineer, to=[ticket.requester_email], cc=cc,
                   message_id=mid)
-    if ticket_ops.mark_first_response(app, ticket, now):
+    if send_at is None and ticket_ops.mark_first_response(app, ticket, now):
         outbox.record(session, ticket, "first_response", now, f"first response by {engineer}", actor=engineer)
     return msg

@@ -68,6 +68,15 @@ def _forwarded_from(session: Session, token: str, signer, engineers: set[str]) -
     return ticket if signer.issued_to_any(token, sorted(p for p in people if p)) == ticket.id else None
 
 
+def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
+    """A merged ticket's survivor (#merge): its old addresses and references lead there."""
+    for _ in range(20):
+        if ticket is None or ticket.merged_into_id is None:
+            return ticket
+        ticket = session.get(Ticket, ticket.merged_into_id)
+    return ticket
+
+
 def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
                 engineers: set[str], own_domain_check) -> Match:
     sender = email.sender.email
@@ -80,14 +89,14 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
             continue
         grant = signer.read_reply_token(parts[1], sender)
         if grant is not None:
-            ticket = session.get(Ticket, grant[0])
+            ticket = _live(session, session.get(Ticket, grant[0]))
             if ticket is not None:
                 return Match(ticket, "token", _role(session, ticket, sender, engineers), token_valid=True,
                              note=grant[1])
         elif stranger_of is None:
             # someone else's genuine token (forwarded mail) links a stranger's mail to its
             # ticket; a token that verifies for nobody on it is ignored entirely
-            stranger_of = _forwarded_from(session, parts[1], signer, engineers)
+            stranger_of = _live(session, _forwarded_from(session, parts[1], signer, engineers))
 
     # 2. References / In-Reply-To, newest first
     ids = list(dict.fromkeys(list(email.in_reply_to) + list(reversed(email.references))))
@@ -98,7 +107,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
             by_id.setdefault(mid, []).append(tid)
         for mid in ids:
             for tid in by_id.get(mid, ()):
-                ticket = session.get(Ticket, tid)
+                ticket = _live(session, session.get(Ticket, tid))
                 role = _role(session, ticket, sender, engineers)
                 if role != "stranger":
                     return Match(ticket, "references", role)
@@ -106,7 +115,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
 
     # 3. subject token
     for ref in subject_ref_pattern(ref_prefix).findall(email.subject or ""):
-        ticket = session.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none()
+        ticket = _live(session, session.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none())
         if ticket is None:
             continue
         role = _role(session, ticket, sender, engineers)

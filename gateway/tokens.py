@@ -20,6 +20,7 @@ import secrets
 
 _TOKEN_RE = re.compile(r"^([tn])(\d{1,12})x([a-z2-7]{16})$")
 _PURPOSE = {"t": "reply", "n": "note"}
+_FORWARD_RE = re.compile(r"^f[a-z2-7]{16}$")
 
 
 class Signer:
@@ -68,6 +69,16 @@ class Signer:
         """The ticket id a token *claims*, unverified: only for looking up who to verify it for."""
         m = _TOKEN_RE.match(token.lower())
         return int(m.group(2)) if m else None
+
+    def forward_token(self, engineer: str) -> str:
+        """The tag of an engineer's own intake address (`support+f…@`): a customer's mail they
+        forward to it opens a ticket for that customer (gateway.forwards). Like a reply token
+        it proves something only for the engineer it was made for."""
+        return "f" + self._mac("forward", engineer.lower())
+
+    def check_forward_token(self, token: str, sender: str) -> bool:
+        return bool(_FORWARD_RE.match(token.lower())) and hmac.compare_digest(
+            token.lower(), self.forward_token(sender))
 
     def link_token(self, purpose: str, *values: str) -> str:
         payload = ".".join(values)

@@ -3,17 +3,26 @@
 Owns filename recovery (RFC 2231 continuations and charsets, RFC 2047 words that mailers
 put in names anyway, raw 8-bit names) and filename safety (basename only, no "..", no
 control or bidi characters, length-capped, a non-empty default). Content is kept as the
-decoded bytes; archives are never unpacked. It does not decide which part is the body.
+decoded bytes; archives are never unpacked. Outlook's `winmail.dat` (TNEF) is the one
+container opened (`tnef_contents`, with tnefparse): it is Outlook's wrapping of ordinary files
+and the body, which no other mail client can read; the original is kept beside them. It does
+not decide which part is the body.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+import logging
 import mimetypes
 import re
 import unicodedata
 from email.message import Message
+
+import tnefparse
+
+# tnefparse logs every attribute it does not know; our defects say what matters
+logging.getLogger("tnefparse").setLevel(logging.CRITICAL)
 
 from parsers.charsets import decode_8bit, decode_bytes, decode_header
 from parsers.model import Attachment
@@ -185,3 +194,98 @@ def is_tnef(content_type: str, filename: str) -> bool:
     return content_type in ("application/ms-tnef", "application/vnd.ms-tnef") or (
         filename.strip().lower() == "winmail.dat"
     )
+
+
+MAX_TNEF_FILES = 100  # a crafted winmail.dat must not turn into thousands of attachments
+
+
+def tnef_contents(data: bytes) -> tuple[list[tuple[str, bytes]], str, str]:
+    """(files [(name, bytes)], plain body, html body) inside a winmail.dat; never raises.
+
+    A damaged file gives what could be read before the damage (nothing at worst); the
+    caller keeps the original either way.
+    """
+    try:
+        tnef = tnefparse.TNEF(data, do_checksum=False)
+    except Exception:
+        return [], "", ""
+    files = []
+    for item in tnef.attachments[:MAX_TNEF_FILES]:
+        content = item.data if isinstance(item.data, bytes) else b""
+        if not content:
+            continue  # a rendering stub or an embedded object without bytes
+        files.append((_tnef_text(_safe_tnef_name(item)), content))
+    return files, _tnef_text(tnef.body), _tnef_text(tnef.htmlbody)
+
+
+def _safe_tnef_name(item) -> str:
+    try:
+        return item.long_filename() or item.name
+    except Exception:
+        return ""
+
+
+def _tnef_text(value) -> str:
+    if not value:
+        return ""
+    if isinstance(value, bytes):
+        return decode_bytes(value.rstrip(b"\x00"), None)[0]
+    return str(value).rstrip("\x00")
+
+
+def guess_type(filename: str) -> str:
+    return mimetypes.guess_type(filename, strict=False)[0] or "application/octet-stream"
+
+
+def is_image(content_type: str) -> bool:
+    return content_type.startswith("image/")
+
+
+def image_marker(filename: str) -> str:
+    """How an inline image reads in the text, where it stood: `[image: screenshot.png]`."""
+    return f"[image: {filename}]"
+
+
+# Where an image part stood among the text parts, until the text is put together.
+_MARK = re.compile("\ue000(\\d+)\ue001")
+# Outlook's plain text says "[cid:image001.png@01DA…]" where the image was; our HTML
+# converter says the same for <img src="cid:…">.
+_CID_REF = re.compile(r"\[cid:([^\]\s]{1,300})\]", re.I)
+
+
+def position_mark(index: int) -> str:
+    return f"\ue000{index}\ue001"
+
+
+def is_position_mark(text: str) -> bool:
+    return bool(_MARK.fullmatch(text.strip()))
+
+
+def place_images(text: str, attachments: list[Attachment]) -> str:
+    """`text` with each image reference and position mark turned into `[image: name]`.
+
+    A cid: reference to no part of this mail is left as it was (it is what the sender
+    wrote); an image already placed by its cid: reference is not placed twice.
+    """
+    if "[cid:" not in text.lower() and "\ue000" not in text:
+        return text
+    by_cid = {a.content_id.lower(): a for a in attachments if a.content_id}
+    placed: set[int] = set()
+
+    def cid(match: re.Match) -> str:
+        found = by_cid.get(match.group(1).strip("<>").lower())
+        if found is None:
+            return match.group(0)
+        placed.add(id(found))
+        return image_marker(found.filename)
+
+    text = _CID_REF.sub(cid, text)
+
+    def mark(match: re.Match) -> str:
+        index = int(match.group(1))
+        if index >= len(attachments) or id(attachments[index]) in placed:
+            return ""
+        return image_marker(attachments[index].filename)
+
+    text = _MARK.sub(mark, text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import datetime
 from dataclasses import dataclass
 
 STATUSES = ("pending", "open", "resolved", "closed")
@@ -46,17 +47,25 @@ VALID_COMMANDS: dict[str, str] = {
     "kb": "#kb [tags...]",
     "help": "#help",
     "release": "#release",
+    "merge": "#merge <ticket ref>",
+    "split": "#split",
+    "send": "#send",
+    "drop": "#drop",
+    "send-at": "#send-at <YYYY-MM-DD HH:MM>",
+    "send-in": "#send-in <duration>",
 }
 
 _NAMES = ", ".join(f"#{name}" for name in VALID_COMMANDS)
 _COMMAND_START = re.compile(r"^\s*#[A-Za-z]")
 _COMMAND_LINE = re.compile(r"^#([A-Za-z][\w-]*)(?:\s+(.*))?$")
+_REF = re.compile(r"^\[?([A-Za-z][A-Za-z0-9]{0,9}-\d{1,12})\]?$")
+_WHEN = re.compile(r"^\d{4}-\d{2}-\d{2} \d{1,2}:\d{2}$")
 _EMAIL = re.compile(r"^[^@\s<>]+@(?:[^@\s<>.]+\.)+[^@\s<>.]+$")
 _DURATION = re.compile(
     r"^(?:(?P<hours>\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?)?\s*(?:(?P<minutes>\d+)\s*m(?:in(?:utes?|s)?)?)?$",
     re.IGNORECASE,
 )
-_NO_ARGS = ("close", "escalate", "handover", "cannot", "help", "release")
+_NO_ARGS = ("close", "escalate", "handover", "cannot", "help", "release", "split", "send", "drop")
 _TEXT_ARG = ("note", "solution")  # the rest of their line is the start of their text
 _MAX_MINUTES = 24 * 60 * 7  # a week in one entry is a typo, not a time log
 
@@ -174,11 +183,23 @@ def _parse_line(raw: str) -> tuple[Command | None, str | None, str]:
         args = (args[0].lower(),)
     elif name == "priority":
         args = (args[0].upper(),)
+    elif name == "merge":
+        args = (_REF.match(args[0]).group(1).upper(),)
+    elif name == "send-at":
+        args = (" ".join(args).replace("T", " "),)
     elif name in ("assign", "cc"):
         args = args[:-1] + (args[-1].strip("<>").lower(),)
         if name == "cc":
             args = (args[0].lower(), args[1])
     return Command(name, args, raw, minutes), None, ""
+
+
+def _valid_when(when: str) -> bool:
+    try:
+        datetime.strptime(when, "%Y-%m-%d %H:%M")
+    except ValueError:
+        return False
+    return True
 
 
 def _check_args(name: str, args: tuple[str, ...]) -> tuple[str | None, int | None]:
@@ -198,6 +219,18 @@ def _check_args(name: str, args: tuple[str, ...]) -> tuple[str | None, int | Non
     if name == "cc":
         ok = len(args) == 2 and args[0].lower() in ("add", "remove") and _EMAIL.match(args[1].strip("<>"))
         return (None if ok else "#cc needs add or remove and one email address"), None
+    if name == "merge":
+        ok = len(args) == 1 and _REF.match(args[0])
+        return (None if ok else "#merge needs the reference of the ticket to merge into, like TS-000123"), None
+    if name == "send-at":
+        when = " ".join(args).replace("T", " ")
+        ok = bool(_WHEN.match(when)) and _valid_when(when)
+        return (None if ok else "#send-at needs a date and time like 2026-12-02 09:00"), None
+    if name == "send-in":
+        minutes = parse_duration(" ".join(args)) if args else None
+        if minutes is None or not 0 < minutes <= _MAX_MINUTES:
+            return "#send-in needs a duration between 1 minute and a week, like 2h or 45m", None
+        return None, minutes
     if name == "time":
         minutes = parse_duration(" ".join(args)) if args else None
         if minutes is None or not 0 < minutes <= _MAX_MINUTES:

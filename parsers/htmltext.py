@@ -83,6 +83,10 @@ class _TextBuilder(HTMLParser):
             self._add("- ")
         elif tag in ("td", "th"):
             self._add("\t")
+        elif tag == "img":
+            src = (dict(attrs).get("src") or "").strip()
+            if src[:4].lower() == "cid:" and src[4:]:  # an image of this mail: it stood here
+                self._add(f"[cid:{src[4:]}]")
         elif tag == "a":
             self.links.append(((dict(attrs).get("href") or "").strip(), len(self.chunks)))
         elif tag in _BLOCK:

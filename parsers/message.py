@@ -26,6 +26,7 @@ import mailparser
 from mailparser.exceptions import MailParserRecursionError
 
 from parsers import quotes
+from parsers import attachments as files
 from parsers.addresses import getaddresses, is_valid_address
 from parsers.attachments import (UU_ENCODINGS, UuDecoder, clean_content_type, is_tnef, make_attachment, one_line,
                                  raw_filename)
@@ -232,6 +233,7 @@ class _Body:
         self.plains: list[str] = []
         self.htmls: list[str] = []
         self.attachments: list[Attachment] = []
+        self.tnef_texts: list[str] = []  # winmail.dat bodies: the text when the mail has no other
         self.seen = 0
         self.notice = ""
 
@@ -242,18 +244,19 @@ class _Body:
                                                 content_type="message/rfc822"))
 
     def text(self) -> str:
-        if self.plains:
+        if any(p.strip() and not files.is_position_mark(p) for p in self.plains):
             found = "\n\n".join(p.strip("\n") for p in self.plains if p.strip()).strip("\n")
         elif self.htmls:
             found = html_to_text("\n".join(self.htmls))
         else:
-            found = ""
+            found = "\n\n".join(t.strip() for t in self.tnef_texts if t.strip())
+        found = files.place_images(found, self.attachments)
         return f"{found}\n\n{self.notice}".strip("\n") if self.notice else found
 
     def walk(self, root: Message) -> None:
-        stack: list[tuple[Message, int]] = [(root, 0)]
+        stack: list[tuple[Message, int, str]] = [(root, 0, "")]
         while stack:
-            part, depth = stack.pop()
+            part, depth, parent = stack.pop()
             self.seen += 1
             if self.seen > MAX_PARTS:
                 self.defects.append("too-many-parts")
@@ -266,12 +269,12 @@ class _Body:
                     self.defects.append("nesting-too-deep")
                     continue
                 children = part.get_payload()
-                stack.extend((child, depth + 1) for child in reversed(children)
+                stack.extend((child, depth + 1, ctype) for child in reversed(children)
                              if isinstance(child, Message))
             else:
-                self._leaf(part, ctype)
+                self._leaf(part, ctype, parent)
 
-    def _leaf(self, part: Message, ctype: str) -> None:
+    def _leaf(self, part: Message, ctype: str, parent: str = "") -> None:
         filename = _safe_call(lambda: raw_filename(part, self.hint), "")
         disposition = _safe_call(part.get_content_disposition, None)
         if ctype.startswith("multipart/"):  # no usable boundary: read it as text
@@ -288,8 +291,6 @@ class _Body:
             text = _NEWLINES.sub("\n", text)
             (self.htmls if ctype == "text/html" else self.plains).append(text)
             return
-        if is_tnef(ctype, filename):
-            self.defects.append("tnef")
         content_id = _clean(str(part.get("content-id", "") or "")).strip().strip("<>").strip()
         self.attachments.append(make_attachment(
             data,
@@ -299,6 +300,24 @@ class _Body:
             content_id=content_id,
             inline=disposition == "inline" or (disposition is None and bool(content_id)),
         ))
+        if is_tnef(ctype, filename):
+            self.defects.append("tnef")
+            self._open_tnef(data)
+        elif self.attachments[-1].inline and files.is_image(ctype) and parent != "multipart/related":
+            # Apple Mail's form: an image between two text parts of a multipart/mixed stands
+            # there in the text (in multipart/related the HTML's cid: reference places it)
+            if self.plains or not self.htmls:
+                self.plains.append(files.position_mark(len(self.attachments) - 1))
+
+    def _open_tnef(self, data: bytes) -> None:
+        found, plain, html = files.tnef_contents(data)
+        for name, content in found:
+            self.attachments.append(make_attachment(
+                content, filename=name, index=len(self.attachments) + 1,
+                content_type=files.guess_type(name)))
+        body = plain or (html_to_text(html) if html else "")
+        if body:
+            self.tnef_texts.append(_NEWLINES.sub("\n", body))
 
     def _attach_message(self, part: Message, ctype: str) -> None:
         """Nested messages (and DSN blocks) are kept whole as files, never as body."""

@@ -88,6 +88,9 @@ class Ticket(Base):
     paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
     sla_policy: Mapped[str] = mapped_column(String(50), default="")
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True)
+    # merged into that ticket (#merge): closed, everything moved there, its addresses lead there
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", name="fk_tickets_merged_into"),
+                                                       nullable=True)
     held: Mapped[bool] = mapped_column(Boolean, default=False)  # awaiting owner approval (stranger policy)
     # handover / escalation state (the history of who held it when is in events)
     handover_reason: Mapped[str] = mapped_column(String(200), default="")

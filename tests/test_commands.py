@@ -28,6 +28,14 @@ VALID = {
     "solution": ("#solution", "solution", ()),
     "help": ("#help", "help", ()),
     "command_name_is_case_insensitive": ("#CLOSE", "close", ()),
+    "merge": ("#merge TS-000123", "merge", ("TS-000123",)),
+    "merge_lower_case_in_brackets": ("#merge [ts-42]", "merge", ("TS-42",)),
+    "split": ("#split", "split", ()),
+    "send": ("#send", "send", ()),
+    "drop": ("#drop", "drop", ()),
+    "send_at": ("#send-at 2026-12-02 09:00", "send-at", ("2026-12-02 09:00",)),
+    "send_at_iso": ("#send-at 2026-12-02T09:00", "send-at", ("2026-12-02 09:00",)),
+    "send_in": ("#send-in 2h", "send-in", ("2h",)),
 }
 
 
@@ -73,6 +81,13 @@ MALFORMED = {
     "escalate_with_argument": ("#escalate tier2", "#escalate takes no arguments"),
     "help_with_argument": ("#help me", "#help takes no arguments"),
     "glued_colon": ("#status:open", "not a command line"),
+    "merge_without_ref": ("#merge", "#merge needs the reference"),
+    "merge_not_a_ref": ("#merge the other one", "#merge needs the reference"),
+    "split_with_argument": ("#split TS-1", "#split takes no arguments"),
+    "send_with_argument": ("#send now", "#send takes no arguments"),
+    "send_at_words": ("#send-at tomorrow morning", "#send-at needs a date and time"),
+    "send_at_no_such_day": ("#send-at 2026-02-30 09:00", "#send-at needs a date and time"),
+    "send_in_nonsense": ("#send-in soon", "#send-in needs a duration"),
 }
 
 

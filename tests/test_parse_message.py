@@ -203,7 +203,8 @@ def test_inline_cid_image_and_nested_message_and_tnef():
         b"--XX--\r\n"
     )
     p = parse_email(raw)
-    assert p.text == "body"  # the nested message's text is not the customer's words
+    # the nested message's text is not the customer's words; the image stands where it was
+    assert p.text == "body\n\n[image: attachment-1.png]"
     png, eml, tnef, zipped = p.attachments
     assert (png.content_id, png.inline, png.content[:4]) == ("logo@x", True, b"\x89PNG")
     assert (eml.filename, eml.content_type) == ("forwarded one.eml", "message/rfc822")
