@@ -167,8 +167,9 @@ class WorkflowSection(_Strict):
     sla_warn_share: float = 0.75
     sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     kb_suggestions: int = 0
-    # Optional one-click survey web endpoint (gateway/survey_web.py), off by default:
-    # survey_url is the public base URL put in closure emails, survey_listen "host:port" to serve on.
+    # Optional one-click survey pages (gateway/survey_web.py), off by default: survey_url is
+    # the public base URL put in closure emails; they are served by [web] listen (survey_listen
+    # is its older name, still honoured when [web] listen is empty).
     survey_url: str = ""
     survey_listen: str = ""
 
@@ -184,6 +185,38 @@ class ReportSection(_Strict):
     by: list[Literal["customer", "organisation", "project", "engineer"]] = ["organisation", "project"]
 
 
+class WebSection(_Strict):
+    # "host:port" to serve the web app on (survey pages, /healthz, /readyz, /metrics); empty: off.
+    # Meant to sit behind a reverse proxy that adds TLS; bind it to loopback.
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        if v:
+            _, sep, port = v.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{v!r} is not host:port (for example \"127.0.0.1:8080\")")
+        return v
+
+
+class LogSection(_Strict):
+    # text: one readable line per event; json: one JSON object per line (for a log shipper)
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class RetentionSection(_Strict):
+    """How long things are kept, in days; 0 keeps them forever. Applied nightly (gateway/retention.py)."""
+
+    spool_raw_days: int = Field(default=90, ge=0)  # raw bytes of processed spool rows (the row stays)
+    attachments_days: int = Field(default=0, ge=0)  # attachment files of closed tickets
+    closed_tickets_days: int = Field(default=0, ge=0)  # closed tickets, with their messages, removed whole
+    quarantined_days: int = Field(default=180, ge=0)  # quarantined and dropped spool rows
+    suspended_days: int = Field(default=180, ge=0)  # suspended mail, where that area exists
+    time: str = "03:30"  # when the nightly job runs (report timezone)
+
+
 class Config(_Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
@@ -193,6 +226,9 @@ class Config(_Strict):
     routing: RoutingSection = Field(default_factory=RoutingSection)
     workflow: WorkflowSection = Field(default_factory=WorkflowSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    web: WebSection = Field(default_factory=WebSection)
+    log: LogSection = Field(default_factory=LogSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
 
     # Where the file was read from; relative paths in it are relative to its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
