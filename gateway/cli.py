@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gateway.cli_admin",
     "gateway.cli_report",
     "gateway.cli_imap",
+    "gateway.cli_ops",
 ]
 
 

@@ -200,6 +200,14 @@ class WebSection(_Strict):
         return v
 
 
+class HealthSection(_Strict):
+    """Thresholds of /readyz and `supportgw health` (gateway/health.py)."""
+
+    spool_max_age_seconds: float = Field(default=300, gt=0)  # oldest unprocessed message / overdue mail
+    imap_max_sync_age_seconds: float = Field(default=0, ge=0)  # 0: 3 x the mailbox's poll_interval + 60
+    outbox_failed_window_minutes: int = Field(default=60, ge=1)  # failed-for-good mail this recent is a problem
+
+
 class LogSection(_Strict):
     # text: one readable line per event; json: one JSON object per line (for a log shipper)
     format: Literal["text", "json"] = "text"
@@ -227,6 +235,7 @@ class Config(_Strict):
     workflow: WorkflowSection = Field(default_factory=WorkflowSection)
     report: ReportSection = Field(default_factory=ReportSection)
     web: WebSection = Field(default_factory=WebSection)
+    health: HealthSection = Field(default_factory=HealthSection)
     log: LogSection = Field(default_factory=LogSection)
     retention: RetentionSection = Field(default_factory=RetentionSection)
 

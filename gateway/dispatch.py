@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from gateway import metrics
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.transports import PermanentFailure, TemporaryFailure, make_transport
@@ -106,6 +107,8 @@ def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str) -> None
         else:
             row.status, row.last_error = "failed", detail[:2000]
             on_failed(app, s, row)
+        kind, result = row.kind, {"sent": "sent", "pending": "retry"}.get(row.status, "failed")
+    metrics.observe_delivery(kind, result)
 
 
 def on_failed(app, session, row: OutboxRow) -> None:

@@ -29,7 +29,7 @@ import time
 from gateway import imap_batch
 from gateway.config import ConfigError
 from gateway.imap_conn import NETWORK_ERRORS, SERVER_ERRORS, ImapProblem, close, connect, select, where
-from gateway.imap_state import load_progress, release_lease, save_progress, take_lease
+from gateway.imap_state import load_progress, mark_synced, release_lease, save_progress, take_lease
 from gateway.pipeline import Source, spool
 from storage.db import StorageUnavailable
 from storage.spool import SpoolSink
@@ -120,6 +120,10 @@ class Poller(threading.Thread):
         delay = self.backoff.next()
         self.last_error = message
         log.warning("%s; retrying in %.1fs", message, delay)
+        try:
+            mark_synced(self.app, self.mb.name, error=message)
+        except Exception:  # the database may be what failed; the log line above says it
+            pass
         self._halt.wait(delay)
 
     # ------------------------------------------------------------ lease
@@ -206,6 +210,7 @@ class Poller(threading.Thread):
         if first_pass:
             # Everything that existed at SELECT time has been judged; newer UIDs come next.
             save_progress(self.app, self.mb.name, uidvalidity, max(done, uidnext - 1, 0))
+        mark_synced(self.app, self.mb.name)
 
     # ------------------------------------------------------------ waiting
 

@@ -23,6 +23,7 @@ from parsers import quick
 from storage import spool as spool_store
 from storage.db import try_again_later
 from storage.models import Message, SpoolEntry
+from gateway.metrics import count_processed  # noqa: E402,I001  (counted when the transaction commits)
 
 log = logging.getLogger("supportgw.pipeline")
 
@@ -159,6 +160,7 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
 def _settle(app, entry: SpoolEntry, status: str, error: str, ticket_id: int | None = None) -> str:
     entry.attempts += 1
     entry.status, entry.error, entry.processed_at = status, error, app.now()
+    count_processed(entry, status, app.now())
     if ticket_id is not None:
         entry.ticket_id = ticket_id
     return status

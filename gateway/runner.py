@@ -232,6 +232,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def run_forever(app) -> int:
+    from gateway.metrics import prepare_multiprocess
+
+    prepare_multiprocess(app.config.data_dir)  # before the workers start: they inherit where to count
     gw = Gateway(app, workers=app.config.gateway.workers).start()
     done, hup, wake = threading.Event(), threading.Event(), threading.Event()
 
