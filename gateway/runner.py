@@ -33,7 +33,9 @@ def _worker_main(config, parent: int) -> None:
     """
     from gateway.app import build_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
+    from gateway.logs import configure
+
+    configure(config, role="worker")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _die_with_parent()
     if os.getppid() != parent:
@@ -235,6 +237,9 @@ def run_forever(app) -> int:
     from gateway.metrics import prepare_multiprocess
 
     prepare_multiprocess(app.config.data_dir)  # before the workers start: they inherit where to count
+    from gateway.logs import configure
+
+    configure(app.config)
     gw = Gateway(app, workers=app.config.gateway.workers).start()
     done, hup, wake = threading.Event(), threading.Event(), threading.Event()
 
