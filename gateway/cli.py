@@ -71,4 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m gateway.cli`: run the `gateway.cli` module the commands import, not this
+    # __main__ copy of it, or their CommandError would be another class than the one caught
+    from gateway.cli import main as _main
+
+    sys.exit(_main())

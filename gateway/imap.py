@@ -207,10 +207,10 @@ class Poller(threading.Thread):
             self.spooled += len(msgs)
             if msgs and self.on_spooled:
                 self.on_spooled()
+        mark_synced(self.app, self.mb.name)  # drained to the end: what /readyz calls a good sync
         if first_pass:
             # Everything that existed at SELECT time has been judged; newer UIDs come next.
             save_progress(self.app, self.mb.name, uidvalidity, max(done, uidnext - 1, 0))
-        mark_synced(self.app, self.mb.name)
 
     # ------------------------------------------------------------ waiting
 

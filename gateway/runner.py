@@ -234,12 +234,6 @@ def _reason(exc: BaseException) -> str:
 
 
 def run_forever(app) -> int:
-    from gateway.metrics import prepare_multiprocess
-
-    prepare_multiprocess(app.config.data_dir)  # before the workers start: they inherit where to count
-    from gateway.logs import configure
-
-    configure(app.config)
     gw = Gateway(app, workers=app.config.gateway.workers).start()
     done, hup, wake = threading.Event(), threading.Event(), threading.Event()
 

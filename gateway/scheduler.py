@@ -39,6 +39,7 @@ JOBS: dict[str, tuple[str, float]] = {
     "sla-watch": ("gateway.sla:run_sla_watch", 60.0),
     "pending-reminders": ("gateway.pending:run_pending_reminders", 300.0),
     "weekly-report": ("gateway.weekly_report:run_weekly_report", 600.0),
+    "retention": ("gateway.retention:run_retention", 3600.0),
 }
 
 _registry: dict[str, dict] = {}  # app key -> {"app": App, "kick": callable}
