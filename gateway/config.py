@@ -189,6 +189,9 @@ class WebSection(_Strict):
     # "host:port" to serve the web app on (survey pages, /healthz, /readyz, /metrics); empty: off.
     # Meant to sit behind a reverse proxy that adds TLS; bind it to loopback.
     listen: str = ""
+    # the public base URL of the web app (https://support.example.com), for the desk's sign-in
+    # links; empty: the address the request came to
+    public_url: str = ""
 
     @field_validator("listen")
     @classmethod

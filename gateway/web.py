@@ -28,12 +28,12 @@ log = logging.getLogger("supportgw.web")
 
 
 def build_web_app(app) -> Starlette:
-    from gateway import health_web, survey_web
+    from gateway import desk_web, health_web, survey_web
 
     async def not_found(request, exc):
         return PlainTextResponse("not found\n", status_code=404)
 
-    routes: list = [*survey_web.routes(app), *health_web.routes(app)]
+    routes: list = [*survey_web.routes(app), *health_web.routes(app), *desk_web.routes(app)]
     return Starlette(routes=routes, exception_handlers={404: not_found})
 
 
