@@ -106,7 +106,13 @@ def routes(app) -> list[Route]:
         return await run_in_threadpool(_signed_in, request, "ticket",
                                        lambda s, who: desk_view.ticket_page(app, s, who, ref))
 
-    return [Route("/desk", queue), Route("/desk/login", login, methods=["GET", "POST"]),
+    async def report(request: Request):
+        weeks = request.query_params.get("weeks", "8")
+        weeks = min(int(weeks), 52) if weeks.isdigit() and int(weeks) > 0 else 8
+        return await run_in_threadpool(_signed_in, request, "report",
+                                       lambda s, who: desk_view.report(app, s, who, weeks))
+
+    return [Route("/desk", queue), Route("/desk/report", report), Route("/desk/login", login, methods=["GET", "POST"]),
             Route("/desk/login/{token:path}", redeem), Route("/desk/logout", logout, methods=["POST"]),
             Route("/desk/ticket/{ref}", ticket)]
 

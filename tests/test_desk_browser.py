@@ -106,3 +106,42 @@ def test_an_engineer_signs_in_by_mail_and_sees_only_their_teams_tickets(running,
     shutil.rmtree(keep, ignore_errors=True)
     shutil.copytree(shots, keep)
     print(f"screenshots: {keep}")
+
+
+def _sign_in(page, base, relay, address):
+    page.goto(base + "/desk/login")
+    page.fill("input[name=email]", address)
+    page.click("button")
+    link = wait_for(lambda: _link(relay, address), timeout=30, what=f"the sign-in mail to {address}")
+    page.goto(link)
+    assert page.url == base + "/desk", page.url
+
+
+def test_a_manager_sees_the_report_with_charts_an_engineer_does_not(running, relay, browser, tmp_path):
+    web = free_port()
+    gw = running(web={"listen": f"127.0.0.1:{web}"})
+    base = f"http://127.0.0.1:{web}"
+    for i in range(3):
+        send(gw.smtp_port, build(frm=CUSTOMER, name="Wang Customer", subject=f"Batch job {i} fails",
+                                 body="It fails.\n"), CUSTOMER, [SUPPORT])
+    wait_for(lambda: len([m for m in list(relay.messages) if CUSTOMER in m["to"]]) >= 3, timeout=30,
+             what="three acknowledgements")
+    carol = browser.new_page()
+    _sign_in(carol, base, relay, "carol@support.example.com")
+    carol.click("text=Report")
+    assert carol.url == base + "/desk/report"
+    assert carol.locator("svg").count() >= 6
+    assert carol.locator("svg").first.locator("title").last.text_content().endswith(": 3")  # this week's volume
+    assert "Per customer" in carol.inner_text("body")
+    carol.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    carol.goto(base + "/desk/report?lang=zh-CN")
+    assert "每周新建工单" in carol.inner_text("body")
+    carol.screenshot(path=str(tmp_path / "report-zh.png"), full_page=True)
+    alice = browser.new_page()
+    _sign_in(alice, base, relay, ALICE)
+    assert alice.locator("text=Report").count() == 0
+    assert alice.goto(base + "/desk/report").status == 404
+    keep = Path("/tmp/supportgw-desk-screenshots")
+    keep.mkdir(exist_ok=True)
+    for f in ("report.png", "report-zh.png"):
+        shutil.copy(tmp_path / f, keep / f)
