@@ -79,21 +79,10 @@ def report(app, s, person, weeks: int = 8) -> dict | None:
     from zoneinfo import ZoneInfo
 
     from gateway import weekly_report
-    from gateway.report_split import _overall
+    from gateway.report_charts import _pct, weekly_series
 
     today = app.now().astimezone(ZoneInfo(app.config.report.timezone)).date()
-    rows = []
-    for i in range(weeks, 0, -1):
-        end = today - timedelta(days=7 * (i - 1))
-        start = end - timedelta(days=6)
-        r = weekly_report.build(app, s, start, end, by=())
-        sla = _overall(r.get("sla", {}))
-        rows.append({"week": start.isoformat(), "opened": r["tickets"]["opened"],
-                     "sla_first": _pct(sla["first_response"]["compliance"]),
-                     "sla_resolution": _pct(sla["resolution"]["compliance"]),
-                     "first_hours": _hours(r["first_response"]["median_seconds"]),
-                     "resolution_hours": _hours(r["resolution"]["median_seconds"]),
-                     "satisfaction": r["satisfaction"]["average"]})
+    rows = weekly_series(app, s, weekly_report.build, weeks, today)
     first = today - timedelta(days=7 * weeks - 1)
     whole = weekly_report.build(app, s, first, today, by=("organisation", "project"))
     groups = {dim: [{"name": g["name"] or g["key"] or "—", "opened": g["tickets"]["opened"],
@@ -102,10 +91,3 @@ def report(app, s, person, weeks: int = 8) -> dict | None:
               for dim in ("organisation", "project")}
     return {"weeks": rows, "groups": groups, "since": first.isoformat(), "until": today.isoformat()}
 
-
-def _pct(rate):
-    return None if rate is None else round(rate * 100, 1)
-
-
-def _hours(seconds):
-    return None if seconds is None else round(seconds / 3600, 1)
