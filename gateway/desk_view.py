@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, or_, select
 
-from gateway import briefing
+from gateway import briefing, holding
 from storage.models import Event, Ticket
 
 OPEN = ("new", "open", "pending")
@@ -66,7 +66,9 @@ def ticket_page(app, s, person, ref: str) -> dict | None:
     if t is None or not visible(person, t):
         return None  # the same answer for "no such ticket" and "not yours": refs are guessable
     events = list(s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars())
-    return {"t": t, "messages": briefing.history(s, t), "chain": briefing.timeline(s, t), "events": events,
+    chain = [{"since": h.since, "until": h.until, "handler": briefing.name_of(app, h.handler) if h.handler else "—",
+              "step": h.label, "why": h.why, "by": h.by} for h in holding.holds(s, t)]
+    return {"t": t, "messages": briefing.history(s, t), "chain": chain, "events": events,
             "sla": sla_state(app, t, app.now()), "holder": briefing.name_of(app, t.handler or t.owner)}
 
 

@@ -84,6 +84,7 @@ def test_an_engineer_signs_in_by_mail_and_sees_only_their_teams_tickets(running,
     page.wait_for_selector("h1")
     assert "Batch job fails" in page.inner_text("h1")
     assert "code 7" in page.inner_text("body")
+    assert "Alice Wang" in page.inner_text("#chain")  # who holds it, since routing
     page.screenshot(path=str(shots / "4-ticket.png"), full_page=True)
     page.goto(base + "/desk?lang=zh-CN")
     assert "工单队列" in page.inner_text("body")
