@@ -96,5 +96,11 @@ def test_a_whole_run_logs_json_and_no_secret_token_or_body(tmp_path, relay):
     assert len(lines) >= 3, log
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any(r["msg"].startswith("SMTP listening") for r in records)
+    # the per-message lines carry their facts as fields (where the gateway logs them)
+    for r in records:
+        if r["msg"].startswith("mail in:"):
+            assert r["source"] == "smtp" and r["message_id"] and r["outcome"], r
+        if r["msg"].startswith("mail out:"):
+            assert r["message_id"] and r["outcome"] == "sent", r
     for secret in [KEY, token, *bodies, *(b.split()[-1].rstrip(".") for b in bodies)]:
         assert secret not in log, f"{secret!r} is in the log"
