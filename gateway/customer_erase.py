@@ -139,7 +139,8 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             if r.status in ("pending", "sending"):
                 r.status, r.last_error = "failed", "recipient erased"
             r.raw, r.draft, r.subject = b"", None, ERASED_NAME
-            r.rcpt, r.to, r.cc, r.envelope_to = scrub(r.rcpt), scrub(list(r.to)), scrub(list(r.cc)), scrub(list(r.envelope_to))
+            r.rcpt, r.to, r.cc = scrub(r.rcpt), scrub(list(r.to)), scrub(list(r.cc))
+            r.envelope_to = scrub(list(r.envelope_to))
             s.execute(update(OutboxAttempt).where(OutboxAttempt.outbox_id == r.id).values(detail=""))
             counts["outbox_rows_wiped"] += 1
         # ---- their mail that made no ticket
@@ -171,7 +172,8 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
         counts["rows_swept"] = _sweep(s, scrub, h.address)
         # files nothing names any more
         s.flush()
-        still = set(s.execute(select(AttachmentRow.sha256).where(AttachmentRow.sha256.in_(shas))).scalars()) if shas else set()
+        still = set(s.execute(select(AttachmentRow.sha256).where(AttachmentRow.sha256.in_(shas))).scalars()) \
+            if shas else set()
         for sha in shas - still:
             counts["files_removed"] += _unlink(app.attachments.path_for(sha))
         still = set(s.execute(select(SpoolEntry.sha256).where(SpoolEntry.sha256.in_(blobs),

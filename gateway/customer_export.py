@@ -70,7 +70,6 @@ def export(app, address: str, out: Path) -> dict:
         h = find(app, s, address)
         if h.empty:
             raise LookupError(address)
-        engineers = app.engineer_addresses()
         counts = {"tickets": 0, "messages": 0, "attachments": 0, "unfiled": 0}
         person = {"address": h.address, "names": sorted(h.names), "tickets": [], "survey_answers": [],
                   "unfiled": [], "exported_at": app.now().isoformat()}
@@ -83,10 +82,11 @@ def export(app, address: str, out: Path) -> dict:
                 roles = sorted({p.role for p in s.execute(select(Participant).where(
                     Participant.ticket_id == t.id, Participant.email == h.address)).scalars()}
                     | ({"requester"} if t in h.requested else set()))
+                events = s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars()
+                # staff are "support": an engineer's own address never reaches a customer
                 history = [{"at": e.at.isoformat(), "what": e.kind,
-                            "by": "you" if e.actor == h.address else ("support" if e.actor in engineers or "@" in e.actor
-                                                                      else e.actor)}
-                           for e in s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars()]
+                            "by": "you" if e.actor == h.address else ("support" if "@" in e.actor else e.actor)}
+                           for e in events]
                 doc = {"ref": t.ref, "subject": t.subject, "status": t.status, "priority": t.priority,
                        "category": t.category, "organisation": t.organisation, "project": t.project,
                        "language": t.language, "your_roles": roles, "created_at": t.created_at.isoformat(),

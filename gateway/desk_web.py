@@ -20,7 +20,8 @@ from gateway import desk_auth, desk_view, outbox
 from templates import TEMPLATE_DIR
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"}
+           "Content-Security-Policy":
+               "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"}
 _env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=select_autoescape(default=True))
 
 

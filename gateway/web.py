@@ -22,7 +22,6 @@ import time
 
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
 log = logging.getLogger("supportgw.web")
 

@@ -108,7 +108,8 @@ def _everything(app) -> bytes:
         for table in Base.metadata.sorted_tables:
             for row in s.execute(table.select()).all():
                 for v in row:
-                    chunks.append(v if isinstance(v, bytes) else json.dumps(v, default=str, ensure_ascii=False).encode())
+                    chunks.append(v if isinstance(v, bytes)
+                                  else json.dumps(v, default=str, ensure_ascii=False).encode())
     for f in Path(app.config.data_dir).rglob("*"):
         if f.is_file() and not f.name.startswith("supportgw.db"):
             chunks.append(f.read_bytes())

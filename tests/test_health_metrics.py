@@ -10,10 +10,10 @@ from datetime import timedelta
 
 from gateway import health
 from gateway.clock import ManualClock
-from storage.models import ImapState, Lease, OutboxRow, SpoolEntry
+from storage.models import OutboxRow, SpoolEntry
 from tests.conftest import free_port, fresh_database_url, wait_for
 from tests.gwproc import GatewayProcess, write_run_config
-from tests.hardening import cli, push
+from tests.hardening import cli
 
 MAIL = (b"From: Ann Customer <ann@customer.example>\r\nTo: support@support.example.test\r\n"
         b"Subject: printer on fire\r\nMessage-ID: <m1@customer.example>\r\n\r\nIt is on fire.\r\n")
@@ -101,8 +101,8 @@ def test_run_serves_health_and_metrics_and_the_command_agrees(tmp_path, relay):
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             c.sendmail("ann@customer.example", ["support@support.example.test"], MAIL)
         wait_for(lambda: relay.messages, timeout=60, what="the acknowledgement")
-        wait_for(lambda: 'supportgw_messages_total{outcome="processed",source="smtp"} 1.0' in _get(base + "/metrics")[1],
-                 timeout=30, what="the worker's count in /metrics")
+        counted = 'supportgw_messages_total{outcome="processed",source="smtp"} 1.0'
+        wait_for(lambda: counted in _get(base + "/metrics")[1], timeout=30, what="the worker's count in /metrics")
         wait_for(lambda: 'supportgw_outbox_attempts_total{kind="acknowledgement",result="sent"} 1.0'
                  in _get(base + "/metrics")[1], timeout=30, what="the sent mail counted")
         text = _get(base + "/metrics")[1]

@@ -68,7 +68,8 @@ def _seed(tmp_path: Path, url: str) -> Path:
     cfg, _ = write_run_config(tmp_path, url, 25)
     for i in range(3):
         eml = tmp_path / f"m{i}.eml"
-        eml.write_bytes(_mail(f"cust{i}@backup-demo.example", "Cust", f"Case {i}", "help\n", attach=FILE_BYTES + bytes([i])))
+        eml.write_bytes(_mail(f"cust{i}@backup-demo.example", "Cust", f"Case {i}", "help\n",
+                              attach=FILE_BYTES + bytes([i])))
         assert cli(cfg, "ingest", str(eml)).returncode == 0
     return cfg
 
@@ -94,7 +95,8 @@ def test_sqlite_backup_restores_database_and_files(tmp_path):
     assert files == sorted(FILE_BYTES + bytes([i]) for i in range(3))
     # the restored gateway starts from it: migrations and the health check agree
     cfg2 = tmp_path / "restored" / "supportgw.toml"
-    cfg2.write_text(cfg.read_text().replace(str(data), str(restored)).replace(url, f"sqlite:///{restored / 'supportgw.db'}"))
+    cfg2.write_text(cfg.read_text().replace(url, f"sqlite:///{restored / 'supportgw.db'}")
+                    .replace(str(data), str(restored)))
     assert cli(cfg2, "db", "upgrade").returncode == 0
     assert cli(cfg2, "health").returncode == 0
 
