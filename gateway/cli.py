@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "gateway.cli_import",
     "gateway.cli_suspended",
     "gateway.cli_oauth",
+    "gateway.cli_ops",
 ]
 
 

@@ -62,7 +62,12 @@ def cmd_init(args) -> int:
 def cmd_run(args) -> int:
     from gateway.runner import run_forever
 
+    from gateway.logs import configure
+    from gateway.metrics import prepare_multiprocess
+
     app = open_app(args)
+    prepare_multiprocess(app.config.data_dir)  # before the workers start: they inherit where to count
+    configure(app.config)  # [log] format, secrets redacted
     return run_forever(app)
 
 

@@ -271,8 +271,9 @@ class WorkflowSection(_Strict):
     history_age_days: float = Field(default=7, ge=0)
     # `supportgw import`: a conversation whose last message is older than this is imported closed.
     import_close_after_days: float = Field(default=30, ge=0)
-    # Optional one-click survey web endpoint (gateway/survey_web.py), off by default:
-    # survey_url is the public base URL put in closure emails, survey_listen "host:port" to serve on.
+    # Optional one-click survey pages (gateway/survey_web.py), off by default: survey_url is
+    # the public base URL put in closure emails; they are served by [web] listen (survey_listen
+    # is its older name, still honoured when [web] listen is empty).
     survey_url: str = ""
     survey_listen: str = ""
 
@@ -337,6 +338,49 @@ class ReportSection(_Strict):
     by: list[Literal["customer", "organisation", "project", "engineer", "address"]] = ["organisation", "project"]
 
 
+class WebSection(_Strict):
+    # "host:port" to serve the web app on (survey pages, /healthz, /readyz, /metrics); empty: off.
+    # Meant to sit behind a reverse proxy that adds TLS; bind it to loopback.
+    listen: str = ""
+    # the public base URL of the web app (https://support.example.com), for the desk's sign-in
+    # links; empty: the address the request came to
+    public_url: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        if v:
+            _, sep, port = v.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{v!r} is not host:port (for example \"127.0.0.1:8080\")")
+        return v
+
+
+class HealthSection(_Strict):
+    """Thresholds of /readyz and `supportgw health` (gateway/health.py)."""
+
+    spool_max_age_seconds: float = Field(default=300, gt=0)  # oldest unprocessed message / overdue mail
+    imap_max_sync_age_seconds: float = Field(default=0, ge=0)  # 0: 3 x the mailbox's poll_interval + 60
+    outbox_failed_window_minutes: int = Field(default=60, ge=1)  # failed-for-good mail this recent is a problem
+
+
+class LogSection(_Strict):
+    # text: one readable line per event; json: one JSON object per line (for a log shipper)
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class RetentionSection(_Strict):
+    """How long things are kept, in days; 0 keeps them forever. Applied nightly (gateway/retention.py)."""
+
+    spool_raw_days: int = Field(default=90, ge=0)  # raw bytes of processed spool rows (the row stays)
+    attachments_days: int = Field(default=0, ge=0)  # attachment files of closed tickets
+    closed_tickets_days: int = Field(default=0, ge=0)  # closed tickets, with their messages, removed whole
+    quarantined_days: int = Field(default=180, ge=0)  # quarantined and dropped spool rows
+    suspended_days: int = Field(default=180, ge=0)  # suspended mail, where that area exists
+    time: str = "03:30"  # when the nightly job runs (report timezone)
+
+
 class Config(_Strict):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
@@ -348,6 +392,10 @@ class Config(_Strict):
     workflow: WorkflowSection = Field(default_factory=WorkflowSection)
     report: ReportSection = Field(default_factory=ReportSection)
     spam: SpamSection = Field(default_factory=SpamSection)
+    web: WebSection = Field(default_factory=WebSection)
+    health: HealthSection = Field(default_factory=HealthSection)
+    log: LogSection = Field(default_factory=LogSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
 
     # Where the file was read from; relative paths in it are relative to its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from gateway.imap_state import process_gone
+from gateway import metrics
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.transports import PermanentFailure, TemporaryFailure, TransportUnavailable, make_transport
@@ -114,6 +115,8 @@ def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str, counts:
         else:
             row.status, row.last_error = "failed", detail[:2000]
             on_failed(app, s, row)
+        kind, result = row.kind, {"sent": "sent", "pending": "retry"}.get(row.status, "failed")
+    metrics.observe_delivery(kind, result)
 
 
 def on_failed(app, session, row: OutboxRow) -> None:
@@ -144,6 +147,8 @@ def send_one(app, transport, row_id: int) -> bool:
         raw, rcpts = message_bytes(row, app.attachments), list(row.envelope_to)
         ticket = s.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
         what = f"{row.kind} <{row.message_id}> to {', '.join(rcpts)}{' for ' + ticket.ref if ticket and ticket.ref else ''}"
+        fields = {"message_id": row.message_id, "kind": row.kind, "ticket": ticket.ref if ticket and ticket.ref else "",
+                  "outcome": "sent"}
     envelope_from = verp_address(app.config.gateway.domain, row_id)
     try:
         handover = {"on_handover": lambda: _handing_over(app, row_id)} \
@@ -161,7 +166,8 @@ def send_one(app, transport, row_id: int) -> bool:
         _finish(app, row_id, ok=False, temporary=False, detail=str(exc))
         return False
     _finish(app, row_id, ok=True, temporary=False, detail=detail)
-    log.info("mail out: %s: sent in %.0f ms [outbox %s]", what, (time.perf_counter() - started) * 1000, row_id)
+    log.info("mail out: %s: sent in %.0f ms [outbox %s]", what, (time.perf_counter() - started) * 1000, row_id,
+             extra=fields)
     return True
 
 

@@ -35,7 +35,7 @@ import time
 from gateway import imap_batch, oauth, oauth_alert
 from gateway.config import ConfigError
 from gateway.imap_conn import NETWORK_ERRORS, SERVER_ERRORS, ImapProblem, close, connect, select, where
-from gateway.imap_state import load_progress, release_lease, save_progress, take_lease
+from gateway.imap_state import load_progress, mark_synced, release_lease, save_progress, take_lease
 from gateway.pipeline import Source, spool
 from storage.db import StorageUnavailable
 from storage.spool import SpoolSink
@@ -131,6 +131,10 @@ class Poller(threading.Thread):
         delay = self.backoff.next()
         self.last_error = message
         log.warning("%s; retrying in %.1fs", message, delay)
+        try:
+            mark_synced(self.app, self.mb.name, error=message)
+        except Exception:  # the database may be what failed; the log line above says it
+            pass
         self._halt.wait(delay)
 
     # ------------------------------------------------------------ lease
@@ -238,6 +242,7 @@ class Poller(threading.Thread):
             self.spooled += len(msgs)
             if msgs and self.on_spooled:
                 self.on_spooled()
+        mark_synced(self.app, self.mb.name)  # drained to the end: what /readyz calls a good sync
         if first_pass:
             # Everything that existed at SELECT time has been judged; newer UIDs come next.
             save_progress(self.app, self.mb.name, uidvalidity, max(done, uidnext - 1, 0))

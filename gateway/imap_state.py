@@ -78,6 +78,19 @@ def save_progress(app, mailbox: str, uidvalidity: int, last_uid: int) -> None:
             row.last_uid = max(row.last_uid, last_uid)
 
 
+def mark_synced(app, mailbox: str, error: str = "") -> None:
+    """Record a drain to the end (error "") or the error that stopped the mailbox, for health checks."""
+    with app.db.write_lock(), app.db.session() as s:
+        row = s.get(ImapState, mailbox, with_for_update=not app.db.is_sqlite)
+        if row is None:
+            row = ImapState(mailbox=mailbox, uidvalidity=0, last_uid=0)
+            s.add(row)
+        if error:
+            row.last_error = error[:2000]
+        else:
+            row.synced_at, row.last_error = app.now(), ""
+
+
 def take_lease(app, name: str, holder: str, seconds: float) -> bool:
     """Take or renew the lease `name` for `holder`; False while someone else holds it."""
     now = app.now()

@@ -24,6 +24,7 @@ from parsers import quick
 from storage import spool as spool_store
 from storage.db import try_again_later
 from storage.models import Message, SpoolEntry
+from gateway.metrics import count_processed  # noqa: E402,I001  (counted when the transaction commits)
 
 log = logging.getLogger("supportgw.pipeline")
 
@@ -137,7 +138,7 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
         _report(session, entry, "quarantined", started, reason=f"{entry.size} bytes is over the size limit")
         return _settle(app, entry, "quarantined", error)
     ticket_id: int | None = None  # the ticket the message went to, kept on the spool row
-    ticket, email = None, None
+    ticket, email, taken_by = None, None, ""
     try:
         with session.begin_nested():
             if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
@@ -155,6 +156,7 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                 for handler in HANDLERS + [customer_handler]:
                     outcome = handler(ib)
                     if outcome:
+                        taken_by = handler_name(handler)
                         break
                 ticket = ib.ticket or (ib.match.ticket if ib.match is not None else None)
                 ticket_id = ticket.id if ticket is not None else None
@@ -172,31 +174,43 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
         _report(session, entry, "quarantined", started, reason=f"{type(exc).__name__}: {exc}")
         return _settle(app, entry, "quarantined",
                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000])
-    _report(session, entry, outcome or "processed", started, ticket=ticket, email=email)
+    _report(session, entry, outcome or "processed", started, ticket=ticket, email=email, handler=taken_by)
     return outcome or "processed"
 
 
+def handler_name(handler) -> str:
+    """The name a handler is logged by: its module's (gateway.suspend -> "suspend")."""
+    if handler is customer_handler:
+        return "customer"
+    return handler.__module__.rpartition(".")[2]
+
+
 def _report(session: Session, entry: SpoolEntry, outcome: str, started: float, *, ticket=None, email=None,
-            reason: str = "") -> None:
+            reason: str = "", handler: str = "") -> None:
     """One line per message for the log, kept until its transaction commits (`_log_reports`):
-    a person watching `supportgw run` sees each mail arrive, and only what really happened."""
+    a person watching `supportgw run` sees each mail arrive, and only what really happened.
+    Its facts go along as fields too, for `[log] format = "json"` (gateway.logs)."""
     ms = (time.perf_counter() - started) * 1000
     sender = (email.sender.email if email is not None else "") or entry.envelope_from or "?"
     mid = f"<{entry.message_id}>" if entry.message_id else "(no Message-ID)"
     text = (f"mail in: {entry.source} {mid} from {sender}: {outcome}"
             f"{' ' + ticket.ref if ticket is not None and ticket.ref else ''}"
             f"{' (' + reason.splitlines()[0][:300] + ')' if reason else ''} in {ms:.0f} ms [spool {entry.id}]")
-    session.info.setdefault("mail_log", []).append((logging.WARNING if outcome == "quarantined" else logging.INFO, text))
+    fields = {"source": entry.source, "message_id": entry.message_id or "", "outcome": outcome,
+              "ticket": ticket.ref if ticket is not None and ticket.ref else "", "handler": handler}
+    level = logging.WARNING if outcome == "quarantined" else logging.INFO
+    session.info.setdefault("mail_log", []).append((level, text, fields))
 
 
 def _log_reports(session: Session) -> None:
-    for level, text in session.info.pop("mail_log", ()):
-        log.log(level, text)
+    for level, text, fields in session.info.pop("mail_log", ()):
+        log.log(level, text, extra=fields)
 
 
 def _settle(app, entry: SpoolEntry, status: str, error: str, ticket_id: int | None = None) -> str:
     entry.attempts += 1
     entry.status, entry.error, entry.processed_at = status, error, app.now()
+    count_processed(entry, status, app.now())
     if ticket_id is not None:
         entry.ticket_id = ticket_id
     return status

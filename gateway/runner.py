@@ -33,7 +33,9 @@ def _worker_main(config, parent: int) -> None:
     """
     from gateway.app import build_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
+    from gateway.logs import configure
+
+    configure(config, role="worker")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _die_with_parent()
     if os.getppid() != parent:
@@ -164,9 +166,14 @@ class Gateway:
             from gateway.imap import start_pollers
 
             self.pollers = start_pollers(self.app, on_spooled=self.processor.kick)
-        from gateway.survey_web import start_survey_server
+        from gateway.web import listen_address, start_web_server
 
-        self.survey_server = start_survey_server(self.app)  # None unless workflow.survey_listen is set
+        try:
+            self.web = start_web_server(self.app)  # None unless [web] listen is set
+        except OSError as exc:
+            self.stop()
+            raise StartupError(f"cannot listen for the web app on {listen_address(cfg)}: {_reason(exc)}. "
+                               f"Stop what holds that port or set [web] listen in {cfg.source}") from exc
         if self._want_scheduler:
             try:
                 from gateway.scheduler import start_scheduler
@@ -187,8 +194,8 @@ class Gateway:
             p.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        if getattr(self, "survey_server", None) is not None:
-            self.survey_server.shutdown()
+        if getattr(self, "web", None) is not None:
+            self.web.stop()
         self.writer.stop()
         self.writer.join(SHUTDOWN_SECONDS)
         self.processor.stop()

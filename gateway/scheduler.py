@@ -53,6 +53,7 @@ JOBS: dict[str, tuple[str, float]] = {
     "pending-reminders": ("gateway.pending:run_pending_reminders", 300.0),
     "weekly-report": ("gateway.weekly_report:run_weekly_report", 600.0),
     "suspended-care": ("gateway.suspend_jobs:run_suspended_care", 3600.0),
+    "retention": ("gateway.retention:run_retention", 3600.0),
 }
 
 _registry: dict[str, dict] = {}  # app key -> {"app": App, "kick": callable}

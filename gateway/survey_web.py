@@ -1,27 +1,29 @@
-"""The optional one-click survey endpoint: /survey/<signed token>, stdlib HTTP, off by default.
+"""The one-click survey pages: /survey/<signed token>, served by the web app (gateway/web.py).
 
-Enabled by [workflow] survey_listen = "host:port" (where to listen) and
 survey_url (the public base URL the closure email links to; a reverse proxy
-usually sits between). The token (gateway.closure.survey_links) signs ticket,
-resolution and score, so it needs no login and cannot be altered; it is single
-use per resolution, enforced by a unique JobRun row, so two gateways or a
-double click record one answer.
+usually sits between) is in [workflow]; where the pages are served is [web] listen.
+The token (gateway.closure.survey_links) signs ticket, resolution and score, so
+it needs no login and cannot be altered; it is single use per resolution,
+enforced by a unique JobRun row, so two gateways or a double click record one answer.
 
 GET only shows a confirmation page (with an optional comment box); the answer
 is recorded on POST. Mail security scanners open every link in a message, and
 recording on GET would let them cast the "1" vote for the customer.
+
+Owns the survey routes only; it knows nothing of how they are served.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
 from gateway.closure import SURVEY_PURPOSE, survey_stamp
 from gateway.survey_handler import record_answer
@@ -44,72 +46,47 @@ def _check(app, s, token: str):
     return ticket, int(values[2]), "ok"
 
 
-class SurveyHandler(BaseHTTPRequestHandler):
-    app = None  # set by make_server
-    server_version = "supportgw-survey"
+def page(app, status: int, state: str, ticket=None, score=0, token="") -> HTMLResponse:
+    lang = ticket.language if ticket is not None else app.config.report.language
+    rendered = app.templates.render("survey_page", lang, state=state, ticket=ticket, score=score, token=token,
+                                    team_name=app.config.gateway.display_name)
+    body = f"<!doctype html><html><head><meta charset='utf-8'><title>{rendered.subject}</title></head>" \
+           f"<body>{rendered.html}</body></html>"
+    return HTMLResponse(body, status_code=status,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
-    def _page(self, status: HTTPStatus, state: str, ticket=None, score=0, token=""):
-        lang = ticket.language if ticket is not None else self.app.config.report.language
-        page = self.app.templates.render("survey_page", lang, state=state, ticket=ticket, score=score, token=token,
-                                         team_name=self.app.config.gateway.display_name)
-        body = f"<!doctype html><html><head><meta charset='utf-8'><title>{page.subject}</title></head>" \
-               f"<body>{page.html}</body></html>".encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.end_headers()
-        self.wfile.write(body)
 
-    def _token(self) -> str | None:
-        path = self.path.split("?", 1)[0]
-        if not path.startswith("/survey/"):
-            return None
-        return path[len("/survey/"):]
+def _show(app, token: str) -> HTMLResponse:
+    with app.db.session() as s:
+        ticket, score, state = _check(app, s, token)
+        if state == "ok" and _answered(s, ticket):
+            state = "answered"
+        code = {"ok": 200, "answered": 200, "expired": 410}.get(state, 404)
+        return page(app, code, "confirm" if state == "ok" else state, ticket, score, token)
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        token = self._token()
-        if token is None:
-            return self._page(HTTPStatus.NOT_FOUND, "invalid")
-        with self.app.db.session() as s:
-            ticket, score, state = _check(self.app, s, token)
-            if state == "ok" and _answered(s, ticket):
-                state = "answered"
-            code = {"ok": HTTPStatus.OK, "answered": HTTPStatus.OK, "expired": HTTPStatus.GONE}.get(
-                state, HTTPStatus.NOT_FOUND)
-            self._page(code, "confirm" if state == "ok" else state, ticket, score, token)
 
-    def do_POST(self):  # noqa: N802
-        token = self._token()
-        length = int(self.headers.get("Content-Length") or 0)
-        if token is None or length > MAX_FORM:
-            return self._page(HTTPStatus.NOT_FOUND, "invalid")
-        form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
-        comment = (form.get("comment") or [""])[0].strip()[:4000]
-        # The page is written after the commit: "thank you" must mean "stored".
-        with self.app.db.session() as s:
-            ticket, score, state = _check(self.app, s, token)
-            if state == "ok":
-                state = self._record(s, ticket, score, comment, token)
-            view = (ticket.language, ticket.ref) if ticket is not None else None
-        code = {"expired": HTTPStatus.GONE, "invalid": HTTPStatus.NOT_FOUND}.get(state, HTTPStatus.OK)
-        self._page(code, state, _View(*view) if view else None, score)
+def _answer(app, token: str, comment: str) -> HTMLResponse:
+    # The page is written after the commit: "thank you" must mean "stored".
+    with app.db.session() as s:
+        ticket, score, state = _check(app, s, token)
+        if state == "ok":
+            state = _record(app, s, ticket, score, comment, token)
+        view = (ticket.language, ticket.ref) if ticket is not None else None
+    code = {"expired": 410, "invalid": 404}.get(state, 200)
+    return page(app, code, state, _View(*view) if view else None, score)
 
-    def _record(self, s, ticket, score: int, comment: str, token: str) -> str:
-        try:
-            with s.begin_nested():
-                s.add(JobRun(job="survey", due_key=f"{ticket.id}.{survey_stamp(ticket)}",
-                             at=self.app.now(), holder=self.app.worker_id))
-                s.flush()
-        except IntegrityError:
-            return "answered"
-        reopened = record_answer(self.app, s, ticket, score=score, comment=comment,
-                                 actor=ticket.requester_email, via="link", token=token)
-        return "reopened" if reopened else "thanks"
 
-    def log_message(self, fmt, *args):  # quiet: tokens do not belong in logs
-        log.debug("survey %s", self.command)
+def _record(app, s, ticket, score: int, comment: str, token: str) -> str:
+    try:
+        with s.begin_nested():
+            s.add(JobRun(job="survey", due_key=f"{ticket.id}.{survey_stamp(ticket)}",
+                         at=app.now(), holder=app.worker_id))
+            s.flush()
+    except IntegrityError:
+        return "answered"
+    reopened = record_answer(app, s, ticket, score=score, comment=comment,
+                             actor=ticket.requester_email, via="link", token=token)
+    return "reopened" if reopened else "thanks"
 
 
 class _View:
@@ -124,17 +101,20 @@ def _answered(s, ticket: Ticket) -> bool:
     return s.execute(select(JobRun.id).where(JobRun.job == "survey", JobRun.due_key == key)).first() is not None
 
 
-def make_server(app, host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("BoundSurveyHandler", (SurveyHandler,), {"app": app})
-    return ThreadingHTTPServer((host, port), handler)
+def routes(app) -> list[Route]:
+    """The survey routes for the web app. Tokens are in the path, so the access log stays off."""
 
+    async def survey(request: Request):
+        token = request.path_params["token"]
+        if request.method == "GET":
+            return await run_in_threadpool(_show, app, token)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM:
+                return page(app, 404, "invalid")
+        form = parse_qs(body.decode("utf-8", "replace"))
+        comment = (form.get("comment") or [""])[0].strip()[:4000]
+        return await run_in_threadpool(_answer, app, token, comment)
 
-def start_survey_server(app):
-    """Start the endpoint in a daemon thread when configured; returns the server (call .shutdown()) or None."""
-    listen = app.config.workflow.survey_listen
-    if not listen:
-        return None
-    host, _, port = listen.rpartition(":")
-    server = make_server(app, host or "127.0.0.1", int(port))
-    threading.Thread(target=server.serve_forever, name="survey-web", daemon=True).start()
-    return server
+    return [Route("/survey/{token:path}", survey, methods=["GET", "POST"])]

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 
-from gateway import outbox
+from gateway import outbox, report_charts
 from gateway.report_split import split_report
 from gateway.reports import build_report, collect
 from storage.models import JobRun
@@ -153,5 +153,6 @@ def send_weekly_report(app, *, start_day: date | None = None, end_day: date | No
         report = build(app, s, start_day, end_day)
         rendered = render(app, report)
         outbox.queue(app, s, kind="weekly_report", ticket=None, rendered=rendered, to=to,
-                     automatic="auto-generated")
+                     automatic="auto-generated",
+                     attachments=report_charts.png_charts(app, s, build, end_day=end_day))  # the desk's charts
     return True

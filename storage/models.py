@@ -227,6 +227,8 @@ class ImapState(Base):
     mailbox: Mapped[str] = mapped_column(String(200), primary_key=True)
     uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # last drain to the end
+    last_error: Mapped[str] = mapped_column(Text, default="")  # since then; "" after a good sync
 
 
 class Lease(Base):
@@ -296,3 +298,14 @@ class RulesGeneration(Base):
     source: Mapped[str] = mapped_column(String(1000), default="")  # the file it was read from
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_by: Mapped[str] = mapped_column(String(200), default="")  # host:pid of the edge
+
+
+class AuditEntry(Base):
+    """An operation not about one living ticket (an erasure, the retention job). No personal data."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # customer_erased | customer_exported | retention
+    actor: Mapped[str] = mapped_column(String(320), default="system")
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)

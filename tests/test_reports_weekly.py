@@ -37,7 +37,8 @@ def test_weekly_email_has_text_and_html_with_the_figures(make_app, clock):
     [mail] = flush(app)
     msg = mail["msg"]
     assert mail["to"] == [MANAGER]
-    assert msg.get_content_type() == "multipart/alternative"
+    assert msg.get_content_type() == "multipart/mixed"  # the text and HTML, then the charts as images
+    assert msg.get_payload()[0].get_content_type() == "multipart/alternative"
     assert "2026-03-02 – 2026-03-08" in msg["Subject"]
     assert msg["Auto-Submitted"] == "auto-generated"
     text, html = text_of(msg), html_of(msg)
@@ -49,6 +50,26 @@ def test_weekly_email_has_text_and_html_with_the_figures(make_app, clock):
     # bars are table cells with a width and a colour: no images, nothing to fetch
     assert 'width="240" height="12" bgcolor="#3a6ea5"' in html
     assert "<img" not in html and "http" not in html.replace("http-equiv", "")
+
+
+def test_weekly_email_carries_the_desk_charts_as_images(make_app, clock):
+    from PIL import Image
+
+    from gateway import report_charts, weekly_report
+
+    app = _app(make_app, clock)
+    send_weekly_report(app)
+    [mail] = flush(app)
+    images = {p.get_filename(): p.get_payload(decode=True) for p in mail["msg"].walk()
+              if p.get_content_type() == "image/png"}
+    assert sorted(images) == sorted(name for name, _, _ in report_charts.CHARTS)
+    with app.db.session() as s:  # the same series the desk's report page draws
+        week = report_charts.weekly_series(app, s, weekly_report.build, 8, fx.END.date() - timedelta(days=1))[-1]
+    assert week["opened"] == 7
+    volume = Image.open(io.BytesIO(images["volume-per-week.png"]))
+    assert volume.format == "PNG" and volume.size == (40 + 60 * 8, 180)
+    # the last week's bar is the tallest (7 of 7): the blue reaches the top of the plot
+    assert volume.getpixel((20 + 7 * 60 + 20, 31)) == (74, 123, 208)
 
 
 def test_weekly_email_in_chinese(make_app, clock):

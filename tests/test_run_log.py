@@ -29,7 +29,7 @@ def test_each_mail_in_and_out_is_one_line_in_the_run_output(tmp_path, relay):
     text = log.read_text()
     (created,) = [line for line in text.splitlines() if "<first-mail@bigbank.example>" in line and "mail in:" in line]
     assert re.search(r"INFO worker supportgw\.pipeline: mail in: smtp <first-mail@bigbank\.example> from "
-                     r"alice@bigbank\.example: created TS-000001 in \d+ ms \[spool 1\]$", created), created
+                     r"alice@bigbank\.example: created TS-000001 in \d+ ms \[spool 1\] \[handler=customer\]$", created), created
     (junk,) = [line for line in text.splitlines() if "mail in:" in line and "[spool 2]" in line]
     assert "WARNING" in junk and "quarantined (no usable sender" in junk, junk
     sent = [line for line in text.splitlines() if "mail out:" in line]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from gateway.survey_web import make_server
+from gateway.web import WebServer
 from tests.closure_kit import (
     events, flush, open_ticket, outbox_rows, resolve, responses, text_of, ticket, to_customer,
 )
@@ -18,12 +17,9 @@ from tests.closure_kit import (
 @pytest.fixture
 def web(make_app):
     app = make_app(workflow={"survey_url": "http://127.0.0.1:0"})
-    server = make_server(app, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield app, base
-    server.shutdown()
-    server.server_close()
+    server = WebServer(app, "127.0.0.1", 0).start()
+    yield app, server.base_url
+    server.stop()
 
 
 def _links(app, tid, base) -> dict[int, str]:

@@ -1,0 +1,190 @@
+"""Prometheus metrics: what the gateway counts as it works, and what the database says now.
+
+Two kinds, exposed together at /metrics (gateway/health_web.py):
+
+- Counters and the latency histogram, updated where the work happens, in
+  whichever process does it (the edge, or a worker process). Under `supportgw
+  run` they live in prometheus-client's multiprocess files under
+  <data_dir>/metrics (`prepare_multiprocess()`, called before any worker
+  starts), so the web process sums every process's counts.
+- Levels read from the database at scrape time (spool backlog, outbox rows per
+  kind and status, SLA warnings and breaches, IMAP sync age, quarantined and
+  suspended counts): true for every gateway on the database, and nothing to
+  keep in step across processes.
+
+prometheus_client is imported only inside functions: it chooses its storage
+(memory or files) when first imported, which must come after
+`prepare_multiprocess()`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+SLA_KINDS = ("first_response_warning", "first_response_breach", "resolution_warning", "resolution_breach")
+
+_metrics: dict = {}
+
+
+def prepare_multiprocess(data_dir: Path) -> Path:
+    """Counts from every process of this gateway go to <data_dir>/metrics; emptied at start
+    (the files of processes that ran before are not this run's)."""
+    folder = Path(os.environ.get(ENV) or data_dir / "metrics")
+    if folder.exists() and not os.environ.get(ENV):
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV] = str(folder)
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()  # in case something imported it before
+    return folder
+
+
+def _m() -> dict:
+    if _metrics:
+        return _metrics
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    # Multiprocess: the metrics write to files and must not sit in a registry; otherwise
+    # a private registry, so two test apps in one process never clash on a name.
+    registry = None if os.environ.get(ENV) else CollectorRegistry()
+    _metrics.update(
+        registry=registry,
+        messages=Counter("supportgw_messages_total", "Inbound messages processed, per source and outcome",
+                         ["source", "outcome"], registry=registry),
+        latency=Histogram("supportgw_processing_latency_seconds",
+                          "From spooled to processed (committed as ticket, follow-up, quarantine...)",
+                          buckets=LATENCY_BUCKETS, registry=registry),
+        outbox=Counter("supportgw_outbox_attempts_total", "Outbound delivery attempts, per kind and result",
+                       ["kind", "result"], registry=registry),
+    )
+    return _metrics
+
+
+def source_label(source: str) -> str:
+    """'imap:helpdesk' stays (a handful of mailboxes); anything unforeseen is 'other'."""
+    if source in ("smtp", "file", "cli") or source.startswith("imap:"):
+        return source[:60]
+    return "other"
+
+
+def count_processed(entry, outcome: str, now) -> None:
+    """Note a spool row's outcome; it is counted once its session commits (a rolled-back
+    batch, tried again later, counts nothing)."""
+    from sqlalchemy.orm import object_session
+
+    session = object_session(entry)
+    latency = (now - entry.received_at).total_seconds() if entry.received_at else None
+    if session is None:
+        observe_processed([(entry.source, outcome, latency)])
+        return
+    _listen()
+    # by row: a savepoint rolled back after "processed" and then "quarantined" counts once
+    session.info.setdefault(_PENDING, {})[entry.id] = (entry.source, outcome, latency)
+
+
+_PENDING = "supportgw.metrics.processed"
+_listening: list = []
+
+
+def _listen() -> None:
+    if _listening:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    @event.listens_for(Session, "after_commit")
+    def _committed(session):
+        done = session.info.pop(_PENDING, None)
+        if done:
+            observe_processed(done.values())
+
+    @event.listens_for(Session, "after_rollback")
+    def _rolled_back(session):
+        session.info.pop(_PENDING, None)
+
+    _listening.append(True)
+
+
+def observe_processed(results) -> None:
+    """(source, outcome, latency seconds) of messages whose transaction committed."""
+    m = _m()
+    for source, outcome, latency in results:
+        if outcome == "deferred":
+            continue  # not processed yet; it is counted when it is
+        m["messages"].labels(source_label(source), outcome).inc()
+        if latency is not None:
+            m["latency"].observe(max(0.0, latency))
+
+
+def observe_delivery(kind: str, result: str) -> None:
+    """result: sent | retry | failed."""
+    _m()["outbox"].labels(kind or "unknown", result).inc()
+
+
+class DatabaseCollector:
+    """Levels read from the database at each scrape."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+        from sqlalchemy import func, select
+
+        from storage.models import ImapState, OutboxRow, SlaMark, SpoolEntry
+
+        now = self.app.now()
+        with self.app.db.session() as s:
+            spool = dict(s.execute(select(SpoolEntry.status, func.count()).group_by(SpoolEntry.status)).all())
+            oldest = s.scalar(select(func.min(SpoolEntry.received_at)).where(SpoolEntry.status == "pending"))
+            outbox = s.execute(select(OutboxRow.kind, OutboxRow.status, func.count())
+                               .group_by(OutboxRow.kind, OutboxRow.status)).all()
+            marks = s.execute(select(SlaMark.kind, func.count()).group_by(SlaMark.kind)).all()
+            synced = {row.mailbox: row.synced_at for row in s.execute(select(ImapState)).scalars()}
+        g = GaugeMetricFamily("supportgw_spool_backlog", "Spooled messages not processed yet")
+        g.add_metric([], spool.get("pending", 0))
+        yield g
+        g = GaugeMetricFamily("supportgw_spool_oldest_pending_seconds", "Age of the oldest unprocessed message")
+        g.add_metric([], (now - oldest).total_seconds() if oldest else 0)
+        yield g
+        g = GaugeMetricFamily("supportgw_spool_messages", "Spool rows per status (quarantined, suspended...)",
+                              labels=["status"])
+        for status in sorted({"quarantined", "suspended", *spool}):
+            g.add_metric([status], spool.get(status, 0))
+        yield g
+        g = GaugeMetricFamily("supportgw_outbox_messages", "Outbox rows per kind and status", labels=["kind", "status"])
+        for kind, status, n in outbox:
+            g.add_metric([kind, status], n)
+        yield g
+        g = GaugeMetricFamily("supportgw_sla_marks", "SLA warnings and breaches recorded, per kind", labels=["kind"])
+        marks = {**{k: 0 for k in SLA_KINDS}, **dict(marks)}  # zeros too: an alert's delta needs a series
+        for kind, n in sorted(marks.items()):
+            g.add_metric([kind], n)
+        yield g
+        g = GaugeMetricFamily("supportgw_imap_sync_age_seconds", "Seconds since each mailbox's last good sync",
+                              labels=["mailbox"])
+        for mb in self.app.config.imap:
+            at = synced.get(mb.name)
+            g.add_metric([mb.name], (now - at).total_seconds() if at else float("inf"))
+        yield g
+
+
+def render(app) -> tuple[bytes, str]:
+    """The /metrics body and its content type."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    m = _m()
+    out = CollectorRegistry()
+    out.register(DatabaseCollector(app))
+    if os.environ.get(ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(out)
+        return generate_latest(out), CONTENT_TYPE_LATEST
+    return generate_latest(m["registry"]) + generate_latest(out), CONTENT_TYPE_LATEST

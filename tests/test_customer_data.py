@@ -1,0 +1,171 @@
+"""A customer's data rights: export everything about them, erase them leaving nothing searchable."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from gateway import pipeline
+from gateway.customer_erase import erase
+from gateway.customer_export import export
+from gateway.survey_handler import record_answer
+from storage.models import AuditEntry, Base, Message, SpoolEntry, Ticket
+from tests.closure_kit import deliver, flush, resolve
+from tests.conftest import TEST_DB
+
+ME = "mei.chen@orbital-demo.example"
+NAME = "Meixiu Chenowski"
+COLLEAGUE = "olaf@orbital-demo.example"
+OTHER = "zed@elsewhere-demo.example"
+PHRASE = "violet-anchor-7731"
+FILE_BYTES = b"ATTACHMENT-content-zebra-4410"
+COMMENT = "survey-comment-quince"
+
+
+def _mail(frm, name, subject, body, *, cc=None, attach=None, in_reply_to=None):
+    m = EmailMessage()
+    m["From"] = f"{name} <{frm}>"
+    m["To"] = "support@support.example.test"
+    if cc:
+        m["Cc"] = cc
+    m["Subject"] = subject
+    m["Message-ID"] = make_msgid(domain="orbital-demo.example")
+    if in_reply_to:
+        m["In-Reply-To"] = in_reply_to
+    m.set_content(body)
+    if attach:
+        m.add_attachment(attach, maintype="application", subtype="octet-stream", filename="trace.bin")
+    return m.as_bytes()
+
+
+def _tickets(app):
+    with app.db.session() as s:
+        return {t.requester_email: t.id for t in s.execute(select(Ticket)).scalars()}
+
+
+def _story(app):
+    """Mei's ticket (attachment, Cc colleague, answered, resolved with a knowledge article,
+    surveyed), the colleague's own ticket with Mei on Cc, a quarantined mail from Mei, and
+    an unrelated customer's ticket."""
+    deliver(app, _mail(ME, NAME, "Orbital batch fails", f"The batch fails: {PHRASE}.\n\n{NAME}\n",
+                       cc=COLLEAGUE, attach=FILE_BYTES))
+    deliver(app, _mail(COLLEAGUE, "Olaf Berg", "Our VPN", f"VPN down again. Ask {NAME} ({ME}) for logs.\n",
+                       cc=ME))
+    deliver(app, _mail(OTHER, "Zed Other", "Printer", "The printer is jammed.\n"))
+    flush(app)
+    ids = _tickets(app)
+    resolve(app, ids[ME], solution="Restart the scheduler.", kb_tags=("batch",))
+    flush(app)
+    with app.db.session() as s:
+        record_answer(app, s, s.get(Ticket, ids[ME]), score=5, comment=COMMENT, actor=ME, via="mail")
+    pipeline.spool(app, [(b"From: " + NAME.encode() + b" <" + ME.encode() + b">\r\nSubject: x\r\n\r\n"
+                          + PHRASE.encode() + b" quarantined\r\n", pipeline.Source("smtp", envelope_from=ME))])
+    with app.db.session() as s:
+        e = s.execute(select(SpoolEntry).order_by(SpoolEntry.id.desc()).limit(1)).scalar_one()
+        e.status, e.error = "quarantined", "test: unparseable"
+    return ids
+
+
+def test_export_holds_their_mail_attachments_history_and_survey_but_no_internal_address(make_app, tmp_path):
+    app = make_app()
+    _story(app)
+    out = tmp_path / "mei.zip"
+    counts = export(app, ME.upper(), out)
+    assert counts["tickets"] == 2 and counts["attachments"] == 1 and counts["unfiled"] == 1
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        person = json.loads(z.read("person.json"))
+        everything = b"".join(z.read(n) for n in names)
+        assert "README.txt" in names and b"tickets/<REF>/messages/NNN-in.eml" in z.read("README.txt")
+        [mine] = [n for n in names if n.endswith("001-in.eml") and PHRASE.encode() in z.read(n)]
+        ref = mine.split("/")[1]
+        assert z.read(f"tickets/{ref}/attachments/001-trace.bin") == FILE_BYTES
+        ticket = json.loads(z.read(f"tickets/{ref}/ticket.json"))
+        assert ticket["your_roles"] == ["requester"] and ticket["status"] == "resolved"
+        assert {h["what"] for h in ticket["history"]} >= {"created", "status"}
+        assert any(n.startswith(f"tickets/{ref}/messages/") and n.endswith("-out.eml") for n in names)
+        assert [n for n in names if n.startswith("unfiled/")]
+    assert person["address"] == ME and NAME in person["names"]
+    assert person["survey_answers"][0]["comment"] == COMMENT
+    for staff in ("alice@support.example.com", "bob@support.example.com", "carol@support.example.com"):
+        assert staff.encode() not in everything  # an engineer's own address never reaches a customer
+    assert b"zed@elsewhere" not in everything and b"printer is jammed" not in everything
+    with app.db.session() as s:
+        [audit] = s.execute(select(AuditEntry)).scalars()
+        assert audit.kind == "customer_exported" and ME not in json.dumps(audit.data)
+
+
+def _everything(app) -> bytes:
+    """Every value of every row of every table, and every file under the data folder."""
+    chunks = []
+    with app.db.session() as s:
+        for table in Base.metadata.sorted_tables:
+            for row in s.execute(table.select()).all():
+                for v in row:
+                    chunks.append(v if isinstance(v, bytes)
+                                  else json.dumps(v, default=str, ensure_ascii=False).encode())
+    for f in Path(app.config.data_dir).rglob("*"):
+        if f.is_file() and not f.name.startswith("supportgw.db"):
+            chunks.append(f.read_bytes())
+    return b"\n".join(chunks)
+
+
+def test_erase_leaves_nothing_searchable_and_keeps_the_figures(make_app):
+    app = make_app()
+    ids = _story(app)
+    before = _everything(app)
+    for needle in (ME, NAME, PHRASE, COMMENT):
+        assert needle.encode() in before, needle  # the test would see it if it stayed
+    assert FILE_BYTES in before
+    counts = erase(app, ME)
+    assert counts["tickets_anonymised"] == 1 and counts["spool_rows_deleted"] >= 1
+    after = _everything(app)
+    for needle in (ME.encode(), NAME.encode(), PHRASE.encode(), COMMENT.encode(), FILE_BYTES,
+                   ME.upper().encode(), NAME.lower().encode()):
+        assert needle.lower() not in after.lower(), needle
+    if not TEST_DB:  # the database file itself: deleted rows must not linger in free pages
+        db_file = Path(app.db.url.split("///", 1)[1])
+        raw = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))  # with -wal, -shm
+        assert ME.encode() not in raw and PHRASE.encode() not in raw and FILE_BYTES not in raw
+    with app.db.session() as s:
+        shell = s.get(Ticket, ids[ME])
+        assert (shell.status, shell.requester_email, shell.subject) == ("resolved", "erased@erased.invalid", "[erased]")
+        other = s.get(Ticket, ids[OTHER])
+        assert other.subject == "Printer" and other.requester_email == OTHER
+        colleague = s.get(Ticket, ids[COLLEAGUE])
+        [first] = s.execute(select(Message).where(Message.ticket_id == colleague.id).limit(1)).scalars()
+        assert "VPN down again" in first.text and "[erased]" in first.text
+        [audit] = s.execute(select(AuditEntry).where(AuditEntry.kind == "customer_erased")).scalars()
+        assert ME not in json.dumps(audit.data) and NAME not in json.dumps(audit.data)
+    with pytest.raises(LookupError):  # a second erase finds nothing
+        erase(app, ME)
+
+
+def test_the_commands_ask_before_erasing_and_refuse_bad_input(tmp_path):
+    from tests.conftest import fresh_database_url
+    from tests.gwproc import write_run_config
+    from tests.hardening import cli
+
+    cfg, _ = write_run_config(tmp_path, fresh_database_url(tmp_path), 25)
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(_mail(ME, NAME, "Orbital batch fails", f"{PHRASE}\n"))
+    assert cli(cfg, "ingest", str(eml)).returncode == 0
+    bad = cli(cfg, "customer", "export", "not-an-address", "-o", str(tmp_path / "x.zip"))
+    assert bad.returncode == 2 and bad.stderr.strip() == "supportgw: 'not-an-address' is not an email address"
+    asked = cli(cfg, "customer", "erase", ME)
+    assert asked.returncode == 1 and "run again with --yes" in asked.stdout and "1 ticket(s) opened" in asked.stdout
+    done = cli(cfg, "customer", "export", ME, "-o", str(tmp_path / "mei.zip"))
+    assert done.returncode == 0 and zipfile.is_zipfile(tmp_path / "mei.zip"), done.stderr
+    again = cli(cfg, "customer", "export", ME, "-o", str(tmp_path / "mei.zip"))
+    assert again.returncode == 2 and "exists" in again.stderr
+    erased = cli(cfg, "customer", "erase", ME, "--yes")
+    assert erased.returncode == 0 and erased.stdout.startswith(f"erased {ME}: tickets anonymised: 1")
+    assert cli(cfg, "customer", "export", ME, "-o", str(tmp_path / "none.zip")).returncode == 1
+    log = cli(cfg, "retention", "log")
+    assert "customer_erased" in log.stdout and ME not in log.stdout

@@ -1,0 +1,155 @@
+"""Health and metrics: /healthz, /readyz, /metrics and `supportgw health` say what is wrong."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from gateway import health
+from gateway.clock import ManualClock
+from storage.models import OutboxRow, SpoolEntry
+from tests.conftest import free_port, fresh_database_url, wait_for
+from tests.gwproc import GatewayProcess, write_run_config
+from tests.hardening import cli
+
+MAIL = (b"From: Ann Customer <ann@customer.example>\r\nTo: support@support.example.test\r\n"
+        b"Subject: printer on fire\r\nMessage-ID: <m1@customer.example>\r\n\r\nIt is on fire.\r\n")
+
+
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except urllib.error.URLError:
+        return 0, ""  # not listening (yet)
+
+
+def test_a_quiet_gateway_is_ready(make_app):
+    app = make_app()
+    report = health.readiness(app)
+    assert report["ok"] and report["problems"] == []
+    assert report["checks"]["spool"]["pending"] == 0
+
+
+def test_an_old_spool_backlog_makes_it_not_ready_and_says_why(make_app):
+    clock = ManualClock()
+    app = make_app(clock=clock)
+    from gateway import pipeline
+
+    pipeline.spool(app, [(MAIL, pipeline.Source("smtp"))])
+    assert health.readiness(app)["ok"]  # just arrived: a backlog is not a problem yet
+    clock.advance(minutes=10)
+    report = health.readiness(app)
+    assert not report["ok"]
+    [problem] = report["problems"]
+    assert problem.startswith("spool: 1 message(s) wait in the spool, the oldest for 600s")
+    assert report["checks"]["spool"]["oldest_pending_seconds"] == 600
+
+
+def test_a_mailbox_nobody_reads_or_that_stopped_syncing_is_named(make_app):
+    clock = ManualClock()
+    app = make_app(clock=clock, imap=[{"name": "helpdesk", "host": "127.0.0.1", "security": "plain",
+                                       "username": "u", "password": "p", "poll_interval": 60}])
+    report = health.readiness(app)
+    assert "mailbox helpdesk: no gateway holds its lease" in report["checks"]["imap"]["problem"]
+    from gateway.imap_state import mark_synced, take_lease
+
+    take_lease(app, "imap:helpdesk", "host:1", 3600)
+    mark_synced(app, "helpdesk")
+    box = health.readiness(app)["checks"]["imap"]["mailboxes"]["helpdesk"]
+    assert box["ok"] and box["lease_holder"] == "host:1" and box["last_sync_seconds"] == 0
+    mark_synced(app, "helpdesk", error="imap.example: connection refused")
+    clock.advance(seconds=300)
+    report = health.readiness(app)
+    assert not report["ok"]
+    assert "no good sync for 300s (limit 240s); last error: imap.example: connection refused" in report["problems"][0]
+
+
+def test_failed_mail_is_a_warning_and_stuck_outbox_a_problem(make_app):
+    clock = ManualClock()
+    app = make_app(clock=clock)
+    now = app.now()
+    with app.db.session() as s:
+        s.add(OutboxRow(kind="acknowledgement", rcpt="x@y", message_id="<a@b>", status="failed",
+                        next_attempt_at=now, created_at=now))
+        s.add(OutboxRow(kind="relay", rcpt="x@y", message_id="<c@d>", status="pending",
+                        next_attempt_at=now, created_at=now))
+    report = health.readiness(app)
+    assert report["ok"] and "1 outbound mail(s) failed for good" in report["warnings"][0]
+    clock.advance(minutes=30)
+    report = health.readiness(app)
+    assert not report["ok"] and "an outbound mail has been due for 1800s" in report["problems"][0]
+
+
+def test_run_serves_health_and_metrics_and_the_command_agrees(tmp_path, relay):
+    """Through `supportgw run` with a worker process: the counters come from the worker."""
+    web = free_port()
+    cfg, port = write_run_config(tmp_path, fresh_database_url(tmp_path), relay.port,
+                                 web={"listen": f"127.0.0.1:{web}"})
+    gw = GatewayProcess(cfg, port, tmp_path / "gw.log")
+    gw.start()
+    try:
+        base = f"http://127.0.0.1:{web}"
+        wait_for(lambda: _get(base + "/healthz")[0] == 200, timeout=30, what="/healthz")
+        status, body = _get(base + "/readyz")
+        assert status == 200 and json.loads(body)["ok"] is True
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.sendmail("ann@customer.example", ["support@support.example.test"], MAIL)
+        wait_for(lambda: relay.messages, timeout=60, what="the acknowledgement")
+        counted = 'supportgw_messages_total{outcome="processed",source="smtp"} 1.0'
+        wait_for(lambda: counted in _get(base + "/metrics")[1], timeout=30, what="the worker's count in /metrics")
+        wait_for(lambda: 'supportgw_outbox_attempts_total{kind="acknowledgement",result="sent"} 1.0'
+                 in _get(base + "/metrics")[1], timeout=30, what="the sent mail counted")
+        text = _get(base + "/metrics")[1]
+        assert "supportgw_processing_latency_seconds_count 1.0" in text
+        assert "supportgw_spool_backlog 0.0" in text
+        assert 'supportgw_outbox_messages{kind="acknowledgement",status="sent"} 1.0' in text
+        done = cli(cfg, "health")
+        assert done.returncode == 0 and "supportgw health: OK" in done.stdout, done.stdout + done.stderr
+        assert json.loads(cli(cfg, "health", "--json").stdout)["ok"] is True
+    finally:
+        gw.terminate(30)
+        gw.stop_quietly()
+
+
+def test_health_command_exits_1_and_names_the_problem(tmp_path):
+    url = fresh_database_url(tmp_path)
+    cfg, _ = write_run_config(tmp_path, url, 25)
+    assert cli(cfg, "db", "upgrade").returncode == 0
+    from gateway.app import build_app
+    from gateway.config import load_config
+
+    app = build_app(load_config(cfg), migrate=False)
+    push_at = app.now() - timedelta(hours=1)
+    with app.db.session() as s:
+        s.add(SpoolEntry(source="smtp", received_at=push_at, size=1, sha256="0" * 64, message_id="<x@y>",
+                         dedupe_key="1" * 64, raw=b"x", status="pending"))
+    app.db.dispose()
+    done = cli(cfg, "health")
+    assert done.returncode == 1
+    assert "NOT READY" in done.stdout and "1 message(s) wait in the spool, the oldest for 36" in done.stdout
+
+
+def test_the_dashboard_and_alert_rules_name_only_metrics_that_exist(make_app):
+    import re
+    from pathlib import Path
+
+    from gateway import metrics
+
+    app = make_app(imap=[{"name": "helpdesk", "host": "127.0.0.1", "security": "plain",
+                          "username": "u", "password": "p"}])
+    metrics.observe_processed([("smtp", "created", 0.2)])
+    metrics.observe_delivery("acknowledgement", "sent")
+    text = metrics.render(app)[0].decode()
+    exposed = set(re.findall(r"^(supportgw_\w+)", text, re.M)) | set(re.findall(r"^# TYPE (supportgw_\w+)", text, re.M))
+    docs = Path(__file__).resolve().parent.parent / "docs" / "monitoring"
+    named = set()
+    for f in ("alerts.yml", "grafana-dashboard.json"):
+        named |= set(re.findall(r"supportgw_\w+", (docs / f).read_text()))
+    json.loads((docs / "grafana-dashboard.json").read_text())
+    assert named and named <= exposed, named - exposed
