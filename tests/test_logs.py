@@ -22,7 +22,10 @@ def _logger(tmp_path, fmt: str):
                       gateway={"secret_key": KEY})
     out = io.StringIO()
     root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
+    # an in-process `ingest` earlier in the run quiets the pipeline's per-mail lines (cli_core)
+    pipeline = logging.getLogger("supportgw.pipeline")
+    saved = (list(root.handlers), root.level, pipeline.level)
+    pipeline.setLevel(logging.NOTSET)
     configure(cfg, stream=out)
     return out, saved
 
@@ -30,6 +33,7 @@ def _logger(tmp_path, fmt: str):
 def _restore(saved):
     root = logging.getLogger()
     root.handlers[:] = saved[0]
+    logging.getLogger("supportgw.pipeline").setLevel(saved[2])
     root.setLevel(saved[1])
 
 
