@@ -11,10 +11,10 @@ import time
 import pytest
 from sqlalchemy import event, text
 
-from gateway import scheduler, sla
+from gateway.jobs import scheduler, sla
 from gateway.app import build_app
 from gateway.clock import ManualClock
-from gateway.imap_state import take_lease
+from gateway.edges.imap_state import take_lease
 from tests.sla_kit import BOB, CAROL, copies, mails, marks, new_ticket, ticket, utc
 
 DUE = utc(2026, 3, 2, 3, 0)  # the first response of a Big Bank P2 ticket opened Monday 09:00 Shanghai
@@ -132,7 +132,7 @@ def test_changed_interval_reschedules_the_job(make_app, clock):
 
 
 def test_gateway_runs_the_scheduler_and_stops_it(make_app, clock):
-    from gateway.runner import Gateway
+    from gateway.runtime.runner import Gateway
 
     app = make_app(clock=clock)
     gw = Gateway(app, smtp=False, imap=False, scheduler=True).start()

@@ -17,9 +17,9 @@ import urllib.request
 
 import pytest
 
-from gateway.dispatch import dispatch_due
-from gateway.pending import run_pending_reminders
-from gateway.survey_web import make_server
+from gateway.runtime.dispatch import dispatch_due
+from gateway.jobs.pending import run_pending_reminders
+from gateway.edges.survey_web import make_server
 from tests.engineer_mail import (
     ALICE, BOB, CUSTOMER, Desk, customer_mail, latest_ticket_id, reply_to, ticket,
 )
