@@ -12,14 +12,13 @@ delivery_failed, weekly_report) go to engineers or managers only.
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 
 import pytest
 
 from gateway.runtime.dispatch import dispatch_due
 from gateway.jobs.pending import run_pending_reminders
-from gateway.edges.survey_web import make_server
+from gateway.edges.web import WebServer
 from tests.engineer_mail import (
     ALICE, BOB, CUSTOMER, Desk, customer_mail, latest_ticket_id, reply_to, ticket,
 )
@@ -160,15 +159,14 @@ def test_a_stranger_writing_chinese_is_refused_in_chinese(make_app, clock):
 
 def test_one_click_survey_page_is_chinese(make_app, clock):
     app = make_app(clock=clock, workflow={"survey_url": "http://127.0.0.1:0"})
-    server = make_server(app, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = WebServer(app, "127.0.0.1", 0).start()
     try:
         desk = Desk(app)
         t, _, note = _opened(desk)
         desk.receive(reply_to(note, "#status resolved\n已处理。\n", style="foxmail"))
         closure = [m for m in _all_to_customer(desk) if "已解决" in m["Subject"]][0]
         [link] = [ln.split("：", 1)[1].strip() for ln in body_text(closure).splitlines() if ln.strip().startswith("4 分：")]
-        url = f"http://127.0.0.1:{server.server_address[1]}/survey/" + link.rsplit("/survey/", 1)[1]
+        url = f"{server.base_url}/survey/" + link.rsplit("/survey/", 1)[1]
         with urllib.request.urlopen(url, timeout=10) as r:
             page = r.read().decode()
         assert f"为工单 {t.ref} 评分：4 分（满分 5 分）" in page and "提交评分" in page
@@ -177,5 +175,4 @@ def test_one_click_survey_page_is_chinese(make_app, clock):
         assert "谢谢！" in page and f"您对 {t.ref} 的评分 4/5 已记录。" in page
         assert "Thank you" not in page
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select
 from gateway.desk import enclosed
 from gateway import outbox
 from gateway.clock import fmt_due
+from gateway.desk.unverified import log_ignored_on_new_ticket
 from parsers.message import NESTED_NAME
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
@@ -151,8 +152,6 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
 def on_new_ticket(app, session, ticket, message, *, brought_in_by: str = "", extra: dict | None = None) -> None:
     """A new ticket: tell its handler/owner (or team) and watchers (`brought_in_by`: the
     engineer who forwarded the customer's mail in; `extra`: more for the template)."""
-    from gateway.handlers.engineer import log_ignored_on_new_ticket
-
     log_ignored_on_new_ticket(app, session, ticket, message)
     if message is not None and message.automatic:
         return  # a bounce or vacation reply is kept on the ticket; paging engineers for it is noise

@@ -10,8 +10,7 @@ Checks: the database answers; the spool backlog and its oldest message's age;
 each configured IMAP mailbox's last good sync, last error and lease holder;
 outbox rows failed lately and rows overdue (the dispatcher stuck); and, where
 another part of the gateway provides one, its own health hook (OPTIONAL_HOOKS:
-the spam engine, OAuth tokens). A hook's module missing means "not built",
-never a failure.
+the spam engine).
 
 Owns no state and sends nothing.
 """
@@ -19,17 +18,16 @@ Owns no state and sends nothing.
 from __future__ import annotations
 
 from datetime import timedelta
-from importlib import import_module
 
 from sqlalchemy import func, select, text
 
+from gateway.handlers.spam_verdict import health as spam_health
 from storage.models import ImapState, Lease, OutboxRow, SpoolEntry
 
-# name -> "module:function(app) -> str | dict" (a str containing "DOWN" or "expired" is a
-# problem; a dict carries its own "ok"). Looked up by name so this module needs none of them.
-OPTIONAL_HOOKS: dict[str, tuple[str, str]] = {
-    "spam_engine": ("gateway.handlers.spam_verdict:health", "spam"),
-    "oauth_tokens": ("gateway.oauth.store:health", "oauth"),
+# name -> (function(app) -> str | dict, config section): a str containing "DOWN" or "expired"
+# is a problem; a dict carries its own "ok". A hook whose section is absent is not asked.
+OPTIONAL_HOOKS: dict[str, tuple] = {
+    "spam_engine": (spam_health, "spam"),
 }
 
 
@@ -102,14 +100,9 @@ def check_outbox(app, s, now) -> dict:
 
 
 def check_hook(app, name: str) -> dict | None:
-    ref, section = OPTIONAL_HOOKS[name]
+    hook, section = OPTIONAL_HOOKS[name]
     if section and not hasattr(app.config, section):
-        return None  # that part is not built into this gateway
-    module, _, attr = ref.partition(":")
-    try:
-        hook = getattr(import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
+        return None  # that part is not configured in this gateway
     try:
         try:
             result = hook(app, probe=True)

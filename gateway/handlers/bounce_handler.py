@@ -29,6 +29,8 @@ from gateway.large_mail import scan_bytes
 from parsers.bounces import Dsn, parse_dsn, verp_outbox_id
 from storage.models import OutboxAttempt, OutboxRow, Ticket
 
+NAME = "bounce_handler"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 log = logging.getLogger("supportgw.bounces")
 
 # Mail about mail that failed: a bounce of one of these must never produce another notice.

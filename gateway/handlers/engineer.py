@@ -32,19 +32,17 @@ from gateway.desk import collisions, notify, send_later, ticket_ops
 from gateway.handlers import engineer_commands
 from gateway import large_mail, outbox
 from gateway.desk.relay import relay_to_customer
+from gateway.desk.inbound import choose_language
 from gateway.desk.threads import Match
+from gateway.desk.unverified import has_command_lines, log_ignored, tell_unverified
 from parsers.commands import parse_commands
 from storage.models import Message, OutboxRow, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
 
+NAME = "engineer"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 log = logging.getLogger("supportgw.engineer")
 
-
-
-def _has_command_lines(text: str) -> bool:
-    """Command lines anywhere a command may stand (top or bottom, parsers.commands)."""
-    block = parse_commands(text or "")
-    return bool(block.commands or block.errors)
 
 
 def authentication_passed(email, sender: str) -> bool:
@@ -79,7 +77,7 @@ def handle(ib) -> str | None:
     e = ib.email
     sender = e.sender.email
     is_engineer = sender in ib.app.engineer_addresses()
-    looks_like_commands = _has_command_lines(e.reply_text)
+    looks_like_commands = has_command_lines(e.reply_text)
     if not is_engineer and not looks_like_commands:
         return None
     match = ib.find_ticket()
@@ -110,27 +108,6 @@ def _log_ignored_commands(ib, match: Match, looks_like_commands: bool, is_engine
     log_ignored(ib.session, ticket, ib.email.sender.email, ib.email.reply_text, why, ib.now)
 
 
-def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str, now) -> None:
-    """Record that `#` lines from someone not authorised were kept as plain text."""
-    block = parse_commands(reply_text)
-    if not (block.commands or block.errors):
-        return
-    log.info("ignored # commands from %s on %s (%s)", sender, ticket.ref, why)
-    outbox.record(session, ticket, "commands_ignored", now,
-                  f"# commands from {sender} ignored: {why}; kept as message text",
-                  actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
-
-
-def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
-    """A new ticket can't come from an authorised engineer reply: its `#` lines are text
-    (and an engineer who wrote them is told so)."""
-    text = message.reply_text or ""
-    if _has_command_lines(text):
-        log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
-        if message.sender_email in app.engineer_addresses():
-            tell_unverified(app, session, ticket, message.sender_email, original=text, new_ticket=True)
-
-
 def refuse_unverified(ib, ticket: Ticket, engineer: str, *, commands: bool) -> str:
     """An engineer's mail on a ticket that did not come through their signed reply address.
 
@@ -149,20 +126,6 @@ def refuse_unverified(ib, ticket: Ticket, engineer: str, *, commands: bool) -> s
     outbox.record(s, ticket, "engineer_unverified", ib.now, f"mail from {engineer} without a reply address "
                   "signed for them: kept internal, not relayed, nothing run; told them why", actor=engineer)
     return "engineer_unverified"
-
-
-def tell_unverified(app, session, ticket: Ticket, engineer: str, *, original: str, commands: bool = True,
-                    new_ticket: bool = False, note: bool = False, in_reply_to: str | None = None) -> None:
-    if not outbox.may_send_automatic(app, session, engineer):
-        outbox.record(session, ticket, "auto_suppressed", app.now(),
-                      f"rate limit: no command_unverified to {engineer}", reason="rate limit")
-        return
-    rendered = app.templates.render("command_unverified", ticket.language, ticket=ticket, original=original,
-                                    commands=commands, new_ticket=new_ticket, note=note)
-    outbox.queue(app, session, kind="command_unverified", ticket=ticket, rendered=rendered, to=[engineer],
-                 reply_to_for=engineer, reply_note=note,
-                 reply_name=app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else "",
-                 in_reply_to=in_reply_to, automatic="auto-generated")
 
 
 def _seen(session, ticket: Ticket, message_id: str) -> bool:
@@ -297,9 +260,8 @@ def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
 
 
 def _language_of(app, e) -> str:
-    """The language the engineer wrote in, unless gateway.language forces one (as
-    gateway.desk.inbound.choose_language, not imported: inbound -> notify -> engineer is a circle)."""
-    return e.language if app.config.gateway.language == "auto" else app.config.gateway.language
+    """The language the engineer wrote in, unless gateway.language forces one."""
+    return choose_language(app, e)
 
 
 def _only_help(e) -> bool:

@@ -33,6 +33,8 @@ from parsers.message import parse_email
 from parsers.quotes import split_reply
 from storage.models import ThreadId
 
+NAME = "forwards"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 _PREFIXES = ("fwd:", "fw:", "tr:", "wg:", "转发:", "转发：", "轉寄:", "转发 ", "fwd：", "fw：")
 
 

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta, timezone
 
 from gateway import outbox
 
+NAME = "history"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 log = logging.getLogger("supportgw.history")
 
 # Received headers past this many are relays far upstream; the first few say when it arrived.

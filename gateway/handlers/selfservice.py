@@ -20,6 +20,8 @@ from gateway.desk.inbound import choose_language
 from parsers.status_request import is_status_request
 from storage.models import Ticket
 
+NAME = "selfservice"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 OPEN_STATUSES = ("new", "open", "pending")
 
 

@@ -21,6 +21,8 @@ import logging
 from gateway.desk.inbound import Inbound, Unprocessable
 from parsers.model import Address
 
+NAME = "senders"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 log = logging.getLogger("supportgw.pipeline")
 
 _NOT_IN_AN_ADDRESS = set(' \t\r\n<>(),;:"[]\\') | {chr(c) for c in range(32)} | {"\x7f"}

@@ -20,6 +20,8 @@ from gateway.desk.inbound import automatic_allowed, store_message
 from parsers.survey import parse_score
 from storage.models import Event, SurveyResponse, Ticket
 
+NAME = "survey_handler"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 LOW_SCORE = 2
 ANSWERING_ROLES = ("requester", "cc")
 

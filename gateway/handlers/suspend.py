@@ -29,6 +29,8 @@ from gateway.desk.inbound import Inbound
 from parsers import authresults
 from parsers.robots import Robot, classify
 
+NAME = "suspend"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
 log = logging.getLogger("supportgw.suspend")
 
 # The main reasons, as `SpoolEntry.reason` and `supportgw suspended list --reason` name them.

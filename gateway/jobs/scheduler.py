@@ -66,12 +66,16 @@ def app_key(app) -> str:
     return hashlib.sha256(app.db.url.encode()).hexdigest()[:16]
 
 
+class UnknownJob(LookupError):
+    """A job reference that names no function: a mistake in JOBS, never skipped quietly."""
+
+
 def _resolve(ref: str):
     module, _, name = ref.partition(":")
     try:
         return getattr(import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
+    except AttributeError:
+        raise UnknownJob(f"scheduler job {ref!r}: {module} has no {name}") from None
 
 
 def interval_of(app, name: str) -> float:
@@ -83,8 +87,6 @@ def interval_of(app, name: str) -> float:
 def run_job(app, name: str) -> Counter | None:
     """Run one job under its lease; None when another process holds it or the job is not built."""
     func = _resolve(JOBS[name][0])
-    if func is None:
-        return None
     holder = f"{app.worker_id}/{uuid.uuid4().hex[:8]}"  # unique per run: two Apps in one process differ
     lease = f"job:{name}"
     try:
@@ -212,7 +214,9 @@ def start_scheduler(app, kick=None, *, paused: bool = False) -> Scheduler:
     """Start the jobs of `JOBS` from the persistent store (adding the missing ones)."""
     key = app_key(app)
     _registry[key] = {"app": app, "kick": kick}
-    names = [name for name in JOBS if _resolve(JOBS[name][0]) is not None]
+    names = list(JOBS)
+    for name in names:
+        _resolve(JOBS[name][0])  # every job exists, or the gateway does not start
     sched = _resilient_scheduler_class()(
         jobstores={"default": make_jobstore(app)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

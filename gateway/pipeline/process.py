@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway import large_mail, rules_sync
 from gateway.pipeline import parse_pool
-from gateway.desk.inbound import Inbound, create_ticket, follow_up
+from gateway.desk.inbound import Inbound
 from parsers import quick
 from storage import spool as spool_store
 from storage.db import try_again_later
@@ -29,18 +29,10 @@ from gateway.metrics import count_processed  # noqa: E402,I001  (counted when th
 
 log = logging.getLogger("supportgw.pipeline")
 
-# Handlers run in order; the first that returns an outcome wins. Each is
-# `handle(ib: Inbound) -> str | None`; the customer handler (new ticket or
-# follow-up) runs last.
-from gateway.handlers import (bounce_handler, engineer, forwards, history, selfservice, senders, survey_handler, suspend)
+# The handlers, in the order gateway/handlers/registry.py lists them (the customer's last).
+from gateway.handlers import suspend  # noqa: E402
+from gateway.handlers.registry import HANDLERS  # noqa: E402
 from gateway.desk.inbound import Unprocessable  # noqa: E402  (a handler's verdict: quarantine)
-
-# senders: a mail with nobody to answer is quarantined; suspend: spam, blocked senders and
-# robots that refer to no ticket stop there (gateway/handlers/suspend.py); history: old mail is filed
-# without a word. All of them before anything that could answer (relay, survey, status reply).
-# forwards: an engineer's forward of a customer's mail, proven by their intake address.
-HANDLERS: list = [bounce_handler.handle, senders.handle, suspend.handle, history.handle, forwards.handle,
-                  engineer.handle, survey_handler.handle, selfservice.handle]
 
 
 @dataclass(frozen=True)
@@ -65,18 +57,6 @@ def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[sp
              for r, src in raws]
     with app.db.write_lock(), app.db.connection() as conn:
         return spool_store.add_many(conn, items, app.now())
-
-
-def customer_handler(ib: Inbound) -> str:
-    m = ib.match = ib.find_ticket()
-    if m.ticket is not None:
-        return follow_up(ib, m.ticket)
-    if m.sender_role == "stranger":
-        from gateway.handlers.strangers import handle_stranger
-
-        return handle_stranger(ib, m.stranger_ticket)
-    create_ticket(ib)
-    return "created"
 
 
 def _recipients(entry: SpoolEntry, email) -> list[str]:
@@ -153,10 +133,10 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                 ib = Inbound(app=app, session=session, entry=entry, email=email,
                              recipients=_recipients(entry, email))
                 outcome = None
-                for handler in HANDLERS + [customer_handler]:
-                    outcome = handler(ib)
+                for handler in HANDLERS:
+                    outcome = handler.handle(ib)
                     if outcome:
-                        taken_by = handler_name(handler)
+                        taken_by = handler.NAME
                         break
                 ticket = ib.ticket or (ib.match.ticket if ib.match is not None else None)
                 ticket_id = ticket.id if ticket is not None else None
@@ -176,13 +156,6 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000])
     _report(session, entry, outcome or "processed", started, ticket=ticket, email=email, handler=taken_by)
     return outcome or "processed"
-
-
-def handler_name(handler) -> str:
-    """The name a handler is logged by: its module's (gateway.handlers.suspend -> "suspend")."""
-    if handler is customer_handler:
-        return "customer"
-    return handler.__module__.rpartition(".")[2]
 
 
 def _report(session: Session, entry: SpoolEntry, outcome: str, started: float, *, ticket=None, email=None,

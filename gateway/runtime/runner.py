@@ -16,6 +16,7 @@ from gateway import rules_sync
 from gateway.cli import CommandError
 from gateway.runtime.dispatch import Dispatcher
 from gateway.edges.smtp import start_listener
+from gateway.jobs.scheduler import start_scheduler
 from gateway.runtime.workers import Processor, SpoolWriter
 
 log = logging.getLogger("supportgw")
@@ -175,12 +176,7 @@ class Gateway:
             raise StartupError(f"cannot listen for the web app on {listen_address(cfg)}: {_reason(exc)}. "
                                f"Stop what holds that port or set [web] listen in {cfg.source}") from exc
         if self._want_scheduler:
-            try:
-                from gateway.jobs.scheduler import start_scheduler
-            except ImportError:
-                start_scheduler = None
-            if start_scheduler is not None:
-                self.scheduler = start_scheduler(self.app, kick=self.dispatcher.kick)
+            self.scheduler = start_scheduler(self.app, kick=self.dispatcher.kick)
         return self
 
     @property
