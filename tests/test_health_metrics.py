@@ -57,7 +57,8 @@ def test_a_mailbox_nobody_reads_or_that_stopped_syncing_is_named(make_app):
                                        "username": "u", "password": "p", "poll_interval": 60}])
     report = health.readiness(app)
     assert "mailbox helpdesk: no gateway holds its lease" in report["checks"]["imap"]["problem"]
-    from gateway.edges.imap_state import mark_synced, take_lease
+    from gateway.edges.imap_state import mark_synced
+    from gateway.leases import take_lease
 
     take_lease(app, "imap:helpdesk", "host:1", 3600)
     mark_synced(app, "helpdesk")

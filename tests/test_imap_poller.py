@@ -318,7 +318,7 @@ def test_a_restarted_gateway_resumes_at_once_after_its_own_dead_predecessor(dove
     import time
 
     from gateway.edges.imap import Poller
-    from gateway.edges.imap_state import take_lease
+    from gateway.leases import take_lease
 
     app = make_app(imap=[dovecot.mailbox_config(lease_seconds=60)])
     killed = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -14,7 +14,7 @@ from sqlalchemy import event, text
 from gateway.jobs import scheduler, sla
 from gateway.app import build_app
 from gateway.clock import ManualClock
-from gateway.edges.imap_state import take_lease
+from gateway.leases import take_lease
 from tests.sla_kit import BOB, CAROL, copies, mails, marks, new_ticket, ticket, utc
 
 DUE = utc(2026, 3, 2, 3, 0)  # the first response of a Big Bank P2 ticket opened Monday 09:00 Shanghai

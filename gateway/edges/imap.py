@@ -36,7 +36,8 @@ from gateway.edges import imap_batch
 from gateway.oauth import tokens as oauth, alert as oauth_alert
 from gateway.config import ConfigError
 from gateway.edges.imap_conn import NETWORK_ERRORS, SERVER_ERRORS, ImapProblem, close, connect, select, where
-from gateway.edges.imap_state import load_progress, mark_synced, release_lease, save_progress, take_lease
+from gateway.edges.imap_state import load_progress, mark_synced, save_progress
+from gateway.leases import release_lease, take_lease
 from gateway.pipeline.process import Source, spool
 from storage.db import StorageUnavailable
 from storage.spool import SpoolSink

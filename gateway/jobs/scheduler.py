@@ -36,7 +36,7 @@ from collections import Counter
 from importlib import import_module
 
 from gateway import rules_sync
-from gateway.edges.imap_state import release_lease, take_lease
+from gateway.leases import release_lease, take_lease
 from storage.db import StorageUnavailable
 
 log = logging.getLogger("supportgw.scheduler")

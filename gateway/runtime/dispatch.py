@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from gateway.edges.imap_state import process_gone
+from gateway.leases import process_gone
 from gateway import metrics
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
