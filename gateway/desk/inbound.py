@@ -22,6 +22,7 @@ from parsers.model import ParsedEmail
 from parsers.thanks import is_thank_you
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
+from gateway.desk.loops import repetition_reason
 
 
 class Unprocessable(Exception):
@@ -251,8 +252,6 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
                       reason="invalid address")
         return False
     # Last resort against robots without automatic headers: repeated near-identical mail (gateway/desk/loops.py).
-    from gateway.desk.loops import repetition_reason
-
     repeated = repetition_reason(ib.app, ib.session, e)
     if repeated:
         outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {repeated}",

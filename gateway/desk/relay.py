@@ -16,8 +16,10 @@ from sqlalchemy import select
 
 from gateway import outbox
 from gateway.desk import ticket_ops
+from gateway.desk.notify import engineer_name
 from parsers.model import Attachment
 from storage.models import AttachmentRow, Message, Participant, Ticket
+
 
 def render_block(app, kind: str, locale: str, block: str, *, templates=None, **context) -> str:
     """One extra block of a template (e.g. relay.j2's `from_name`), as a single line.
@@ -31,8 +33,6 @@ def render_block(app, kind: str, locale: str, block: str, *, templates=None, **c
 
 
 def first_name(app, engineer: str) -> str:
-    from gateway.desk.notify import engineer_name
-
     name = engineer_name(app, engineer).strip()
     return name.split()[0] if name else app.config.gateway.display_name
 

@@ -11,6 +11,8 @@ from sqlalchemy import func, or_, select
 
 from gateway.desk import briefing, holding
 from storage.models import Event, Ticket
+from gateway.jobs import weekly_report
+from gateway.jobs.report_charts import _pct, weekly_series
 
 OPEN = ("new", "open", "pending")
 
@@ -79,9 +81,6 @@ def report(app, s, person, weeks: int = 8) -> dict | None:
         return None
     from datetime import timedelta
     from zoneinfo import ZoneInfo
-
-    from gateway.jobs import weekly_report
-    from gateway.jobs.report_charts import _pct, weekly_series
 
     today = app.now().astimezone(ZoneInfo(app.config.report.timezone)).date()
     rows = weekly_series(app, s, weekly_report.build, weeks, today)

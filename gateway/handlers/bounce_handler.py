@@ -28,6 +28,7 @@ from gateway.desk.inbound import Inbound, store_message
 from gateway.large_mail import scan_bytes
 from parsers.bounces import Dsn, parse_dsn, verp_outbox_id
 from storage.models import OutboxAttempt, OutboxRow, Ticket
+from gateway.desk.threads import Match
 
 NAME = "bounce_handler"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -145,8 +146,6 @@ def _describe(dsn: Dsn) -> str:
 
 
 def _match_for(ticket: Ticket):
-    from gateway.desk.threads import Match
-
     return Match(ticket, "bounce", "none")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.desk import hold, notify, send_later, ticket_ops
+from gateway.desk import closure, handover, hold, merge_split, notify, send_later, ticket_ops
 from gateway import outbox
 from parsers.commands import CommandBlock
 from storage.models import Participant, Ticket
@@ -74,8 +74,6 @@ def check(app, session, ticket: Ticket, block: CommandBlock, *, actor: str = "",
 
 
 def _merge_split_problems(session, ticket: Ticket, block: CommandBlock, in_reply_to) -> list[str]:
-    from gateway.desk import merge_split
-
     merge, split = block.get("merge"), block.get("split")
     if not (merge or split):
         return []
@@ -137,8 +135,6 @@ def _apply_cc(session, ticket: Ticket, op: str, addr: str, *, actor: str, now) -
 def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: str, body: str,
                    in_reply_to=()) -> None:
     """Escalation/handover, merge/split and closure: each owned by its own module; called after the relay."""
-    from gateway.desk import closure, handover, merge_split
-
     if block.get("merge"):
         target = session.execute(select(Ticket).where(Ticket.ref == block.get("merge").args[0])).scalar_one()
         merge_split.merge(app, session, ticket, target, actor=actor)

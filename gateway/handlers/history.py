@@ -22,6 +22,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 from gateway import outbox
+from gateway.desk.inbound import create_ticket, store_message
 
 NAME = "history"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -92,8 +93,6 @@ def handle(ib) -> str | None:
     reason = old_reason(ib.app, ib.email, ib.now)
     if not reason:
         return None
-    from gateway.desk.inbound import create_ticket, store_message  # inbound imports nothing of ours
-
     when = written_at(ib.email, ib.now)
     m = ib.match = ib.find_ticket()
     if m.ticket is not None and m.sender_role != "stranger":

@@ -13,6 +13,8 @@ import io
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from gateway.jobs.report_split import _overall
+
 CHARTS = (  # file name, series field, fixed top (None: the biggest value)
     ("volume-per-week.png", "opened", None),
     ("sla-first-response-percent-per-week.png", "sla_first", 100),
@@ -33,8 +35,6 @@ def _hours(seconds):
 
 def weekly_series(app, s, build, weeks: int = 8, end_day=None) -> list[dict]:
     """`build`: gateway.jobs.weekly_report.build, passed in so this module needs nothing of its caller."""
-    from gateway.jobs.report_split import _overall
-
     end_day = end_day or app.now().astimezone(ZoneInfo(app.config.report.timezone)).date()
     rows = []
     for i in range(weeks, 0, -1):

@@ -22,6 +22,7 @@ from gateway import outbox
 from gateway.jobs import report_charts
 from gateway.jobs.report_split import split_report
 from gateway.jobs.reports import build_report, collect
+from gateway.jobs.suspend_jobs import counts_by_reason
 from storage.models import JobRun
 
 JOB = "weekly_report"
@@ -131,8 +132,6 @@ def build(app, session, start_day: date, end_day: date, by=None) -> dict:
         period = collect(session, start, end, now=app.now())
         names = {"organisation": organisation_names(app), "engineer": engineers, "address": address_names(app)}
         report["by"] = {dim: split_report(session, period, dim, names=names) for dim in dict.fromkeys(dims)}
-    from gateway.jobs.suspend_jobs import counts_by_reason
-
     report["suspended"] = counts_by_reason(session, start, end)
     return report
 

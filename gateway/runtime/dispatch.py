@@ -16,11 +16,12 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from gateway.leases import process_gone
-from gateway import metrics
+from gateway import metrics, outbox
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.runtime.transports import PermanentFailure, TemporaryFailure, TransportUnavailable, make_transport
 from gateway.runtime.workers import LoopThread
+from gateway.handlers.bounce_handler import tell_owner
 from storage.models import OutboxAttempt, OutboxRow, Ticket
 
 log = logging.getLogger("supportgw.outbox")
@@ -124,10 +125,6 @@ def on_failed(app, session, row: OutboxRow) -> None:
     log.error("outbox %s to %s failed permanently: %s", row.id, row.to, row.last_error)
     if row.ticket_id is None:
         return
-    from gateway import outbox
-    from gateway.handlers.bounce_handler import tell_owner
-    from storage.models import Ticket
-
     ticket = session.get(Ticket, row.ticket_id)
     if ticket is None:
         return
