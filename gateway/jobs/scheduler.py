@@ -227,7 +227,13 @@ def start_scheduler(app, kick=None, *, paused: bool = False) -> Scheduler:
     sched.start(paused=paused)
     for name in names:
         seconds = interval_of(app, name)
-        job = sched.get_job(name)
+        try:
+            job = sched.get_job(name)
+        except LookupError as exc:
+            # stored by an older gateway under a path that moved (gateway.scheduler:tick, before
+            # gateway/ had sub-packages): replaced below, with a fresh timer
+            log.info("scheduler: stored job %s cannot be restored (%s); adding it again", name, exc)
+            job = None
         # An existing job keeps its next run time (a restart loses no timer) unless its
         # interval changed in the configuration.
         if job is not None and getattr(job.trigger, "interval", None) is not None \
