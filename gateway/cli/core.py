@@ -120,13 +120,22 @@ def count_sources(paths: list[str]) -> int | None:
 
 
 def cmd_ingest(args) -> int:
+    app = open_app(args)
+    quiet = logging.getLogger("supportgw.pipeline")
+    level = quiet.level
+    if not args.verbose:  # an import of thousands: the summary says it, not a line per message (-v for those)
+        quiet.setLevel(logging.WARNING)
+    try:
+        return _ingest(args, app)
+    finally:
+        quiet.setLevel(level)  # for the command only: a caller in the same process keeps its log
+
+
+def _ingest(args, app) -> int:
     from tqdm import tqdm
 
     from gateway.pipeline.process import Source, ingest
 
-    app = open_app(args)
-    if not args.verbose:  # an import of thousands: the summary says it, not a line per message (-v for those)
-        logging.getLogger("supportgw.pipeline").setLevel(logging.WARNING)
     totals: Counter = Counter()
     batch: list[bytes] = []
     bar = tqdm(total=count_sources(args.paths), unit="msg", disable=args.json or not sys.stderr.isatty(),
