@@ -83,7 +83,7 @@ def generate(n: int, seed: int = 7) -> list[bytes]:
         mid = f"<bench-{seed}-{i}@{sender.split('@')[1]}>"
         msg["Message-ID"] = mid
         # today's date, minutes apart: mail older than workflow.history_age_days is filed as history
-        # (gateway/history.py), and the benchmarks measure the live path
+        # (gateway/handlers/history.py), and the benchmarks measure the live path
         msg["Date"] = format_datetime(today - timedelta(minutes=n - i))
         if reply_to:
             msg["In-Reply-To"] = reply_to

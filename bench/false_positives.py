@@ -45,7 +45,7 @@ from sqlalchemy import select  # noqa: E402
 from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.pipeline import Source, ingest  # noqa: E402
+from gateway.pipeline.process import Source, ingest  # noqa: E402
 from storage.models import Event, OutboxRow, SpoolEntry  # noqa: E402
 
 CORPORA = Path(os.environ.get("SUPPORTGW_CORPORA") or ROOT.parent / "shared" / "corpora")

@@ -27,7 +27,7 @@ from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from bench.ingest import pipeline_rate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.runner import Gateway  # noqa: E402
+from gateway.runtime.runner import Gateway  # noqa: E402
 from storage.models import SpoolEntry  # noqa: E402
 from tests.dovecot import Dovecot, new_base  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Import throughput: `supportgw import` (gateway/importer.py) of a generated history in an
+"""Import throughput: `supportgw import` (gateway/edges/importer.py) of a generated history in an
 mbox, into a fresh SQLite database and a fresh PostgreSQL database, beside mail-parser's own
 parse-only rate on the same messages, measured in the same run and in turns.
 
@@ -32,8 +32,8 @@ PG = os.environ.get("SUPPORTGW_BENCH_PG", "postgresql+psycopg://postgres@127.0.0
 def import_rate(mbox: Path, d: Path, url: str = "") -> tuple[float, dict]:
     from bench import bench_config
     from gateway.app import build_app
-    from gateway.import_sources import FileSource
-    from gateway.importer import Importer
+    from gateway.edges.import_sources import FileSource
+    from gateway.edges.importer import Importer
 
     cfg = bench_config(d, **({"database": {"url": url}} if url else {}))
     app = build_app(cfg)

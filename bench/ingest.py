@@ -3,7 +3,7 @@ outbox) into a fresh SQLite database, against mail-parser's own parse-only
 rate on the same messages, measured in the same run.
 
 As in `supportgw ingest`, a batch is parsed ahead in a process pool
-(gateway/parse_pool.py) while its store stage runs, so on several cores the
+(gateway/pipeline/parse_pool.py) while its store stage runs, so on several cores the
 pipeline figure uses more than one. Outbox rows are committed as drafts
 (rendered text, every header value fixed); their MIME bytes are composed by the
 dispatcher when sent, which this benchmark does not run.
@@ -26,7 +26,7 @@ import mailparser  # noqa: E402
 from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.pipeline import Source, ingest  # noqa: E402
+from gateway.pipeline.process import Source, ingest  # noqa: E402
 
 
 def parse_only_rate(msgs: list[bytes], parse=mailparser.parse_from_bytes) -> float:

@@ -26,9 +26,9 @@ import mailparser  # noqa: E402
 from bench import bench_config  # noqa: E402
 from bench.smtp import free_port  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.pipeline import process_pending  # noqa: E402
-from gateway.smtp import start_listener  # noqa: E402
-from gateway.workers import SpoolWriter  # noqa: E402
+from gateway.pipeline.process import process_pending  # noqa: E402
+from gateway.edges.smtp import start_listener  # noqa: E402
+from gateway.runtime.workers import SpoolWriter  # noqa: E402
 
 MB = 1024 * 1024
 SENDER = textwrap.dedent("""

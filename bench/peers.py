@@ -30,7 +30,7 @@ from sqlalchemy import select  # noqa: E402
 from bench import bench_config  # noqa: E402
 from bench.ingest import interleaved  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.pipeline import Source, ingest  # noqa: E402
+from gateway.pipeline.process import Source, ingest  # noqa: E402
 from parsers import quick  # noqa: E402
 from storage.models import Message  # noqa: E402
 

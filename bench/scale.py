@@ -165,7 +165,7 @@ def fill(url: str, rows: int) -> None:
 def pipeline_rate(url: str, msgs: list[bytes]) -> float:
     from bench import bench_config
     from gateway.app import build_app
-    from gateway.pipeline import Source, ingest
+    from gateway.pipeline.process import Source, ingest
 
     with tempfile.TemporaryDirectory() as d:
         cfg = bench_config(d, database={"url": url}, outbound={"rate_limit_per_hour": 1000000})

@@ -26,7 +26,7 @@ from sqlalchemy import select  # noqa: E402
 from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
-from gateway.pipeline import Source, process_entry, spool  # noqa: E402
+from gateway.pipeline.process import Source, process_entry, spool  # noqa: E402
 from parsers.message import parse_email  # noqa: E402
 from storage.models import SpoolEntry  # noqa: E402
 

@@ -59,7 +59,7 @@ def _secret(v):
 
 
 class OAuthSettings(_Strict):
-    """OAuth 2.0 for one IMAP mailbox or the outbound relay (gateway/oauth.py).
+    """OAuth 2.0 for one IMAP mailbox or the outbound relay (gateway/oauth/tokens.py).
 
     `provider` gives the documented endpoints and scopes of Microsoft 365 or Google;
     `generic` needs `token_url` (and `device_authorization_url` for `flow = "device"`).
@@ -267,11 +267,11 @@ class WorkflowSection(_Strict):
     sla_check_seconds: float = 60  # how often the SLA watch runs (breaches are recorded at the deadline)
     kb_suggestions: int = 0
     # Mail older than this (by its Date and Received headers, against the gateway's clock) is
-    # filed as history: no acknowledgement, notification or SLA clock (gateway/history.py). 0: off.
+    # filed as history: no acknowledgement, notification or SLA clock (gateway/handlers/history.py). 0: off.
     history_age_days: float = Field(default=7, ge=0)
     # `supportgw import`: a conversation whose last message is older than this is imported closed.
     import_close_after_days: float = Field(default=30, ge=0)
-    # Optional one-click survey pages (gateway/survey_web.py), off by default: survey_url is
+    # Optional one-click survey pages (gateway/edges/survey_web.py), off by default: survey_url is
     # the public base URL put in closure emails; they are served by [web] listen (survey_listen
     # is its older name, still honoured when [web] listen is empty).
     survey_url: str = ""
@@ -279,7 +279,7 @@ class WorkflowSection(_Strict):
 
 
 class SpamSection(_Strict):
-    """Mail that is not a person asking for help goes to the suspended area (gateway/suspend.py)."""
+    """Mail that is not a person asking for help goes to the suspended area (gateway/handlers/suspend.py)."""
 
     # "none": upstream verdicts and the gateway's own robot rules only; "rspamd": ask it too
     engine: Literal["none", "rspamd"] = "none"
@@ -305,7 +305,7 @@ class SpamSection(_Strict):
     # Behind an MTA: the authserv-id of our receiving server's Authentication-Results
     # (RFC 8601); only those are read, every other instance is ignored. Empty: not read.
     authserv_id: str = ""
-    # Listening on SMTP directly: check SPF, DKIM, ARC and DMARC ourselves (gateway/sender_auth.py),
+    # Listening on SMTP directly: check SPF, DKIM, ARC and DMARC ourselves (gateway/handlers/sender_auth.py),
     # through this nameserver ("host" or "host:port"; empty: the system's).
     verify_smtp: bool = False
     resolver: str = ""
@@ -334,7 +334,7 @@ class ReportSection(_Strict):
     timezone: str = "Asia/Shanghai"
     recipients: list[str] = []
     language: Literal["en", "zh-CN"] = "en"
-    # the weekly mail's tables per group (gateway/report_split.py); [] for the totals alone
+    # the weekly mail's tables per group (gateway/jobs/report_split.py); [] for the totals alone
     by: list[Literal["customer", "organisation", "project", "engineer", "address"]] = ["organisation", "project"]
 
 
@@ -357,7 +357,7 @@ class WebSection(_Strict):
 
 
 class HealthSection(_Strict):
-    """Thresholds of /readyz and `supportgw health` (gateway/health.py)."""
+    """Thresholds of /readyz and `supportgw health` (gateway/edges/health.py)."""
 
     spool_max_age_seconds: float = Field(default=300, gt=0)  # oldest unprocessed message / overdue mail
     imap_max_sync_age_seconds: float = Field(default=0, ge=0)  # 0: 3 x the mailbox's poll_interval + 60
@@ -371,7 +371,7 @@ class LogSection(_Strict):
 
 
 class RetentionSection(_Strict):
-    """How long things are kept, in days; 0 keeps them forever. Applied nightly (gateway/retention.py)."""
+    """How long things are kept, in days; 0 keeps them forever. Applied nightly (gateway/jobs/retention.py)."""
 
     spool_raw_days: int = Field(default=90, ge=0)  # raw bytes of processed spool rows (the row stays)
     attachments_days: int = Field(default=0, ge=0)  # attachment files of closed tickets

@@ -1,6 +1,6 @@
 """Prometheus metrics: what the gateway counts as it works, and what the database says now.
 
-Two kinds, exposed together at /metrics (gateway/health_web.py):
+Two kinds, exposed together at /metrics (gateway/edges/health_web.py):
 
 - Counters and the latency histogram, updated where the work happens, in
   whichever process does it (the edge, or a worker process). Under `supportgw

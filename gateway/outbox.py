@@ -133,7 +133,7 @@ def queue(
         in_reply_to = in_reply_to or last_in
     refs = references if references is not None else (ticket_references(session, ticket) if ticket else [])
     # Everything the mail will say is decided now, in this transaction; only the MIME
-    # bytes are written at dispatch (gateway.dispatch), from this draft, the row's
+    # bytes are written at dispatch (gateway.runtime.dispatch), from this draft, the row's
     # Message-ID, recipients, subject and created_at (the Date). Attachments already in
     # the (content-addressed, never rewritten) attachment store are named by their hash;
     # mail with other attachments is built now: the draft does not copy bytes.
@@ -162,7 +162,7 @@ def queue(
 
 
 def intake_address(app, engineer: str) -> str:
-    """An engineer's own address for forwarding a customer's mail into support (gateway.forwards;
+    """An engineer's own address for forwarding a customer's mail into support (gateway.handlers.forwards;
     `#help` shows it): signed for them, worth nothing to anyone else."""
     return reply_address(app.config.gateway.support_addresses[0], app.signer.forward_token(engineer))
 
@@ -170,14 +170,14 @@ def intake_address(app, engineer: str) -> str:
 def queue_copies(app, session: Session, *, to: list[str], cc: list[str] | None = None, **kw) -> list[str]:
     """One copy per engineer of a mail to several engineers (To and Cc as written), each
     delivered to that engineer alone with the reply address signed for them: whoever
-    answers it, their `#` commands are theirs (gateway.engineer). Returns the Message-IDs."""
+    answers it, their `#` commands are theirs (gateway.handlers.engineer). Returns the Message-IDs."""
     people = list(dict.fromkeys(a.lower() for a in list(to) + list(cc or []) if a))
     return [queue(app, session, to=to, cc=cc, deliver_to=p, reply_to_for=p, **kw) for p in people]
 
 
 def capped_recipients(app, session: Session, ticket: Ticket | None, kind: str, to: list[str], cc: list[str]):
     """(to, cc) with at most `workflow.max_customer_participants` outside recipients in all.
-    The participant cap (gateway.inbound) keeps tickets under it; this is the last line,
+    The participant cap (gateway.desk.inbound) keeps tickets under it; this is the last line,
     so that no code path ever sends one mail to thousands of people. Our own people
     (engineers, [report] recipients) are configured, not taken from mail: never cut."""
     cap = app.config.workflow.max_customer_participants

@@ -16,7 +16,7 @@ than the edge. Compiling the stored text, every process applies exactly what
 was validated. The last successful publication wins, from whichever gateway.
 
 Owns `publish`, `reload_from_file` (the edge) and `follow` (everyone). It does
-not decide when to reload: gateway.runner does.
+not decide when to reload: gateway.runtime.runner does.
 """
 
 from __future__ import annotations

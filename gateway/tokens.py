@@ -72,7 +72,7 @@ class Signer:
 
     def forward_token(self, engineer: str) -> str:
         """The tag of an engineer's own intake address (`support+f…@`): a customer's mail they
-        forward to it opens a ticket for that customer (gateway.forwards). Like a reply token
+        forward to it opens a ticket for that customer (gateway.handlers.forwards). Like a reply token
         it proves something only for the engineer it was made for."""
         return "f" + self._mac("forward", engineer.lower())
 

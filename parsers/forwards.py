@@ -7,7 +7,7 @@ text ("---------- Forwarded message ---------" and "From: … Date: … Subject:
 and NetEase's "-------- 转发邮件信息 --------", with their labels in English, Chinese and the
 other languages the clients ship), and taking a forward "as attachment" (`message/rfc822`)
 as the original itself. Text in, plain data out: it decides nothing about tickets and does
-not know who may forward (gateway/forwards.py does).
+not know who may forward (gateway/handlers/forwards.py does).
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def parse_email(raw: bytes, *, own_addresses: tuple[str, ...] = ()) -> ParsedEma
 def parse_head(raw: bytes) -> ParsedEmail:
     """The headers alone, read exactly as parse_email reads them (addresses, subject, Message-ID,
     In-Reply-To, References, Date), with no body: a cheap first look at a whole history before
-    its conversations are rebuilt (gateway/importer.py). Never raises."""
+    its conversations are rebuilt (gateway/edges/importer.py). Never raises."""
     try:
         raw = bytes(raw)
         if raw.startswith(b"\xef\xbb\xbf"):

@@ -23,7 +23,6 @@ import dataclasses
 import email.message
 import email.parser
 import email.policy
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -315,16 +314,3 @@ def restore(parsed: ParsedEmail, stored: dict[str, StoredPart], own_addresses: t
         verdict = {"automatic": automatic, "automatic_reason": reason}
     return dataclasses.replace(parsed, attachments=tuple(out), **verdict,
                                defects=tuple(parsed.defects) + ("large-parts-streamed",))
-
-
-class HashingSink:
-    """An in-memory sink (for tests and small tools): keeps the bytes it is given."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, chunk: bytes) -> None:
-        self.data += chunk
-
-    def finish(self) -> tuple[str, int]:
-        return hashlib.sha256(self.data).hexdigest(), len(self.data)

@@ -10,7 +10,7 @@ question itself, a thank-you and the customer's name: that text would be lost
 in a lookup, while a ticket keeps it.
 
 It expects the reply text (quote and signature removed: `parsers.quotes`).
-Whether the sender gets a list, and which, is `gateway.selfservice`'s business.
+Whether the sender gets a list, and which, is `gateway.handlers.selfservice`'s business.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ reply (on a resolved ticket it reopens it). When in doubt it answers False: a
 thank-you taken for a problem only reopens a ticket, a problem taken for a
 thank-you would leave a customer waiting.
 
-It only reads text; what happens to the ticket is `gateway.inbound`'s business.
+It only reads text; what happens to the ticket is `gateway.desk.inbound`'s business.
 """
 
 from __future__ import annotations

@@ -61,17 +61,3 @@ def parse_spec(text: str) -> DurationSpec:
 def parse_duration(text: str) -> timedelta:
     """Calendar-time value of a duration ("1d" is 24 hours)."""
     return parse_spec(text).calendar()
-
-
-def format_duration(delta: timedelta) -> str:
-    """The shortest "1d4h30m" form of a duration (whole seconds)."""
-    seconds = int(delta.total_seconds())
-    if seconds == 0:
-        return "0m"
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
-    parts = []
-    for unit in ("d", "h", "m", "s"):
-        n, seconds = divmod(seconds, _UNITS[unit])
-        if n:
-            parts.append(f"{n}{unit}")
-    return sign + "".join(parts)

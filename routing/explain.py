@@ -1,25 +1,18 @@
 """Routing decisions in words, for `supportgw rules explain FILE.eml` and the ticket history.
 
 Owns the text only; the decision itself comes from `routing.engine.route`.
-`explain_email` accepts raw bytes too: it uses the project's parser
-(`parsers.message.parse_email`) when present, else a small stdlib fallback good
-enough to see what the rules would do.
+`explain_email` accepts raw bytes too, parsed by the project's parser
+(`parsers.message.parse_email`), as the pipeline parses them.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
-import hashlib
-import re
 from datetime import datetime, timezone
 
-from parsers.model import Address, Attachment, ParsedEmail
+from parsers.message import parse_email
+from parsers.model import ParsedEmail
 from routing.compiler import RoutingConfig
 from routing.engine import Decision, route
-
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
 
 def explain(decision: Decision, cfg: RoutingConfig | None = None) -> str:
     d = decision
@@ -92,62 +85,5 @@ def explain_email(raw_or_parsed: bytes | ParsedEmail, cfg: RoutingConfig, recipi
 
 
 def parse_for_routing(raw: bytes) -> ParsedEmail:
-    """The project's parser when it exists; else a minimal stdlib parse (headers, text, files)."""
-    try:
-        from parsers.message import parse_email  # written in parallel; prefer it when present
-    except ImportError:
-        return _fallback_parse(raw)
+    """The project's parser, as the pipeline parses."""
     return parse_email(raw)
-
-
-def _addresses(msg, name: str) -> tuple[Address, ...]:
-    out = []
-    for value in msg.get_all(name, []):
-        try:
-            for a in value.addresses:
-                out.append(Address(a.display_name or "", (a.addr_spec or "").lower()))
-        except (AttributeError, IndexError, ValueError):
-            continue
-    return tuple(out)
-
-
-def _fallback_parse(raw: bytes) -> ParsedEmail:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    texts, attachments = [], []
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        filename = part.get_filename()
-        try:
-            payload = part.get_payload(decode=True) or b""
-        except Exception:  # noqa: BLE001 — a broken part must not stop a dry run
-            payload = b""
-        if filename or part.get_content_disposition() == "attachment":
-            attachments.append(Attachment(
-                filename=(filename or "attachment").replace("/", "_"),
-                content_type=part.get_content_type(), size=len(payload),
-                sha256=hashlib.sha256(payload).hexdigest(), content=payload,
-                inline=part.get_content_disposition() == "inline"))
-        elif part.get_content_maintype() == "text":
-            try:
-                text = part.get_content()
-            except Exception:  # noqa: BLE001
-                text = payload.decode("utf-8", "replace")
-            if part.get_content_subtype() == "html":
-                text = re.sub(r"<[^>]+>", " ", text)
-            texts.append(text)
-    text = "\n".join(texts)
-    subject = str(msg.get("subject", "") or "")
-    senders = _addresses(msg, "from")
-    cjk = len(_CJK.findall(subject + text[:2000]))
-    try:
-        date = msg["date"].datetime if msg["date"] is not None else None
-    except (AttributeError, TypeError, ValueError):
-        date = None
-    return ParsedEmail(
-        sender=senders[0] if senders else Address("", ""), to=_addresses(msg, "to"),
-        cc=_addresses(msg, "cc"), reply_to=_addresses(msg, "reply-to"), subject=subject,
-        message_id=str(msg.get("message-id", "") or "").strip("<> ") or hashlib.sha256(raw).hexdigest(),
-        in_reply_to=(), references=(), date=date, text=text, html="",
-        attachments=tuple(attachments), language="zh-CN" if cjk >= 2 else "en",
-        headers=tuple((k, str(v)) for k, v in msg.items()))

@@ -1,6 +1,6 @@
 """Writing many rows of one table at once, the fastest way each database offers.
 
-Owns one function, `insert_rows`, for bulk writers (gateway/importer.py): on
+Owns one function, `insert_rows`, for bulk writers (gateway/edges/importer.py): on
 PostgreSQL a COPY, with ids taken from the table's sequence first when the
 caller needs them; on SQLite one executemany INSERT, with ids above the
 largest there is (the caller holds the write lock). Rows are plain dicts keyed by column name; a column a row leaves

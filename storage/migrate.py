@@ -19,15 +19,3 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
-
-
-def current_heads(url: str) -> list[str]:
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine
-
-    eng = create_engine(url)
-    try:
-        with eng.connect() as conn:
-            return list(MigrationContext.configure(conn).get_current_heads())
-    finally:
-        eng.dispose()

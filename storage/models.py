@@ -44,7 +44,7 @@ class SpoolEntry(Base):
     # pending -> processed | quarantined | suspended | dropped
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     # Suspended (not a person asking for help): the main reason, and the whole verdict
-    # (every reason, the spam engine's answer, releases and drops). gateway/suspend.py.
+    # (every reason, the spam engine's answer, releases and drops). gateway/handlers/suspend.py.
     reason: Mapped[str] = mapped_column(String(40), default="", server_default="", index=True)
     verdict: Mapped[dict | None] = mapped_column(JSONType, nullable=True)
     # The SMTP client as our listener saw it ("" for IMAP and files): the spam engine's evidence.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway import closure
-from gateway.dispatch import dispatch_due
-from gateway.pipeline import Source, ingest
+from gateway.desk import closure
+from gateway.runtime.dispatch import dispatch_due
+from gateway.pipeline.process import Source, ingest
 from storage.models import Event, OutboxRow, SurveyResponse, Ticket
 from tests.mail import build, parse
 

@@ -254,7 +254,7 @@ def relay():
 @pytest.fixture
 def running(make_app, relay):
     """A started gateway (SMTP listener, processor, dispatcher) relaying to `relay`."""
-    from gateway.runner import Gateway
+    from gateway.runtime.runner import Gateway
 
     gws = []
 

@@ -1,7 +1,7 @@
 """The Date header of mail that tests send: now, by the real clock.
 
 Mail older than `workflow.history_age_days` by the gateway's clock is filed as history
-(gateway/history.py), so a fixed date would make every test mail old once the calendar
+(gateway/handlers/history.py), so a fixed date would make every test mail old once the calendar
 passed it. A test that runs the gateway on a ManualClock (March 2026) sees these dates in
 its future, which counts as new, as a skewed sender clock does.
 """

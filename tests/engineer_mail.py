@@ -10,8 +10,8 @@ from email.utils import make_msgid
 
 from tests.dates import sent_now
 
-from gateway.dispatch import dispatch_due
-from gateway.pipeline import Source, ingest
+from gateway.runtime.dispatch import dispatch_due
+from gateway.pipeline.process import Source, ingest
 from tests.mail import body_text, build, parse
 
 CUSTOMER = "li.wei@mail.example.test"  # an alice customer in the sample rules (project website)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from gateway.dispatch import dispatch_due
-from gateway.pipeline import Source, ingest
+from gateway.runtime.dispatch import dispatch_due
+from gateway.pipeline.process import Source, ingest
 from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
 from tests.mail import toml_value
 

@@ -47,7 +47,7 @@ def seen_flags(server, folder: str = "INBOX") -> list[bool]:
 @pytest.fixture
 def imap_gateway(make_app, dovecot):  # noqa: F811
     """start(**mailbox_overrides) -> a running Gateway (processor + IMAP poller, no SMTP)."""
-    from gateway.runner import Gateway
+    from gateway.runtime.runner import Gateway
 
     gws = []
 

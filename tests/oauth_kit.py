@@ -73,7 +73,7 @@ def oauth_mailbox(dovecot: Dovecot, srv: AuthServer, name: str = "helpdesk", oau
 
 def sign_in(app_or_config, account: str, srv: AuthServer, username: str) -> None:
     """What `supportgw oauth login` leaves behind, by the real device flow (approved at once)."""
-    from gateway import oauth, oauth_login
+    from gateway.oauth import tokens as oauth, login as oauth_login
 
     config = getattr(app_or_config, "config", app_or_config)
     source = oauth.source_for(config, account)

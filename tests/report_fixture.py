@@ -2,7 +2,7 @@
 
 Every expected number below is worked out by hand in the comments, from the rows
 this module writes straight into the database (no pipeline: the point is to
-check the arithmetic of gateway/reports.py, not the workflow that produces rows).
+check the arithmetic of gateway/jobs/reports.py, not the workflow that produces rows).
 
 Period: [2026-03-02 00:00, 2026-03-09 00:00) UTC; "now" is 2026-03-10, so the
 SLA is judged at the period's end (+168 h). Times are hours after the start.

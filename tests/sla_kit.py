@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.outbox import message_bytes
-from gateway.pipeline import Source, ingest
+from gateway.pipeline.process import Source, ingest
 from routing.loader import SAMPLE_RULES
 from storage.models import Event, OutboxRow, SlaMark, Ticket
 from tests.mail import body_text, build, parse

@@ -61,7 +61,7 @@ def test_reports_split_by_the_address_written_to(running, relay):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from gateway import weekly_report
+    from gateway.jobs import weekly_report
 
     gw = running(**ADDRESSES)
     send(gw.smtp_port, build(frm=CUSTOMER, to=ALIAS, subject="Brand B: 502", msgid="<r1@bigbank.example>"),

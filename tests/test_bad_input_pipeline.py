@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from gateway.pipeline import Source, process_pending, spool
+from gateway.pipeline.process import Source, process_pending, spool
 from parsers.message import parse_email
 from storage.models import AttachmentRow, Message, SpoolEntry, Ticket
 from tests.hardening import SUPPORT, acks, cli, count, push, rows, spool_outcomes_are_complete, write_config

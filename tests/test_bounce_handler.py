@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from gateway import outbox
 from gateway.outbox import message_bytes
-from gateway.transports import PermanentFailure, TemporaryFailure
+from gateway.runtime.transports import PermanentFailure, TemporaryFailure
 from storage.models import Message, OutboxAttempt, OutboxRow, SpoolEntry, Ticket
 from templates import Rendered
 from tests.conftest import corpus

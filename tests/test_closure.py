@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway import closure
+from gateway.desk import closure
 from storage.models import KbArticle, Ticket
 from tests.closure_kit import (
     ALICE, CUSTOMER, events, flush, html_of, open_ticket, outbox_rows, resolve, text_of, ticket, to_customer,
@@ -101,7 +101,7 @@ def test_without_kb_tags_no_article(app):
 
 def test_resolve_calls_handover_on_resolved(app, monkeypatch):
     calls = []
-    monkeypatch.setattr("gateway.handover.on_resolved",
+    monkeypatch.setattr("gateway.desk.handover.on_resolved",
                         lambda app_, s, t, *, actor: calls.append((t.id, t.status, actor)))
     tid = open_ticket(app)
     resolve(app, tid)

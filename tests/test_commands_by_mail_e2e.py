@@ -12,7 +12,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from gateway import kb
+from gateway.desk import kb
 from storage.models import KbArticle, Message
 from tests.engineer_mail import (
     ALICE, BOB, CAROL, CUSTOMER, Desk, customer_mail, events, open_ticket, reply_to, ticket,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, select
 
-from gateway.dispatch import dispatch_due
+from gateway.runtime.dispatch import dispatch_due
 from gateway.outbox import message_bytes
-from gateway.pending import run_pending_reminders
+from gateway.jobs.pending import run_pending_reminders
 from storage.models import Message, OutboxRow, Participant, SurveyResponse
 from tests.conftest import fresh_database_url, wait_for
 from tests.gwproc import GatewayProcess, write_run_config

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway import pipeline
-from gateway.customer_erase import erase
-from gateway.customer_export import export
-from gateway.survey_handler import record_answer
+from gateway.pipeline import process as pipeline
+from gateway.desk.customer_erase import erase
+from gateway.desk.customer_export import export
+from gateway.handlers.survey_handler import record_answer
 from storage.models import AuditEntry, Base, Message, SpoolEntry, Ticket
 from tests.closure_kit import deliver, flush, resolve
 from tests.conftest import TEST_DB

@@ -7,8 +7,8 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from gateway import desk_auth
-from gateway.web import build_web_app
+from gateway.edges import desk_auth
+from gateway.edges.web import build_web_app
 from storage.models import OutboxRow
 
 ALICE = "alice@support.example.com"

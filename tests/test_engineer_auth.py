@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.engineer import authentication_passed
+from gateway.handlers.engineer import authentication_passed
 from parsers.message import parse_email
 from tests.engineer_mail import (
     ALICE, BOB, CUSTOMER, SUPPORT, Desk, all_text, customer_mail, events, latest_ticket_id, messages, open_ticket,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import closure, handover
+from gateway.desk import closure, handover
 from parsers.commands import VALID_COMMANDS
 from tests.engineer_mail import (
     ALICE, BOB, CUSTOMER, Desk, all_text, customer_mail, events, messages, open_ticket, reply_to, ticket,

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import handover, sla, ticket_ops
+from gateway.desk import handover, ticket_ops
+from gateway.jobs import sla
 from gateway.clock import ManualClock
 from tests.sla_kit import (ALICE, BOB, CAROL, CUSTOMER, DAVE, DAVE_AWAY, change, copies, events, mails, new_ticket,
                            reply_to_is_signed_for, rules, text_of, ticket, utc)

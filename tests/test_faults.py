@@ -14,11 +14,11 @@ import time
 import pytest
 from sqlalchemy import event, select
 
-from gateway import pipeline
+from gateway.pipeline import process as pipeline
 from gateway.app import build_app
-from gateway.dispatch import dispatch_due
-from gateway.runner import Gateway
-from gateway.transports import make_transport
+from gateway.runtime.dispatch import dispatch_due
+from gateway.runtime.runner import Gateway
+from gateway.runtime.transports import make_transport
 from storage.db import Database, StorageUnavailable
 from storage.models import Message, OutboxAttempt, SpoolEntry, Ticket
 from tests.conftest import (

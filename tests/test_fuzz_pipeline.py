@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.pipeline import Source, ingest
+from gateway.pipeline.process import Source, ingest
 from parsers.message import parse_email
 from tests.conftest import CORPORA
 from tests.hardening import SUPPORT, spool_outcomes_are_complete

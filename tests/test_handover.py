@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from gateway import handover, outbox, sla, ticket_ops
+from gateway.desk import handover, ticket_ops
+from gateway import outbox
+from gateway.jobs import sla
 from gateway.clock import ManualClock
 from storage.models import Ticket
 from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, copies, events,
@@ -440,7 +442,7 @@ def test_primary_notice_is_in_chinese_for_a_chinese_ticket(make_app, clock):
 
 def test_manager_resolution_hands_back_to_the_primary(make_app, clock):
     """Both engineers missed, the manager took it; resolved, the project's ticket is the primary's again."""
-    from gateway import closure
+    from gateway.desk import closure
 
     app = make_app(clock=clock)
     tid = _handed_over(app, clock)
@@ -490,7 +492,7 @@ def test_resolution_breach_while_the_manager_holds_it_tells_her_and_moves_nothin
 
 
 def test_manager_handback_of_a_chinese_ticket_is_in_chinese(make_app, clock):
-    from gateway import closure
+    from gateway.desk import closure
 
     app = make_app(clock=clock)
     tid = new_ticket(app, subject="核心系统批处理很慢", body="您好，\n夜间批处理需要好几个小时。\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway import scheduler
+from gateway.jobs import scheduler
 from gateway.clock import ManualClock
 from storage.models import Ticket
 from tests.conftest import wait_for

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from gateway import closure, handover, holding, sla
+from gateway.desk import closure, handover, holding
+from gateway.jobs import sla
 from gateway.cli import main
 from gateway.clock import ManualClock
 from storage.models import Ticket

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 
-from gateway import health
+from gateway.edges import health
 from gateway.clock import ManualClock
 from storage.models import OutboxRow, SpoolEntry
 from tests.conftest import free_port, fresh_database_url, wait_for
@@ -39,7 +39,7 @@ def test_a_quiet_gateway_is_ready(make_app):
 def test_an_old_spool_backlog_makes_it_not_ready_and_says_why(make_app):
     clock = ManualClock()
     app = make_app(clock=clock)
-    from gateway import pipeline
+    from gateway.pipeline import process as pipeline
 
     pipeline.spool(app, [(MAIL, pipeline.Source("smtp"))])
     assert health.readiness(app)["ok"]  # just arrived: a backlog is not a problem yet
@@ -57,7 +57,8 @@ def test_a_mailbox_nobody_reads_or_that_stopped_syncing_is_named(make_app):
                                        "username": "u", "password": "p", "poll_interval": 60}])
     report = health.readiness(app)
     assert "mailbox helpdesk: no gateway holds its lease" in report["checks"]["imap"]["problem"]
-    from gateway.imap_state import mark_synced, take_lease
+    from gateway.edges.imap_state import mark_synced
+    from gateway.leases import take_lease
 
     take_lease(app, "imap:helpdesk", "host:1", 3600)
     mark_synced(app, "helpdesk")

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from sqlalchemy import func, select
 
 from gateway.clock import ManualClock
-from gateway.pipeline import Source, ingest
+from gateway.pipeline.process import Source, ingest
 from storage.models import Event, Message, OutboxRow, Ticket
 from tests.mail import build
 

@@ -98,7 +98,7 @@ def cfgfile(tmp_path):
 def test_supportgw_tickets_release(cfgfile, capsys):
     from gateway.app import build_app
     from gateway.cli import main
-    from gateway.dispatch import dispatch_due
+    from gateway.runtime.dispatch import dispatch_due
 
     desk = Desk(build_app(load_config(cfgfile), migrate=False))
     _, held_id, _ = _held(desk)

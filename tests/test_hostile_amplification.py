@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.inbound import within_participant_cap
+from gateway.desk.inbound import within_participant_cap
 from storage.models import Participant
 from tests.engineer_mail import CUSTOMER, Desk, events, open_ticket, reply_to
 from tests.mail import body_text

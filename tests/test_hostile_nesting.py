@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from gateway.pipeline import Source, process_pending, spool
+from gateway.pipeline.process import Source, process_pending, spool
 from parsers.message import MAX_DEPTH, NESTED_NAME, parse_email
 from storage.models import AttachmentRow, Message
 from storage.spool import SpoolSink

@@ -10,8 +10,8 @@ from email.utils import format_datetime
 
 from sqlalchemy import func, select
 
-from gateway.backfill import backfill
-from gateway.pipeline import Source, ingest
+from gateway.edges.backfill import backfill
+from gateway.pipeline.process import Source, ingest
 from storage.models import Message, OutboxRow, Ticket
 from tests.dovecot import dovecot  # noqa: F401
 from tests.imap_kit import imap_gateway, inbound_by_message_id, seen_flags  # noqa: F401

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import time
 
-from gateway.imap_state import load_progress
+from gateway.edges.imap_state import load_progress
 from tests.conftest import wait_for
 from tests.imap_kit import (SplittingProxy, imap_gateway, inbound_by_message_id, seen_flags,  # noqa: F401
                             spool_rows, spooled, tickets)
@@ -46,7 +46,7 @@ NO_RESYNC = 600.0
 def _in_idle(app) -> None:
     """Wait until the first drain is done; the poller enters IDLE right after recording it."""
     wait_for(lambda: load_progress(app, "helpdesk") is not None, timeout=20, what="first pass done")
-    time.sleep(1.0)  # mail appended before IDLE starts is announced to nobody (see gateway/imap.py)
+    time.sleep(1.0)  # mail appended before IDLE starts is announced to nobody (see gateway/edges/imap.py)
 
 
 def test_new_mail_during_idle_becomes_a_ticket_promptly(dovecot, imap_gateway):
@@ -72,7 +72,7 @@ def test_mail_arriving_while_a_drain_acknowledges_is_taken_without_waiting_for_t
         dovecot, imap_gateway, monkeypatch):
     """Dovecot announces mail that arrives during a drain in its replies to the drain's own
     commands; the IDLE that follows does not announce it again. The poller must look again."""
-    from gateway import imap_batch
+    from gateway.edges import imap_batch
 
     real = imap_batch.Acknowledger.__call__
     arrived = []
@@ -139,7 +139,7 @@ def test_twenty_megabyte_message_is_stored_byte_for_byte(dovecot, imap_gateway):
 def test_message_the_parser_chokes_on_is_spooled_quarantined_and_acknowledged(dovecot, imap_gateway, monkeypatch):
     """parse_email promises never to raise; a bug breaking that promise must still not block the
     mailbox. We break it for one message at the parser boundary (where the pipeline calls it)."""
-    import gateway.parse_pool as boundary
+    import gateway.pipeline.parse_pool as boundary
 
     real = boundary.parse_email
 
@@ -238,7 +238,7 @@ def test_idle_check_abort_on_a_split_response_reconnects_and_loses_nothing(dovec
 
 
 def test_database_failure_leaves_mail_unacknowledged_until_it_is_stored(dovecot, imap_gateway, monkeypatch):
-    import gateway.imap as imap
+    import gateway.edges.imap as imap
     from storage.db import StorageUnavailable
 
     real = imap.spool
@@ -283,7 +283,7 @@ def test_two_gateways_on_one_mailbox_one_drains_the_other_takes_over(dovecot, ma
     """The lease: two pollers (as two processes would) on one database and one mailbox."""
     import dataclasses
 
-    from gateway.imap import Poller
+    from gateway.edges.imap import Poller
 
     app_a = make_app(imap=[dovecot.mailbox_config(lease_seconds=4)])
     app_b = dataclasses.replace(app_a, worker_id="other-host:4242")
@@ -317,8 +317,8 @@ def test_a_restarted_gateway_resumes_at_once_after_its_own_dead_predecessor(dove
     import sys
     import time
 
-    from gateway.imap import Poller
-    from gateway.imap_state import take_lease
+    from gateway.edges.imap import Poller
+    from gateway.leases import take_lease
 
     app = make_app(imap=[dovecot.mailbox_config(lease_seconds=60)])
     killed = subprocess.Popen([sys.executable, "-c", "pass"])

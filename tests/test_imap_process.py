@@ -38,7 +38,7 @@ def db_url(tmp_path):
 # moment where a crash must not lose or repeat anything.
 CRASH_IN_ACK = """
 import os, signal, sys
-import gateway.imap_batch as batch
+import gateway.edges.imap_batch as batch
 real, calls = batch.Acknowledger.__call__, []
 def ack(self, uids):
     calls.append(uids)

@@ -10,8 +10,9 @@ import dataclasses
 import random
 import threading
 
-from gateway.imap import Backoff
-from gateway.imap_state import lease_holder, load_progress, release_lease, save_progress, take_lease
+from gateway.edges.imap import Backoff
+from gateway.edges.imap_state import load_progress, save_progress
+from gateway.leases import lease_holder, release_lease, take_lease
 
 
 def test_lease_is_exclusive_until_it_expires_then_taken_over(make_app, clock):

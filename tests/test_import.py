@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, func, select
 
 from bench import history_corpus
 from gateway.cli import main
-from gateway.pipeline import Source, ingest
+from gateway.pipeline.process import Source, ingest
 from storage.models import Event, Message, OutboxRow, SpoolEntry, ThreadId, Ticket
 from tests.conftest import drop_database, fresh_database_url
 from tests.mail import build

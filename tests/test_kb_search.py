@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gateway import kb
+from gateway.desk import kb
 from tests.closure_kit import deliver, flush, text_of, to_customer
 from tests.mail import build
 

@@ -1,6 +1,6 @@
 """Large messages are streamed to the spool: memory stays at a slice, not the message.
 
-The SMTP edge reads DATA in slices (gateway/smtp_data.py) into a SpoolSink that
+The SMTP edge reads DATA in slices (gateway/edges/smtp_data.py) into a SpoolSink that
 keeps small messages in memory and writes large ones to the spool blob store;
 `supportgw ingest` and the IMAP poller do the same. Memory is measured with
 tracemalloc in the gateway's own process while a separate client process sends.
@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from gateway.pipeline import Source, process_pending, spool
-from gateway.smtp import start_listener
-from gateway.smtp_data import Unstuffer, read_data
-from gateway.workers import SpoolWriter
+from gateway.pipeline.process import Source, process_pending, spool
+from gateway.edges.smtp import start_listener
+from gateway.edges.smtp_data import Unstuffer, read_data
+from gateway.runtime.workers import SpoolWriter
 from storage.models import AttachmentRow, Message, SpoolEntry, Ticket
 from storage.spool import SpoolSink, Stored, open_raw, raw_bytes
 from tests.conftest import free_port, wait_for
@@ -271,7 +271,7 @@ def test_an_unwritable_blob_store_answers_451_and_small_mail_still_goes_through(
 def test_half_written_files_of_a_crash_are_swept_at_start(make_app):
     import time
 
-    from gateway.runner import Gateway
+    from gateway.runtime.runner import Gateway
 
     app = make_app()
     tmp = app.spool_blobs.root / "tmp"
@@ -290,7 +290,7 @@ def test_a_streamed_message_whose_row_never_committed_is_removed_a_day_later(mak
     by its hash; at a start a day later, files that no spool row names are removed."""
     import time
 
-    from gateway.runner import Gateway
+    from gateway.runtime.runner import Gateway
 
     app = make_app()
     kept = SpoolSink(app.spool_blobs, inline_max=1024)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway import large_mail
-from gateway.pipeline import Source, process_pending, spool
+from gateway.pipeline.process import Source, process_pending, spool
 from parsers.message import parse_email
 from storage.models import OutboxRow, SpoolEntry, Ticket
 from storage.spool import SpoolSink, Stored

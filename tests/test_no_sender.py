@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from gateway.senders import is_usable
+from gateway.handlers.senders import is_usable
 from storage.models import Event, OutboxRow, SpoolEntry, Ticket
 from tests.hardening import SUPPORT, cli, count, push, rows, write_config
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import oauth
+from gateway.oauth import tokens as oauth
 from gateway.config import ConfigError
-from gateway.runner import Gateway
+from gateway.runtime.runner import Gateway
 from storage.models import OutboxRow
 from tests.conftest import wait_for
 from tests.hardening import cli
@@ -237,7 +237,7 @@ def test_browser_sign_in_with_pkce_then_the_poller_uses_the_token(make_app, oaut
 
     import requests
 
-    from gateway import oauth_login
+    from gateway.oauth import login as oauth_login
     from tests.conftest import free_port
 
     port = free_port()

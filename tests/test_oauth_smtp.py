@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from gateway import oauth, outbox
-from gateway.dispatch import dispatch_due
+from gateway.oauth import tokens as oauth
+from gateway import outbox
+from gateway.runtime.dispatch import dispatch_due
 from storage.models import OutboxAttempt, OutboxRow
 from templates import Rendered
 from tests.oauth_kit import auth_server, oauth_dovecot, oauth_table, sign_in, submission  # noqa: F401

@@ -4,7 +4,7 @@ IMAP mailbox that received a copy (with its own Received line, so other bytes)."
 
 from __future__ import annotations
 
-from gateway.runner import Gateway
+from gateway.runtime.runner import Gateway
 from storage.models import SpoolEntry, Ticket
 from tests.conftest import wait_for
 from tests.imap_kit import count, dovecot, seen_flags  # noqa: F401

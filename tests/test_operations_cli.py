@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from gateway.pipeline import Source, process_pending, spool
+from gateway.pipeline.process import Source, process_pending, spool
 from storage.models import SpoolEntry, Ticket
 from tests.conftest import fresh_database_url
 from tests.gwproc import GatewayProcess, write_run_config

@@ -160,7 +160,7 @@ def test_smtp_duplicates_only_for_a_kill_between_the_relays_reply_and_our_commit
 
 
 def test_the_maildir_transport_stores_a_message_id_once_even_after_a_reader_moved_it(tmp_path):
-    from gateway.transports import MaildirTransport
+    from gateway.runtime.transports import MaildirTransport
 
     raw = b"Message-ID: <once@support.example.test>\r\nSubject: hi\r\n\r\nbody\r\n"
     t = MaildirTransport(tmp_path / "sent")
@@ -174,7 +174,7 @@ def test_the_maildir_transport_stores_a_message_id_once_even_after_a_reader_move
 
 
 def test_smtp_hand_over_is_recorded_before_the_relay_can_have_the_mail(relay):
-    from gateway.transports import SmtpTransport
+    from gateway.runtime.transports import SmtpTransport
 
     seen_at_handover = []
     t = SmtpTransport("127.0.0.1", relay.port)

@@ -18,7 +18,8 @@ from parsers.addresses import is_valid_address
 from parsers.bounces import parse_dsn
 from parsers.message import parse_email
 from parsers.model import ParsedEmail
-from parsers.skeleton import HashingSink, restore, split
+from parsers.skeleton import restore, split
+from tests.memory_sink import HashingSink
 from tests.conftest import CORPORA, needs_corpora
 
 

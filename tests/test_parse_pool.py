@@ -1,7 +1,7 @@
-"""Parsing a batch ahead in other processes (gateway/parse_pool.py).
+"""Parsing a batch ahead in other processes (gateway/pipeline/parse_pool.py).
 
 `supportgw ingest` and the benchmarks ask for it; a library caller of
-`gateway.pipeline.ingest()` does not get it unless it asks, because spawned
+`gateway.pipeline.process.ingest()` does not get it unless it asks, because spawned
 processes import the caller's main module again.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bench.corpus import generate
-from gateway import parse_pool
-from gateway.pipeline import Source, ingest
+from gateway.pipeline import parse_pool
+from gateway.pipeline.process import Source, ingest
 from storage.models import Message, Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def test_a_script_without_a_main_guard_can_call_ingest(tmp_path):
         from bench.corpus import generate
         from gateway.app import build_app
         from gateway.config import parse_config
-        from gateway.pipeline import Source, ingest
+        from gateway.pipeline.process import Source, ingest
 
         d = Path({str(tmp_path)!r})
         cfg = parse_config({{"gateway": {{"data_dir": str(d), "secret_key": "script-secret-key-0123456789"}}}},

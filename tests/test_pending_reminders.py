@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway import ticket_ops
-from gateway.pending import run_pending_reminders
+from gateway.desk import ticket_ops
+from gateway.jobs.pending import run_pending_reminders
 from storage.models import Ticket
 from tests.closure_kit import (
     ALICE, CUSTOMER, deliver, events, flush, open_ticket, reply_to, text_of, ticket, to_customer,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.reports import build_report, median, p90
+from gateway.jobs.reports import build_report, median, p90
 from tests import report_fixture as fx
 
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import update
 
 from gateway.cli import main
-from gateway.report_split import split_report
-from gateway.reports import build_report, collect
+from gateway.jobs.report_split import split_report
+from gateway.jobs.reports import build_report, collect
 from storage.models import Ticket
 from tests import report_fixture as fx
 from tests.conftest import drop_database, fresh_database_url
@@ -177,7 +177,7 @@ def test_days_must_be_a_positive_number_without_from(cfg, capsys):
 def test_weekly_mail_has_the_organisation_and_project_tables(make_app, clock, language, words):
     from datetime import timedelta
 
-    from gateway.weekly_report import send_weekly_report
+    from gateway.jobs.weekly_report import send_weekly_report
     from tests.closure_kit import flush, html_of, text_of
 
     clock.set(fx.END + timedelta(minutes=30))

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gateway.cli import main
-from gateway.weekly_report import run_weekly_report, send_weekly_report
+from gateway.jobs.weekly_report import run_weekly_report, send_weekly_report
 from tests import report_fixture as fx
 from tests.closure_kit import flush, html_of, text_of
 
@@ -55,7 +55,7 @@ def test_weekly_email_has_text_and_html_with_the_figures(make_app, clock):
 def test_weekly_email_carries_the_desk_charts_as_images(make_app, clock):
     from PIL import Image
 
-    from gateway import report_charts, weekly_report
+    from gateway.jobs import report_charts, weekly_report
 
     app = _app(make_app, clock)
     send_weekly_report(app)
@@ -171,7 +171,7 @@ def test_cli_report_bad_dates_say_what_to_write(cli, capsys):
 
 
 def test_cli_kb_search(cli, capsys):
-    from gateway import kb
+    from gateway.desk import kb
 
     with cli.app.db.session() as s:
         kb.save_article(s, title="打印机无法打印", tags=["printer"], problem="打印机脱机", solution="重装驱动。",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from gateway import pipeline
+from gateway.pipeline import process as pipeline
 from gateway.clock import ManualClock
-from gateway.retention import apply_retention, run_retention
+from gateway.jobs.retention import apply_retention, run_retention
 from storage.models import AttachmentRow, AuditEntry, Event, Message, SpoolEntry, Ticket
 from tests.closure_kit import deliver, flush
 from tests.test_customer_data import FILE_BYTES, _mail

@@ -15,8 +15,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select
 
 from gateway import rules_sync
-from gateway.pipeline import Source, ingest
-from gateway.runner import Gateway
+from gateway.pipeline.process import Source, ingest
+from gateway.runtime.runner import Gateway
 from routing.loader import SAMPLE_RULES
 from storage.models import Event, RulesGeneration, Ticket
 from tests.conftest import drop_database, fresh_database_url, make_config, wait_for

@@ -4,6 +4,7 @@ lease, and act once however often and from however many processes they run."""
 from __future__ import annotations
 
 import logging
+import pickle
 import sqlite3
 import threading
 import time
@@ -11,10 +12,10 @@ import time
 import pytest
 from sqlalchemy import event, text
 
-from gateway import scheduler, sla
+from gateway.jobs import scheduler, sla
 from gateway.app import build_app
 from gateway.clock import ManualClock
-from gateway.imap_state import take_lease
+from gateway.leases import take_lease
 from tests.sla_kit import BOB, CAROL, copies, mails, marks, new_ticket, ticket, utc
 
 DUE = utc(2026, 3, 2, 3, 0)  # the first response of a Big Bank P2 ticket opened Monday 09:00 Shanghai
@@ -122,6 +123,26 @@ def test_jobs_survive_a_restart_in_the_database_job_store(make_app, clock):
         restarted.db.dispose()
 
 
+def test_a_job_stored_under_its_old_module_path_is_replaced_not_fatal(make_app, clock):
+    """A database written before gateway/ had sub-packages names `gateway.scheduler:tick`, a module
+    that no longer exists (here a name that never did: an editable install of an older checkout
+    may still provide the old one)."""
+    app = make_app(clock=clock)
+    scheduler.start_scheduler(app, paused=True).shutdown(wait=False)
+    with app.db.engine.begin() as conn:
+        for job_id, state in list(conn.execute(text(f"SELECT id, job_state FROM {scheduler.JOBSTORE_TABLE}"))):
+            job_state = pickle.loads(state)
+            assert job_state["func"] == "gateway.jobs.scheduler:tick"
+            stale = pickle.dumps({**job_state, "func": "gateway.moved_away_scheduler:tick"})
+            conn.execute(text(f"UPDATE {scheduler.JOBSTORE_TABLE} SET job_state = :s WHERE id = :i"),
+                         {"s": stale, "i": job_id})
+    sched = scheduler.start_scheduler(app, paused=True)
+    try:
+        assert sched.get_job("sla-watch").func_ref == "gateway.jobs.scheduler:tick"
+    finally:
+        sched.shutdown(wait=False)
+
+
 def test_changed_interval_reschedules_the_job(make_app, clock):
     app = make_app(clock=clock, workflow={"sla_check_seconds": 3600})
     scheduler.start_scheduler(app, paused=True).shutdown(wait=False)
@@ -132,7 +153,7 @@ def test_changed_interval_reschedules_the_job(make_app, clock):
 
 
 def test_gateway_runs_the_scheduler_and_stops_it(make_app, clock):
-    from gateway.runner import Gateway
+    from gateway.runtime.runner import Gateway
 
     app = make_app(clock=clock)
     gw = Gateway(app, smtp=False, imap=False, scheduler=True).start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dispatch import dispatch_due
+from gateway.runtime.dispatch import dispatch_due
 from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, Desk, customer_mail, events, open_ticket, reply_to
 from tests.mail import body_text, build
 

@@ -4,6 +4,7 @@ PostgreSQL, attachments included."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,8 @@ def test_the_unit_is_hardened_and_systemd_accepts_it(tmp_path):
     exe.write_text(f"#!/bin/sh\nexec {sys.executable} -m gateway.cli \"$@\"\n")
     exe.chmod(0o755)
     unit = tmp_path / "supportgw.service"
-    # the unit's own binary (where the README installs it) is not on this machine: ours instead
-    [start] = [line for line in text.splitlines() if line.startswith("ExecStart=")]
-    unit.write_text(text.replace(start.split("=", 1)[1].split()[0], str(exe)))
+    binary = re.search(r"^ExecStart=(\S+)", text, re.M).group(1)  # the installed entry point
+    unit.write_text(text.replace(binary, str(exe)))
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     complaints = [line for line in (done.stdout + done.stderr).splitlines() if "supportgw.service" in line]
     assert done.returncode == 0 and complaints == [], done.stdout + done.stderr

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from parsers.message import parse_email
-from parsers.skeleton import HashingSink, MARKER, restore, split
+from parsers.skeleton import MARKER, restore, split
+from tests.memory_sink import HashingSink
 from tests.conftest import corpus
 
 MB = 1024 * 1024

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from gateway import handover, sla, ticket_ops
+from gateway.desk import handover, ticket_ops
+from gateway.jobs import sla
 from gateway.clock import ManualClock
 from gateway.outbox import message_bytes
-from gateway.pipeline import Source, ingest
+from gateway.pipeline.process import Source, ingest
 from tests.mail import build, parse
 from tests.sla_kit import (ALICE, BOB, CUSTOMER, DAVE, SUPPORT, change, events, mails, marks, new_ticket, ticket,
                            utc)

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from gateway.config import ConfigError, Secret
-from gateway.runner import Gateway
+from gateway.runtime.runner import Gateway
 from storage.models import SpoolEntry, Ticket
 from tests.conftest import wait_for
 from tests.hardening import SUPPORT, count, rows

@@ -14,7 +14,7 @@ import smtplib
 
 import pytest
 
-from gateway import spam_verdict
+from gateway.handlers import spam_verdict
 from storage.models import SpoolEntry, Ticket
 from tests.conftest import free_port, wait_for
 from tests.hardening import acks, cli, push, rows, write_config

@@ -113,7 +113,7 @@ def test_250_only_after_spool_commit_and_451_when_storage_broken(running):
 
 
 def test_duplicate_message_is_recognised_and_not_processed_twice(app):
-    from gateway.pipeline import Source, ingest
+    from gateway.pipeline.process import Source, ingest
 
     raw = build(msgid="<dup@customer.example.com>")
     first = ingest(app, [(raw, Source("file"))])

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from gateway.web import WebServer
+from gateway.edges.web import WebServer
 from tests.closure_kit import (
     events, flush, open_ticket, outbox_rows, resolve, responses, text_of, ticket, to_customer,
 )

@@ -14,7 +14,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.suspend_jobs import alert_if_growing, purge, run_suspended_care
+from gateway.jobs.suspend_jobs import alert_if_growing, purge, run_suspended_care
 from storage.models import Message, OutboxRow, SpoolEntry, Ticket
 from tests.conftest import corpus
 from tests.hardening import acks, cli, count, push, rows, write_config
@@ -151,7 +151,7 @@ def test_list_filters_by_reason_and_since(make_app, clock, tmp_path):
     push(app, corpus("sisimai-set-of-emails", "maildir", "bsd", "lhost-postfix-01.eml").read_bytes())
     from argparse import Namespace
 
-    from gateway.cli_suspended import _select
+    from gateway.cli.suspended import _select
 
     def pick(**kw):
         args = Namespace(ids=[], reason=kw.get("reason"), since=kw.get("since"))
@@ -168,7 +168,7 @@ def test_retention_purges_old_suspended_mail_and_its_file(make_app, clock):
     big = build(frm="mailer-daemon@mx.example.net", subject="Undelivered Mail Returned to Sender",
                 body="This is the mail system.\n" + "x" * 80 + "\n" * 100 + "y" * 8000 + "\n",
                 headers={"Auto-Submitted": "auto-replied"})
-    from gateway.pipeline import Source, ingest
+    from gateway.pipeline.process import Source, ingest
     from storage.spool import read_file
     import io
 
@@ -201,7 +201,7 @@ def test_a_flood_of_suspended_mail_tells_the_manager_once_an_hour(make_app, cloc
 
 
 def test_weekly_report_counts_suspended_mail_by_reason(make_app, clock):
-    from gateway.weekly_report import build as build_report, render
+    from gateway.jobs.weekly_report import build as build_report, render
 
     app = make_app(clock=clock)
     start = clock.now()

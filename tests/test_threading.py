@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from gateway.pipeline import Source, ingest, process_ids, spool
+from gateway.pipeline.process import Source, ingest, process_ids, spool
 from gateway.tokens import reply_address
 from storage.models import Event, Message, Participant, SpoolEntry, Ticket
 from tests.mail import build

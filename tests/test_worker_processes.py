@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from gateway.runner import _worker_main
+from gateway.runtime.runner import _worker_main
 from tests.conftest import fresh_database_url, make_config, wait_for
 from tests.gwproc import GatewayProcess, write_run_config
 

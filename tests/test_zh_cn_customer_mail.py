@@ -16,9 +16,9 @@ import urllib.request
 
 import pytest
 
-from gateway.dispatch import dispatch_due
-from gateway.pending import run_pending_reminders
-from gateway.web import WebServer
+from gateway.runtime.dispatch import dispatch_due
+from gateway.jobs.pending import run_pending_reminders
+from gateway.edges.web import WebServer
 from tests.engineer_mail import (
     ALICE, BOB, CUSTOMER, Desk, customer_mail, latest_ticket_id, reply_to, ticket,
 )

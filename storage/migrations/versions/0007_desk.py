@@ -3,7 +3,7 @@
 `tickets.merged_into_id`: the ticket this one was merged into (`#merge`, `supportgw tickets
 merge`), NULL for a live ticket. Its messages, participants, history and thread ids moved to
 the survivor; anything that still names the merged ticket (its signed reply addresses, its
-subject reference) is followed to the survivor by gateway.threads.
+subject reference) is followed to the survivor by gateway.desk.threads.
 
 Revision ID: 0007_desk
 Revises: 0006_oauth

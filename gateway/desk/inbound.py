@@ -1,0 +1,331 @@
+"""The customer side of the pipeline: a new ticket, or a follow-up on one.
+
+Called by `gateway.pipeline.process` inside the one transaction that also holds the
+spool status change; everything written here commits or rolls back together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
+
+from gateway.desk import acknowledge, handover, notify, send_later, topics
+from gateway import outbox
+from gateway.compose import short_subject
+from gateway.desk.threads import Match, find_ticket
+from gateway.desk.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
+from parsers.addresses import is_valid_address
+from parsers.model import ParsedEmail
+from parsers.thanks import is_thank_you
+from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
+from storage.rows import append
+from gateway.desk.loops import repetition_reason
+
+
+class Unprocessable(Exception):
+    """A handler's verdict that a mail cannot become ticket work (no sender to answer, say):
+    the pipeline quarantines it with this message as the reason, without a traceback."""
+
+
+@dataclass
+class Inbound:
+    """One inbound email on its way through the handlers."""
+
+    app: object
+    session: Session
+    entry: SpoolEntry
+    email: ParsedEmail
+    recipients: list[str]
+    match: Match | None = None
+    ticket: Ticket | None = None  # a ticket this mail opened (create_ticket), for the spool row and the log
+    notes: list[str] = field(default_factory=list)
+    _found: Match | None = field(default=None, repr=False)
+
+    @property
+    def now(self):
+        return self.app.now()
+
+    def find_ticket(self) -> Match:
+        """Which ticket this mail belongs to (gateway.desk.threads), asked once per message.
+
+        Several handlers ask before one takes the mail; a handler that passes it on
+        changes no thread id, ticket or participant, so the answer stays right."""
+        if self._found is None:
+            app = self.app
+            self._found = find_ticket(self.session, self.email, recipients=self.recipients, signer=app.signer,
+                                      ref_prefix=app.config.gateway.ref_prefix,
+                                      engineers=app.engineer_addresses(), own_domain_check=app.is_own_address)
+        return self._found
+
+
+def choose_language(app, email: ParsedEmail) -> str:
+    forced = app.config.gateway.language
+    return email.language if forced == "auto" else forced
+
+
+def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = False,
+                  text: str | None = None, reply_text: str | None = None, at=None) -> Message:
+    """Store the mail on the ticket. `at`: when it was written, for mail filed as history
+    (gateway.handlers.history); live mail is dated by the gateway's clock."""
+    e = ib.email
+    when = ib.now if at is None else at
+    msg = Message(
+        ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
+        sender_email=e.sender.email, sender_name=e.sender.name,
+        to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject,
+        text=e.text if text is None else text,
+        reply_text=e.reply_text if reply_text is None else reply_text,
+        html=e.html, automatic=e.automatic, internal=internal, created_at=when,
+    )
+    ib.session.add(msg)
+    for att in e.attachments:
+        ib.app.attachments.put(att.sha256, att.content)
+        msg.attachments.append(AttachmentRow(filename=att.filename, content_type=att.content_type,
+                                             size=att.size, sha256=att.sha256))
+    append(ib.session, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
+    ib.session.info.pop("ticket_references", None)  # the thread grew: recompute References
+    ticket.updated_at = when if ticket.updated_at is None else max(ticket.updated_at, when)
+    return msg
+
+
+# Participant rows are appended (storage.rows) and written before a query reads them, or
+# for an engineer's #cc flushed with that engineer's message: no ORM flush needed first.
+# Built once: asked for every follow-up.
+_CCS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc")
+        .execution_options(autoflush=False))
+
+
+_ACTIVE_CCS = (select(func.count()).select_from(Participant)
+               .where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc",
+                      Participant.active.is_(True)).execution_options(autoflush=False))
+
+
+def within_participant_cap(cap: int, present: int, candidates: list[tuple[str, str]]):
+    """(admitted, left_out): the candidates that fit a ticket already holding `present`
+    customer participants (requester included) under `cap`, in the order they were named.
+    Duplicates count once. Pure: one inbound mail with 10,000 CCs must not become
+    10,000 recipients of every answer (the amplification an attacker wants)."""
+    first: dict[str, str] = {}
+    for addr, name in candidates:
+        first.setdefault(addr, name)
+    unique = list(first.items())
+    room = max(0, cap - present)
+    return unique[:room], unique[room:]
+
+
+LEFT_OUT_LISTED = 50  # the event names this many of the CCs left out; the message keeps them all
+
+
+def record_left_out(ib: Inbound, ticket: Ticket, left_out: list[tuple[str, str]]) -> dict:
+    """The CCs over the cap stay on the ticket as information (the message's Cc and this
+    event), not as participants: they get no mail and may not write. Returns what the
+    owner's notification says about them."""
+    if not left_out:
+        return {}
+    cap = ib.app.config.workflow.max_customer_participants
+    shown = [a for a, _ in left_out[:LEFT_OUT_LISTED]]
+    outbox.record(ib.session, ticket, "cc_capped", ib.now,
+                  f"{len(left_out)} CC address(es) not added: a ticket has at most {cap} customer participants "
+                  f"(workflow.max_customer_participants); they are kept on the message only",
+                  actor=ib.email.sender.email, count=len(left_out), cap=cap, addresses=shown)
+    return {"ccs_left_out": len(left_out), "cc_cap": cap, "ccs_left_out_shown": shown[:10]}
+
+
+def add_customer_ccs(ib: Inbound, ticket: Ticket) -> dict:
+    """The requester decides who else is in the conversation: people they CC join it,
+    up to the ticket's cap (the rest: `record_left_out`, whose words it returns)."""
+    known = set(ib.session.execute(_CCS, {"ticket_id": ticket.id}).scalars())
+    fresh = [(addr, name) for addr, name in _support_ccs(ib.app, ib.email) if addr not in known]
+    if not fresh:
+        return {}
+    present = 1 + ib.session.execute(_ACTIVE_CCS, {"ticket_id": ticket.id}).scalar_one()
+    admitted, left_out = within_participant_cap(ib.app.config.workflow.max_customer_participants, present, fresh)
+    for addr, name in admitted:
+        append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
+        outbox.record(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
+                      actor=ib.email.sender.email, address=addr)
+    return record_left_out(ib, ticket, left_out)
+
+
+def _support_ccs(app, email: ParsedEmail) -> list[tuple[str, str]]:
+    """The customer's CCs (and other To addresses) that are not us: they stay on the ticket.
+
+    "Us" is our support addresses and every engineer in the rules file: an engineer the
+    customer CC'd is staff, never a customer participant, or their personal address
+    would go out in Cc of our answers and they could answer the survey (DOMAIN.md §9)."""
+    engineers = app.engineer_addresses()
+    out = []
+    for a in list(email.to) + list(email.cc):
+        if a.email and not app.is_ours(a.email, engineers) and a.email != email.sender.email:
+            out.append((a.email, a.name))
+    return out
+
+
+def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = False, acknowledge: bool = True,
+                  owner_default: str = "", brought_in_by: str = "", history: str = "", at=None) -> Ticket:
+    """A new ticket. `held`: a stranger's mail kept for the owner's approval before anything goes out.
+    `owner_default`: the owner when the rules name none; `brought_in_by`: the engineer who
+    forwarded the customer's mail in (gateway.handlers.forwards), named in the notification.
+
+    `history`: why this is an old mail filed as history (gateway.handlers.history): routed, but dated
+    `at` (the mail's own time), with no SLA deadline, acknowledgement or notification."""
+    app, s, e = ib.app, ib.session, ib.email
+    now = ib.now if at is None else at
+    decision = app.route(e, recipients=tuple(ib.recipients), now=now)
+    owner = decision.owner_email or owner_default
+    brand = app.config.brand_for(ib.recipients)
+    team = decision.team
+    if brand and brand.team and team == app.rules.current.defaults.team:
+        team = brand.team  # no rule chose a team: the address's own
+    language = brand.language if brand and brand.language not in ("", "auto") else choose_language(app, e)
+    ticket = Ticket(
+        subject=short_subject(e.subject) or "(no subject)", status="new", priority=decision.priority,
+        category=decision.category, team=team, owner=owner or "", handler=owner or "",
+        requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",
+        project=getattr(decision.project, "name", "") if decision.project else "",
+        customer_tier=decision.customer_tier or "", language=language, address=brand.address if brand else "",
+        tags=list(decision.tags), created_at=now, updated_at=now,
+        first_response_due=None if history else decision.first_response_due,
+        resolution_due=None if history else decision.resolution_due,
+        sla_policy=decision.sla_policy or "", linked_ticket_id=linked_to.id if linked_to else None,
+        held=held,
+    )
+    s.add(ticket)
+    s.flush()
+    ticket.ref = f"{app.config.gateway.ref_prefix}-{ticket.id:06d}"
+    ib.ticket = ticket
+    append(s, Participant, ticket_id=ticket.id, email=e.sender.email, name=e.sender.name, role="requester")
+    admitted, left_out = within_participant_cap(app.config.workflow.max_customer_participants, 1, _support_ccs(app, e))
+    for addr, name in admitted:
+        append(s, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
+    for w in decision.watchers:
+        append(s, Participant, ticket_id=ticket.id, email=w, name="", role="watcher")
+    outbox.record(s, ticket, "created", now, f"ticket {ticket.ref} opened by {e.sender.email}",
+                  actor=e.sender.email, source=ib.entry.source)
+    if linked_to is not None:
+        outbox.record(s, ticket, "linked", now, f"linked to {linked_to.ref}", linked=linked_to.ref)
+    # one event holds every rule that fired, in order, so the history explains the routing
+    fired = [step for step in decision.trace if step.matched]
+    outbox.record(s, ticket, "routed", now,
+                  "\n".join([str(step) for step in fired] +
+                            [f"category={ticket.category} team={ticket.team} priority={ticket.priority} "
+                             f"owner={ticket.owner or '-'}"]),
+                  category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
+                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
+                  rules_generation=getattr(app.rules, "generation", None))
+    msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer", at=at)
+    capped = record_left_out(ib, ticket, left_out)
+    if history:
+        outbox.record(s, ticket, "history", ib.now, history, actor=e.sender.email, message_id=e.message_id)
+        return ticket
+    if held:
+        outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
+                      "the sender is not on that ticket; no acknowledgement until released")
+    elif acknowledge:
+        send_acknowledgement(ib, ticket)
+    handover.on_created(app, s, ticket, decision)
+    notify.on_new_ticket(app, s, ticket, msg, brought_in_by=brought_in_by, extra=capped)
+    return ticket
+
+
+def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
+    """RFC 3834: no automatic answer to automatic mail, and not too many to anyone."""
+    e = ib.email
+    if e.automatic:
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {e.automatic_reason}",
+                      reason=e.automatic_reason)
+        return False
+    spam = (ib.entry.verdict or {}).get("spam") or {}
+    if spam.get("quiet") and not (ib.entry.verdict or {}).get("released"):  # gateway/handlers/suspend.py, [spam] quiet_actions
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now,
+                      f"no automatic reply: possible spam ({'; '.join(spam.get('reasons', []))[:300]})",
+                      reason="possible spam")
+        return False
+    if not rcpt or ib.app.is_own_address(rcpt):
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
+        return False
+    if not is_valid_address(rcpt):  # the parser keeps none; a row from before it did may
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply: not a valid address",
+                      reason="invalid address")
+        return False
+    # Last resort against robots without automatic headers: repeated near-identical mail (gateway/desk/loops.py).
+    repeated = repetition_reason(ib.app, ib.session, e)
+    if repeated:
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {repeated}",
+                      reason="content repetition")
+        return False
+    if not outbox.may_send_automatic(ib.app, ib.session, rcpt):
+        outbox.record(ib.session, ticket, "auto_suppressed", ib.now,
+                      f"rate limit: {ib.app.config.outbound.rate_limit_per_hour} automatic mails/hour to {rcpt}")
+        return False
+    return True
+
+
+def send_acknowledgement(ib: Inbound, ticket: Ticket) -> None:
+    e = ib.email
+    if not automatic_allowed(ib, ticket, e.sender.email):
+        return
+    acknowledge.queue(ib.app, ib.session, ticket, rcpt=e.sender.email, customer_name=e.sender.name,
+                      about=e.subject + "\n" + e.reply_text, in_reply_to=e.message_id,
+                      references=list(e.references) + [e.message_id], spool_id=ib.entry.id)
+
+
+def follow_up(ib: Inbound, ticket: Ticket) -> str:
+    """A customer (or CC'd participant) wrote again on an existing ticket."""
+    app, s, now = ib.app, ib.session, ib.now
+    window = timedelta(days=app.config.workflow.reopen_window_days)
+    topic = topics.verdict(s, ticket, ib.email)  # a new question in the old thread?
+    if not ib.email.automatic:
+        send_later.cancel(app, s, ticket)  # the customer wrote first: answers still waiting are stale
+    if ticket.status in ("resolved", "closed"):
+        since = ticket.resolved_at or ticket.closed_at or ticket.updated_at
+        if ib.email.automatic:
+            store_message(ib, ticket, kind="automatic")
+            return "threaded"
+        if _only_thanks(ib.email):
+            return keep_thanks(ib, ticket)
+        if topic and app.config.workflow.auto_split_new_topic:
+            new = create_ticket(ib, linked_to=ticket)
+            outbox.record(s, ticket, "new_topic", now, f"a new question from {ib.email.sender.email} opened "
+                          f"{new.ref} instead of reopening ({topic})", reason=topic, into=new.ref)
+            return "created"
+        if since is not None and now - since > window:
+            create_ticket(ib, linked_to=ticket)
+            return "created"
+        reopen(ib, ticket, f"customer replied within the {window.days}-day reopen window")
+    elif ticket.status == "pending" and not ib.email.automatic:
+        resume_clock(ticket, now, sla_calendar(app, ticket))
+        ticket.status = "open"
+        outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
+    msg = store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
+    capped = {}
+    if ib.email.sender.email == ticket.requester_email and not ib.email.automatic:
+        capped = add_customer_ccs(ib, ticket)
+    outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
+                  actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
+    notify.on_customer_message(app, s, ticket, msg, new_topic=topic, extra=capped)
+    return "threaded"
+
+
+def _only_thanks(email: ParsedEmail) -> bool:
+    # an attachment (a screenshot, a log) is more than a thank-you
+    return not email.attachments and is_thank_you(email.reply_text or email.text)
+
+
+def keep_thanks(ib: Inbound, ticket: Ticket) -> str:
+    """"Thanks, it works!" after the resolution: kept on the ticket for its history, at any age;
+    it reopens nothing, opens nothing and pages nobody (the owner reads it in the history)."""
+    store_message(ib, ticket, kind="thanks")
+    outbox.record(ib.session, ticket, "thanks", ib.now, f"thank-you from {ib.email.sender.email}: kept, "
+                  f"the ticket stays {ticket.status}", actor=ib.email.sender.email)
+    return "thanks"
+
+
+def reopen(ib: Inbound, ticket: Ticket, why: str) -> None:
+    old = ticket.status
+    ticket.status = "open"
+    begin_new_resolution(ib.session, ticket)
+    outbox.record(ib.session, ticket, "reopened", ib.now, why, old=old)

@@ -1,0 +1,96 @@
+"""Relaying an engineer's answer to the customer.
+
+Owns what the customer sees of an engineer: a mail from the support address
+under the engineer's first name ("Alice (Support)"), in the customer's own
+thread (In-Reply-To their last message, References over what they have seen),
+with a Reply-To signed for the requester. The engineer's personal address is
+never written into it: the message is built from scratch, and any engineer
+address typed into the text is replaced by the support address.
+
+Must not decide whether the engineer may write (gateway.handlers.engineer does).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway import outbox
+from gateway.desk import ticket_ops
+from gateway.desk.notify import engineer_name
+from parsers.model import Attachment
+from storage.models import AttachmentRow, Message, Participant, Ticket
+
+
+def render_block(app, kind: str, locale: str, block: str, *, templates=None, **context) -> str:
+    """One extra block of a template (e.g. relay.j2's `from_name`), as a single line.
+    `templates`: the set to read it from (a brand's, app.templates_for); default app.templates."""
+    from templates import LOCALES
+
+    tpl = (templates or app.templates).env.get_template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
+    if block not in tpl.blocks:
+        return ""
+    return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())
+
+
+def first_name(app, engineer: str) -> str:
+    name = engineer_name(app, engineer).strip()
+    return name.split()[0] if name else app.config.gateway.display_name
+
+
+def scrub_engineer_addresses(app, text: str) -> str:
+    """No engineer's personal address leaves in a customer mail, even typed into the text."""
+    return app.scrub_engineer_addresses(text)
+
+
+def active_ccs(session, ticket: Ticket) -> list[str]:
+    return list(session.execute(
+        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "cc",
+                                        Participant.active.is_(True)).order_by(Participant.id)
+    ).scalars())
+
+
+def customer_thread(app, session, ticket: Ticket) -> tuple[str | None, list[str]]:
+    """(the customer side's last Message-ID, the References chain the customer has seen)."""
+    return outbox.customer_thread(app, session, ticket)
+
+
+def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
+                      attachments: tuple[Attachment, ...] = (), spool_id: int | None = None,
+                      send_at=None) -> Message:
+    """Queue the engineer's text to the requester (and CCs), store it as an outbound message;
+    `send_at`: not before then (gateway.desk.send_later; the first response counts when it goes)."""
+    body = scrub_engineer_addresses(app, body)
+    ctx = dict(ticket=ticket, body=body, engineer_first_name=first_name(app, engineer),
+               team_name=app.team_name(ticket),
+               brand_name=getattr(app.config.brand(ticket.address), "display_name", ""))  # "Alice (Brand)"
+    rendered = app.templates_for(ticket).render("relay", ticket.language, **ctx)
+    from_name = render_block(app, "relay", ticket.language, "from_name", templates=app.templates_for(ticket), **ctx)
+    engineers = app.engineer_addresses()  # staff never go in a customer's Cc, whoever added them
+    cc = [a for a in active_ccs(session, ticket) if a != ticket.requester_email and not app.is_ours(a, engineers)] \
+        if app.config.workflow.relay_to_cc else []
+    files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
+    in_reply_to, refs = customer_thread(app, session, ticket)
+    mid = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],
+                       cc=cc or None, from_name=from_name, reply_to_for=ticket.requester_email,
+                       in_reply_to=in_reply_to or (refs[-1] if refs else None), references=refs,
+                       attachments=files or None, source_spool_id=spool_id, not_before=send_at)
+    now = app.now()
+    msg = Message(ticket_id=ticket.id, spool_id=spool_id, direction="out", kind="engineer",
+                  message_id=mid, sender_email=engineer, sender_name=from_name,
+                  to=[ticket.requester_email], cc=cc, subject=rendered.subject, text=body, reply_text=body,
+                  internal=False, created_at=now)
+    session.add(msg)
+    session.flush()
+    for a in attachments:
+        if a.inline:
+            continue
+        app.attachments.put(a.sha256, a.content)
+        session.add(AttachmentRow(message_id=msg.id, filename=a.filename, content_type=a.content_type,
+                                  size=a.size, sha256=a.sha256))
+    ticket.updated_at = now
+    outbox.record(session, ticket, "relayed", now, f"reply by {engineer} relayed to {ticket.requester_email}"
+                  + (f" (cc {', '.join(cc)})" if cc else ""), actor=engineer, to=[ticket.requester_email], cc=cc,
+                  message_id=mid)
+    if send_at is None and ticket_ops.mark_first_response(app, ticket, now):
+        outbox.record(session, ticket, "first_response", now, f"first response by {engineer}", actor=engineer)
+    return msg

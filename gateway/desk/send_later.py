@@ -1,0 +1,91 @@
+"""Answers sent later: `#send-at 2026-12-02 09:00` and `#send-in 2h`.
+
+`when(app, block)` reads the time (send-at in `report.timezone`, the team's clock); the
+engineer handler relays the answer as usual but with the outbox row due then, and records
+a `send_later` event. `cancel(app, s, ticket)`, called when the customer writes again
+before it went, cancels every such answer still waiting (the outbox row `cancelled`, the
+stored answer made internal, out of the customer's References) and tells its author, with
+the answer quoted and a reply address of their own to answer anew. Nothing here decides
+who may write.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from gateway.desk import notify
+from gateway import outbox
+from storage.models import Event, Message, OutboxRow, Ticket
+
+
+def when(app, block) -> datetime | None:
+    at, later = block.get("send-at"), block.get("send-in")
+    if later is not None:
+        return app.now() + timedelta(minutes=later.minutes)
+    if at is not None:
+        local = datetime.strptime(at.args[0], "%Y-%m-%d %H:%M")
+        return local.replace(tzinfo=ZoneInfo(app.config.report.timezone))
+    return None
+
+
+def problems(app, block) -> list[str]:
+    at, later = block.get("send-at"), block.get("send-in")
+    if not (at or later):
+        return []
+    if at and later:
+        return ["give #send-at or #send-in, not both"]
+    clash = [c.raw_line for c in block.commands
+             if c.name in ("note", "solution", "kb", "close", "escalate", "handover", "cannot", "merge", "split",
+                           "send", "drop") or (c.name == "status" and c.args[0] in ("resolved", "closed"))]
+    if clash:
+        return [f"#send-at and #send-in hold an answer to the customer; {clash[0]} does not go with them: "
+                "send it in another reply"]
+    if not block.body:
+        return ["#send-at and #send-in need the answer to send: write it below the command"]
+    due = when(app, block)
+    if due <= app.now():
+        return [f'"{at.raw_line}" is in the past ({app.config.report.timezone}); give a time to come']
+    return []
+
+
+def record(app, session, ticket: Ticket, *, engineer: str, message_id: str, due: datetime) -> None:
+    outbox.record(session, ticket, "send_later", app.now(), f"answer by {engineer} to be sent at "
+                  f"{due.astimezone(ZoneInfo(app.config.report.timezone)):%Y-%m-%d %H:%M %Z} unless the "
+                  "customer writes first", actor=engineer, message_id=message_id, at=due.isoformat())
+
+
+def cancel(app, session, ticket: Ticket) -> int:
+    """The customer wrote first: every answer of this ticket still waiting is cancelled."""
+    waiting = {ev.data.get("message_id"): ev for ev in session.execute(
+        select(Event).where(Event.ticket_id == ticket.id, Event.kind == "send_later")).scalars()}
+    if not waiting:
+        return 0
+    rows = session.execute(select(OutboxRow).where(
+        OutboxRow.ticket_id == ticket.id, OutboxRow.message_id.in_(list(waiting)),
+        OutboxRow.status == "pending", OutboxRow.next_attempt_at > app.now())).scalars().all()
+    for row in rows:
+        row.status = "cancelled"
+        ev = waiting[row.message_id]
+        answer = session.execute(select(Message).where(Message.ticket_id == ticket.id,
+                                                       Message.message_id == row.message_id)).scalar_one_or_none()
+        text = answer.text if answer is not None else ""
+        if answer is not None:
+            answer.internal, answer.kind = True, "cancelled_answer"
+        outbox.record(session, ticket, "send_later_cancelled", app.now(), f"the customer wrote before the answer "
+                      f"by {ev.actor} went out: cancelled, {ev.actor} told", actor="system",
+                      message_id=row.message_id, author=ev.actor)
+        rendered = app.templates.render("send_later_cancelled", ticket.language, ticket=ticket, own_text=text,
+                                        due=_local(app, ev.data.get("at", "")))
+        outbox.queue(app, session, kind="send_later_cancelled", ticket=ticket, rendered=rendered, to=[ev.actor],
+                     reply_to_for=ev.actor, extra_headers=notify.AUTOMATIC_HEADERS)
+    return len(rows)
+
+
+def _local(app, iso: str) -> str:
+    try:
+        return f"{datetime.fromisoformat(iso).astimezone(ZoneInfo(app.config.report.timezone)):%Y-%m-%d %H:%M %Z}"
+    except ValueError:
+        return iso

@@ -1,0 +1,56 @@
+"""`#` lines in a mail that is not an authorised engineer reply: kept as text, never run.
+
+What is ignored is recorded on the ticket, and an engineer who wrote the lines is told
+why (gateway/handlers/engineer.py for a reply; gateway/desk/notify.py for a new ticket).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway import outbox
+from parsers.commands import parse_commands
+from storage.models import Ticket
+
+log = logging.getLogger("supportgw.engineer")
+
+
+def has_command_lines(text: str) -> bool:
+    """Command lines anywhere a command may stand (top or bottom, parsers.commands)."""
+    block = parse_commands(text or "")
+    return bool(block.commands or block.errors)
+
+
+def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str, now) -> None:
+    """Record that `#` lines from someone not authorised were kept as plain text."""
+    block = parse_commands(reply_text)
+    if not (block.commands or block.errors):
+        return
+    log.info("ignored # commands from %s on %s (%s)", sender, ticket.ref, why)
+    outbox.record(session, ticket, "commands_ignored", now,
+                  f"# commands from {sender} ignored: {why}; kept as message text",
+                  actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
+
+
+def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
+    """A new ticket can't come from an authorised engineer reply: its `#` lines are text
+    (and an engineer who wrote them is told so)."""
+    text = message.reply_text or ""
+    if has_command_lines(text):
+        log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
+        if message.sender_email in app.engineer_addresses():
+            tell_unverified(app, session, ticket, message.sender_email, original=text, new_ticket=True)
+
+
+def tell_unverified(app, session, ticket: Ticket, engineer: str, *, original: str, commands: bool = True,
+                    new_ticket: bool = False, note: bool = False, in_reply_to: str | None = None) -> None:
+    if not outbox.may_send_automatic(app, session, engineer):
+        outbox.record(session, ticket, "auto_suppressed", app.now(),
+                      f"rate limit: no command_unverified to {engineer}", reason="rate limit")
+        return
+    rendered = app.templates.render("command_unverified", ticket.language, ticket=ticket, original=original,
+                                    commands=commands, new_ticket=new_ticket, note=note)
+    outbox.queue(app, session, kind="command_unverified", ticket=ticket, rendered=rendered, to=[engineer],
+                 reply_to_for=engineer, reply_note=note,
+                 reply_name=app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else "",
+                 in_reply_to=in_reply_to, automatic="auto-generated")

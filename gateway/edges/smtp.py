@@ -1,0 +1,208 @@
+"""The SMTP edge (aiosmtpd): bytes in for our own addresses, nothing else.
+
+Accepts only configured support addresses and their signed `+token` and
+bounce forms (550 otherwise: never an open relay), refuses oversized mail
+(552, by aiosmtpd's size limit), and answers 250 only once the bytes are
+committed to the spool (451 when storage is unavailable, so the sender retries).
+Per client IP: a cap on concurrent connections (421) and a token bucket on
+messages per minute (451 at MAIL FROM, so a well-behaved MTA slows down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import Counter
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
+
+from gateway.pipeline.process import Source
+from gateway.edges.smtp_data import read_data
+from storage.db import StorageUnavailable
+from storage.spool import SpoolSink
+
+log = logging.getLogger("supportgw.smtp")
+
+
+class MessageRate:
+    """Token bucket per client IP: `per_minute` messages, refilled continuously.
+
+    Time comes from the app's clock, so tests drive it with the ManualClock.
+    """
+
+    def __init__(self, app, per_minute: int) -> None:
+        self.app = app
+        self.per_minute = per_minute
+        self._buckets: dict[str, tuple[float, object]] = {}
+
+    def allow(self, ip: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = self.app.now()
+        tokens, last = self._buckets.get(ip, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - last).total_seconds() * self.per_minute / 60.0)
+        if tokens < 1.0:
+            self._buckets[ip] = (tokens, now)
+            return False
+        self._buckets[ip] = (tokens - 1.0, now)
+        if len(self._buckets) > 10000:  # forget idle clients rather than grow without bound
+            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.per_minute - 1}
+        return True
+
+
+class SupportHandler:
+    def __init__(self, app, writer) -> None:
+        self.app = app
+        self.writer = writer
+        self.rate = MessageRate(app, app.config.smtp.max_messages_per_ip_per_minute)
+
+    def accepts(self, address: str) -> bool:
+        return self.app.is_own_address(address)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        ip = session.peer[0] if session.peer else "?"
+        if not self.rate.allow(ip):
+            log.warning("rate limit: too many messages from %s", ip)
+            return "451 4.7.1 Too many messages from your address, slow down and try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if not self.accepts(address):
+            return f"550 5.7.1 <{address}>: relay access denied, this server only accepts mail for its support addresses"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        src = Source("smtp", envelope.mail_from or "", tuple(a.lower() for a in envelope.rcpt_tos),
+                     client_ip=session.peer[0] if session.peer else "", helo=session.host_name or "")
+        try:
+            await self.writer.spool(raw, src)
+        except StorageUnavailable as exc:
+            log.warning("451 to %s: %s", session.peer, exc)
+            return "451 4.3.0 Temporary storage failure, please try again later"
+        return "250 2.0.0 Message accepted for delivery"
+
+
+class LimitedSMTP(SMTP):
+    """aiosmtpd's SMTP with a per-IP cap on concurrent connections.
+
+    The counter and the cap belong to one listener (set by its factory), so two
+    gateways in one process do not share or overwrite each other's limits.
+    """
+
+    active: Counter = Counter()
+    max_per_ip = 20
+    # The stream reader's buffer limit. DATA is read in slices of this size
+    # (gateway/edges/smtp_data.py); command lines keep aiosmtpd's own 512-byte check.
+    line_length_limit = 64 * 1024
+
+    def connection_made(self, transport):
+        peer = transport.get_extra_info("peername")
+        self._ip = peer[0] if peer else "?"
+        self.active[self._ip] += 1
+        super().connection_made(transport)
+        if self.active[self._ip] > self.max_per_ip:
+            log.warning("too many connections from %s", self._ip)
+            transport.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+            transport.close()
+
+    def connection_lost(self, error):
+        self.active[self._ip] -= 1
+        if self.active[self._ip] <= 0:
+            del self.active[self._ip]
+        super().connection_lost(error)
+
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA streamed into the spool (gateway/edges/smtp_data.py) instead of aiosmtpd's line list."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        app = self.event_handler.app
+        sink = SpoolSink(app.spool_blobs, app.config.gateway.spool_inline_max)
+        try:
+            result = await read_data(self._reader, sink.write, self.data_size_limit)
+            if result.error is not None:
+                raise result.error
+            if result.too_big:
+                sink.discard()
+                await self.push("552 5.3.4 Message too big for this system")
+                self._set_post_data_state()
+                return
+            content = sink.finish() if sink.size <= sink.inline_max else \
+                await asyncio.get_running_loop().run_in_executor(None, sink.finish)  # fsync off the loop
+        except asyncio.CancelledError:
+            sink.discard()
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+        except OSError as exc:  # the blob store is unwritable (disk full, permissions)
+            sink.discard()
+            if isinstance(exc, ConnectionResetError):
+                raise
+            log.error("451: could not write the message to the spool: %s", exc)
+            await self.push("451 4.3.0 Temporary storage failure, please try again later")
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
+
+
+class _Controller(Controller):
+    def __init__(self, *a, max_per_ip: int = 20, **kw):
+        self._max_per_ip = max_per_ip
+        self._active: Counter = Counter()
+        super().__init__(*a, **kw)
+
+    def factory(self):
+        smtp = LimitedSMTP(self.handler, **self.SMTP_kwargs)
+        smtp.active, smtp.max_per_ip = self._active, self._max_per_ip
+        return smtp
+
+
+def _authenticator(users: dict[str, str]):
+    def check(server, session, envelope, mechanism, auth_data):
+        if isinstance(auth_data, LoginPassword):
+            user = auth_data.login.decode(errors="replace")
+            pw = auth_data.password.decode(errors="replace")
+            if user in users and users[user] == pw:
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+    return check
+
+
+def start_listener(app, writer, *, host: str | None = None, port: int | None = None) -> Controller:
+    cfg = app.config.smtp
+    kw = dict(data_size_limit=cfg.max_message_size, enable_SMTPUTF8=True, ident="supportgw ESMTP")
+    if cfg.tls_cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(app.config.path(cfg.tls_cert)), str(app.config.path(cfg.tls_key)))
+        kw["tls_context"] = ctx
+    if cfg.auth_users:
+        users = {u: s.resolve(f"smtp.auth_users.{u}") for u, s in cfg.auth_users.items()}
+        kw["authenticator"] = _authenticator(users)
+        kw["auth_required"] = cfg.require_auth
+        kw["auth_require_tls"] = bool(cfg.tls_cert)
+    ctl = _Controller(SupportHandler(app, writer), hostname=host or cfg.host, port=port if port is not None else cfg.port,
+                      max_per_ip=cfg.max_connections_per_ip, ready_timeout=10, **kw)
+    ctl.start()
+    return ctl

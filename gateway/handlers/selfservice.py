@@ -1,0 +1,64 @@
+"""Pipeline handler: a customer asks by mail for the status of their tickets.
+
+A new email (not a reply on a ticket) that asks for it in the usual words, in
+its subject or as a one-line body ("status", "What is the status of my
+tickets?", "进度查询", "我的工单": `parsers.status_request`), is answered with
+the list of the sender's open tickets, state and owner. Only tickets whose
+requester is the sender are listed, and the list goes to the From address only:
+a forged From sends another customer's list to that customer, never to the
+forger. Automatic mail never gets a list (RFC 3834), and the per-correspondent
+rate limit applies.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway import outbox
+from gateway.clock import fmt_due
+from gateway.desk.inbound import choose_language
+from parsers.status_request import is_status_request
+from storage.models import Ticket
+
+NAME = "selfservice"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
+
+OPEN_STATUSES = ("new", "open", "pending")
+
+
+def handle(ib) -> str | None:
+    e = ib.email
+    # an HTML-only mail has its words in `text` (converted); reply_text may then be empty
+    if not is_status_request(e.subject, e.reply_text or e.text):
+        return None
+    app, s = ib.app, ib.session
+    sender = e.sender.email
+    if e.automatic or not sender or app.is_own_address(sender) or sender in app.engineer_addresses():
+        return None
+    m = ib.find_ticket()
+    if m.ticket is not None or m.stranger_ticket is not None:
+        return None  # a reply on a ticket that happens to say "status": the ticket's business
+    if not outbox.may_send_automatic(app, s, sender):
+        return "status_rate_limited"
+    tickets = open_tickets(s, sender)
+    rendered = app.templates.render(
+        "status_list", choose_language(app, e), customer_name=e.sender.name,
+        tickets=[_row(app, t) for t in tickets], team_name=app.config.gateway.display_name,
+    )
+    outbox.queue(app, s, kind="status_list", ticket=None, rendered=rendered, to=[sender], automatic="auto-replied",
+                 in_reply_to=e.message_id, references=list(e.references) + [e.message_id],
+                 source_spool_id=ib.entry.id)
+    return "status_list"
+
+
+def open_tickets(s, requester: str) -> list[Ticket]:
+    return list(s.execute(select(Ticket).where(Ticket.requester_email == requester.lower(),
+                                               Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id)).scalars())
+
+
+def _row(app, t: Ticket) -> dict:
+    # The engineer's name only: personal addresses stay inside (DOMAIN.md §9).
+    owner = t.owner or t.handler
+    eng = app.rules.current.engineer_by_email(owner) if owner else None
+    return {"ref": t.ref, "subject": t.subject, "status": t.status, "priority": t.priority,
+            "owner": eng.name if eng else "", "created": fmt_due(app, t.created_at),
+            "updated": fmt_due(app, t.updated_at)}

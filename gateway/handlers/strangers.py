@@ -1,0 +1,40 @@
+"""Mail that names a ticket its sender has no part in.
+
+Policy (workflow.stranger_policy): open a new ticket linked to the original
+(default), hold it for the owner's approval, or reject with a templated
+answer. In every case nothing of the original ticket reaches the stranger.
+"""
+
+from __future__ import annotations
+
+from gateway import outbox
+from gateway.desk.inbound import Inbound, create_ticket
+from storage.models import Ticket
+
+
+def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
+    policy = ib.app.config.workflow.stranger_policy
+    if policy == "new_ticket" or original is None:
+        ticket = create_ticket(ib, linked_to=original)
+        if original is not None:
+            outbox.record(ib.session, original, "stranger", ib.now,
+                          f"{ib.email.sender.email} wrote about this ticket; opened {ticket.ref}",
+                          new_ticket=ticket.ref)
+        return "created"
+    if policy == "hold":
+        ticket = create_ticket_held(ib, original)
+        return "held"
+    # reject: answer with a template that names nothing of the original ticket
+    outbox.record(ib.session, original, "stranger_rejected", ib.now,
+                  f"rejected a message from {ib.email.sender.email}")
+    rcpt = ib.email.sender.email
+    if not ib.email.automatic and rcpt and outbox.may_send_automatic(ib.app, ib.session, rcpt):
+        lang = ib.email.language
+        rendered = ib.app.templates.render("stranger_rejected", lang, team_name=ib.app.config.gateway.display_name)
+        outbox.queue(ib.app, ib.session, kind="rejection", ticket=None, rendered=rendered, to=[rcpt],
+                     automatic="auto-replied", in_reply_to=ib.email.message_id, references=[ib.email.message_id])
+    return "rejected"
+
+
+def create_ticket_held(ib: Inbound, original: Ticket) -> Ticket:
+    return create_ticket(ib, linked_to=original, held=True)

@@ -1,0 +1,83 @@
+"""Tickets waiting on the customer: one reminder, then auto-resolution with a notice.
+
+`run_pending_reminders(app)` is a scheduler job. A ticket `pending` for
+`workflow.pending_reminder_hours` gets one reminder (recorded in
+`ticket.reminded_at`); after `workflow.pending_autoresolve_hours` it is
+resolved with a notice that a reply within the reopen window reopens it.
+"pending since" is `ticket.paused_at`, set when the SLA clock paused.
+
+Idempotent: a reminder is sent once per pending period (a reminder older than
+the current pause belongs to an earlier one), and a resolved ticket is no
+longer pending. On PostgreSQL the rows are locked (SKIP LOCKED) so two
+gateways running the job at once act on each ticket once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from gateway.desk import handover, ticket_ops
+from gateway import outbox
+from gateway.desk.closure import customer_ccs
+from storage.models import Ticket
+
+ACTOR = "system:pending"
+
+
+def run_pending_reminders(app) -> Counter:
+    wf = app.config.workflow
+    remind_after = timedelta(hours=wf.pending_reminder_hours)
+    resolve_after = timedelta(hours=wf.pending_autoresolve_hours)
+    counts: Counter = Counter()
+    now = app.now()
+    with app.db.session() as s:
+        stmt = select(Ticket).where(Ticket.status == "pending").order_by(Ticket.id)
+        if not app.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        for ticket in s.execute(stmt).scalars():
+            since = ticket.paused_at or ticket.updated_at
+            waited = now - since
+            if waited >= resolve_after:
+                auto_resolve(app, s, ticket, waited)
+                counts["auto_resolved"] += 1
+            elif waited >= remind_after and (ticket.reminded_at is None or ticket.reminded_at < since):
+                remind(app, s, ticket, since)
+                counts["reminded"] += 1
+    return counts
+
+
+def _mail(app, s, ticket: Ticket, kind: str, **context) -> bool:
+    rcpt = ticket.requester_email
+    if not rcpt or app.is_own_address(rcpt):
+        return False
+    rendered = app.templates.render(kind, ticket.language, ticket=ticket, customer_name=ticket.requester_name,
+                                    team_name=app.config.gateway.display_name, **context)
+    outbox.queue(app, s, kind=kind, ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
+                 automatic="auto-generated", reply_to_for=rcpt)
+    return True
+
+
+def _days(hours: float) -> int:
+    return max(1, round(hours / 24))
+
+
+def remind(app, s, ticket: Ticket, since) -> None:
+    wf = app.config.workflow
+    left = wf.pending_autoresolve_hours - wf.pending_reminder_hours
+    sent = _mail(app, s, ticket, "pending_reminder", since=since, days_left=_days(left),
+                 hours_left=round(left))
+    ticket.reminded_at = app.now()
+    outbox.record(s, ticket, "pending_reminder", app.now(),
+                  "reminder sent: waiting for the customer" if sent else "reminder due, no customer address",
+                  actor=ACTOR)
+
+
+def auto_resolve(app, s, ticket: Ticket, waited: timedelta) -> None:
+    why = f"no reply from the customer for {waited.total_seconds() / 3600:.0f} hours"
+    ticket_ops.set_status(app, s, ticket, "resolved", actor=ACTOR, why=why)
+    outbox.record(s, ticket, "auto_resolved", app.now(), why, actor=ACTOR)
+    _mail(app, s, ticket, "auto_resolved", reopen_days=app.config.workflow.reopen_window_days)
+    handover.on_resolved(app, s, ticket, actor=ACTOR)

@@ -1,0 +1,270 @@
+"""The one pipeline every inbound email goes through, whatever its source.
+
+    spool (raw bytes, committed)  ->  process: parse -> thread -> route -> store -> outbox
+
+`spool()` is what an edge calls before acknowledging its source (SMTP 250,
+IMAP \\Seen). `process_pending()` turns spooled rows into tickets; a message
+that fails is quarantined with the reason and never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from gateway import large_mail, rules_sync
+from gateway.pipeline import parse_pool
+from gateway.desk.inbound import Inbound
+from parsers import quick
+from storage import spool as spool_store
+from storage.db import try_again_later
+from storage.models import Message, SpoolEntry
+from gateway.metrics import count_processed  # noqa: E402,I001  (counted when the transaction commits)
+
+log = logging.getLogger("supportgw.pipeline")
+
+# The handlers, in the order gateway/handlers/registry.py lists them (the customer's last).
+from gateway.handlers import suspend  # noqa: E402
+from gateway.handlers.registry import HANDLERS  # noqa: E402
+from gateway.desk.inbound import Unprocessable  # noqa: E402  (a handler's verdict: quarantine)
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # "smtp", "imap:<mailbox>", "file"
+    envelope_from: str = ""
+    envelope_to: tuple[str, ...] = ()
+    client_ip: str = ""  # the SMTP client's address and HELO name, when the listener received it
+    helo: str = ""
+
+
+def spool(app, raws: list[tuple[bytes | spool_store.Stored, Source]]) -> list[spool_store.Spooled]:
+    """Commit raw messages durably (one transaction for the batch).
+
+    A message may come as bytes or, when an edge streamed it to the blob store
+    (storage.spool.SpoolSink), as a `Stored` reference to that file.
+    """
+    items = [spool_store.Incoming(raw=r, source=src.name,
+                                  message_id=quick.message_id(r.head if isinstance(r, spool_store.Stored) else r),
+                                  envelope_from=src.envelope_from, envelope_to=tuple(src.envelope_to),
+                                  client_ip=src.client_ip, helo=src.helo)
+             for r, src in raws]
+    with app.db.write_lock(), app.db.connection() as conn:
+        return spool_store.add_many(conn, items, app.now())
+
+
+def _recipients(entry: SpoolEntry, email) -> list[str]:
+    rcpts = [a.lower() for a in (entry.envelope_to or [])]
+    for a in list(email.to) + list(email.cc):
+        if a.email and a.email not in rcpts:
+            rcpts.append(a.email)
+    return rcpts
+
+
+# The queries every message asks are built once, with named parameters: building a
+# statement costs SQLAlchemy about twice what running it does (0.3 ms against 0.1 ms).
+_STORED = select(Message.id).where(Message.message_id == bindparam("message_id"), Message.direction == "in",
+                                   Message.sender_email == bindparam("sender")).limit(1)
+_PARENT_PENDING = select(SpoolEntry.id).where(
+    SpoolEntry.message_id.in_(bindparam("ids", expanding=True)), SpoolEntry.status == "pending",
+    SpoolEntry.id < bindparam("spool_id")).limit(1)
+
+
+def _already_stored(session: Session, email) -> bool:
+    """The same message (Message-ID and sender) reached us by another path with other bytes."""
+    if email.message_id.endswith("@supportgw.invalid"):
+        return False
+    return session.execute(_STORED, {"message_id": email.message_id,
+                                     "sender": email.sender.email}).first() is not None
+
+
+def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
+    """Is a message this one replies to spooled earlier but not processed yet?
+
+    With several workers a reply can be picked up while its parent is still being
+    processed elsewhere; threading it now would open a second ticket. It waits a
+    round instead. Only earlier spool rows count, so two messages naming each
+    other can never wait on each other.
+    """
+    ids = list(dict.fromkeys(list(email.in_reply_to) + list(email.references)))[:50]
+    if not ids:
+        return False
+    return session.execute(_PARENT_PENDING, {"ids": ids, "spool_id": entry.id}).first() is not None
+
+
+def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None = None) -> str:
+    """Process one spooled message inside the caller's transaction.
+
+    A message that fails is quarantined; only the database failing (locked, gone) raises,
+    so that the caller's transaction rolls back and the message is tried again later.
+
+    The spool row itself is changed once, at the end, and written with everything else
+    the message changed: its attempt count and outcome land together with them."""
+    session.info.pop("ticket_references", None)
+    started = time.perf_counter()
+    # Over the size limit (an IMAP source cannot refuse it the way SMTP does with 552):
+    # keep it, but for a person to look at rather than parse.
+    limit = app.config.smtp.max_message_size
+    if limit and entry.size > limit:
+        error = (f"message too large: {entry.size} bytes, over smtp.max_message_size = {limit}. "
+                 f"Look at it with 'supportgw quarantine show {entry.id}'; raise the limit and "
+                 f"'supportgw quarantine retry {entry.id}', or 'supportgw quarantine drop {entry.id}'.")
+        _report(session, entry, "quarantined", started, reason=f"{entry.size} bytes is over the size limit")
+        return _settle(app, entry, "quarantined", error)
+    ticket_id: int | None = None  # the ticket the message went to, kept on the spool row
+    ticket, email, taken_by = None, None, ""
+    try:
+        with session.begin_nested():
+            if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
+                email = large_mail.parse_stored(app, entry)
+            else:
+                email = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
+            if _parent_still_pending(session, entry, email):
+                return "deferred"  # not an attempt: the row stays as it was
+            if _already_stored(session, email):
+                outcome = "duplicate"
+            else:
+                ib = Inbound(app=app, session=session, entry=entry, email=email,
+                             recipients=_recipients(entry, email))
+                outcome = None
+                for handler in HANDLERS:
+                    outcome = handler.handle(ib)
+                    if outcome:
+                        taken_by = handler.NAME
+                        break
+                ticket = ib.ticket or (ib.match.ticket if ib.match is not None else None)
+                ticket_id = ticket.id if ticket is not None else None
+                email = ib.email  # with the sender the handlers settled on
+                if outcome != "suspended":
+                    suspend.on_ticket(ib)
+            _settle(app, entry, outcome if outcome in ("duplicate", "suspended") else "processed", "", ticket_id)
+            session.flush()  # in the savepoint: a row the database refuses quarantines this message only
+    except Unprocessable as exc:  # a verdict on the mail, not a failure: its reason is the whole story
+        _report(session, entry, "quarantined", started, reason=str(exc))
+        return _settle(app, entry, "quarantined", str(exc))
+    except Exception as exc:  # quarantine: a poison message must never stop the rest
+        if try_again_later(exc):
+            raise  # the database, not this message: the batch rolls back, its rows stay pending
+        _report(session, entry, "quarantined", started, reason=f"{type(exc).__name__}: {exc}")
+        return _settle(app, entry, "quarantined",
+                       f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"[:8000])
+    _report(session, entry, outcome or "processed", started, ticket=ticket, email=email, handler=taken_by)
+    return outcome or "processed"
+
+
+def _report(session: Session, entry: SpoolEntry, outcome: str, started: float, *, ticket=None, email=None,
+            reason: str = "", handler: str = "") -> None:
+    """One line per message for the log, kept until its transaction commits (`_log_reports`):
+    a person watching `supportgw run` sees each mail arrive, and only what really happened.
+    Its facts go along as fields too, for `[log] format = "json"` (gateway.logs)."""
+    ms = (time.perf_counter() - started) * 1000
+    sender = (email.sender.email if email is not None else "") or entry.envelope_from or "?"
+    mid = f"<{entry.message_id}>" if entry.message_id else "(no Message-ID)"
+    text = (f"mail in: {entry.source} {mid} from {sender}: {outcome}"
+            f"{' ' + ticket.ref if ticket is not None and ticket.ref else ''}"
+            f"{' (' + reason.splitlines()[0][:300] + ')' if reason else ''} in {ms:.0f} ms [spool {entry.id}]")
+    fields = {"source": entry.source, "message_id": entry.message_id or "", "outcome": outcome,
+              "ticket": ticket.ref if ticket is not None and ticket.ref else "", "handler": handler}
+    level = logging.WARNING if outcome == "quarantined" else logging.INFO
+    session.info.setdefault("mail_log", []).append((level, text, fields))
+
+
+def _log_reports(session: Session) -> None:
+    for level, text, fields in session.info.pop("mail_log", ()):
+        log.log(level, text, extra=fields)
+
+
+def _settle(app, entry: SpoolEntry, status: str, error: str, ticket_id: int | None = None) -> str:
+    entry.attempts += 1
+    entry.status, entry.error, entry.processed_at = status, error, app.now()
+    count_processed(entry, status, app.now())
+    if ticket_id is not None:
+        entry.ticket_id = ticket_id
+    return status
+
+
+def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
+    """Process these spool rows in one transaction (each in its own savepoint).
+
+    `per_message` commits after each message instead: a background worker uses it
+    so that it never holds SQLite's single write lock for long while the SMTP
+    edge waits to spool, and before each message it lets a busy edge go first
+    (storage.db._ForegroundFlag).
+
+    `parse_ahead` parses the batch in a process pool while the store stage runs
+    (gateway/pipeline/parse_pool.py). Only a program that owns its process should ask for
+    it (the `supportgw ingest` command, the benchmarks): spawned processes import
+    the caller's main module again, which a script without an
+    `if __name__ == "__main__":` guard would run a second time.
+    """
+    counts: Counter = Counter()
+    if not ids:
+        return counts
+    rules_sync.follow(app)  # route with the rules generation every other process applies
+    for group in ([[i] for i in ids] if per_message else [ids]):
+        if per_message:
+            app.db.foreground.wait_quiet()
+        with app.db.write_lock(), app.db.session() as s:
+            stmt = (select(SpoolEntry).where(SpoolEntry.id.in_(group), SpoolEntry.status == "pending")
+                    .order_by(SpoolEntry.id))
+            if not app.db.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            entries = list(s.execute(stmt).scalars())
+            parsed = parse_pool.submit(app, entries) if parse_ahead else None
+            for entry in entries:
+                counts[process_entry(app, s, entry, parsed)] += 1
+        _log_reports(s)  # committed: now it happened
+    return counts
+
+
+def pending_ids(app, limit: int = 200) -> list[int]:
+    with app.db.session() as s:
+        return list(s.execute(select(SpoolEntry.id).where(SpoolEntry.status == "pending")
+                              .order_by(SpoolEntry.id).limit(limit)).scalars())
+
+
+# The outcome counts people read (ingest --json, the processing log), in this order; the
+# other outcomes (bounced, engineer_reply, ...) follow them.
+SUMMARY = (("tickets_created", ("created",)), ("threaded", ("threaded",)),
+           ("duplicates", ("duplicates", "duplicate")), ("quarantined", ("quarantined",)),
+           ("suspended", ("suspended",)), ("history", ("history",)))
+
+
+def summary(counts: Counter) -> dict:
+    out = {name: sum(counts[k] for k in keys) for name, keys in SUMMARY}
+    named = {k for _, keys in SUMMARY for k in keys}
+    out.update({k: v for k, v in counts.items() if k not in named and k != "ingested"})
+    return out
+
+
+def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Counter:
+    total: Counter = Counter()
+    while True:
+        ids = pending_ids(app, batch)
+        if not ids:
+            if total:
+                log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
+            return total
+        c = process_ids(app, ids, per_message=per_message)
+        total.update(c)
+        if not c or set(c) == {"deferred"}:  # nothing more can move this round
+            log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
+            return total
+
+
+def ingest(app, raws: list[tuple[bytes, Source]], *, parse_ahead: bool = False) -> Counter:
+    """Spool and process a batch now (file import, tests). Returns outcome counts.
+
+    `parse_ahead`: parse the batch in other processes meanwhile (see process_ids)."""
+    counts: Counter = Counter()
+    spooled = spool(app, raws)
+    fresh = [sp.spool_id for sp in spooled if not sp.duplicate]
+    counts["duplicates"] += sum(1 for sp in spooled if sp.duplicate)
+    counts.update(process_ids(app, fresh, parse_ahead=parse_ahead))
+    return counts
