@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
-from storage.models import Event, Message, OutboxRow, ThreadId, Ticket
+from storage.history import record_event
+from storage.models import Message, OutboxRow, ThreadId, Ticket
 from storage.rows import append
 from templates import Rendered
 
@@ -199,7 +200,7 @@ def capped_recipients(app, session: Session, ticket: Ticket | None, kind: str, t
         return kept_to, kept_cc
     log.warning("outbound %s: %d recipient(s) over the cap of %d left out", kind, dropped, cap)
     if ticket is not None:
-        record(session, ticket, "recipients_capped", app.now(),
+        record_event(session, ticket, "recipients_capped", app.now(),
                f"{kind}: {dropped} recipient(s) over the cap of {cap} (workflow.max_customer_participants) "
                "left out", mail=kind, dropped=dropped, cap=cap)
     return kept_to, kept_cc
@@ -227,8 +228,3 @@ def message_bytes(row: OutboxRow, store=None, attachments: list[tuple[str, str, 
         thread_topic=d["thread_topic"], thread_root=d["thread_root"], extra_headers=d["extra_headers"],
         date=row.created_at, attachments=attachments,
     )
-
-
-def record(session: Session, ticket: Ticket, kind: str, now, detail: str = "", actor: str = "system",
-           **data) -> None:
-    append(session, Event, ticket_id=ticket.id, at=now, kind=kind, actor=actor, detail=detail, data=data)

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.desk import handover, ticket_ops
-from gateway import outbox
 from gateway.jobs import sla
 from gateway.clock import ManualClock
+from storage.history import record_event
 from storage.models import Ticket
 from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, copies, events,
                            mails, marks, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
@@ -121,8 +121,8 @@ def test_secondary_resolves_handback_to_primary_with_manager_cc_and_handler_retu
     clock.advance(minutes=30)
 
     def work(a, s, t):
-        outbox.record(s, t, "time", a.now(), "45 minutes logged", actor=BOB, minutes=45)
-        outbox.record(s, t, "time", a.now(), "30 minutes logged", actor=BOB, minutes=30)
+        record_event(s, t, "time", a.now(), "45 minutes logged", actor=BOB, minutes=45)
+        record_event(s, t, "time", a.now(), "30 minutes logged", actor=BOB, minutes=30)
         t.solution = "Rebuilt the batch index; the run takes 20 minutes again."
         ticket_ops.set_status(a, s, t, "resolved", actor=BOB)
         handover.on_resolved(a, s, t, actor=BOB)
@@ -451,7 +451,7 @@ def test_manager_resolution_hands_back_to_the_primary(make_app, clock):
     clock.advance(minutes=40)
 
     def work(a, s, t):
-        outbox.record(s, t, "time", a.now(), "20 minutes logged", actor=CAROL, minutes=20)
+        record_event(s, t, "time", a.now(), "20 minutes logged", actor=CAROL, minutes=20)
         closure.resolve(a, s, t, actor=CAROL, solution="Restarted the batch scheduler; runs in 20 minutes.")
 
     change(app, tid, work)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from gateway.desk import handover, kb, ticket_ops
 from gateway import outbox
+from storage.history import record_event
 from storage.models import Message, Participant, Ticket
 
 SURVEY_PURPOSE = "survey"
@@ -33,14 +34,14 @@ def resolve(app, s, ticket: Ticket, *, actor: str, solution: str, kb_tags: tuple
     if kb_tags is not None:
         article = kb.save_article(s, title=ticket.subject, problem=first_problem(s, ticket), solution=solution,
                                   tags=kb_tags, ticket_id=ticket.id, now=app.now())
-        outbox.record(s, ticket, "kb_saved", app.now(), f"knowledge article {article.id}: {article.title}",
-                      actor=actor, article=article.id, tags=list(article.tags))
+        record_event(s, ticket, "kb_saved", app.now(), f"knowledge article {article.id}: {article.title}",
+                     actor=actor, article=article.id, tags=list(article.tags))
 
 
 def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
     rcpt = ticket.requester_email
     if not rcpt or app.is_own_address(rcpt):
-        outbox.record(s, ticket, "auto_suppressed", app.now(), "no closure email: no customer address")
+        record_event(s, ticket, "auto_suppressed", app.now(), "no closure email: no customer address")
         return
     rendered = app.templates_for(ticket).render(
         "closure", ticket.language, ticket=ticket, customer_name=ticket.requester_name,
@@ -49,8 +50,8 @@ def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
     )
     outbox.queue(app, s, kind="closure", ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
                  reply_to_for=rcpt)
-    outbox.record(s, ticket, "closure_sent", app.now(), f"closure email with survey to {rcpt}", actor=actor,
-                  solution=ticket.solution)  # each resolution's own solution stays in the history
+    record_event(s, ticket, "closure_sent", app.now(), f"closure email with survey to {rcpt}", actor=actor,
+                 solution=ticket.solution)  # each resolution's own solution stays in the history
 
 
 def customer_ccs(app, s, ticket: Ticket) -> list[str]:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from gateway.desk import notify
 from gateway import outbox
+from storage.history import record_event
 from storage.models import Event, Message, OutboxRow, Ticket
 
 
@@ -60,10 +61,10 @@ def hold(app, session, ticket: Ticket, *, engineer: str, email, held: Message, f
                           reply_to_for=engineer, in_reply_to=email.message_id,
                           references=list(email.references) + [email.message_id],
                           extra_headers=notify.AUTOMATIC_HEADERS)
-    outbox.record(session, ticket, "answer_held", app.now(),
-                  f"answer by {engineer} held: {first.sender_email} answered the customer "
-                  f"{_ago(app, first)} before, and it was written without having seen that answer",
-                  actor=engineer, held=held.id, first=first.id, notice=notice)
+    record_event(session, ticket, "answer_held", app.now(),
+                 f"answer by {engineer} held: {first.sender_email} answered the customer "
+                 f"{_ago(app, first)} before, and it was written without having seen that answer",
+                 actor=engineer, held=held.id, first=first.id, notice=notice)
 
 
 def _ago(app, first: Message) -> str:

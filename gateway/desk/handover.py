@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.desk import briefing, ticket_ops
-from gateway import outbox
 from gateway.clock import fmt_due
 from routing.calendar import add_business_time, is_working_time
+from storage.history import record_event
 from storage.models import Ticket
 
 SYSTEM = "system:handover"
@@ -51,8 +51,8 @@ class Result:
 
 def _refuse(app, s, ticket: Ticket, kind: str, what: str, why: str, actor: str, **data) -> Result:
     responsible = ticket.handler or ticket.owner or "the team queue"
-    outbox.record(s, ticket, kind, app.now(), f"{what} not done: {why}; {responsible} stays responsible",
-                  actor=actor, why=why, responsible=responsible, **data)
+    record_event(s, ticket, kind, app.now(), f"{what} not done: {why}; {responsible} stays responsible",
+                 actor=actor, why=why, responsible=responsible, **data)
     return Result(False, why)
 
 
@@ -115,10 +115,10 @@ def handover(app, s, ticket: Ticket, *, reason: str, actor: str, by: str = "comm
                       step=f"handover_{by}")
     ticket.handover_reason = reason[:200]
     manager = p.manager.email if p.manager is not None else ""
-    outbox.record(s, ticket, "handover", now,
-                  f"{p.primary.email} → {p.secondary.email}: {reason}; response expected by {fmt_due(app, expected)}",
-                  actor=actor, reason=reason, primary=p.primary.email, secondary=p.secondary.email,
-                  manager=manager, expected_by=expected.isoformat(), by=by)
+    record_event(s, ticket, "handover", now,
+                 f"{p.primary.email} → {p.secondary.email}: {reason}; response expected by {fmt_due(app, expected)}",
+                 actor=actor, reason=reason, primary=p.primary.email, secondary=p.secondary.email,
+                 manager=manager, expected_by=expected.isoformat(), by=by)
     briefing.mail_engineer(app, s, ticket, "handover", to=p.secondary.email, cc=[manager], reason=reason,
                            primary_name=p.primary.name or p.primary.email, expected_by=fmt_due(app, expected),
                            secondary_away=not is_working_time(p.secondary, now))
@@ -159,10 +159,10 @@ def to_manager(app, s, ticket: Ticket, *, reason: str, actor: str) -> Result:
     ticket_ops.assign(app, s, ticket, p.manager.email, actor=actor, why=f"manager escalation: {reason}",
                       owner_too=True, step="manager_takeover")
     ticket.manager_escalated = True
-    outbox.record(s, ticket, "manager_escalation", now,
-                  f"{before or '-'} → manager {p.manager.email}: {reason}; owner until reassigned or resolved "
-                  "(then the primary's again)",
-                  actor=actor, reason=reason, manager=p.manager.email, previous=before, primary=p.primary.email)
+    record_event(s, ticket, "manager_escalation", now,
+                 f"{before or '-'} → manager {p.manager.email}: {reason}; owner until reassigned or resolved "
+                 "(then the primary's again)",
+                 actor=actor, reason=reason, manager=p.manager.email, previous=before, primary=p.primary.email)
     briefing.mail_engineer(app, s, ticket, "manager_alert", to=p.manager.email, reason=reason,
                            previous_name=briefing.name_of(app, before), primary_name=p.primary.name or p.primary.email)
     return Result(True, f"escalated to the manager {p.manager.email}")
@@ -200,9 +200,9 @@ def escalate(app, s, ticket: Ticket, *, actor: str, note: str) -> Result:
     ticket_ops.assign(app, s, ticket, target.email, actor=actor, why=f"tier-2 escalation to {team}", owner_too=False,
                       step="tier2_escalation")
     note = (note or "").strip()
-    outbox.record(s, ticket, "escalated", now, f"tier 1 ({tier1 or '-'}, team {old_team}) → tier 2 "
-                  f"{target.email} (team {team})" + (f"\nwhat tier 1 tried: {note}" if note else ""),
-                  actor=actor, tier1=tier1, tier2=target.email, team=team, from_team=old_team, note=note)
+    record_event(s, ticket, "escalated", now, f"tier 1 ({tier1 or '-'}, team {old_team}) → tier 2 "
+                 f"{target.email} (team {team})" + (f"\nwhat tier 1 tried: {note}" if note else ""),
+                 actor=actor, tier1=tier1, tier2=target.email, team=team, from_team=old_team, note=note)
     briefing.mail_engineer(app, s, ticket, "escalation_tier2", to=target.email, note=note,
                            tier1_name=briefing.name_of(app, tier1), tier2_team=team, by_system=actor.startswith("system"))
     briefing.tell_customer(app, s, ticket, new_handler=target.email, specialist=True)
@@ -222,8 +222,8 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
         briefing.mail_engineer(app, s, ticket, "tier2_report", to=ticket.escalated_from, resolver=actor,
                                resolver_name=briefing.name_of(app, ticket.handler), solution=ticket.solution,
                                minutes=minutes)
-        outbox.record(s, ticket, "tier2_reported", now, f"tier-2 resolution reported to {ticket.escalated_from}",
-                      actor=actor, to=ticket.escalated_from, minutes=minutes)
+        record_event(s, ticket, "tier2_reported", now, f"tier-2 resolution reported to {ticket.escalated_from}",
+                     actor=actor, to=ticket.escalated_from, minutes=minutes)
     via_manager = ticket.manager_escalated
     if not (active_handover(ticket) or via_manager):
         return
@@ -248,10 +248,10 @@ def on_resolved(app, s, ticket: Ticket, *, actor: str) -> None:
     # tickets returns to its primary all the same (第六条)
     ticket_ops.assign(app, s, ticket, primary, actor=actor, why="handback: the incident is resolved",
                       owner_too=via_manager, step="handback")
-    outbox.record(s, ticket, "handback", now, f"{handler} → {primary}: resolved; summary sent, manager on CC"
-                  + (" (after the manager's take-over)" if via_manager else ""),
-                  actor=actor, secondary=handler, primary=primary, manager=manager, minutes=minutes,
-                  reason=ticket.handover_reason, after_manager=via_manager)
+    record_event(s, ticket, "handback", now, f"{handler} → {primary}: resolved; summary sent, manager on CC"
+                 + (" (after the manager's take-over)" if via_manager else ""),
+                 actor=actor, secondary=handler, primary=primary, manager=manager, minutes=minutes,
+                 reason=ticket.handover_reason, after_manager=via_manager)
     ticket.handover_reason = ""
     ticket.manager_escalated = False
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from gateway.desk import acknowledge
 from gateway import outbox
+from storage.history import record_event
 from storage.models import Message, Ticket
 
 
@@ -39,13 +40,13 @@ def release(app, session, ticket: Ticket, *, actor: str, via: str) -> str:
     now = app.now()
     ticket.held = False
     ticket.updated_at = now
-    outbox.record(session, ticket, "released", now, f"released from hold by {actor} ({via})", actor=actor, via=via)
+    record_event(session, ticket, "released", now, f"released from hold by {actor} ({via})", actor=actor, via=via)
     first = session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in")
                             .order_by(Message.id).limit(1)).scalar_one_or_none()
     rcpt = ticket.requester_email
     why = _no_acknowledgement(app, session, first, rcpt)
     if why:
-        outbox.record(session, ticket, "auto_suppressed", now, f"no acknowledgement on release: {why}", reason=why)
+        record_event(session, ticket, "auto_suppressed", now, f"no acknowledgement on release: {why}", reason=why)
         return why
     # Threaded on the sender's own mail only: the ticket they wrote about is not theirs to see.
     acknowledge.queue(app, session, ticket, rcpt=rcpt, customer_name=ticket.requester_name,

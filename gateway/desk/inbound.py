@@ -20,6 +20,7 @@ from gateway.desk.ticket_ops import begin_new_resolution, resume_clock, sla_cale
 from parsers.addresses import is_valid_address
 from parsers.model import ParsedEmail
 from parsers.thanks import is_thank_you
+from storage.history import record_event
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
 from gateway.desk.loops import repetition_reason
@@ -127,10 +128,10 @@ def record_left_out(ib: Inbound, ticket: Ticket, left_out: list[tuple[str, str]]
         return {}
     cap = ib.app.config.workflow.max_customer_participants
     shown = [a for a, _ in left_out[:LEFT_OUT_LISTED]]
-    outbox.record(ib.session, ticket, "cc_capped", ib.now,
-                  f"{len(left_out)} CC address(es) not added: a ticket has at most {cap} customer participants "
-                  f"(workflow.max_customer_participants); they are kept on the message only",
-                  actor=ib.email.sender.email, count=len(left_out), cap=cap, addresses=shown)
+    record_event(ib.session, ticket, "cc_capped", ib.now,
+                 f"{len(left_out)} CC address(es) not added: a ticket has at most {cap} customer participants "
+                 f"(workflow.max_customer_participants); they are kept on the message only",
+                 actor=ib.email.sender.email, count=len(left_out), cap=cap, addresses=shown)
     return {"ccs_left_out": len(left_out), "cc_cap": cap, "ccs_left_out_shown": shown[:10]}
 
 
@@ -145,8 +146,8 @@ def add_customer_ccs(ib: Inbound, ticket: Ticket) -> dict:
     admitted, left_out = within_participant_cap(ib.app.config.workflow.max_customer_participants, present, fresh)
     for addr, name in admitted:
         append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
-        outbox.record(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
-                      actor=ib.email.sender.email, address=addr)
+        record_event(ib.session, ticket, "cc_added", ib.now, f"{addr} added by the requester's CC",
+                     actor=ib.email.sender.email, address=addr)
     return record_left_out(ib, ticket, left_out)
 
 
@@ -203,27 +204,27 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
         append(s, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")
     for w in decision.watchers:
         append(s, Participant, ticket_id=ticket.id, email=w, name="", role="watcher")
-    outbox.record(s, ticket, "created", now, f"ticket {ticket.ref} opened by {e.sender.email}",
-                  actor=e.sender.email, source=ib.entry.source)
+    record_event(s, ticket, "created", now, f"ticket {ticket.ref} opened by {e.sender.email}",
+                 actor=e.sender.email, source=ib.entry.source)
     if linked_to is not None:
-        outbox.record(s, ticket, "linked", now, f"linked to {linked_to.ref}", linked=linked_to.ref)
+        record_event(s, ticket, "linked", now, f"linked to {linked_to.ref}", linked=linked_to.ref)
     # one event holds every rule that fired, in order, so the history explains the routing
     fired = [step for step in decision.trace if step.matched]
-    outbox.record(s, ticket, "routed", now,
-                  "\n".join([str(step) for step in fired] +
+    record_event(s, ticket, "routed", now,
+                 "\n".join([str(step) for step in fired] +
                             [f"category={ticket.category} team={ticket.team} priority={ticket.priority} "
                              f"owner={ticket.owner or '-'}"]),
-                  category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
-                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
-                  rules_generation=getattr(app.rules, "generation", None))
+                 category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
+                 rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
+                 rules_generation=getattr(app.rules, "generation", None))
     msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer", at=at)
     capped = record_left_out(ib, ticket, left_out)
     if history:
-        outbox.record(s, ticket, "history", ib.now, history, actor=e.sender.email, message_id=e.message_id)
+        record_event(s, ticket, "history", ib.now, history, actor=e.sender.email, message_id=e.message_id)
         return ticket
     if held:
-        outbox.record(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
-                      "the sender is not on that ticket; no acknowledgement until released")
+        record_event(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
+                     "the sender is not on that ticket; no acknowledgement until released")
     elif acknowledge:
         send_acknowledgement(ib, ticket)
     handover.on_created(app, s, ticket, decision)
@@ -235,31 +236,31 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
     """RFC 3834: no automatic answer to automatic mail, and not too many to anyone."""
     e = ib.email
     if e.automatic:
-        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {e.automatic_reason}",
-                      reason=e.automatic_reason)
+        record_event(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {e.automatic_reason}",
+                     reason=e.automatic_reason)
         return False
     spam = (ib.entry.verdict or {}).get("spam") or {}
     if spam.get("quiet") and not (ib.entry.verdict or {}).get("released"):  # gateway/handlers/suspend.py, [spam] quiet_actions
-        outbox.record(ib.session, ticket, "auto_suppressed", ib.now,
-                      f"no automatic reply: possible spam ({'; '.join(spam.get('reasons', []))[:300]})",
-                      reason="possible spam")
+        record_event(ib.session, ticket, "auto_suppressed", ib.now,
+                     f"no automatic reply: possible spam ({'; '.join(spam.get('reasons', []))[:300]})",
+                     reason="possible spam")
         return False
     if not rcpt or ib.app.is_own_address(rcpt):
-        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
+        record_event(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
         return False
     if not is_valid_address(rcpt):  # the parser keeps none; a row from before it did may
-        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply: not a valid address",
-                      reason="invalid address")
+        record_event(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply: not a valid address",
+                     reason="invalid address")
         return False
     # Last resort against robots without automatic headers: repeated near-identical mail (gateway/desk/loops.py).
     repeated = repetition_reason(ib.app, ib.session, e)
     if repeated:
-        outbox.record(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {repeated}",
-                      reason="content repetition")
+        record_event(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {repeated}",
+                     reason="content repetition")
         return False
     if not outbox.may_send_automatic(ib.app, ib.session, rcpt):
-        outbox.record(ib.session, ticket, "auto_suppressed", ib.now,
-                      f"rate limit: {ib.app.config.outbound.rate_limit_per_hour} automatic mails/hour to {rcpt}")
+        record_event(ib.session, ticket, "auto_suppressed", ib.now,
+                     f"rate limit: {ib.app.config.outbound.rate_limit_per_hour} automatic mails/hour to {rcpt}")
         return False
     return True
 
@@ -289,8 +290,8 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
             return keep_thanks(ib, ticket)
         if topic and app.config.workflow.auto_split_new_topic:
             new = create_ticket(ib, linked_to=ticket)
-            outbox.record(s, ticket, "new_topic", now, f"a new question from {ib.email.sender.email} opened "
-                          f"{new.ref} instead of reopening ({topic})", reason=topic, into=new.ref)
+            record_event(s, ticket, "new_topic", now, f"a new question from {ib.email.sender.email} opened "
+                         f"{new.ref} instead of reopening ({topic})", reason=topic, into=new.ref)
             return "created"
         if since is not None and now - since > window:
             create_ticket(ib, linked_to=ticket)
@@ -299,13 +300,13 @@ def follow_up(ib: Inbound, ticket: Ticket) -> str:
     elif ticket.status == "pending" and not ib.email.automatic:
         resume_clock(ticket, now, sla_calendar(app, ticket))
         ticket.status = "open"
-        outbox.record(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
+        record_event(s, ticket, "status", now, "pending → open: the customer replied", old="pending", new="open")
     msg = store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer")
     capped = {}
     if ib.email.sender.email == ticket.requester_email and not ib.email.automatic:
         capped = add_customer_ccs(ib, ticket)
-    outbox.record(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
-                  actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
+    record_event(s, ticket, "customer_reply", now, f"message from {ib.email.sender.email}",
+                 actor=ib.email.sender.email, method=ib.match.method if ib.match else "")
     notify.on_customer_message(app, s, ticket, msg, new_topic=topic, extra=capped)
     return "threaded"
 
@@ -319,8 +320,8 @@ def keep_thanks(ib: Inbound, ticket: Ticket) -> str:
     """"Thanks, it works!" after the resolution: kept on the ticket for its history, at any age;
     it reopens nothing, opens nothing and pages nobody (the owner reads it in the history)."""
     store_message(ib, ticket, kind="thanks")
-    outbox.record(ib.session, ticket, "thanks", ib.now, f"thank-you from {ib.email.sender.email}: kept, "
-                  f"the ticket stays {ticket.status}", actor=ib.email.sender.email)
+    record_event(ib.session, ticket, "thanks", ib.now, f"thank-you from {ib.email.sender.email}: kept, "
+                 f"the ticket stays {ticket.status}", actor=ib.email.sender.email)
     return "thanks"
 
 
@@ -328,4 +329,4 @@ def reopen(ib: Inbound, ticket: Ticket, why: str) -> None:
     old = ticket.status
     ticket.status = "open"
     begin_new_resolution(ib.session, ticket)
-    outbox.record(ib.session, ticket, "reopened", ib.now, why, old=old)
+    record_event(ib.session, ticket, "reopened", ib.now, why, old=old)

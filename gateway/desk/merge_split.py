@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 
 from gateway import large_mail, outbox
 from gateway.desk.inbound import Inbound, create_ticket
+from storage.history import record_event
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
 
 MAX_HOPS = 20  # a chain of merges is followed this far
@@ -65,12 +66,12 @@ def merge(app, session, source: Ticket, target: Ticket, *, actor: str) -> Ticket
     old_status = source.status
     source.status, source.closed_at, source.updated_at = "closed", now, now
     target.updated_at = now
-    outbox.record(session, source, "merged_into", now, f"merged into {target.ref} by {actor} "
-                  f"(was {old_status}); its messages and history are on {target.ref}", actor=actor,
-                  into=target.ref)
-    outbox.record(session, target, "merged_from", now, f"{source.ref} merged into this ticket by {actor}: its "
-                  f"messages, people, history and time log moved here; SLA deadlines of "
-                  f"{older.ref} (the older)", actor=actor, source=source.ref, sla_from=older.ref)
+    record_event(session, source, "merged_into", now, f"merged into {target.ref} by {actor} "
+                 f"(was {old_status}); its messages and history are on {target.ref}", actor=actor,
+                 into=target.ref)
+    record_event(session, target, "merged_from", now, f"{source.ref} merged into this ticket by {actor}: its "
+                 f"messages, people, history and time log moved here; SLA deadlines of "
+                 f"{older.ref} (the older)", actor=actor, source=source.ref, sla_from=older.ref)
     _tell_customer(app, session, source, target, last_in, refs)
     return target
 
@@ -146,10 +147,10 @@ def split(app, session, ticket: Ticket, message: Message, *, actor: str) -> Tick
     session.flush()
     ib = Inbound(app=app, session=session, entry=entry, email=email, recipients=list(email_recipients(email)))
     new = create_ticket(ib, linked_to=ticket)
-    outbox.record(session, ticket, "split", app.now(), f"a message from {email.sender.email} split off by {actor} "
-                  f"into {new.ref}", actor=actor, into=new.ref, message_id=moved_id)
-    outbox.record(session, new, "split_from", app.now(), f"split off {ticket.ref} by {actor}", actor=actor,
-                  source=ticket.ref)
+    record_event(session, ticket, "split", app.now(), f"a message from {email.sender.email} split off by {actor} "
+                 f"into {new.ref}", actor=actor, into=new.ref, message_id=moved_id)
+    record_event(session, new, "split_from", app.now(), f"split off {ticket.ref} by {actor}", actor=actor,
+                 source=ticket.ref)
     return new
 
 

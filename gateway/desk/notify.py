@@ -23,6 +23,7 @@ from gateway import outbox
 from gateway.clock import fmt_due
 from gateway.desk.unverified import log_ignored_on_new_ticket
 from parsers.message import NESTED_NAME
+from storage.history import record_event
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
@@ -144,8 +145,8 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
                      if is_note else "",
                      stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS))
     # which mail was about which message: a reply "#split" to one names its message (gateway.desk.merge_split)
-    outbox.record(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
-                  event=event, to=people, mails=mails, about=message.message_id if message is not None else "")
+    record_event(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
+                 event=event, to=people, mails=mails, about=message.message_id if message is not None else "")
     return people
 
 

@@ -18,6 +18,7 @@ from gateway import outbox
 from gateway.desk import ticket_ops
 from gateway.desk.notify import engineer_name
 from parsers.model import Attachment
+from storage.history import record_event
 from storage.models import AttachmentRow, Message, Participant, Ticket
 
 
@@ -88,9 +89,9 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
         session.add(AttachmentRow(message_id=msg.id, filename=a.filename, content_type=a.content_type,
                                   size=a.size, sha256=a.sha256))
     ticket.updated_at = now
-    outbox.record(session, ticket, "relayed", now, f"reply by {engineer} relayed to {ticket.requester_email}"
-                  + (f" (cc {', '.join(cc)})" if cc else ""), actor=engineer, to=[ticket.requester_email], cc=cc,
-                  message_id=mid)
+    record_event(session, ticket, "relayed", now, f"reply by {engineer} relayed to {ticket.requester_email}"
+                 + (f" (cc {', '.join(cc)})" if cc else ""), actor=engineer, to=[ticket.requester_email], cc=cc,
+                 message_id=mid)
     if send_at is None and ticket_ops.mark_first_response(app, ticket, now):
-        outbox.record(session, ticket, "first_response", now, f"first response by {engineer}", actor=engineer)
+        record_event(session, ticket, "first_response", now, f"first response by {engineer}", actor=engineer)
     return msg

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from gateway.desk import notify
 from gateway import outbox
+from storage.history import record_event
 from storage.models import Event, Message, OutboxRow, Ticket
 
 
@@ -52,9 +53,9 @@ def problems(app, block) -> list[str]:
 
 
 def record(app, session, ticket: Ticket, *, engineer: str, message_id: str, due: datetime) -> None:
-    outbox.record(session, ticket, "send_later", app.now(), f"answer by {engineer} to be sent at "
-                  f"{due.astimezone(ZoneInfo(app.config.report.timezone)):%Y-%m-%d %H:%M %Z} unless the "
-                  "customer writes first", actor=engineer, message_id=message_id, at=due.isoformat())
+    record_event(session, ticket, "send_later", app.now(), f"answer by {engineer} to be sent at "
+                 f"{due.astimezone(ZoneInfo(app.config.report.timezone)):%Y-%m-%d %H:%M %Z} unless the "
+                 "customer writes first", actor=engineer, message_id=message_id, at=due.isoformat())
 
 
 def cancel(app, session, ticket: Ticket) -> int:
@@ -74,9 +75,9 @@ def cancel(app, session, ticket: Ticket) -> int:
         text = answer.text if answer is not None else ""
         if answer is not None:
             answer.internal, answer.kind = True, "cancelled_answer"
-        outbox.record(session, ticket, "send_later_cancelled", app.now(), f"the customer wrote before the answer "
-                      f"by {ev.actor} went out: cancelled, {ev.actor} told", actor="system",
-                      message_id=row.message_id, author=ev.actor)
+        record_event(session, ticket, "send_later_cancelled", app.now(), f"the customer wrote before the answer "
+                     f"by {ev.actor} went out: cancelled, {ev.actor} told", actor="system",
+                     message_id=row.message_id, author=ev.actor)
         rendered = app.templates.render("send_later_cancelled", ticket.language, ticket=ticket, own_text=text,
                                         due=_local(app, ev.data.get("at", "")))
         outbox.queue(app, session, kind="send_later_cancelled", ticket=ticket, rendered=rendered, to=[ev.actor],

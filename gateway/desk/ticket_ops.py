@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from gateway import outbox
+from storage.history import record_event
 from storage.models import Message, Ticket
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
@@ -76,8 +76,8 @@ def set_status(app, session, ticket: Ticket, new: str, *, actor: str, why: str =
         begin_new_resolution(session, ticket)
     ticket.status = new
     ticket.updated_at = now
-    outbox.record(session, ticket, "status", now, f"{old} → {new}" + (f": {why}" if why else ""),
-                  actor=actor, old=old, new=new)
+    record_event(session, ticket, "status", now, f"{old} → {new}" + (f": {why}" if why else ""),
+                 actor=actor, old=old, new=new)
     return True
 
 
@@ -108,11 +108,11 @@ def assign(app, session, ticket: Ticket, engineer: str, *, actor: str, why: str 
     if owner_too:
         ticket.owner = engineer
     ticket.updated_at = now
-    outbox.record(session, ticket, "assigned", now,
-                  f"handler {old_handler or '-'} → {engineer}" + (f" (owner {old_owner or '-'} → {engineer})" if owner_too else "")
-                  + (f": {why}" if why else ""),
-                  actor=actor, old_owner=old_owner, old_handler=old_handler, new=engineer, owner_too=owner_too,
-                  step=step, why=why)
+    record_event(session, ticket, "assigned", now,
+                 f"handler {old_handler or '-'} → {engineer}" + (f" (owner {old_owner or '-'} → {engineer})" if owner_too else "")
+                 + (f": {why}" if why else ""),
+                 actor=actor, old_owner=old_owner, old_handler=old_handler, new=engineer, owner_too=owner_too,
+                 step=step, why=why)
 
 
 def mark_first_response(app, ticket: Ticket, at=None) -> bool:

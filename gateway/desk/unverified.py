@@ -10,6 +10,7 @@ import logging
 
 from gateway import outbox
 from parsers.commands import parse_commands
+from storage.history import record_event
 from storage.models import Ticket
 
 log = logging.getLogger("supportgw.engineer")
@@ -27,9 +28,9 @@ def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str,
     if not (block.commands or block.errors):
         return
     log.info("ignored # commands from %s on %s (%s)", sender, ticket.ref, why)
-    outbox.record(session, ticket, "commands_ignored", now,
-                  f"# commands from {sender} ignored: {why}; kept as message text",
-                  actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
+    record_event(session, ticket, "commands_ignored", now,
+                 f"# commands from {sender} ignored: {why}; kept as message text",
+                 actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
 
 
 def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
@@ -45,8 +46,8 @@ def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
 def tell_unverified(app, session, ticket: Ticket, engineer: str, *, original: str, commands: bool = True,
                     new_ticket: bool = False, note: bool = False, in_reply_to: str | None = None) -> None:
     if not outbox.may_send_automatic(app, session, engineer):
-        outbox.record(session, ticket, "auto_suppressed", app.now(),
-                      f"rate limit: no command_unverified to {engineer}", reason="rate limit")
+        record_event(session, ticket, "auto_suppressed", app.now(),
+                     f"rate limit: no command_unverified to {engineer}", reason="rate limit")
         return
     rendered = app.templates.render("command_unverified", ticket.language, ticket=ticket, original=original,
                                     commands=commands, new_ticket=new_ticket, note=note)

@@ -27,6 +27,7 @@ from gateway import outbox
 from gateway.desk.inbound import Inbound, store_message
 from gateway.large_mail import scan_bytes
 from parsers.bounces import Dsn, parse_dsn, verp_outbox_id
+from storage.history import record_event
 from storage.models import OutboxAttempt, OutboxRow, Ticket
 from gateway.desk.threads import Match
 
@@ -65,16 +66,16 @@ def handle(ib: Inbound) -> str | None:
     ib.match = _match_for(ticket)
     what = _describe(dsn)
     if action == "failed":
-        outbox.record(ib.session, ticket, "bounced", ib.now,
-                      f"our {row.kind} to {', '.join(row.to)} bounced: {what}", actor="mailer-daemon",
-                      outbox_id=row.id, status=dsn.status, diagnostic=dsn.diagnostic,
-                      recipients=list(dsn.recipients))
+        record_event(ib.session, ticket, "bounced", ib.now,
+                     f"our {row.kind} to {', '.join(row.to)} bounced: {what}", actor="mailer-daemon",
+                     outbox_id=row.id, status=dsn.status, diagnostic=dsn.diagnostic,
+                     recipients=list(dsn.recipients))
         tell_owner(ib.app, ib.session, row, ticket, template="bounce_notice",
                    status=dsn.status, diagnostic=dsn.diagnostic, recipients=list(dsn.recipients) or list(row.to))
         return "bounced"
     kind = "delivery_delayed" if action == "delayed" else "delivery_report"
-    outbox.record(ib.session, ticket, kind, ib.now, f"our {row.kind} to {', '.join(row.to)}: {action}, {what}",
-                  actor="mailer-daemon", outbox_id=row.id, status=dsn.status, action=action)
+    record_event(ib.session, ticket, kind, ib.now, f"our {row.kind} to {', '.join(row.to)}: {action}, {what}",
+                 actor="mailer-daemon", outbox_id=row.id, status=dsn.status, action=action)
     return kind
 
 
@@ -165,12 +166,12 @@ def tell_owner(app, session, row: OutboxRow, ticket: Ticket | None, *, template:
         return None  # our own notification to an engineer: no customer waits for it; the event says it
     engineer = (ticket.handler or ticket.owner or "").lower()
     if not engineer or engineer in {a.lower() for a in row.envelope_to or []}:
-        outbox.record(session, ticket, "delivery_unnoticed", app.now(),
-                      f"nobody else to tell that our {row.kind} was not delivered")
+        record_event(session, ticket, "delivery_unnoticed", app.now(),
+                     f"nobody else to tell that our {row.kind} was not delivered")
         return None
     if not outbox.may_send_automatic(app, session, engineer):
-        outbox.record(session, ticket, "auto_suppressed", app.now(),
-                      f"rate limit: no {template} to {engineer}", reason="rate limit")
+        record_event(session, ticket, "auto_suppressed", app.now(),
+                     f"rate limit: no {template} to {engineer}", reason="rate limit")
         return None
     rendered = app.templates.render(
         template, ticket.language, ticket=ticket, mail_kind=row.kind, recipients=recipients, status=status,
@@ -178,6 +179,6 @@ def tell_owner(app, session, row: OutboxRow, ticket: Ticket | None, *, template:
     )
     notice_id = outbox.queue(app, session, kind=template, ticket=ticket, rendered=rendered, to=[engineer],
                           automatic="auto-generated", reply_to_for=engineer)
-    outbox.record(session, ticket, template, app.now(), f"told {engineer} that the {row.kind} was not delivered",
-                  outbox_id=row.id)
+    record_event(session, ticket, template, app.now(), f"told {engineer} that the {row.kind} was not delivered",
+                 outbox_id=row.id)
     return notice_id

@@ -36,6 +36,7 @@ from gateway.desk.inbound import choose_language
 from gateway.desk.threads import Match
 from gateway.desk.unverified import has_command_lines, log_ignored, tell_unverified
 from parsers.commands import parse_commands
+from storage.history import record_event
 from storage.models import Message, OutboxRow, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
 
@@ -123,8 +124,8 @@ def refuse_unverified(ib, ticket: Ticket, engineer: str, *, commands: bool) -> s
     _store_internal(ib, ticket, kind="unverified", text=e.reply_text or e.text)
     tell_unverified(ib.app, s, ticket, engineer, original=e.reply_text or e.text, commands=commands,
                     note=answers_a_note(s, e), in_reply_to=e.message_id)
-    outbox.record(s, ticket, "engineer_unverified", ib.now, f"mail from {engineer} without a reply address "
-                  "signed for them: kept internal, not relayed, nothing run; told them why", actor=engineer)
+    record_event(s, ticket, "engineer_unverified", ib.now, f"mail from {engineer} without a reply address "
+                 "signed for them: kept internal, not relayed, nothing run; told them why", actor=engineer)
     return "engineer_unverified"
 
 
@@ -143,8 +144,8 @@ def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False
     if e.automatic:
         # an out-of-office answer to a notification must never reach the customer
         _store_internal(ib, ticket, kind="automatic", text=e.text)
-        outbox.record(s, ticket, "engineer_automatic", now, f"automatic mail from {engineer} kept internal: "
-                      f"{e.automatic_reason}", actor=engineer)
+        record_event(s, ticket, "engineer_automatic", now, f"automatic mail from {engineer} kept internal: "
+                     f"{e.automatic_reason}", actor=engineer)
         return "engineer_automatic"
     block = parse_commands(e.reply_text)
     if block.get("help"):
@@ -169,7 +170,7 @@ def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False
             collisions.hold(app, s, ticket, engineer=engineer, email=e, held=held, first=first)
             return "answer_held"
     for c in block.commands:
-        outbox.record(s, ticket, "command", now, c.raw_line, actor=engineer, name=c.name, args=list(c.args))
+        record_event(s, ticket, "command", now, c.raw_line, actor=engineer, name=c.name, args=list(c.args))
     engineer_commands.apply_simple(app, s, ticket, block, actor=engineer)
     outcome = "commands" if block.commands else "ignored"
     if internal:
@@ -200,8 +201,8 @@ def _release_held(ib, ticket: Ticket, engineer: str, *, send: bool) -> str:
         _command_error(ib, ticket, engineer, [why])
         return "command_error"
     kind = "answer_sent" if send else "answer_dropped"
-    outbox.record(s, ticket, kind, ib.now, f"held answer by {engineer} " + ("sent anyway" if send else
-                  "dropped; it stays in the history"), actor=engineer, held=held.id)
+    record_event(s, ticket, kind, ib.now, f"held answer by {engineer} " + ("sent anyway" if send else
+                 "dropped; it stays in the history"), actor=engineer, held=held.id)
     if not send:
         return kind
     entry = s.get(SpoolEntry, held.spool_id)
@@ -238,7 +239,7 @@ def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
 
 def _command_error(ib, ticket: Ticket, engineer: str, problems: list[str], *, internal: bool = False) -> None:
     app, s, e = ib.app, ib.session, ib.email
-    outbox.record(s, ticket, "command_rejected", ib.now, "; ".join(problems), actor=engineer, errors=problems)
+    record_event(s, ticket, "command_rejected", ib.now, "; ".join(problems), actor=engineer, errors=problems)
     rendered = app.templates.render("command_error", ticket.language, ticket=ticket, errors=problems,
                                     original=e.reply_text or e.text)
     _answer_engineer(ib, ticket, engineer, "command_error", rendered, note=internal)
@@ -249,8 +250,8 @@ def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
     asking for help is a question to us: the rest of it is neither applied nor sent."""
     app, s, e = ib.app, ib.session, ib.email
     held = bool(block.body or block.errors or [c for c in block.commands if c.name != "help"])
-    outbox.record(s, ticket, "command_help", ib.now, f"#help answered for {engineer}"
-                  + ("; the rest of the reply was not applied or sent" if held else ""), actor=engineer)
+    record_event(s, ticket, "command_help", ib.now, f"#help answered for {engineer}"
+                 + ("; the rest of the reply was not applied or sent" if held else ""), actor=engineer)
     rendered = app.templates.render("command_help", _language_of(app, e), ticket=ticket, held=held,
                                     colleague=notify.colleague(app, ticket, engineer),
                                     intake=outbox.intake_address(app, engineer),

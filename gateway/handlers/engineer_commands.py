@@ -17,6 +17,7 @@ from sqlalchemy import select
 from gateway.desk import closure, handover, hold, merge_split, notify, send_later, ticket_ops
 from gateway import outbox
 from parsers.commands import CommandBlock
+from storage.history import record_event
 from storage.models import Participant, Ticket
 
 CLOSING = ("close", "solution", "kb")
@@ -104,16 +105,16 @@ def apply_simple(app, session, ticket: Ticket, block: CommandBlock, *, actor: st
     for c in block.commands:
         if c.name == "priority" and c.args[0] != ticket.priority:
             old, ticket.priority = ticket.priority, c.args[0]
-            outbox.record(session, ticket, "priority", now, f"priority {old} → {ticket.priority}", actor=actor,
-                          old=old, new=ticket.priority)
+            record_event(session, ticket, "priority", now, f"priority {old} → {ticket.priority}", actor=actor,
+                         old=old, new=ticket.priority)
         elif c.name == "assign":
             ticket_ops.assign(app, session, ticket, c.args[0], actor=actor, why="#assign by mail")
             notify.on_assigned(app, session, ticket, engineer=c.args[0], actor=actor)
         elif c.name == "cc":
             _apply_cc(session, ticket, c.args[0], c.args[1], actor=actor, now=now)
         elif c.name == "time":
-            outbox.record(session, ticket, "time", now, f"{c.minutes} minutes logged by {actor}", actor=actor,
-                          minutes=c.minutes)
+            record_event(session, ticket, "time", now, f"{c.minutes} minutes logged by {actor}", actor=actor,
+                         minutes=c.minutes)
         elif c.name == "status" and c.args[0] in ("open", "pending"):
             ticket_ops.set_status(app, session, ticket, c.args[0], actor=actor, why="#status by mail")
     ticket.updated_at = now
@@ -129,7 +130,7 @@ def _apply_cc(session, ticket: Ticket, op: str, addr: str, *, actor: str, now) -
         row.active = True
     elif row is not None:
         row.active = False
-    outbox.record(session, ticket, "cc", now, f"cc {op} {addr}", actor=actor, op=op, address=addr)
+    record_event(session, ticket, "cc", now, f"cc {op} {addr}", actor=actor, op=op, address=addr)
 
 
 def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: str, body: str,

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from gateway import outbox
 from gateway.handlers.engineer import authentication_passed
 from gateway.desk.inbound import Inbound, create_ticket, store_message
 from gateway.tokens import split_plus_address
@@ -31,6 +30,7 @@ from parsers.forwards import Forwarded, forwarded_in
 from parsers.language import detect_language
 from parsers.message import parse_email
 from parsers.quotes import split_reply
+from storage.history import record_event
 from storage.models import ThreadId
 
 NAME = "forwards"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
@@ -78,11 +78,11 @@ def bring_in(ib, fwd: Forwarded, *, engineer: str, how: str) -> str:
     forward = dataclasses.replace(e, attachments=e.attachments if fwd.original is not None else ())
     store_message(Inbound(app=app, session=s, entry=ib.entry, email=forward, recipients=ib.recipients),
                   ticket, kind="forward", internal=True, text=fwd.intro, reply_text=fwd.intro)
-    outbox.record(s, ticket, "forwarded_in", ib.now,
-                  f"brought in by {engineer} ({'their intake address' if how == 'token' else 'DMARC pass'}): "
-                  f"{fwd.sender} wrote to them" + (f" on {fwd.date_text}" if fwd.date_text else ""),
-                  actor=engineer, customer=fwd.sender.email, date=fwd.date.isoformat() if fwd.date else "",
-                  how=how, acknowledged=app.config.workflow.ack_forwarded)
+    record_event(s, ticket, "forwarded_in", ib.now,
+                 f"brought in by {engineer} ({'their intake address' if how == 'token' else 'DMARC pass'}): "
+                 f"{fwd.sender} wrote to them" + (f" on {fwd.date_text}" if fwd.date_text else ""),
+                 actor=engineer, customer=fwd.sender.email, date=fwd.date.isoformat() if fwd.date else "",
+                 how=how, acknowledged=app.config.workflow.ack_forwarded)
     ib.match = None
     return "forwarded_in"
 

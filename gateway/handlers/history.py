@@ -21,8 +21,8 @@ import email.utils
 import logging
 from datetime import datetime, timedelta, timezone
 
-from gateway import outbox
 from gateway.desk.inbound import create_ticket, store_message
+from storage.history import record_event
 
 NAME = "history"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -104,8 +104,8 @@ def handle(ib) -> str | None:
             store_message(ib, ticket, kind="engineer", internal=True, at=when)
         else:
             store_message(ib, ticket, kind="automatic" if ib.email.automatic else "customer", at=when)
-        outbox.record(ib.session, ticket, "history", ib.now, reason, actor=ib.email.sender.email,
-                      message_id=ib.email.message_id)
+        record_event(ib.session, ticket, "history", ib.now, reason, actor=ib.email.sender.email,
+                     message_id=ib.email.message_id)
     else:
         ticket = create_ticket(ib, history=reason, at=when)
     log.info("spool %s (%s) filed as history on %s: %s", ib.entry.id, ib.email.message_id, ticket.ref, reason)

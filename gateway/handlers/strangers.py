@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gateway import outbox
 from gateway.desk.inbound import Inbound, create_ticket
+from storage.history import record_event
 from storage.models import Ticket
 
 
@@ -17,16 +18,16 @@ def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
     if policy == "new_ticket" or original is None:
         ticket = create_ticket(ib, linked_to=original)
         if original is not None:
-            outbox.record(ib.session, original, "stranger", ib.now,
-                          f"{ib.email.sender.email} wrote about this ticket; opened {ticket.ref}",
-                          new_ticket=ticket.ref)
+            record_event(ib.session, original, "stranger", ib.now,
+                         f"{ib.email.sender.email} wrote about this ticket; opened {ticket.ref}",
+                         new_ticket=ticket.ref)
         return "created"
     if policy == "hold":
         ticket = create_ticket_held(ib, original)
         return "held"
     # reject: answer with a template that names nothing of the original ticket
-    outbox.record(ib.session, original, "stranger_rejected", ib.now,
-                  f"rejected a message from {ib.email.sender.email}")
+    record_event(ib.session, original, "stranger_rejected", ib.now,
+                 f"rejected a message from {ib.email.sender.email}")
     rcpt = ib.email.sender.email
     if not ib.email.automatic and rcpt and outbox.may_send_automatic(ib.app, ib.session, rcpt):
         lang = ib.email.language

@@ -18,6 +18,7 @@ from gateway import outbox
 from gateway.desk import ticket_ops
 from gateway.desk.inbound import automatic_allowed, store_message
 from parsers.survey import parse_score
+from storage.history import record_event
 from storage.models import Event, SurveyResponse, Ticket
 
 NAME = "survey_handler"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
@@ -73,7 +74,7 @@ def record_answer(app, s, ticket: Ticket, *, score: int, comment: str, actor: st
         s.add(SurveyResponse(ticket_id=ticket.id, score=score, comment=comment, engineers=engineers, at=now,
                              token=token))
     detail = f"satisfaction {score}/5 by {via}" + (f": {comment[:200]}" if comment else "")
-    outbox.record(s, ticket, "survey", now, detail, actor=actor, score=score, via=via, engineers=engineers)
+    record_event(s, ticket, "survey", now, detail, actor=actor, score=score, via=via, engineers=engineers)
     if score > LOW_SCORE:
         return False
     rated = ticket.solution  # the reopen clears it: the next resolution has its own
@@ -100,7 +101,7 @@ def handled_by(app, s, ticket: Ticket) -> list[str]:
 def reopen_for_owner(app, s, ticket: Ticket, *, actor: str, why: str) -> None:
     old = ticket.status
     ticket_ops.set_status(app, s, ticket, "open", actor=actor, why=why)
-    outbox.record(s, ticket, "reopened", app.now(), why, actor=actor, old=old)
+    record_event(s, ticket, "reopened", app.now(), why, actor=actor, old=old)
     if ticket.owner and ticket.handler != ticket.owner:
         ticket_ops.assign(app, s, ticket, ticket.owner, actor="system", why=why, owner_too=False)
 
@@ -123,7 +124,7 @@ def alert_low_score(app, s, ticket: Ticket, *, score: int, comment: str, custome
     if not to:
         to, cc = cc[:1], cc[1:]
     if not to:
-        outbox.record(s, ticket, "alert_skipped", app.now(), "low score: no owner and no manager to tell")
+        record_event(s, ticket, "alert_skipped", app.now(), "low score: no owner and no manager to tell")
         return
     rendered = app.templates.render("low_score_alert", app.config.report.language, ticket=ticket, score=score,
                                     comment=comment, customer=customer, owner=ticket.owner, engineers=engineers,
@@ -131,5 +132,5 @@ def alert_low_score(app, s, ticket: Ticket, *, score: int, comment: str, custome
     # owner and manager each get their own copy and reply address: either may answer with commands
     outbox.queue_copies(app, s, kind="low_score_alert", ticket=ticket, rendered=rendered, to=to, cc=cc,
                         automatic="auto-generated")
-    outbox.record(s, ticket, "low_score_alert", app.now(), f"owner {', '.join(to)}, manager {', '.join(cc) or '-'}",
-                  score=score, to=to, cc=cc)
+    record_event(s, ticket, "low_score_alert", app.now(), f"owner {', '.join(to)}, manager {', '.join(cc) or '-'}",
+                 score=score, to=to, cc=cc)

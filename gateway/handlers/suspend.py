@@ -109,7 +109,7 @@ def on_ticket(ib: Inbound) -> None:
         return
     from sqlalchemy import select
 
-    from gateway import outbox
+    from storage.history import record_event
     from storage.models import Message, Ticket
 
     ticket = ib.match.ticket if ib.match is not None and ib.match.ticket is not None else None
@@ -118,8 +118,8 @@ def on_ticket(ib: Inbound) -> None:
         ticket = ib.session.get(Ticket, tid) if tid else None
     if ticket is None:
         return
-    outbox.record(ib.session, ticket, "authentication", ib.now,
-                  f"message from {ib.email.sender.email}: {auth['summary']}", **{k: auth[k] for k in
+    record_event(ib.session, ticket, "authentication", ib.now,
+                 f"message from {ib.email.sender.email}: {auth['summary']}", **{k: auth[k] for k in
                                                                                ("spf", "dkim", "dmarc")})
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from gateway.desk import handover, ticket_ops
 from gateway import outbox
 from gateway.desk.closure import customer_ccs
+from storage.history import record_event
 from storage.models import Ticket
 
 ACTOR = "system:pending"
@@ -70,14 +71,14 @@ def remind(app, s, ticket: Ticket, since) -> None:
     sent = _mail(app, s, ticket, "pending_reminder", since=since, days_left=_days(left),
                  hours_left=round(left))
     ticket.reminded_at = app.now()
-    outbox.record(s, ticket, "pending_reminder", app.now(),
-                  "reminder sent: waiting for the customer" if sent else "reminder due, no customer address",
-                  actor=ACTOR)
+    record_event(s, ticket, "pending_reminder", app.now(),
+                 "reminder sent: waiting for the customer" if sent else "reminder due, no customer address",
+                 actor=ACTOR)
 
 
 def auto_resolve(app, s, ticket: Ticket, waited: timedelta) -> None:
     why = f"no reply from the customer for {waited.total_seconds() / 3600:.0f} hours"
     ticket_ops.set_status(app, s, ticket, "resolved", actor=ACTOR, why=why)
-    outbox.record(s, ticket, "auto_resolved", app.now(), why, actor=ACTOR)
+    record_event(s, ticket, "auto_resolved", app.now(), why, actor=ACTOR)
     _mail(app, s, ticket, "auto_resolved", reopen_days=app.config.workflow.reopen_window_days)
     handover.on_resolved(app, s, ticket, actor=ACTOR)

@@ -43,10 +43,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.desk import briefing, handover, ticket_ops
-from gateway import outbox
 from gateway.clock import fmt_due
 from routing.calendar import business_time_between, is_working_time
 from storage.db import StorageUnavailable
+from storage.history import record_event
 from storage.models import Message, SlaMark, Ticket
 
 log = logging.getLogger("supportgw.sla")
@@ -208,8 +208,8 @@ def check_ticket(app, ticket_id: int) -> Counter:
                           f"(handler {ticket.handler or '-'})")
                 if not term.governs:
                     detail += "; after the handover the secondary's own response deadline governs"
-                outbox.record(s, ticket, "sla_breach", now, detail, actor=ACTOR, term=term.kind,
-                              deadline=term.deadline.isoformat(), handler=ticket.handler)
+                record_event(s, ticket, "sla_breach", now, detail, actor=ACTOR, term=term.kind,
+                             deadline=term.deadline.isoformat(), handler=ticket.handler)
                 counts["breach"] += 1
                 # answered late, or superseded by the secondary's own deadline: recorded for the reports only
                 if what == "breach" and term.governs:
@@ -221,9 +221,9 @@ def check_ticket(app, ticket_id: int) -> Counter:
                     counts["deferred"] += 1  # after hours: the next run inside working hours sends it
                     break
                 _mark(s, ticket, kind, term.deadline, now)
-                outbox.record(s, ticket, "sla_warning", now, f"{term.kind.replace('_', ' ')} due "
-                              f"{fmt_due(app, term.deadline)}: {ticket.handler} warned", actor=ACTOR,
-                              term=term.kind, deadline=term.deadline.isoformat(), handler=ticket.handler)
+                record_event(s, ticket, "sla_warning", now, f"{term.kind.replace('_', ' ')} due "
+                             f"{fmt_due(app, term.deadline)}: {ticket.handler} warned", actor=ACTOR,
+                             term=term.kind, deadline=term.deadline.isoformat(), handler=ticket.handler)
                 _notice(app, s, ticket, term, breached=False, now=now)
                 counts["warning"] += 1
             marked.add((kind, term.deadline))

@@ -22,6 +22,7 @@ from gateway.tokens import verp_address
 from gateway.runtime.transports import PermanentFailure, TemporaryFailure, TransportUnavailable, make_transport
 from gateway.runtime.workers import LoopThread
 from gateway.handlers.bounce_handler import tell_owner
+from storage.history import record_event
 from storage.models import OutboxAttempt, OutboxRow, Ticket
 
 log = logging.getLogger("supportgw.outbox")
@@ -129,9 +130,9 @@ def on_failed(app, session, row: OutboxRow) -> None:
     ticket = session.get(Ticket, row.ticket_id)
     if ticket is None:
         return
-    outbox.record(session, ticket, "delivery_failed", app.now(),
-                  f"our {row.kind} to {', '.join(row.to)} failed after {row.attempts} attempt(s): {row.last_error}",
-                  outbox_id=row.id, attempts=row.attempts)
+    record_event(session, ticket, "delivery_failed", app.now(),
+                 f"our {row.kind} to {', '.join(row.to)} failed after {row.attempts} attempt(s): {row.last_error}",
+                 outbox_id=row.id, attempts=row.attempts)
     tell_owner(app, session, row, ticket, template="delivery_failed", status="",
                diagnostic=row.last_error, recipients=list(row.to))
 
