@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from gateway.leases import process_gone
-from gateway import metrics, outbox
+from gateway import metrics
 from gateway.outbox import message_bytes
 from gateway.tokens import verp_address
 from gateway.runtime.transports import PermanentFailure, TemporaryFailure, TransportUnavailable, make_transport
