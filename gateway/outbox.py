@@ -1,16 +1,15 @@
 """Queueing outbound mail: every email we send is an outbox row written in the
 same transaction as the state change that caused it.
 
-Owns the rate limit on automatic mail per correspondent (RFC 3834 §2: an
-automatic responder must not flood anyone), and the threading headers of a
-mail on a ticket: to a customer, only the conversation they have seen
-(`customer_thread`); to staff, the whole thread.
+Owns counting the automatic mail sent to a correspondent (the rate limit that
+gateway.desk.automatic applies: RFC 3834 §2, an automatic responder must not flood
+anyone), and the threading headers of a mail on a ticket: to a customer, only the
+conversation they have seen (`customer_thread`); to staff, the whole thread.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from email.utils import formataddr
 
 from sqlalchemy import bindparam, func, select
@@ -38,12 +37,8 @@ _THREAD_IDS = (select(ThreadId.message_id).where(ThreadId.ticket_id == bindparam
 
 
 def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
+    """How many automatic mails went to `rcpt` since then (the rate limit of gateway.desk.automatic)."""
     return session.execute(_AUTOMATIC_SENT, {"rcpt": rcpt.lower(), "since": since}).scalar_one()
-
-
-def may_send_automatic(app, session: Session, rcpt: str) -> bool:
-    limit = app.config.outbound.rate_limit_per_hour
-    return automatic_sent_recently(session, rcpt, app.now() - timedelta(hours=1)) < limit
 
 
 def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list[str]:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from gateway import outbox
 from gateway.clock import fmt_due
+from gateway.desk.automatic import may_send_automatic
 from storage.history import record_event
 from storage.models import Event, Message, Ticket
 
@@ -122,7 +123,7 @@ def mail_engineer(app, session, ticket: Ticket, kind: str, *, to: str, cc=(), **
 def tell_customer(app, session, ticket: Ticket, *, new_handler: str, specialist: bool) -> bool:
     """The templated "a colleague has taken over" notice: no reason, no internal detail, no addresses."""
     rcpt = ticket.requester_email
-    if not rcpt or app.is_own_address(rcpt) or not outbox.may_send_automatic(app, session, rcpt):
+    if not may_send_automatic(app, session, rcpt, "customer_takeover"):
         record_event(session, ticket, "auto_suppressed", app.now(), f"no takeover notice to {rcpt or 'nobody'}")
         return False
     first = (name_of(app, new_handler) or "").split(" ")[0]

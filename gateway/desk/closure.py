@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from gateway.desk import handover, kb, ticket_ops
 from gateway import outbox
+from gateway.desk.automatic import may_send_automatic
 from storage.history import record_event
 from storage.models import Message, Participant, Ticket
 
@@ -40,7 +41,7 @@ def resolve(app, s, ticket: Ticket, *, actor: str, solution: str, kb_tags: tuple
 
 def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
     rcpt = ticket.requester_email
-    if not rcpt or app.is_own_address(rcpt):
+    if not may_send_automatic(app, s, rcpt, "closure"):
         record_event(s, ticket, "auto_suppressed", app.now(), "no closure email: no customer address")
         return
     rendered = app.templates_for(ticket).render(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gateway.desk import acknowledge
-from gateway import outbox
+from gateway.desk.automatic import may_send_automatic
 from storage.history import record_event
 from storage.models import Message, Ticket
 
@@ -60,10 +60,9 @@ def _no_acknowledgement(app, session, first: Message | None, rcpt: str) -> str:
     """RFC 3834, as for any acknowledgement: never to a robot, ourselves, or too often."""
     if first is None:
         return "the ticket has no message from its requester"
-    if first.automatic:
+    answer = may_send_automatic(app, session, rcpt, "acknowledgement_on_release", answering=first)
+    if answer.reason == "automatic":
         return "the held mail was automatic"
-    if not rcpt or app.is_own_address(rcpt):
+    if answer.reason in ("no address", "own address"):
         return "no customer address"
-    if not outbox.may_send_automatic(app, session, rcpt):
-        return f"rate limit: {app.config.outbound.rate_limit_per_hour} automatic mails/hour to {rcpt}"
-    return ""
+    return answer.detail  # "" when it may go

@@ -13,17 +13,15 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.desk import acknowledge, handover, notify, send_later, topics
-from gateway import outbox
 from gateway.compose import short_subject
+from gateway.desk.automatic import may_send_automatic
 from gateway.desk.threads import Match, find_ticket
 from gateway.desk.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
-from parsers.addresses import is_valid_address
 from parsers.model import ParsedEmail
 from parsers.thanks import is_thank_you
 from storage.history import record_event
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 from storage.rows import append
-from gateway.desk.loops import repetition_reason
 
 
 class Unprocessable(Exception):
@@ -233,36 +231,20 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
 
 
 def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
-    """RFC 3834: no automatic answer to automatic mail, and not too many to anyone."""
-    e = ib.email
-    if e.automatic:
-        record_event(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {e.automatic_reason}",
-                     reason=e.automatic_reason)
-        return False
-    spam = (ib.entry.verdict or {}).get("spam") or {}
-    if spam.get("quiet") and not (ib.entry.verdict or {}).get("released"):  # gateway/handlers/suspend.py, [spam] quiet_actions
-        record_event(ib.session, ticket, "auto_suppressed", ib.now,
-                     f"no automatic reply: possible spam ({'; '.join(spam.get('reasons', []))[:300]})",
-                     reason="possible spam")
-        return False
-    if not rcpt or ib.app.is_own_address(rcpt):
+    """RFC 3834: no automatic answer to automatic mail, and not too many to anyone
+    (gateway.desk.automatic); when not, the ticket's history says why."""
+    answer = may_send_automatic(ib.app, ib.session, rcpt, "acknowledgement", answering=ib.email,
+                                verdict=ib.entry.verdict)
+    if answer:
+        return True
+    if answer.reason in ("no address", "own address"):
         record_event(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply to our own address")
-        return False
-    if not is_valid_address(rcpt):  # the parser keeps none; a row from before it did may
-        record_event(ib.session, ticket, "auto_suppressed", ib.now, "no automatic reply: not a valid address",
-                     reason="invalid address")
-        return False
-    # Last resort against robots without automatic headers: repeated near-identical mail (gateway/desk/loops.py).
-    repeated = repetition_reason(ib.app, ib.session, e)
-    if repeated:
-        record_event(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {repeated}",
-                     reason="content repetition")
-        return False
-    if not outbox.may_send_automatic(ib.app, ib.session, rcpt):
-        record_event(ib.session, ticket, "auto_suppressed", ib.now,
-                     f"rate limit: {ib.app.config.outbound.rate_limit_per_hour} automatic mails/hour to {rcpt}")
-        return False
-    return True
+    elif answer.reason == "rate limit":
+        record_event(ib.session, ticket, "auto_suppressed", ib.now, answer.detail)
+    else:  # the mail's own automatic reason, or the check that said no
+        record_event(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {answer.detail}",
+                     reason=answer.detail if answer.reason == "automatic" else answer.reason)
+    return False
 
 
 def send_acknowledgement(ib: Inbound, ticket: Ticket) -> None:

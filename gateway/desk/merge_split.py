@@ -16,6 +16,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 
 from gateway import large_mail, outbox
+from gateway.desk.automatic import may_send_automatic
 from gateway.desk.inbound import Inbound, create_ticket
 from storage.history import record_event
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
@@ -93,7 +94,7 @@ def _move_participants(session, source: Ticket, target: Ticket) -> None:
 
 def _tell_customer(app, session, source: Ticket, target: Ticket, last_in, refs) -> None:
     rcpt = source.requester_email
-    if not rcpt or app.is_ours(rcpt) or not outbox.may_send_automatic(app, session, rcpt):
+    if not may_send_automatic(app, session, rcpt, "merged"):
         return
     rendered = app.templates.render("merged", source.language, source=source, target=target,
                                     customer_name=source.requester_name,

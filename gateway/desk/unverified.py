@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from gateway import outbox
+from gateway.desk.automatic import may_send_automatic
 from parsers.commands import parse_commands
 from storage.history import record_event
 from storage.models import Ticket
@@ -45,7 +46,7 @@ def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
 
 def tell_unverified(app, session, ticket: Ticket, engineer: str, *, original: str, commands: bool = True,
                     new_ticket: bool = False, note: bool = False, in_reply_to: str | None = None) -> None:
-    if not outbox.may_send_automatic(app, session, engineer):
+    if not may_send_automatic(app, session, engineer, "command_unverified"):
         record_event(session, ticket, "auto_suppressed", app.now(),
                      f"rate limit: no command_unverified to {engineer}", reason="rate limit")
         return

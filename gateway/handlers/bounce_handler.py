@@ -24,6 +24,7 @@ import re
 from sqlalchemy import select
 
 from gateway import outbox
+from gateway.desk.automatic import may_send_automatic
 from gateway.desk.inbound import Inbound, store_message
 from gateway.large_mail import scan_bytes
 from parsers.bounces import Dsn, parse_dsn, verp_outbox_id
@@ -169,7 +170,7 @@ def tell_owner(app, session, row: OutboxRow, ticket: Ticket | None, *, template:
         record_event(session, ticket, "delivery_unnoticed", app.now(),
                      f"nobody else to tell that our {row.kind} was not delivered")
         return None
-    if not outbox.may_send_automatic(app, session, engineer):
+    if not may_send_automatic(app, session, engineer, "delivery_notice"):
         record_event(session, ticket, "auto_suppressed", app.now(),
                      f"rate limit: no {template} to {engineer}", reason="rate limit")
         return None

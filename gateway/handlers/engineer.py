@@ -31,6 +31,7 @@ from sqlalchemy import bindparam, select
 from gateway.desk import collisions, notify, send_later, ticket_ops
 from gateway.handlers import engineer_commands
 from gateway import large_mail, outbox
+from gateway.desk.automatic import may_send_automatic
 from gateway.desk.relay import relay_to_customer
 from gateway.desk.inbound import choose_language
 from gateway.desk.threads import Match
@@ -278,7 +279,7 @@ def _help_without_ticket(ib, engineer: str) -> str:
     sender; the list is public knowledge and goes to the engineer's own address only,
     counted against the automatic-mail rate limit like any automatic answer."""
     app, s, e = ib.app, ib.session, ib.email
-    if e.automatic or not outbox.may_send_automatic(app, s, engineer):
+    if not may_send_automatic(app, s, engineer, "command_help", answering=e):
         return "help_suppressed"
     eng = app.rules.current.engineer_by_email(engineer)
     mates = [a for a in notify.team_engineers(app, eng.team if eng else "") if a != engineer]

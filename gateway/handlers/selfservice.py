@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from gateway import outbox
 from gateway.clock import fmt_due
+from gateway.desk.automatic import may_send_automatic
 from gateway.desk.inbound import choose_language
 from parsers.status_request import is_status_request
 from storage.models import Ticket
@@ -32,13 +33,13 @@ def handle(ib) -> str | None:
         return None
     app, s = ib.app, ib.session
     sender = e.sender.email
-    if e.automatic or not sender or app.is_own_address(sender) or sender in app.engineer_addresses():
-        return None
     m = ib.find_ticket()
     if m.ticket is not None or m.stranger_ticket is not None:
         return None  # a reply on a ticket that happens to say "status": the ticket's business
-    if not outbox.may_send_automatic(app, s, sender):
-        return "status_rate_limited"
+    answer = may_send_automatic(app, s, sender, "status_list", answering=e)
+    if not answer:
+        # a robot, ourselves or a colleague saying "status" is not asking for a list: the other handlers' mail
+        return "status_rate_limited" if answer.reason == "rate limit" else None
     tickets = open_tickets(s, sender)
     rendered = app.templates.render(
         "status_list", choose_language(app, e), customer_name=e.sender.name,

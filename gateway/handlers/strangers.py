@@ -8,6 +8,7 @@ answer. In every case nothing of the original ticket reaches the stranger.
 from __future__ import annotations
 
 from gateway import outbox
+from gateway.desk.automatic import may_send_automatic
 from gateway.desk.inbound import Inbound, create_ticket
 from storage.history import record_event
 from storage.models import Ticket
@@ -29,7 +30,7 @@ def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
     record_event(ib.session, original, "stranger_rejected", ib.now,
                  f"rejected a message from {ib.email.sender.email}")
     rcpt = ib.email.sender.email
-    if not ib.email.automatic and rcpt and outbox.may_send_automatic(ib.app, ib.session, rcpt):
+    if may_send_automatic(ib.app, ib.session, rcpt, "rejection", answering=ib.email):
         lang = ib.email.language
         rendered = ib.app.templates.render("stranger_rejected", lang, team_name=ib.app.config.gateway.display_name)
         outbox.queue(ib.app, ib.session, kind="rejection", ticket=None, rendered=rendered, to=[rcpt],

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from gateway.desk import handover, ticket_ops
 from gateway import outbox
+from gateway.desk.automatic import may_send_automatic
 from gateway.desk.closure import customer_ccs
 from storage.history import record_event
 from storage.models import Ticket
@@ -52,7 +53,7 @@ def run_pending_reminders(app) -> Counter:
 
 def _mail(app, s, ticket: Ticket, kind: str, **context) -> bool:
     rcpt = ticket.requester_email
-    if not rcpt or app.is_own_address(rcpt):
+    if not may_send_automatic(app, s, rcpt, kind):
         return False
     rendered = app.templates.render(kind, ticket.language, ticket=ticket, customer_name=ticket.requester_name,
                                     team_name=app.config.gateway.display_name, **context)
