@@ -157,6 +157,61 @@ def queue(
     return mid
 
 
+# ------------------------------------------------------------------ the verbs
+# Mail to a person is queued through one of these, named for whom it goes to; each
+# keeps that audience's rules, so a call site says only what is particular to its mail.
+
+
+def reply_to_customer(app, session: Session, ticket: Ticket, kind: str, rendered: Rendered, *,
+                      to: str | None = None, cc: list[str] | None = None, automatic: str | None = None,
+                      in_reply_to: str | None = None, references: list[str] | None = None,
+                      from_name: str | None = None, attachments: list[tuple[str, str, bytes]] | None = None,
+                      source_spool_id: int | None = None, not_before=None) -> str:
+    """Queue `rendered` to the ticket's customer (`to`, else its requester; CC `cc`) with
+    the Reply-To signed for them; returns its Message-ID. Threaded on the mail they sent
+    and were sent only (`customer_thread`), unless `references` says otherwise: never on
+    a note, an engineer's mail or a notification (DOMAIN.md §9)."""
+    rcpt = to if to is not None else ticket.requester_email
+    return queue(app, session, kind=kind, ticket=ticket, rendered=rendered, to=[rcpt], cc=cc, automatic=automatic,
+                 from_name=from_name, reply_to_for=rcpt, in_reply_to=in_reply_to, references=references,
+                 attachments=attachments, source_spool_id=source_spool_id, not_before=not_before)
+
+
+def answer_sender(app, session: Session, kind: str, rendered: Rendered, *, to: str, in_reply_to: str,
+                  references: list[str], source_spool_id: int | None = None) -> str:
+    """Queue the automatic answer to a mail that is on no ticket (a stranger's, a status
+    request) to its sender alone, threaded on what the caller names only."""
+    return queue(app, session, kind=kind, ticket=None, rendered=rendered, to=[to], automatic="auto-replied",
+                 in_reply_to=in_reply_to, references=references, source_spool_id=source_spool_id)
+
+
+def mail_engineer(app, session: Session, ticket: Ticket | None, kind: str, rendered: Rendered, *,
+                  to: str | list[str], cc: list[str] | None = None, automatic: str | None = None,
+                  note: bool = False, in_reply_to: str | None = None, references: list[str] | None = None,
+                  stored_attachments: list[tuple[str, str, str]] | None = None,
+                  extra_headers: dict[str, str] | None = None) -> list[str]:
+    """Queue `rendered` to engineers (`to`, CC `cc`), on the whole thread of `ticket`;
+    returns the Message-IDs. On a ticket each engineer's Reply-To is signed for them, so
+    whoever answers, their `#` commands are theirs; to several, each gets a copy of their
+    own (`queue_copies`). `note`: the Reply-To is the note's, what comes back stays internal."""
+    to = [to] if isinstance(to, str) else list(to)
+    reply_name = app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else ""
+    kw = dict(kind=kind, ticket=ticket, rendered=rendered, automatic=automatic, reply_note=note,
+              reply_name=reply_name, in_reply_to=in_reply_to, references=references,
+              stored_attachments=stored_attachments, extra_headers=extra_headers)
+    if len(to) == 1 and not cc:
+        return [queue(app, session, to=to, reply_to_for=to[0], **kw)]
+    return queue_copies(app, session, to=to, cc=cc, **kw)
+
+
+def alert_managers(app, session: Session, kind: str, rendered: Rendered, *, to: list[str],
+                   attachments: list[tuple[str, str, bytes]] | None = None) -> str:
+    """Queue an automatic report or alert on no ticket (the weekly report, an OAuth account
+    that stopped, a growing suspended area) to the managers or administrators `to`, as one mail."""
+    return queue(app, session, kind=kind, ticket=None, rendered=rendered, to=list(to), automatic="auto-generated",
+                 attachments=attachments)
+
+
 def intake_address(app, engineer: str) -> str:
     """An engineer's own address for forwarding a customer's mail into support (gateway.handlers.forwards;
     `#help` shows it): signed for them, worth nothing to anyone else."""

@@ -87,7 +87,8 @@ def _answering(what):
     if what == PERSON:
         return parse_email(build(subject="Printer on fire", body="It is on fire again.\n"))
     if what == ROBOT:
-        return parse_email(build(subject="Out of office", body="I am away.\n", headers={"Auto-Submitted": "auto-replied"}))
+        return parse_email(build(subject="Out of office", body="I am away.\n",
+                                 headers={"Auto-Submitted": "auto-replied"}))
     if what == REPEATED:
         return parse_email(build(frm=REPEATER, subject="Re: Ticket #4713 received", body="Your request #4713 was "
                                  "received at 10:33.\n"))

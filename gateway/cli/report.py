@@ -96,8 +96,7 @@ def _send(app, start, end, by=None) -> int:
         raise CommandError("nobody to send the report to: set [report] recipients or mark an engineer manager = true")
     with app.db.session() as s:
         report = weekly_report.build(app, s, start, end, by=by)  # None: the weekly mail's [report] by
-        outbox.queue(app, s, kind="weekly_report", ticket=None, rendered=weekly_report.render(app, report), to=to,
-                     automatic="auto-generated")
+        outbox.alert_managers(app, s, "weekly_report", weekly_report.render(app, report), to=to)
     print(f"report {start} – {end} queued for {', '.join(to)}")
     return 0
 

@@ -26,6 +26,6 @@ def queue(app, session, ticket: Ticket, *, rcpt: str, customer_name: str, about:
         team_name=app.team_name(ticket), first_response_due=fmt_due(app, ticket.first_response_due),
         articles=articles,
     )
-    return outbox.queue(app, session, kind="acknowledgement", ticket=ticket, rendered=rendered, to=[rcpt],
-                        automatic="auto-replied", reply_to_for=rcpt, in_reply_to=in_reply_to,
-                        references=references, source_spool_id=spool_id)
+    return outbox.reply_to_customer(app, session, ticket, "acknowledgement", rendered, to=rcpt,
+                                    automatic="auto-replied", in_reply_to=in_reply_to, references=references,
+                                    source_spool_id=spool_id)

@@ -116,8 +116,7 @@ def mail_engineer(app, session, ticket: Ticket, kind: str, *, to: str, cc=(), **
     cc_list = [a for a in dict.fromkeys(a.lower() for a in cc if a) if a != to.lower()]
     rendered = app.templates.render(kind, ticket.language,
                                     **context(app, session, ticket, recipient_name=name_of(app, to), **extra))
-    outbox.queue_copies(app, session, kind=kind, ticket=ticket, rendered=rendered, to=[to], cc=cc_list or None,
-                        automatic="auto-generated")
+    outbox.mail_engineer(app, session, ticket, kind, rendered, to=[to], cc=cc_list, automatic="auto-generated")
 
 
 def tell_customer(app, session, ticket: Ticket, *, new_handler: str, specialist: bool) -> bool:
@@ -131,6 +130,5 @@ def tell_customer(app, session, ticket: Ticket, *, new_handler: str, specialist:
                                     customer_name=ticket.requester_name, engineer_first_name=first,
                                     specialist=specialist, team_name=app.config.gateway.display_name,
                                     resolution_due=fmt_due(app, ticket.resolution_due))
-    outbox.queue(app, session, kind="customer_takeover", ticket=ticket, rendered=rendered, to=[rcpt],
-                 reply_to_for=rcpt, automatic="auto-generated")
+    outbox.reply_to_customer(app, session, ticket, "customer_takeover", rendered, automatic="auto-generated")
     return True

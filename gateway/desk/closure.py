@@ -49,8 +49,7 @@ def send_closure(app, s, ticket: Ticket, *, actor: str) -> None:
         solution=app.scrub_engineer_addresses(ticket.solution or ""), team_name=app.team_name(ticket),
         reopen_days=app.config.workflow.reopen_window_days, survey_links=survey_links(app, ticket),
     )
-    outbox.queue(app, s, kind="closure", ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
-                 reply_to_for=rcpt)
+    outbox.reply_to_customer(app, s, ticket, "closure", rendered, cc=customer_ccs(app, s, ticket))
     record_event(s, ticket, "closure_sent", app.now(), f"closure email with survey to {rcpt}", actor=actor,
                  solution=ticket.solution)  # each resolution's own solution stays in the history
 

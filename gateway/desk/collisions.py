@@ -57,10 +57,10 @@ def hold(app, session, ticket: Ticket, *, engineer: str, email, held: Message, f
     rendered = app.templates.render("answer_held", ticket.language, ticket=ticket, colleague=colleague,
                                     first_text=first.text, first_at=first.created_at,
                                     own_text=held.text, minutes=app.config.workflow.collision_minutes)
-    notice = outbox.queue(app, session, kind="answer_held", ticket=ticket, rendered=rendered, to=[engineer],
-                          reply_to_for=engineer, in_reply_to=email.message_id,
-                          references=list(email.references) + [email.message_id],
-                          extra_headers=notify.AUTOMATIC_HEADERS)
+    [notice] = outbox.mail_engineer(app, session, ticket, "answer_held", rendered, to=engineer,
+                                    in_reply_to=email.message_id,
+                                    references=list(email.references) + [email.message_id],
+                                    extra_headers=notify.AUTOMATIC_HEADERS)
     record_event(session, ticket, "answer_held", app.now(),
                  f"answer by {engineer} held: {first.sender_email} answered the customer "
                  f"{_ago(app, first)} before, and it was written without having seen that answer",

@@ -99,8 +99,8 @@ def _tell_customer(app, session, source: Ticket, target: Ticket, last_in, refs) 
     rendered = app.templates.render("merged", source.language, source=source, target=target,
                                     customer_name=source.requester_name,
                                     team_name=app.config.gateway.display_name)
-    outbox.queue(app, session, kind="merged", ticket=target, rendered=rendered, to=[rcpt], reply_to_for=rcpt,
-                 in_reply_to=last_in, references=refs or None, automatic="auto-generated")
+    outbox.reply_to_customer(app, session, target, "merged", rendered, to=rcpt, automatic="auto-generated",
+                             in_reply_to=last_in, references=refs or None)
 
 
 # ------------------------------------------------------------------------------- split

@@ -138,12 +138,8 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
         )
         # A note's notification answers to the note's own address: a colleague's reply to
         # it is another note (gateway.handlers.engineer), never an answer relayed to the customer.
-        is_note = template == "note"
-        mails.append(outbox.queue(app, session, kind="notification" if template == "notification" else template,
-                     ticket=ticket, rendered=rendered, to=[rcpt], reply_to_for=rcpt, reply_note=is_note,
-                     reply_name=app.templates.line(template, ticket.language, "reply_name", ticket=ticket)
-                     if is_note else "",
-                     stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS))
+        mails += outbox.mail_engineer(app, session, ticket, template, rendered, to=rcpt, note=template == "note",
+                                      stored_attachments=forwarded or None, extra_headers=AUTOMATIC_HEADERS)
     # which mail was about which message: a reply "#split" to one names its message (gateway.desk.merge_split)
     record_event(session, ticket, "notified", app.now(), f"{event}: notified {', '.join(people)}",
                  event=event, to=people, mails=mails, about=message.message_id if message is not None else "")

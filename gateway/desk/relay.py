@@ -71,10 +71,9 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
         if app.config.workflow.relay_to_cc else []
     files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
     in_reply_to, refs = customer_thread(app, session, ticket)
-    mid = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],
-                       cc=cc or None, from_name=from_name, reply_to_for=ticket.requester_email,
-                       in_reply_to=in_reply_to or (refs[-1] if refs else None), references=refs,
-                       attachments=files or None, source_spool_id=spool_id, not_before=send_at)
+    mid = outbox.reply_to_customer(app, session, ticket, "relay", rendered, cc=cc, from_name=from_name,
+                                   in_reply_to=in_reply_to or (refs[-1] if refs else None), references=refs,
+                                   attachments=files or None, source_spool_id=spool_id, not_before=send_at)
     now = app.now()
     msg = Message(ticket_id=ticket.id, spool_id=spool_id, direction="out", kind="engineer",
                   message_id=mid, sender_email=engineer, sender_name=from_name,

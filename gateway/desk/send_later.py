@@ -80,8 +80,8 @@ def cancel(app, session, ticket: Ticket) -> int:
                      message_id=row.message_id, author=ev.actor)
         rendered = app.templates.render("send_later_cancelled", ticket.language, ticket=ticket, own_text=text,
                                         due=_local(app, ev.data.get("at", "")))
-        outbox.queue(app, session, kind="send_later_cancelled", ticket=ticket, rendered=rendered, to=[ev.actor],
-                     reply_to_for=ev.actor, extra_headers=notify.AUTOMATIC_HEADERS)
+        outbox.mail_engineer(app, session, ticket, "send_later_cancelled", rendered, to=ev.actor,
+                             extra_headers=notify.AUTOMATIC_HEADERS)
     return len(rows)
 
 

@@ -52,7 +52,5 @@ def tell_unverified(app, session, ticket: Ticket, engineer: str, *, original: st
         return
     rendered = app.templates.render("command_unverified", ticket.language, ticket=ticket, original=original,
                                     commands=commands, new_ticket=new_ticket, note=note)
-    outbox.queue(app, session, kind="command_unverified", ticket=ticket, rendered=rendered, to=[engineer],
-                 reply_to_for=engineer, reply_note=note,
-                 reply_name=app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else "",
-                 in_reply_to=in_reply_to, automatic="auto-generated")
+    outbox.mail_engineer(app, session, ticket, "command_unverified", rendered, to=engineer, note=note,
+                         in_reply_to=in_reply_to, automatic="auto-generated")

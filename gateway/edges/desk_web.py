@@ -128,4 +128,4 @@ def _mail_link(app, request: Request, address: str, lang: str) -> None:
     with app.db.write_lock(), app.db.session() as s:
         rendered = app.templates.render("desk_signin", lang, link=link, minutes=desk_auth.LINK_MINUTES,
                                         name=who.name or who.email, team_name=app.config.gateway.display_name)
-        outbox.queue(app, s, kind="desk_signin", ticket=None, rendered=rendered, to=[who.email])
+        outbox.mail_engineer(app, s, None, "desk_signin", rendered, to=who.email)

@@ -178,8 +178,8 @@ def tell_owner(app, session, row: OutboxRow, ticket: Ticket | None, *, template:
         template, ticket.language, ticket=ticket, mail_kind=row.kind, recipients=recipients, status=status,
         diagnostic=diagnostic, original_subject=row.subject, team_name=app.config.gateway.display_name,
     )
-    notice_id = outbox.queue(app, session, kind=template, ticket=ticket, rendered=rendered, to=[engineer],
-                          automatic="auto-generated", reply_to_for=engineer)
+    [notice_id] = outbox.mail_engineer(app, session, ticket, template, rendered, to=engineer,
+                                       automatic="auto-generated")
     record_event(session, ticket, template, app.now(), f"told {engineer} that the {row.kind} was not delivered",
                  outbox_id=row.id)
     return notice_id

@@ -297,8 +297,6 @@ def _answer_engineer(ib, ticket: Ticket | None, engineer: str, kind: str, render
     engineer only, threaded under their reply, with their signed Reply-To (on a ticket);
     `note`: the reply answered a note, so the answer to this one stays a note too."""
     e = ib.email
-    reply_name = ib.app.templates.line("note", ticket.language, "reply_name", ticket=ticket) if note else ""
-    outbox.queue(ib.app, ib.session, kind=kind, ticket=ticket, rendered=rendered, to=[engineer],
-                 reply_to_for=engineer, reply_note=note, reply_name=reply_name,
-                 in_reply_to=e.message_id, automatic=automatic,
-                 references=list(e.references) + [e.message_id], extra_headers=notify.AUTOMATIC_HEADERS)
+    outbox.mail_engineer(ib.app, ib.session, ticket, kind, rendered, to=engineer, note=note, automatic=automatic,
+                         in_reply_to=e.message_id, references=list(e.references) + [e.message_id],
+                         extra_headers=notify.AUTOMATIC_HEADERS)

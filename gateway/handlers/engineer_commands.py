@@ -161,5 +161,5 @@ def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: 
 def _tell_refused(app, session, ticket: Ticket, *, actor: str, command: str, why: str) -> None:
     """A workflow command the rules refused (already at tier 2, nobody to hand over to): say so."""
     rendered = app.templates.render("command_refused", ticket.language, ticket=ticket, command=command, why=why)
-    outbox.queue(app, session, kind="command_refused", ticket=ticket, rendered=rendered, to=[actor],
-                 reply_to_for=actor, extra_headers=notify.AUTOMATIC_HEADERS)
+    outbox.mail_engineer(app, session, ticket, "command_refused", rendered, to=actor,
+                         extra_headers=notify.AUTOMATIC_HEADERS)

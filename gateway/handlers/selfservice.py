@@ -45,9 +45,8 @@ def handle(ib) -> str | None:
         "status_list", choose_language(app, e), customer_name=e.sender.name,
         tickets=[_row(app, t) for t in tickets], team_name=app.config.gateway.display_name,
     )
-    outbox.queue(app, s, kind="status_list", ticket=None, rendered=rendered, to=[sender], automatic="auto-replied",
-                 in_reply_to=e.message_id, references=list(e.references) + [e.message_id],
-                 source_spool_id=ib.entry.id)
+    outbox.answer_sender(app, s, "status_list", rendered, to=sender, in_reply_to=e.message_id,
+                         references=list(e.references) + [e.message_id], source_spool_id=ib.entry.id)
     return "status_list"
 
 

@@ -33,8 +33,8 @@ def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
     if may_send_automatic(ib.app, ib.session, rcpt, "rejection", answering=ib.email):
         lang = ib.email.language
         rendered = ib.app.templates.render("stranger_rejected", lang, team_name=ib.app.config.gateway.display_name)
-        outbox.queue(ib.app, ib.session, kind="rejection", ticket=None, rendered=rendered, to=[rcpt],
-                     automatic="auto-replied", in_reply_to=ib.email.message_id, references=[ib.email.message_id])
+        outbox.answer_sender(ib.app, ib.session, "rejection", rendered, to=rcpt, in_reply_to=ib.email.message_id,
+                             references=[ib.email.message_id])
     return "rejected"
 
 

@@ -50,9 +50,8 @@ def handle(ib) -> str | None:
         rendered = app.templates.render("survey_thanks", ticket.language, ticket=ticket, score=answer.score,
                                         customer_name=e.sender.name, reopened=reopened,
                                         team_name=app.config.gateway.display_name)
-        outbox.queue(app, ib.session, kind="survey_thanks", ticket=ticket, rendered=rendered, to=[e.sender.email],
-                     automatic="auto-replied", reply_to_for=e.sender.email, in_reply_to=e.message_id,
-                     source_spool_id=ib.entry.id)
+        outbox.reply_to_customer(app, ib.session, ticket, "survey_thanks", rendered, to=e.sender.email,
+                                 automatic="auto-replied", in_reply_to=e.message_id, source_spool_id=ib.entry.id)
     return "survey"
 
 
@@ -130,7 +129,6 @@ def alert_low_score(app, s, ticket: Ticket, *, score: int, comment: str, custome
                                     comment=comment, customer=customer, owner=ticket.owner, engineers=engineers,
                                     solution=solution)
     # owner and manager each get their own copy and reply address: either may answer with commands
-    outbox.queue_copies(app, s, kind="low_score_alert", ticket=ticket, rendered=rendered, to=to, cc=cc,
-                        automatic="auto-generated")
+    outbox.mail_engineer(app, s, ticket, "low_score_alert", rendered, to=to, cc=cc, automatic="auto-generated")
     record_event(s, ticket, "low_score_alert", app.now(), f"owner {', '.join(to)}, manager {', '.join(cc) or '-'}",
                  score=score, to=to, cc=cc)

@@ -57,8 +57,8 @@ def _mail(app, s, ticket: Ticket, kind: str, **context) -> bool:
         return False
     rendered = app.templates.render(kind, ticket.language, ticket=ticket, customer_name=ticket.requester_name,
                                     team_name=app.config.gateway.display_name, **context)
-    outbox.queue(app, s, kind=kind, ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
-                 automatic="auto-generated", reply_to_for=rcpt)
+    outbox.reply_to_customer(app, s, ticket, kind, rendered, cc=customer_ccs(app, s, ticket),
+                             automatic="auto-generated")
     return True
 
 

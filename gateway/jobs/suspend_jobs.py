@@ -85,8 +85,7 @@ def alert_if_growing(app) -> bool:
         rendered = app.templates.render(
             "suspended_alert", app.config.report.language, total=total, limit=limit,
             by_reason=sorted(by_reason.items(), key=lambda kv: -kv[1]), team_name=app.config.gateway.display_name)
-        outbox.queue(app, s, kind="suspended_alert", ticket=None, rendered=rendered, to=to,
-                     automatic="auto-generated")
+        outbox.alert_managers(app, s, "suspended_alert", rendered, to=to)
     log.warning("suspended area: %d mails in the last hour (alert above %d); told %s", total, limit, ", ".join(to))
     return True
 

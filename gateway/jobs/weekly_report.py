@@ -152,7 +152,6 @@ def send_weekly_report(app, *, start_day: date | None = None, end_day: date | No
             return False  # another gateway (or an earlier run) sent this week's report
         report = build(app, s, start_day, end_day)
         rendered = render(app, report)
-        outbox.queue(app, s, kind="weekly_report", ticket=None, rendered=rendered, to=to,
-                     automatic="auto-generated",
-                     attachments=report_charts.png_charts(app, s, build, end_day=end_day))  # the desk's charts
+        outbox.alert_managers(app, s, "weekly_report", rendered, to=to,
+                              attachments=report_charts.png_charts(app, s, build, end_day=end_day))  # the desk's charts
     return True

@@ -41,8 +41,7 @@ def alert(app, account: str, message: str, *, permanent: bool) -> bool:
             what="the outbound relay" if account == "outbound" else f"mailbox {account}",
             team_name=app.config.gateway.display_name)
         with app.db.write_lock(), app.db.session() as s:
-            outbox.queue(app, s, kind="oauth_failed", ticket=None, rendered=rendered, to=to,
-                         automatic="auto-generated")
+            outbox.alert_managers(app, s, "oauth_failed", rendered, to=to)
         store.update(account, alerted_at=time.time())
     log.error("%s; the administrators (%s) were told by mail", message, ", ".join(to))
     return True
