@@ -45,7 +45,7 @@ def may_send_automatic(app, session: Session, rcpt: str) -> bool:
     return automatic_sent_recently(session, rcpt, app.now() - timedelta(hours=1)) < limit
 
 
-def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list[str]:
+def ticket_references(session: Session, ticket: Ticket, limit: int = MAX_REFERENCES) -> list[str]:
     """The thread's Message-IDs, oldest first: the References chain for a new mail on it.
 
     Computed once per ticket per transaction: the notifications of one event all
@@ -59,10 +59,14 @@ def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list
 
 
 def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str]:
-    rows = session.execute(_THREAD_IDS, {"ticket_id": ticket.id}).scalars().all()
-    if len(rows) > limit:
-        rows = rows[:1] + rows[-(limit - 1):]  # keep the root, as RFC 5322 suggests
-    return list(rows)
+    return trim_references(session.execute(_THREAD_IDS, {"ticket_id": ticket.id}).scalars().all(), limit)
+
+
+def trim_references(ids: list[str], limit: int = MAX_REFERENCES) -> list[str]:
+    """At most `limit` Message-IDs for a References header: the root and the newest
+    (RFC 5322 §3.6.4 suggests keeping the first)."""
+    ids = list(ids)
+    return ids[:1] + ids[-(limit - 1):] if len(ids) > limit else ids
 
 
 def customer_thread(app, session: Session, ticket: Ticket) -> tuple[str | None, list[str]]:
@@ -85,10 +89,7 @@ def customer_thread(app, session: Session, ticket: Ticket) -> tuple[str | None, 
         if row.rcpt and row.status != "cancelled" and not app.is_ours(row.rcpt, engineers):
             seen.append((row.created_at, 1, row.id, row.message_id))
     seen.sort()
-    refs = list(dict.fromkeys(mid for *_, mid in seen))
-    if len(refs) > MAX_REFERENCES:
-        refs = refs[:1] + refs[-(MAX_REFERENCES - 1):]  # keep the root (RFC 5322 §3.6.4)
-    return last_in, refs
+    return last_in, trim_references(dict.fromkeys(mid for *_, mid in seen))
 
 
 def queue(

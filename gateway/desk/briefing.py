@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from gateway import outbox
+from gateway.desk import notify
 from gateway.clock import fmt_due
 from storage.models import Event, Message, Ticket
 
@@ -50,8 +51,8 @@ def engineer(app, email: str):
 
 
 def name_of(app, email: str) -> str:
-    e = engineer(app, email)
-    return (e.name or e.email) if e is not None else email
+    """The engineer's name, else the address itself (for a sentence that must name someone)."""
+    return notify.engineer_name(app, email) or email
 
 
 def history(session, ticket: Ticket, *, since=None, limit: int | None = None) -> list[dict]:

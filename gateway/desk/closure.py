@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from gateway.desk import handover, kb, ticket_ops
 from gateway import outbox
-from storage.models import Message, Participant, Ticket
+from storage.models import Message, Ticket
+from storage.queries import participants
 
 SURVEY_PURPOSE = "survey"
 SCORES = (5, 4, 3, 2, 1)
@@ -57,8 +58,7 @@ def customer_ccs(app, s, ticket: Ticket) -> list[str]:
     """The customer's own CCs stay informed of the outcome (never watchers: they are internal)."""
     if not app.config.workflow.relay_to_cc:
         return []
-    rows = s.execute(select(Participant.email).where(
-        Participant.ticket_id == ticket.id, Participant.role == "cc", Participant.active.is_(True))).scalars()
+    rows = participants.active_ccs(s, ticket.id)
     # Filtered again on the way out: rows written before engineers were kept off the list
     # (or an engineer added to the rules file since) must not put staff in a customer's Cc.
     engineers = app.engineer_addresses()

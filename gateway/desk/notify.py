@@ -16,24 +16,25 @@ customer.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from gateway.desk import enclosed
 from gateway import outbox
 from gateway.clock import fmt_due
 from gateway.desk.unverified import log_ignored_on_new_ticket
 from parsers.message import NESTED_NAME
-from storage.models import AttachmentRow, Message, Participant, Ticket
+from storage.models import AttachmentRow, Message, Ticket
+from storage.queries import participants
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
 AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
 
 def engineer_name(app, address: str) -> str:
-    for eng in app.rules.current.engineers.values():
-        if eng.email.lower() == address.lower():
-            return eng.name
-    return ""
+    """The rules file's name for the engineer at `address`; "" for anyone else (or a nameless
+    engineer). The one engineer-name lookup: briefing, relay, self-service and the desk ask it."""
+    eng = app.rules.current.engineer_by_email(address) if address else None
+    return eng.name if eng is not None else ""
 
 
 def team_engineers(app, team: str) -> list[str]:
@@ -46,16 +47,8 @@ def colleague(app, ticket: Ticket, rcpt: str) -> str:
     return others[0] if others else "<email>"
 
 
-# Participant rows are appended (storage.rows), written before this query reads them:
-# no need to flush the ORM objects of the transaction first. Built once: it runs for
-# every notification, and building costs SQLAlchemy more than running it.
-_WATCHERS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"),
-                                             Participant.role == "watcher", Participant.active.is_(True))
-             .order_by(Participant.id).execution_options(autoflush=False))
-
-
 def watchers(session, ticket: Ticket) -> list[str]:
-    return list(session.execute(_WATCHERS, {"ticket_id": ticket.id}).scalars())
+    return participants.watchers(session, ticket.id)
 
 
 def recipients(app, session, ticket: Ticket, *, exclude: tuple[str, ...] = ()) -> list[str]:

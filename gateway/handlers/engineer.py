@@ -37,6 +37,7 @@ from gateway.desk.threads import Match
 from gateway.desk.unverified import has_command_lines, log_ignored, tell_unverified
 from parsers.commands import parse_commands
 from storage.models import Message, OutboxRow, SpoolEntry, ThreadId, Ticket
+from storage.queries import messages
 from storage.rows import append
 
 NAME = "engineer"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
@@ -226,11 +227,8 @@ def answers_a_note(session, email) -> bool:
 
 
 def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
-    e = ib.email
-    msg = Message(ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
-                  sender_email=e.sender.email, sender_name=e.sender.name, to=[a.email for a in e.to],
-                  cc=[a.email for a in e.cc], subject=e.subject, text=text, reply_text=text, html="",
-                  automatic=e.automatic, internal=True, created_at=ib.now)
+    msg = messages.received(ib.email, ticket_id=ticket.id, spool_id=ib.entry.id, kind=kind, created_at=ib.now,
+                            internal=True, text=text, reply_text=text, html="")
     ib.session.add(msg)
     ib.session.flush()
     return msg

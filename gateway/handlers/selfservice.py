@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from gateway import outbox
 from gateway.clock import fmt_due
+from gateway.desk import notify
 from gateway.desk.inbound import choose_language
 from parsers.status_request import is_status_request
 from storage.models import Ticket
@@ -58,7 +59,6 @@ def open_tickets(s, requester: str) -> list[Ticket]:
 def _row(app, t: Ticket) -> dict:
     # The engineer's name only: personal addresses stay inside (DOMAIN.md §9).
     owner = t.owner or t.handler
-    eng = app.rules.current.engineer_by_email(owner) if owner else None
     return {"ref": t.ref, "subject": t.subject, "status": t.status, "priority": t.priority,
-            "owner": eng.name if eng else "", "created": fmt_due(app, t.created_at),
+            "owner": notify.engineer_name(app, owner), "created": fmt_due(app, t.created_at),
             "updated": fmt_due(app, t.updated_at)}
