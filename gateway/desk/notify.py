@@ -16,7 +16,6 @@ customer.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 
 from gateway.desk import enclosed
 from gateway import outbox
@@ -24,7 +23,7 @@ from gateway.clock import fmt_due
 from gateway.desk.unverified import log_ignored_on_new_ticket
 from parsers.message import NESTED_NAME
 from storage.models import AttachmentRow, Message, Ticket
-from storage.queries import participants
+from storage.queries import messages, participants
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
 AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
@@ -79,10 +78,9 @@ def _attachments(app, session, message: Message | None):
     if message.id is None:  # stored in this transaction, not flushed yet: its rows are all in memory
         rows = list(message.attachments)
     else:
-        stmt = select(AttachmentRow).where(AttachmentRow.message_id == message.id).order_by(AttachmentRow.id)
-        if not any(isinstance(o, AttachmentRow) for o in session.new):
-            stmt = stmt.execution_options(autoflush=False)  # nothing to flush that this could read
-        rows = session.execute(stmt).scalars()
+        # no autoflush when nothing is pending that this could read
+        rows = messages.attachment_rows(session, message.id,
+                                        autoflush=any(isinstance(o, AttachmentRow) for o in session.new))
     for row in rows:
         # a message nested past the parser's limit is kept on the ticket, never forwarded: no
         # engineer's mail client should have to take the MIME bomb apart
@@ -166,10 +164,7 @@ def on_customer_message(app, session, ticket, message, *, new_topic: str = "", e
 
 
 def latest_customer_message(session, ticket: Ticket) -> Message | None:
-    return session.execute(
-        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                              Message.internal.is_(False)).order_by(Message.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    return messages.newest_public_incoming(session, ticket.id)
 
 
 def on_assigned(app, session, ticket, *, engineer: str, actor: str) -> None:

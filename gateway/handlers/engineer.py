@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import bindparam, select
 
 from gateway.desk import collisions, notify, send_later, ticket_ops
 from gateway.handlers import engineer_commands
@@ -36,8 +35,8 @@ from gateway.desk.inbound import choose_language
 from gateway.desk.threads import Match
 from gateway.desk.unverified import has_command_lines, log_ignored, tell_unverified
 from parsers.commands import parse_commands
-from storage.models import Message, OutboxRow, SpoolEntry, ThreadId, Ticket
-from storage.queries import messages
+from storage.models import Message, SpoolEntry, ThreadId, Ticket
+from storage.queries import messages, outbox as outbox_rows, threads
 from storage.rows import append
 
 NAME = "engineer"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
@@ -130,8 +129,7 @@ def refuse_unverified(ib, ticket: Ticket, engineer: str, *, commands: bool) -> s
 
 
 def _seen(session, ticket: Ticket, message_id: str) -> bool:
-    return session.execute(select(ThreadId.id).where(ThreadId.ticket_id == ticket.id,
-                                                     ThreadId.message_id == message_id)).first() is not None
+    return threads.known(session, message_id, ticket_id=ticket.id)
 
 
 def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False) -> str:
@@ -211,11 +209,6 @@ def _release_held(ib, ticket: Ticket, engineer: str, *, send: bool) -> str:
     return handle_authorised(again, ticket, engineer, replay=True)
 
 
-# Built once: asked for every authorised engineer reply.
-_NOTE_MAILS = (select(OutboxRow.id).where(OutboxRow.message_id.in_(bindparam("ids", expanding=True)),
-                                          OutboxRow.kind == "note").limit(1))
-
-
 def answers_a_note(session, email) -> bool:
     """The mail answers one of our internal-note notifications (its In-Reply-To is one).
 
@@ -223,7 +216,7 @@ def answers_a_note(session, email) -> bool:
     us another way (trust_dmarc and the plain support address, a client that dropped
     the Reply-To)."""
     ids = [i for i in email.in_reply_to if i]
-    return bool(ids) and session.execute(_NOTE_MAILS, {"ids": ids}).first() is not None
+    return bool(ids) and outbox_rows.any_note_mail(session, ids)
 
 
 def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:

@@ -12,7 +12,6 @@ rate limit applies.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 
 from gateway import outbox
 from gateway.clock import fmt_due
@@ -20,6 +19,7 @@ from gateway.desk import notify
 from gateway.desk.inbound import choose_language
 from parsers.status_request import is_status_request
 from storage.models import Ticket
+from storage.queries import tickets
 
 NAME = "selfservice"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -52,8 +52,7 @@ def handle(ib) -> str | None:
 
 
 def open_tickets(s, requester: str) -> list[Ticket]:
-    return list(s.execute(select(Ticket).where(Ticket.requester_email == requester.lower(),
-                                               Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id)).scalars())
+    return tickets.open_of(s, requester, OPEN_STATUSES)
 
 
 def _row(app, t: Ticket) -> dict:

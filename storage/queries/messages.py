@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage.models import Message
+from sqlalchemy import bindparam, func, select
+
+from storage.models import AttachmentRow, Message
 
 
 def received(email, *, ticket_id: int, spool_id: int | None, kind: str, created_at: datetime,
@@ -23,3 +25,119 @@ def received(email, *, ticket_id: int, spool_id: int | None, kind: str, created_
         html=email.html if html is None else html, automatic=email.automatic, internal=internal,
         created_at=created_at,
     )
+
+
+def _first(session, stmt) -> Message | None:
+    return session.execute(stmt.order_by(Message.id).limit(1)).scalar_one_or_none()
+
+
+def _newest(session, stmt) -> Message | None:
+    return session.execute(stmt.order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _incoming(ticket_id: int):
+    return select(Message).where(Message.ticket_id == ticket_id, Message.direction == "in")
+
+
+def on_ticket(session, ticket_id: int, *, since=None) -> list[Message]:
+    """The ticket's messages, oldest first (internal notes included); `since`: written then or later."""
+    stmt = select(Message).where(Message.ticket_id == ticket_id)
+    if since is not None:
+        stmt = stmt.where(Message.created_at >= since)
+    return list(session.execute(stmt.order_by(Message.id)).scalars())
+
+
+def first_incoming(session, ticket_id: int) -> Message | None:
+    """The mail that opened the ticket (whoever sent it)."""
+    return _first(session, _incoming(ticket_id))
+
+
+def first_from_customer(session, ticket_id: int) -> Message | None:
+    return _first(session, _incoming(ticket_id).where(Message.kind == "customer"))
+
+
+def first_public_incoming_id(session, ticket_id: int) -> int | None:
+    """The id of the ticket's first incoming mail that is not an internal note."""
+    return session.execute(select(Message.id).where(Message.ticket_id == ticket_id, Message.direction == "in",
+                                                    Message.internal.is_(False))
+                           .order_by(Message.id).limit(1)).scalar_one_or_none()
+
+
+def newest_public_incoming(session, ticket_id: int) -> Message | None:
+    return _newest(session, _incoming(ticket_id).where(Message.internal.is_(False)))
+
+
+def newest_incoming_with_id(session, ticket_id: int, message_id: str) -> Message | None:
+    return _newest(session, _incoming(ticket_id).where(Message.message_id == message_id))
+
+
+def _answers(ticket_id: int):
+    """An engineer's answers to the customer on the ticket (not notes)."""
+    return select(Message).where(Message.ticket_id == ticket_id, Message.direction == "out",
+                                 Message.kind == "engineer", Message.internal.is_(False))
+
+
+def newest_answer(session, ticket_id: int, *, after_id: int = 0) -> Message | None:
+    """The newest engineer's answer to the customer with an id above `after_id`."""
+    return _newest(session, _answers(ticket_id).where(Message.id > after_id))
+
+
+def newest_answer_by_other(session, ticket_id: int, engineer: str, since) -> Message | None:
+    """The newest answer to the customer since `since` by an engineer other than `engineer`."""
+    return _newest(session, _answers(ticket_id).where(Message.sender_email != engineer, Message.created_at >= since))
+
+
+def by_message_id(session, ticket_id: int, message_id: str) -> Message | None:
+    return session.execute(select(Message).where(Message.ticket_id == ticket_id,
+                                                 Message.message_id == message_id)).scalar_one_or_none()
+
+
+def written_at(session, ticket_id: int, message_ids: list[str]) -> list[datetime]:
+    """When the ticket's messages with these Message-IDs were stored."""
+    return list(session.execute(select(Message.created_at).where(Message.ticket_id == ticket_id,
+                                                                 Message.message_id.in_(message_ids))).scalars())
+
+
+def recent_public_texts(session, ticket_id: int, limit: int) -> list[str]:
+    """The reply text of the ticket's newest `limit` messages a person wrote in the open."""
+    return list(session.execute(
+        select(Message.reply_text).where(Message.ticket_id == ticket_id, Message.internal.is_(False),
+                                         Message.automatic.is_(False))
+        .order_by(Message.id.desc()).limit(limit)).scalars())
+
+
+def newest_id(session, ticket_id: int) -> int | None:
+    return session.execute(select(func.max(Message.id)).where(Message.ticket_id == ticket_id)).scalar()
+
+
+def ticket_of_spool(session, spool_id: int) -> int | None:
+    """The ticket a spooled mail was stored on."""
+    return session.execute(select(Message.ticket_id).where(Message.spool_id == spool_id).limit(1)).scalar()
+
+
+def recent_from(session, sender: str, since, limit: int) -> list[tuple[str, str]]:
+    """(subject, text) of the newest `limit` mails from `sender` stored since `since`."""
+    return list(session.execute(
+        select(Message.subject, Message.text).where(
+            Message.sender_email == sender, Message.direction == "in", Message.created_at >= since)
+        .order_by(Message.id.desc()).limit(limit)).all())
+
+
+# built once: asked before every automatic answer
+_COUNT_FROM = (select(func.count(Message.id))
+               .where(Message.sender_email == bindparam("sender"), Message.direction == "in",
+                      Message.created_at >= bindparam("since"))
+               .execution_options(autoflush=False))
+
+
+def count_from(session, sender: str, since) -> int:
+    """How many mails from `sender` were stored since `since` (written rows only: no autoflush)."""
+    return session.execute(_COUNT_FROM, {"sender": sender, "since": since}).scalar_one()
+
+
+def attachment_rows(session, message_id: int, *, autoflush: bool = True) -> list[AttachmentRow]:
+    """The message's attachments, in the order stored."""
+    stmt = select(AttachmentRow).where(AttachmentRow.message_id == message_id).order_by(AttachmentRow.id)
+    if not autoflush:
+        stmt = stmt.execution_options(autoflush=False)
+    return list(session.execute(stmt).scalars())

@@ -33,3 +33,27 @@ def watchers(session, ticket_id: int) -> list[str]:
     """The ticket's active watchers (staff), in the order they joined."""
     return list(session.execute(_ACTIVE, {"ticket_id": ticket_id, "role": "watcher"},
                                 execution_options=_NO_AUTOFLUSH).scalars())
+
+
+# Built once: every message is threaded, and building a statement costs SQLAlchemy
+# more than running it.
+_ROLES = select(Participant.role).where(Participant.ticket_id == bindparam("ticket_id"),
+                                        Participant.email == bindparam("email"), Participant.active.is_(True))
+_PEOPLE = select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"))
+
+
+def active_roles(session, ticket_id: int, email: str) -> set[str]:
+    """The roles `email` holds on the ticket now (requester, cc, watcher)."""
+    return set(session.execute(_ROLES, {"ticket_id": ticket_id, "email": email}).scalars())
+
+
+def addresses(session, ticket_id: int) -> list[str]:
+    """Everyone who is or was a participant of the ticket."""
+    return list(session.execute(_PEOPLE, {"ticket_id": ticket_id}).scalars())
+
+
+def of_ticket(session, ticket_id: int, *, active_only: bool = False) -> list[Participant]:
+    stmt = select(Participant).where(Participant.ticket_id == ticket_id)
+    if active_only:
+        stmt = stmt.where(Participant.active.is_(True))
+    return list(session.execute(stmt).scalars())
