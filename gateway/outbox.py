@@ -13,12 +13,12 @@ import logging
 from datetime import timedelta
 from email.utils import formataddr
 
-from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
-from storage.models import Event, Message, OutboxRow, ThreadId, Ticket
+from storage.models import Event, OutboxRow, ThreadId, Ticket
+from storage.queries import messages, outbox as outbox_rows, threads
 from storage.rows import append
 from templates import Rendered
 
@@ -26,18 +26,8 @@ log = logging.getLogger("supportgw.outbox")
 MAX_REFERENCES = 20
 
 
-# Built once (asked for every automatic mail and every notification); rows queued in
-# this transaction are written before either reads the table (storage.rows).
-_AUTOMATIC_SENT = (select(func.count(OutboxRow.id))
-                   .where(OutboxRow.rcpt == bindparam("rcpt"), OutboxRow.automatic.is_(True),
-                          OutboxRow.created_at >= bindparam("since"))
-                   .execution_options(autoflush=False))
-_THREAD_IDS = (select(ThreadId.message_id).where(ThreadId.ticket_id == bindparam("ticket_id"))
-               .order_by(ThreadId.id).execution_options(autoflush=False))
-
-
 def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
-    return session.execute(_AUTOMATIC_SENT, {"rcpt": rcpt.lower(), "since": since}).scalar_one()
+    return outbox_rows.automatic_sent_to(session, rcpt.lower(), since)
 
 
 def may_send_automatic(app, session: Session, rcpt: str) -> bool:
@@ -59,7 +49,7 @@ def ticket_references(session: Session, ticket: Ticket, limit: int = MAX_REFEREN
 
 
 def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str]:
-    return trim_references(session.execute(_THREAD_IDS, {"ticket_id": ticket.id}).scalars().all(), limit)
+    return trim_references(threads.message_ids_of(session, ticket.id), limit)
 
 
 def trim_references(ids: list[str], limit: int = MAX_REFERENCES) -> list[str]:
@@ -78,14 +68,12 @@ def customer_thread(app, session: Session, ticket: Ticket) -> tuple[str | None, 
     engineers = app.engineer_addresses()
     seen: list[tuple] = []
     last_in = None
-    for m in session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                                   Message.internal.is_(False)).order_by(Message.id)).scalars():
+    for m in messages.public_incoming(session, ticket.id):
         if not m.message_id or m.automatic or app.is_ours(m.sender_email, engineers):
             continue
         seen.append((m.created_at, 0, m.id, m.message_id))
         last_in = m.message_id
-    for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
-                               .order_by(OutboxRow.id)).scalars():
+    for row in outbox_rows.of_ticket(session, ticket.id):
         if row.rcpt and row.status != "cancelled" and not app.is_ours(row.rcpt, engineers):
             seen.append((row.created_at, 1, row.id, row.message_id))
     seen.sort()

@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 
 from gateway.desk import briefing, holding
-from storage.models import Event, Ticket
+from storage.models import Ticket
+from storage.queries import events as ticket_events
 from gateway.jobs import weekly_report
 from gateway.jobs.report_charts import _pct, weekly_series
 
@@ -67,7 +68,7 @@ def ticket_page(app, s, person, ref: str) -> dict | None:
     t = s.execute(select(Ticket).where(Ticket.ref == ref)).scalar_one_or_none()
     if t is None or not visible(person, t):
         return None  # the same answer for "no such ticket" and "not yours": refs are guessable
-    events = list(s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars())
+    events = ticket_events.of_ticket(s, t.id)
     chain = [{"since": h.since, "until": h.until, "handler": briefing.name_of(app, h.handler) if h.handler else "—",
               "step": h.label, "why": h.why, "by": h.by} for h in holding.holds(s, t)]
     return {"t": t, "messages": briefing.history(s, t), "chain": chain, "events": events,

@@ -47,6 +47,12 @@ def on_ticket(session, ticket_id: int, *, since=None) -> list[Message]:
     return list(session.execute(stmt.order_by(Message.id)).scalars())
 
 
+def public_incoming(session, ticket_id: int) -> list[Message]:
+    """The ticket's incoming mail that is not an internal note, oldest first."""
+    return list(session.execute(_incoming(ticket_id).where(Message.internal.is_(False))
+                                .order_by(Message.id)).scalars())
+
+
 def first_incoming(session, ticket_id: int) -> Message | None:
     """The mail that opened the ticket (whoever sent it)."""
     return _first(session, _incoming(ticket_id))
@@ -141,3 +147,26 @@ def attachment_rows(session, message_id: int, *, autoflush: bool = True) -> list
     if not autoflush:
         stmt = stmt.execution_options(autoflush=False)
     return list(session.execute(stmt).scalars())
+
+
+def senders_of(session, message_ids) -> set[tuple[str, str]]:
+    """(Message-ID, sender) of the stored mails with these Message-IDs."""
+    return set(session.execute(select(Message.message_id, Message.sender_email)
+                               .where(Message.message_id.in_(message_ids))).all())
+
+
+def count_on(session, ticket_id: int) -> int:
+    return session.execute(select(func.count(Message.id)).where(Message.ticket_id == ticket_id)).scalar_one()
+
+
+def attachments_on_ticket(session, ticket_id: int) -> list[tuple[AttachmentRow, Message]]:
+    """(attachment, its message) for every attachment on the ticket, in the order stored."""
+    return list(session.execute(select(AttachmentRow, Message).join(Message, AttachmentRow.message_id == Message.id)
+                                .where(Message.ticket_id == ticket_id).order_by(Message.id, AttachmentRow.id)).all())
+
+
+def first_written_by(session, ticket_id: int, sender: str, since) -> datetime | None:
+    """When `sender` first wrote on the ticket (reply or note, not automatic mail) since `since`."""
+    return session.execute(select(Message.created_at).where(
+        Message.ticket_id == ticket_id, Message.sender_email == sender, Message.created_at >= since,
+        Message.automatic.is_(False)).order_by(Message.id).limit(1)).scalar()

@@ -47,3 +47,11 @@ def waiting(session, ticket_id: int, message_ids: list[str], now) -> list[Outbox
     return list(session.execute(select(OutboxRow).where(
         OutboxRow.ticket_id == ticket_id, OutboxRow.message_id.in_(list(message_ids)),
         OutboxRow.status == "pending", OutboxRow.next_attempt_at > now)).scalars().all())
+
+
+def newest(session, limit: int, *, status: str | None = None) -> list[OutboxRow]:
+    """The `limit` newest outbox rows (in `status`, when given), newest first."""
+    stmt = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(OutboxRow.status == status)
+    return list(session.execute(stmt).scalars())

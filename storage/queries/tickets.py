@@ -16,3 +16,25 @@ def open_of(session, requester: str, statuses) -> list[Ticket]:
     """The requester's tickets in one of `statuses`, oldest first."""
     return list(session.execute(select(Ticket).where(Ticket.requester_email == requester.lower(),
                                                      Ticket.status.in_(statuses)).order_by(Ticket.id)).scalars())
+
+
+def newest(session, limit: int, *, status: str | None = None) -> list[Ticket]:
+    """The `limit` newest tickets (in `status`, when given), newest first."""
+    stmt = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Ticket.status == status)
+    return list(session.execute(stmt).scalars())
+
+
+def ids_in(session, statuses) -> list[int]:
+    """The ids of the tickets in one of `statuses`, oldest first."""
+    return list(session.execute(select(Ticket.id).where(Ticket.status.in_(statuses)).order_by(Ticket.id)).scalars())
+
+
+def in_status(session, status: str, *, lock: bool = False) -> list[Ticket]:
+    """The tickets in `status`, oldest first; `lock`: FOR UPDATE SKIP LOCKED (PostgreSQL),
+    so that two processes running the same job take different tickets."""
+    stmt = select(Ticket).where(Ticket.status == status).order_by(Ticket.id)
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.execute(stmt).scalars())
