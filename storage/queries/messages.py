@@ -170,3 +170,14 @@ def first_written_by(session, ticket_id: int, sender: str, since) -> datetime | 
     return session.execute(select(Message.created_at).where(
         Message.ticket_id == ticket_id, Message.sender_email == sender, Message.created_at >= since,
         Message.automatic.is_(False)).order_by(Message.id).limit(1)).scalar()
+
+
+def sent_by(session, address: str) -> list[Message]:
+    """Every mail `address` (lower case; stored in any case) sent, oldest first."""
+    return list(session.execute(select(Message).where(func.lower(Message.sender_email) == address)
+                                .order_by(Message.id)).scalars())
+
+
+def stored_spool_ids(session, spool_ids) -> set[int]:
+    """Which of these spooled mails were stored on a ticket."""
+    return {m.spool_id for m in session.execute(select(Message).where(Message.spool_id.in_(spool_ids))).scalars()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select
 
 from storage.models import OutboxRow
 
@@ -55,3 +55,10 @@ def newest(session, limit: int, *, status: str | None = None) -> list[OutboxRow]
     if status:
         stmt = stmt.where(OutboxRow.status == status)
     return list(session.execute(stmt).scalars())
+
+
+def on_tickets_or_to(session, ticket_ids, rcpt: str) -> list[OutboxRow]:
+    """Mail queued on these tickets, or to `rcpt` (lower case; stored in any case), in the order queued."""
+    return list(session.execute(select(OutboxRow).where(or_(OutboxRow.ticket_id.in_(ticket_ids) if ticket_ids else False,
+                                                            func.lower(OutboxRow.rcpt) == rcpt))
+                                .order_by(OutboxRow.id)).scalars())

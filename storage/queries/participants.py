@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from storage.models import Participant
 
@@ -57,3 +57,14 @@ def of_ticket(session, ticket_id: int, *, active_only: bool = False) -> list[Par
     if active_only:
         stmt = stmt.where(Participant.active.is_(True))
     return list(session.execute(stmt).scalars())
+
+
+def of_address(session, address: str) -> list[Participant]:
+    """Every participant row of `address` (lower case; stored in any case)."""
+    return list(session.execute(select(Participant).where(func.lower(Participant.email) == address)).scalars())
+
+
+def roles_of(session, ticket_id: int, email: str) -> set[str]:
+    """Every role `email` held on the ticket, active or not."""
+    return set(session.execute(select(Participant.role).where(Participant.ticket_id == ticket_id,
+                                                              Participant.email == email)).scalars())

@@ -69,3 +69,10 @@ def outcomes(session, ids) -> list[tuple[int, str, str, str | None]]:
                                 .outerjoin(Message, Message.spool_id == SpoolEntry.id)
                                 .outerjoin(Ticket, Ticket.id == func.coalesce(Message.ticket_id, SpoolEntry.ticket_id))
                                 .where(SpoolEntry.id.in_(ids)).order_by(SpoolEntry.id)).all())
+
+
+def unfiled_from(session, address: str) -> list[SpoolEntry]:
+    """Spooled mail from `address` (lower case; envelope sender in any case) on no ticket, oldest first."""
+    return list(session.execute(select(SpoolEntry).where(func.lower(SpoolEntry.envelope_from) == address,
+                                                         SpoolEntry.ticket_id.is_(None))
+                                .order_by(SpoolEntry.id)).scalars())

@@ -12,3 +12,7 @@ def newest_answer(session, ticket_id: int, since) -> SurveyResponse | None:
     return session.execute(select(SurveyResponse).where(
         SurveyResponse.ticket_id == ticket_id, SurveyResponse.at >= since).order_by(SurveyResponse.id.desc())
     ).scalars().first()
+
+
+def of_ticket(session, ticket_id: int) -> list[SurveyResponse]:
+    return list(session.execute(select(SurveyResponse).where(SurveyResponse.ticket_id == ticket_id)).scalars())

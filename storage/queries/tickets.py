@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage.models import Ticket
 
@@ -38,3 +38,28 @@ def in_status(session, status: str, *, lock: bool = False) -> list[Ticket]:
     if lock:
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.execute(stmt).scalars())
+
+
+def requested_by(session, address: str) -> list[Ticket]:
+    """The tickets `address` (lower case) opened, whatever the case it was stored in; oldest first."""
+    return list(session.execute(select(Ticket).where(func.lower(Ticket.requester_email) == address)
+                                .order_by(Ticket.id)).scalars())
+
+
+def with_ids(session, ids) -> list[Ticket]:
+    return list(session.execute(select(Ticket).where(Ticket.id.in_(ids)).order_by(Ticket.id)).scalars())
+
+
+def queue(session, statuses, visible=True) -> list[Ticket]:
+    """The desk's queue: tickets in `statuses` that the clause `visible` lets the reader see,
+    by team, priority and age."""
+    return list(session.execute(select(Ticket).where(Ticket.status.in_(statuses), visible)
+                                .order_by(Ticket.team, Ticket.priority, Ticket.created_at)).scalars())
+
+
+def queue_counts(session, statuses, visible=True) -> list[tuple[str, str, str, int]]:
+    """(team, priority, status, how many) over the same tickets as `queue`."""
+    return list(session.execute(select(Ticket.team, Ticket.priority, Ticket.status, func.count())
+                                .where(Ticket.status.in_(statuses), visible)
+                                .group_by(Ticket.team, Ticket.priority, Ticket.status)
+                                .order_by(Ticket.team, Ticket.priority, Ticket.status)).all())
