@@ -19,8 +19,6 @@ EXEMPT = ("gateway/pipeline/", "gateway/runtime/dispatch.py")
 NOT_MOVED_YET = {
     "gateway/desk/customer_erase.py": 10,
     "gateway/jobs/retention.py": 14,
-    "gateway/leases.py": 1,
-    "gateway/rules_sync.py": 3,
 }
 
 
