@@ -181,3 +181,18 @@ def sent_by(session, address: str) -> list[Message]:
 def stored_spool_ids(session, spool_ids) -> set[int]:
     """Which of these spooled mails were stored on a ticket."""
     return {m.spool_id for m in session.execute(select(Message).where(Message.spool_id.in_(spool_ids))).scalars()}
+
+
+def ids_on(session, ticket_ids) -> set[int]:
+    """The ids of every message on these tickets."""
+    return set(session.execute(select(Message.id).where(Message.ticket_id.in_(ticket_ids))).scalars())
+
+
+def with_ids(session, ids) -> list[Message]:
+    return list(session.execute(select(Message).where(Message.id.in_(ids))).scalars())
+
+
+def on_tickets_except(session, ticket_ids, except_ids) -> list[Message]:
+    """The messages on these tickets but those with ids in `except_ids`."""
+    return list(session.execute(select(Message).where(Message.ticket_id.in_(ticket_ids),
+                                                      Message.id.notin_(except_ids or {0}))).scalars())

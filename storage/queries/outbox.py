@@ -62,3 +62,7 @@ def on_tickets_or_to(session, ticket_ids, rcpt: str) -> list[OutboxRow]:
     return list(session.execute(select(OutboxRow).where(or_(OutboxRow.ticket_id.in_(ticket_ids) if ticket_ids else False,
                                                             func.lower(OutboxRow.rcpt) == rcpt))
                                 .order_by(OutboxRow.id)).scalars())
+
+
+def on_tickets(session, ticket_ids) -> list[OutboxRow]:
+    return list(session.execute(select(OutboxRow).where(OutboxRow.ticket_id.in_(ticket_ids))).scalars())

@@ -76,3 +76,8 @@ def unfiled_from(session, address: str) -> list[SpoolEntry]:
     return list(session.execute(select(SpoolEntry).where(func.lower(SpoolEntry.envelope_from) == address,
                                                          SpoolEntry.ticket_id.is_(None))
                                 .order_by(SpoolEntry.id)).scalars())
+
+
+def raw_kept(session, batch: int = 200):
+    """(id, raw bytes) of every spooled row that keeps its bytes in the database, read `batch` at a time."""
+    return session.execute(select(SpoolEntry.id, SpoolEntry.raw).where(SpoolEntry.raw.isnot(None))).yield_per(batch)
