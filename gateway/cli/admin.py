@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from gateway.desk import holding
 from gateway.cli import CommandError, open_app
 from storage.models import Message, OutboxRow, SpoolEntry, Ticket

@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-
 from gateway.cli import CommandError, open_app
 from storage.queries import messages, tickets
 

@@ -15,7 +15,6 @@ import re
 import sys
 from datetime import datetime, timedelta, timezone
 
-
 from gateway.cli import CommandError, open_app
 from gateway.handlers.suspend import REASONS, audit
 from storage.models import SpoolEntry

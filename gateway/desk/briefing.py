@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from gateway import outbox
 from gateway.desk import notify
 from gateway.clock import fmt_due

@@ -8,7 +8,6 @@ customer's non-score reply through the customer handler (which reopens).
 
 from __future__ import annotations
 
-
 from gateway.desk import handover, kb, ticket_ops
 from gateway import outbox
 from storage.models import Ticket

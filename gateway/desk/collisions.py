@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-
 from gateway.desk import notify
 from gateway import outbox
 from storage.models import Message, Ticket

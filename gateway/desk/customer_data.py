@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from storage.models import Message, OutboxRow, SpoolEntry, Ticket
 from storage.queries import messages, outbox as outbox_rows, participants, spool as spool_rows, tickets
 

@@ -25,7 +25,6 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-
 from gateway.desk.customer_data import find
 from gateway.outbox import message_bytes
 from storage.models import AuditEntry, SpoolEntry

@@ -10,7 +10,6 @@ REF` through gateway.cli.admin.
 
 from __future__ import annotations
 
-
 from gateway.desk import acknowledge
 from gateway import outbox
 from storage.models import Message, Ticket

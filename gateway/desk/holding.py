@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-
 from storage.models import Ticket
 from storage.queries import events
 

@@ -16,7 +16,6 @@ customer.
 
 from __future__ import annotations
 
-
 from gateway.desk import enclosed
 from gateway import outbox
 from gateway.clock import fmt_due

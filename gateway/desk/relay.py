@@ -12,7 +12,6 @@ Must not decide whether the engineer may write (gateway.handlers.engineer does).
 
 from __future__ import annotations
 
-
 from gateway import outbox
 from gateway.desk import ticket_ops
 from gateway.desk.notify import engineer_name
@@ -59,8 +58,8 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     rendered = app.templates_for(ticket).render("relay", ticket.language, **ctx)
     from_name = render_block(app, "relay", ticket.language, "from_name", templates=app.templates_for(ticket), **ctx)
     engineers = app.engineer_addresses()  # staff never go in a customer's Cc, whoever added them
-    cc = [a for a in participants.active_ccs(session, ticket.id) if a != ticket.requester_email and not app.is_ours(a, engineers)] \
-        if app.config.workflow.relay_to_cc else []
+    cc = [a for a in participants.active_ccs(session, ticket.id)
+          if a != ticket.requester_email and not app.is_ours(a, engineers)] if app.config.workflow.relay_to_cc else []
     files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
     in_reply_to, refs = customer_thread(app, session, ticket)
     mid = outbox.queue(app, session, kind="relay", ticket=ticket, rendered=rendered, to=[ticket.requester_email],

@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-
 from gateway.desk import notify
 from gateway import outbox
 from storage.models import Ticket

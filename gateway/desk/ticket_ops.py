@@ -5,7 +5,6 @@ Each records its event; none sends mail (callers queue what they owe).
 
 from __future__ import annotations
 
-
 from gateway import outbox
 from storage.models import Ticket
 from storage.queries import messages

@@ -10,7 +10,6 @@ resolved or closed one.
 
 from __future__ import annotations
 
-
 from parsers.topics import new_topic
 from storage.models import Ticket
 from storage.queries import messages

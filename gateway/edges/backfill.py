@@ -21,7 +21,6 @@ import logging
 from collections import Counter
 from datetime import date
 
-
 from gateway.edges import imap_batch
 from gateway.edges.imap_conn import close, connect
 from gateway.pipeline.process import Source, process_ids, spool

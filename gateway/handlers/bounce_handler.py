@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 
-
 from gateway import outbox
 from gateway.desk.inbound import Inbound, store_message
 from gateway.large_mail import scan_bytes

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import re
 
-
 from gateway.desk import collisions, notify, send_later, ticket_ops
 from gateway.handlers import engineer_commands
 from gateway import large_mail, outbox

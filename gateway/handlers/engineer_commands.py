@@ -12,7 +12,6 @@ Who may run commands is decided in gateway.handlers.engineer, not here.
 
 from __future__ import annotations
 
-
 from gateway.desk import closure, handover, hold, merge_split, notify, send_later, ticket_ops
 from gateway import outbox
 from parsers.commands import CommandBlock

@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 from zoneinfo import ZoneInfo
 
-
 from gateway import outbox
 from gateway.handlers.engineer import authentication_passed
 from gateway.desk.inbound import Inbound, create_ticket, store_message

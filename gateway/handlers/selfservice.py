@@ -12,7 +12,6 @@ rate limit applies.
 
 from __future__ import annotations
 
-
 from gateway import outbox
 from gateway.clock import fmt_due
 from gateway.desk import notify

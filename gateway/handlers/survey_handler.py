@@ -12,7 +12,6 @@ ticket (after it). Only the requester and the customer's CCs may answer.
 
 from __future__ import annotations
 
-
 from gateway import outbox
 from gateway.desk import ticket_ops
 from gateway.desk.inbound import automatic_allowed, store_message

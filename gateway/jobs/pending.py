@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-
 from gateway.desk import handover, ticket_ops
 from gateway import outbox
 from gateway.desk.closure import customer_ccs

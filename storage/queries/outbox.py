@@ -59,8 +59,8 @@ def newest(session, limit: int, *, status: str | None = None) -> list[OutboxRow]
 
 def on_tickets_or_to(session, ticket_ids, rcpt: str) -> list[OutboxRow]:
     """Mail queued on these tickets, or to `rcpt` (lower case; stored in any case), in the order queued."""
-    return list(session.execute(select(OutboxRow).where(or_(OutboxRow.ticket_id.in_(ticket_ids) if ticket_ids else False,
-                                                            func.lower(OutboxRow.rcpt) == rcpt))
+    on_tickets = OutboxRow.ticket_id.in_(ticket_ids) if ticket_ids else False
+    return list(session.execute(select(OutboxRow).where(or_(on_tickets, func.lower(OutboxRow.rcpt) == rcpt))
                                 .order_by(OutboxRow.id)).scalars())
 
 
