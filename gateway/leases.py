@@ -25,10 +25,11 @@ import logging
 import os
 from datetime import timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.models import Lease
+from storage.queries import leases as lease_rows
 
 log = logging.getLogger("supportgw.lease")
 
@@ -65,7 +66,7 @@ def take_lease(app, name: str, holder: str, seconds: float) -> bool:
         )
         if res.rowcount == 1:
             return True
-        current = s.execute(select(Lease.holder).where(Lease.name == name)).scalar_one_or_none()
+        current = lease_rows.holder_of(s, name)
         if current is not None:
             if not process_gone(current, holder):
                 return False

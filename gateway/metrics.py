@@ -135,18 +135,15 @@ class DatabaseCollector:
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
-        from sqlalchemy import func, select
-
-        from storage.models import ImapState, OutboxRow, SlaMark, SpoolEntry
+        from storage.queries import gauges
 
         now = self.app.now()
         with self.app.db.session() as s:
-            spool = dict(s.execute(select(SpoolEntry.status, func.count()).group_by(SpoolEntry.status)).all())
-            oldest = s.scalar(select(func.min(SpoolEntry.received_at)).where(SpoolEntry.status == "pending"))
-            outbox = s.execute(select(OutboxRow.kind, OutboxRow.status, func.count())
-                               .group_by(OutboxRow.kind, OutboxRow.status)).all()
-            marks = s.execute(select(SlaMark.kind, func.count()).group_by(SlaMark.kind)).all()
-            synced = {row.mailbox: row.synced_at for row in s.execute(select(ImapState)).scalars()}
+            spool = gauges.spool_by_status(s)
+            oldest = gauges.oldest_pending_spool(s)
+            outbox = gauges.outbox_by_kind_and_status(s)
+            marks = gauges.sla_marks_by_kind(s)
+            synced = gauges.mailboxes_synced(s)
         g = GaugeMetricFamily("supportgw_spool_backlog", "Spooled messages not processed yet")
         g.add_metric([], spool.get("pending", 0))
         yield g

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from email.utils import formataddr
 
-from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.compose import build_message, new_message_id
 from gateway.tokens import reply_address
 from storage.history import record_event
-from storage.models import Message, OutboxRow, ThreadId, Ticket
+from storage.models import OutboxRow, ThreadId, Ticket
+from storage.queries import messages, outbox as outbox_rows, threads
 from storage.rows import append
 from templates import Rendered
 
@@ -26,22 +26,12 @@ log = logging.getLogger("supportgw.outbox")
 MAX_REFERENCES = 20
 
 
-# Built once (asked for every automatic mail and every notification); rows queued in
-# this transaction are written before either reads the table (storage.rows).
-_AUTOMATIC_SENT = (select(func.count(OutboxRow.id))
-                   .where(OutboxRow.rcpt == bindparam("rcpt"), OutboxRow.automatic.is_(True),
-                          OutboxRow.created_at >= bindparam("since"))
-                   .execution_options(autoflush=False))
-_THREAD_IDS = (select(ThreadId.message_id).where(ThreadId.ticket_id == bindparam("ticket_id"))
-               .order_by(ThreadId.id).execution_options(autoflush=False))
-
-
 def automatic_sent_recently(session: Session, rcpt: str, since) -> int:
     """How many automatic mails went to `rcpt` since then (the rate limit of gateway.desk.automatic)."""
-    return session.execute(_AUTOMATIC_SENT, {"rcpt": rcpt.lower(), "since": since}).scalar_one()
+    return outbox_rows.automatic_sent_to(session, rcpt.lower(), since)
 
 
-def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list[str]:
+def ticket_references(session: Session, ticket: Ticket, limit: int = MAX_REFERENCES) -> list[str]:
     """The thread's Message-IDs, oldest first: the References chain for a new mail on it.
 
     Computed once per ticket per transaction: the notifications of one event all
@@ -55,10 +45,14 @@ def ticket_references(session: Session, ticket: Ticket, limit: int = 20) -> list
 
 
 def _ticket_references(session: Session, ticket: Ticket, limit: int) -> list[str]:
-    rows = session.execute(_THREAD_IDS, {"ticket_id": ticket.id}).scalars().all()
-    if len(rows) > limit:
-        rows = rows[:1] + rows[-(limit - 1):]  # keep the root, as RFC 5322 suggests
-    return list(rows)
+    return trim_references(threads.message_ids_of(session, ticket.id), limit)
+
+
+def trim_references(ids: list[str], limit: int = MAX_REFERENCES) -> list[str]:
+    """At most `limit` Message-IDs for a References header: the root and the newest
+    (RFC 5322 §3.6.4 suggests keeping the first)."""
+    ids = list(ids)
+    return ids[:1] + ids[-(limit - 1):] if len(ids) > limit else ids
 
 
 def customer_thread(app, session: Session, ticket: Ticket) -> tuple[str | None, list[str]]:
@@ -70,21 +64,16 @@ def customer_thread(app, session: Session, ticket: Ticket) -> tuple[str | None, 
     engineers = app.engineer_addresses()
     seen: list[tuple] = []
     last_in = None
-    for m in session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                                   Message.internal.is_(False)).order_by(Message.id)).scalars():
+    for m in messages.public_incoming(session, ticket.id):
         if not m.message_id or m.automatic or app.is_ours(m.sender_email, engineers):
             continue
         seen.append((m.created_at, 0, m.id, m.message_id))
         last_in = m.message_id
-    for row in session.execute(select(OutboxRow).where(OutboxRow.ticket_id == ticket.id)
-                               .order_by(OutboxRow.id)).scalars():
+    for row in outbox_rows.of_ticket(session, ticket.id):
         if row.rcpt and row.status != "cancelled" and not app.is_ours(row.rcpt, engineers):
             seen.append((row.created_at, 1, row.id, row.message_id))
     seen.sort()
-    refs = list(dict.fromkeys(mid for *_, mid in seen))
-    if len(refs) > MAX_REFERENCES:
-        refs = refs[:1] + refs[-(MAX_REFERENCES - 1):]  # keep the root (RFC 5322 §3.6.4)
-    return last_in, refs
+    return last_in, trim_references(dict.fromkeys(mid for *_, mid in seen))
 
 
 def queue(

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from routing.loader import LoadedRules, RulesError, RulesHolder, rules_from_text
 from storage.db import StorageUnavailable
 from storage.models import RulesGeneration
+from storage.queries import rules as generations
 
 log = logging.getLogger("supportgw.rules")
-
-_NEWEST = select(RulesGeneration.id, RulesGeneration.sha256).order_by(RulesGeneration.id.desc()).limit(1)
 
 # generations this process could not compile (another version of the code published them): logged once
 _refused: set[int] = set()
@@ -40,7 +39,7 @@ _refused: set[int] = set()
 def newest(app) -> tuple[int, str] | None:
     """(generation, sha256) of the rules in force on this database; None before the first publication."""
     with app.db.connection() as conn:
-        row = conn.execute(_NEWEST).first()
+        row = generations.newest(conn)
     return (row[0], row[1]) if row else None
 
 
@@ -53,7 +52,7 @@ def publish(app, loaded: LoadedRules | None = None) -> int:
     with holder.lock:
         loaded = loaded or holder.loaded
         with app.db.write_lock(), app.db.connection() as conn:
-            row = conn.execute(_NEWEST).first()
+            row = generations.newest(conn)
             if row is not None and row[1] == loaded.sha256:
                 generation = row[0]
             else:
@@ -106,8 +105,7 @@ def follow(app) -> bool:
             holder.install(holder.loaded, generation)
             return False
         with app.db.connection() as conn:
-            row = conn.execute(select(RulesGeneration.text, RulesGeneration.source)
-                               .where(RulesGeneration.id == generation)).first()
+            row = generations.text_of(conn, generation)
         try:
             loaded = rules_from_text(row[0], row[1] or holder.path)
         except RulesError as exc:
@@ -126,8 +124,7 @@ def holder_from_database(db, path) -> RulesHolder | None:
     None (start from the file) when there is none or the database is away: `follow` catches up."""
     try:
         with db.connection() as conn:
-            row = conn.execute(select(RulesGeneration.id, RulesGeneration.text, RulesGeneration.source)
-                               .order_by(RulesGeneration.id.desc()).limit(1)).first()
+            row = generations.newest_text(conn)
     except StorageUnavailable:
         return None
     if row is None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from gateway.desk import holding
 from gateway.cli import CommandError, open_app
-from storage.models import Event, Message, OutboxRow, SpoolEntry, Ticket
+from storage.models import Message, OutboxRow, SpoolEntry, Ticket
+from storage.queries import events, messages, outbox as outbox_rows, spool as spool_rows, tickets
 
 
 def register(sub) -> None:
@@ -75,7 +74,7 @@ def register(sub) -> None:
 
 
 def _ticket_json(s, t: Ticket) -> dict:
-    n = s.execute(select(func.count(Message.id)).where(Message.ticket_id == t.id)).scalar_one()
+    n = messages.count_on(s, t.id)
     return {
         "ref": t.ref, "subject": t.subject, "status": t.status, "priority": t.priority,
         "category": t.category, "team": t.team, "owner": t.owner, "handler": t.handler,
@@ -91,10 +90,7 @@ def _ticket_json(s, t: Ticket) -> dict:
 def cmd_tickets_list(args) -> int:
     app = open_app(args, needs_rules=False)
     with app.db.session() as s:
-        stmt = select(Ticket).order_by(Ticket.id.desc()).limit(args.limit)
-        if args.status:
-            stmt = stmt.where(Ticket.status == args.status)
-        rows = [_ticket_json(s, t) for t in s.execute(stmt).scalars()]
+        rows = [_ticket_json(s, t) for t in tickets.newest(s, args.limit, status=args.status)]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -108,7 +104,7 @@ def cmd_tickets_list(args) -> int:
 def cmd_tickets_show(args) -> int:
     app = open_app(args, needs_rules=False)
     with app.db.session() as s:
-        t = s.execute(select(Ticket).where(Ticket.ref == args.ref.upper())).scalar_one_or_none()
+        t = tickets.by_ref(s, args.ref)
         if t is None:
             raise CommandError(f"no ticket {args.ref}; 'supportgw tickets list' shows the references")
         data = _ticket_json(s, t)
@@ -116,7 +112,7 @@ def cmd_tickets_show(args) -> int:
         data["held_by"] = [h.as_dict() for h in holding.holds(s, t)]
         data["history"] = [
             {"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "detail": e.detail}
-            for e in s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars()
+            for e in events.of_ticket(s, t.id)
         ]
         data["thread"] = [
             {"id": m.id, "at": m.created_at.isoformat(), "direction": m.direction, "kind": m.kind,
@@ -157,7 +153,7 @@ def cmd_tickets_release(args) -> int:
 
     app = open_app(args)
     with app.db.session() as s:
-        t = s.execute(select(Ticket).where(Ticket.ref == args.ref.upper())).scalar_one_or_none()
+        t = tickets.by_ref(s, args.ref)
         if t is None:
             raise CommandError(f"no ticket {args.ref}; 'supportgw tickets list' shows the references")
         if not t.held:
@@ -169,7 +165,7 @@ def cmd_tickets_release(args) -> int:
 
 
 def _ticket_or_error(s, ref: str) -> Ticket:
-    t = s.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none()
+    t = tickets.by_ref(s, ref)
     if t is None:
         raise CommandError(f"no ticket {ref}; 'supportgw tickets list' shows the references")
     return t
@@ -211,15 +207,12 @@ def cmd_tickets_split(args) -> int:
 def cmd_outbox_list(args) -> int:
     app = open_app(args, needs_rules=False)
     with app.db.session() as s:
-        stmt = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(args.limit)
-        if args.status:
-            stmt = stmt.where(OutboxRow.status == args.status)
         rows = [{
             "id": r.id, "ticket_id": r.ticket_id, "kind": r.kind, "to": r.to, "cc": r.cc, "subject": r.subject,
             "message_id": r.message_id, "status": r.status, "attempts": r.attempts,
             "next_attempt_at": r.next_attempt_at.isoformat(), "last_error": r.last_error,
             "created_at": r.created_at.isoformat(),
-        } for r in s.execute(stmt).scalars()]
+        } for r in outbox_rows.newest(s, args.limit, status=args.status)]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -277,8 +270,7 @@ def cmd_quarantine_list(args) -> int:
     with app.db.session() as s:
         rows = [{"id": e.id, "source": e.source, "received_at": e.received_at.isoformat(), "size": e.size,
                  "message_id": e.message_id, "attempts": e.attempts, "reason": e.error.splitlines()[0] if e.error else ""}
-                for e in s.execute(select(SpoolEntry).where(SpoolEntry.status == "quarantined")
-                                   .order_by(SpoolEntry.id)).scalars()]
+                for e in spool_rows.in_status(s, ("quarantined",))]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -312,7 +304,7 @@ def cmd_quarantine_retry(args) -> int:
     app = open_app(args)
     with app.db.session() as s:
         if args.ids == ["all"]:
-            entries = list(s.execute(select(SpoolEntry).where(SpoolEntry.status == "quarantined")).scalars())
+            entries = spool_rows.in_status(s, ("quarantined",))
         else:
             entries = [e for e in _entries(s, args.ids) if e.status == "quarantined"]
         ids = [e.id for e in entries]

@@ -15,10 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from sqlalchemy import select
-
 from gateway.cli import CommandError, open_app
-from storage.models import AttachmentRow, Message, Ticket
+from storage.queries import messages, tickets
 
 CHUNK = 1024 * 1024
 
@@ -39,11 +37,10 @@ def register(tsub) -> None:
 
 def _listed(app, ref: str) -> list[dict]:
     with app.db.session() as s:
-        ticket = s.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none()
+        ticket = tickets.by_ref(s, ref)
         if ticket is None:
             raise CommandError(f"no ticket {ref}; 'supportgw tickets list' shows the references")
-        rows = s.execute(select(AttachmentRow, Message).join(Message, AttachmentRow.message_id == Message.id)
-                         .where(Message.ticket_id == ticket.id).order_by(Message.id, AttachmentRow.id)).all()
+        rows = messages.attachments_on_ticket(s, ticket.id)
         return [{"n": n, "ref": ticket.ref, "filename": a.filename, "content_type": a.content_type, "size": a.size,
                  "sha256": a.sha256, "from": m.sender_email, "at": m.created_at.isoformat(), "internal": m.internal,
                  "stored": app.attachments.path_for(a.sha256).is_file()}

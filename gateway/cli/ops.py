@@ -131,13 +131,11 @@ def cmd_retention_run(args) -> int:
 
 
 def cmd_retention_log(args) -> int:
-    from sqlalchemy import select
-
-    from storage.models import AuditEntry
+    from storage.queries import audit as audit_log
 
     app = open_app(args)
     with app.db.session() as s:
-        rows = list(s.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(args.limit)).scalars())
+        rows = audit_log.newest(s, args.limit)
         for r in rows:
             print(f"{r.at:%Y-%m-%d %H:%M} {r.kind}: {_describe(r.data)}")
     if not rows:

@@ -15,11 +15,10 @@ import re
 import sys
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
-
 from gateway.cli import CommandError, open_app
 from gateway.handlers.suspend import REASONS, audit
 from storage.models import SpoolEntry
+from storage.queries import spool as spool_rows
 
 
 def register(sub) -> None:
@@ -55,25 +54,19 @@ def _since(value: str | None, now: datetime) -> datetime | None:
 
 def _select(app, s, args, *, statuses=("suspended",)):
     """The rows named by ids and/or filters; with neither, every suspended row (list only)."""
-    stmt = select(SpoolEntry).where(SpoolEntry.status.in_(statuses)).order_by(SpoolEntry.id)
+    ids = None
     if args.ids:
         try:
             ids = [int(i) for i in args.ids]
         except ValueError:
             raise CommandError(f"spool ids are numbers: {' '.join(args.ids)}") from None
-        found = {e.id: e for e in s.execute(select(SpoolEntry).where(SpoolEntry.id.in_(ids))).scalars()}
+        found = {e.id: e for e in spool_rows.entries(s, ids)}
         for i in ids:
             if i not in found:
                 raise CommandError(f"no spool entry {i}; 'supportgw suspended list' shows the ids")
             if found[i].status not in statuses:
                 raise CommandError(f"spool {i} is {found[i].status}, not suspended")
-        stmt = stmt.where(SpoolEntry.id.in_(ids))
-    if args.reason:
-        stmt = stmt.where(SpoolEntry.reason == args.reason)
-    since = _since(args.since, app.now())
-    if since is not None:
-        stmt = stmt.where(SpoolEntry.received_at >= since)
-    return list(s.execute(stmt).scalars())
+    return spool_rows.in_status(s, statuses, ids=ids, reason=args.reason, since=_since(args.since, app.now()))
 
 
 def _row(e: SpoolEntry) -> dict:

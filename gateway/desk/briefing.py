@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from gateway import outbox
+from gateway.desk import notify
 from gateway.clock import fmt_due
 from gateway.desk.automatic import may_send_automatic
 from storage.history import record_event
-from storage.models import Event, Message, Ticket
+from storage.models import Event, Ticket
+from storage.queries import events, messages
 
 RESPONSIBILITY_EVENTS = ("routed", "assigned", "handover", "handover_refused", "handback", "manager_escalation",
                          "escalated", "escalation_refused", "cannot_refused", "sla_breach", "tier2_reported")
@@ -52,16 +52,13 @@ def engineer(app, email: str):
 
 
 def name_of(app, email: str) -> str:
-    e = engineer(app, email)
-    return (e.name or e.email) if e is not None else email
+    """The engineer's name, else the address itself (for a sentence that must name someone)."""
+    return notify.engineer_name(app, email) or email
 
 
 def history(session, ticket: Ticket, *, since=None, limit: int | None = None) -> list[dict]:
     """The messages on the ticket, oldest first (internal notes included: this is for engineers)."""
-    stmt = select(Message).where(Message.ticket_id == ticket.id)
-    if since is not None:
-        stmt = stmt.where(Message.created_at >= since)
-    rows = list(session.execute(stmt.order_by(Message.id)).scalars())
+    rows = messages.on_ticket(session, ticket.id, since=since)
     if limit is not None:
         rows = rows[-limit:]
     return [{
@@ -73,27 +70,22 @@ def history(session, ticket: Ticket, *, since=None, limit: int | None = None) ->
 
 def timeline(session, ticket: Ticket) -> list[dict]:
     """Who was responsible when: routing, assignments, handovers, escalations."""
-    rows = session.execute(select(Event).where(Event.ticket_id == ticket.id, Event.kind.in_(RESPONSIBILITY_EVENTS))
-                           .order_by(Event.id)).scalars()
+    rows = events.of_ticket(session, ticket.id, RESPONSIBILITY_EVENTS)
     return [{"at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail.splitlines()[-1] if e.detail else ""}
             for e in rows]
 
 
 def minutes_logged(session, ticket: Ticket, *, since=None, by: str | None = None) -> int:
     """Minutes from the engineers' `#time` events."""
-    stmt = select(Event).where(Event.ticket_id == ticket.id, Event.kind == "time")
-    if since is not None:
-        stmt = stmt.where(Event.at >= since)
     total = 0
-    for e in session.execute(stmt).scalars():
+    for e in events.since(session, ticket.id, "time", since):
         if by is None or e.actor == by:
             total += int((e.data or {}).get("minutes") or 0)
     return total
 
 
 def last_event(session, ticket: Ticket, kind: str) -> Event | None:
-    return session.execute(select(Event).where(Event.ticket_id == ticket.id, Event.kind == kind)
-                           .order_by(Event.id.desc()).limit(1)).scalars().first()
+    return events.newest(session, ticket.id, kind)
 
 
 def context(app, session, ticket: Ticket, **extra) -> dict:

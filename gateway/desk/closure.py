@@ -8,13 +8,12 @@ customer's non-score reply through the customer handler (which reopens).
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gateway.desk import handover, kb, ticket_ops
 from gateway import outbox
 from gateway.desk.automatic import may_send_automatic
 from storage.history import record_event
-from storage.models import Message, Participant, Ticket
+from storage.models import Ticket
+from storage.queries import messages, participants
 
 SURVEY_PURPOSE = "survey"
 SCORES = (5, 4, 3, 2, 1)
@@ -58,8 +57,7 @@ def customer_ccs(app, s, ticket: Ticket) -> list[str]:
     """The customer's own CCs stay informed of the outcome (never watchers: they are internal)."""
     if not app.config.workflow.relay_to_cc:
         return []
-    rows = s.execute(select(Participant.email).where(
-        Participant.ticket_id == ticket.id, Participant.role == "cc", Participant.active.is_(True))).scalars()
+    rows = participants.active_ccs(s, ticket.id)
     # Filtered again on the way out: rows written before engineers were kept off the list
     # (or an engineer added to the rules file since) must not put staff in a customer's Cc.
     engineers = app.engineer_addresses()
@@ -67,9 +65,7 @@ def customer_ccs(app, s, ticket: Ticket) -> list[str]:
 
 
 def first_problem(s, ticket: Ticket) -> str:
-    msg = s.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                          Message.kind == "customer")
-                    .order_by(Message.id).limit(1)).scalar_one_or_none()
+    msg = messages.first_from_customer(s, ticket.id)
     if msg is None:
         return ""
     return msg.reply_text or msg.text
@@ -77,10 +73,7 @@ def first_problem(s, ticket: Ticket) -> str:
 
 def last_engineer_reply(s, ticket: Ticket) -> str:
     """The engineer's newest answer to the customer in this resolution (after the last reopen)."""
-    msg = s.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "out",
-                                          Message.kind == "engineer", Message.internal.is_(False),
-                                          Message.id > (ticket.reopen_message_id or 0))
-                    .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+    msg = messages.newest_answer(s, ticket.id, after_id=ticket.reopen_message_id or 0)
     return (msg.reply_text or msg.text).strip() if msg is not None else ""
 
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from gateway.desk import notify
 from gateway import outbox
 from storage.history import record_event
-from storage.models import Event, Message, OutboxRow, Ticket
+from storage.models import Message, Ticket
+from storage.queries import events, messages, outbox as outbox_rows
 
 
 def first_answer(app, session, ticket: Ticket, engineer: str, in_reply_to) -> Message | None:
@@ -30,11 +29,7 @@ def first_answer(app, session, ticket: Ticket, engineer: str, in_reply_to) -> Me
     if minutes <= 0:
         return None
     since = app.now() - timedelta(minutes=minutes)
-    other = session.execute(
-        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "out",
-                              Message.kind == "engineer", Message.internal.is_(False),
-                              Message.sender_email != engineer, Message.created_at >= since)
-        .order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+    other = messages.newest_answer_by_other(session, ticket.id, engineer, since)
     if other is None or ticket.requester_email not in (other.to or []):
         return None
     return None if _saw(session, ticket, other, in_reply_to) else other
@@ -45,9 +40,8 @@ def _saw(session, ticket: Ticket, first: Message, in_reply_to) -> bool:
     ids = [i for i in in_reply_to if i]
     if not ids:
         return False
-    times = list(session.execute(select(OutboxRow.created_at).where(OutboxRow.message_id.in_(ids))).scalars())
-    times += list(session.execute(select(Message.created_at).where(Message.ticket_id == ticket.id,
-                                                                   Message.message_id.in_(ids))).scalars())
+    times = outbox_rows.queued_at(session, ids)
+    times += messages.written_at(session, ticket.id, ids)
     return any(t >= first.created_at for t in times)
 
 
@@ -75,8 +69,7 @@ def _ago(app, first: Message) -> str:
 def held_answer(session, ticket: Ticket, engineer: str, in_reply_to) -> tuple[Message | None, str]:
     """(the held answer a `#send`/`#drop` reply is about, a problem to tell its author)."""
     ids = {i for i in in_reply_to if i}
-    holds = session.execute(select(Event).where(Event.ticket_id == ticket.id, Event.kind == "answer_held",
-                                                Event.actor == engineer).order_by(Event.id.desc())).scalars()
+    holds = events.of_ticket(session, ticket.id, "answer_held", actor=engineer, newest_first=True)
     for ev in holds:
         if ev.data.get("notice") in ids:
             if _released(session, ticket, ev.data["held"]):
@@ -86,8 +79,7 @@ def held_answer(session, ticket: Ticket, engineer: str, in_reply_to) -> tuple[Me
 
 
 def _released(session, ticket: Ticket, held_id: int) -> bool:
-    for ev in session.execute(select(Event).where(Event.ticket_id == ticket.id,
-                                                  Event.kind.in_(("answer_sent", "answer_dropped")))).scalars():
+    for ev in events.of_ticket(session, ticket.id, ("answer_sent", "answer_dropped")):
         if (ev.data or {}).get("held") == held_id:
             return True
     return False

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
-
-from storage.models import Message, OutboxRow, Participant, SpoolEntry, Ticket
+from storage.models import Message, OutboxRow, SpoolEntry, Ticket
+from storage.queries import messages, outbox as outbox_rows, participants, spool as spool_rows, tickets
 
 
 @dataclass
@@ -46,26 +45,19 @@ def _addressed_to(row: OutboxRow, address: str) -> bool:
 def find(app, s, address: str) -> Holdings:
     address = address.strip().lower()
     h = Holdings(address)
-    h.requested = list(s.execute(select(Ticket).where(func.lower(Ticket.requester_email) == address)
-                                 .order_by(Ticket.id)).scalars())
+    h.requested = tickets.requested_by(s, address)
     mine = {t.id for t in h.requested}
-    parts = list(s.execute(select(Participant).where(func.lower(Participant.email) == address)).scalars())
-    h.messages = list(s.execute(select(Message).where(func.lower(Message.sender_email) == address)
-                                .order_by(Message.id)).scalars())
+    parts = participants.of_address(s, address)
+    h.messages = messages.sent_by(s, address)
     other_ids = ({p.ticket_id for p in parts} | {m.ticket_id for m in h.messages}) - mine
     if other_ids:
-        h.involved = list(s.execute(select(Ticket).where(Ticket.id.in_(other_ids)).order_by(Ticket.id)).scalars())
+        h.involved = tickets.with_ids(s, other_ids)
     # outbox rows are few per ticket but many overall: the ticket's rows, plus rcpt for the rest
     ticket_ids = mine | other_ids
-    rows = s.execute(select(OutboxRow).where(or_(OutboxRow.ticket_id.in_(ticket_ids) if ticket_ids else False,
-                                                 func.lower(OutboxRow.rcpt) == address))
-                     .order_by(OutboxRow.id)).scalars()
+    rows = outbox_rows.on_tickets_or_to(s, ticket_ids, address)
     h.outbox = [r for r in rows if _addressed_to(r, address)]
-    h.unfiled = list(s.execute(select(SpoolEntry).where(func.lower(SpoolEntry.envelope_from) == address,
-                                                        SpoolEntry.ticket_id.is_(None))
-                               .order_by(SpoolEntry.id)).scalars())
-    linked = {m.spool_id for m in s.execute(select(Message).where(Message.spool_id.in_(
-        [e.id for e in h.unfiled]))).scalars()} if h.unfiled else set()
+    h.unfiled = spool_rows.unfiled_from(s, address)
+    linked = messages.stored_spool_ids(s, [e.id for e in h.unfiled]) if h.unfiled else set()
     h.unfiled = [e for e in h.unfiled if e.id not in linked]
     h.names = {n.strip() for n in [*(t.requester_name for t in h.requested), *(p.name for p in parts),
                                    *(m.sender_name for m in h.messages)] if n and len(n.strip()) >= 3}

@@ -28,14 +28,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlalchemy import String, Text, cast, delete, func, select, text, update
-from sqlalchemy.types import JSON, LargeBinary
+from sqlalchemy import delete, func, text, update
 
 from gateway.desk.customer_data import find
 from storage.models import (
-    AttachmentRow, AuditEntry, Base, Event, KbArticle, Message, OutboxAttempt, OutboxRow, Participant, SpoolEntry,
-    SurveyResponse, ThreadId,
+    AuditEntry, Event, OutboxAttempt, OutboxRow, Participant, SpoolEntry, SurveyResponse, ThreadId,
 )
+from storage.queries import files, kb as kb_articles, messages, outbox as outbox_rows, spool as spool_rows, sweep
 
 ERASED = "erased@erased.invalid"
 ERASED_NAME = "[erased]"
@@ -98,14 +97,14 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             counts["tickets_anonymised"] += 1
         wipe_msgs = set(theirs)
         if mine:
-            wipe_msgs |= set(s.execute(select(Message.id).where(Message.ticket_id.in_(mine))).scalars())
+            wipe_msgs |= messages.ids_on(s, mine)
             s.execute(delete(ThreadId).where(ThreadId.ticket_id.in_(mine)))
             s.execute(update(Event).where(Event.ticket_id.in_(mine)).values(detail="", data={}))
             s.execute(update(SurveyResponse).where(SurveyResponse.ticket_id.in_(mine)).values(comment="", token=""))
             s.execute(delete(Participant).where(Participant.ticket_id.in_(mine), Participant.role != "watcher"))
         s.execute(delete(Participant).where(func.lower(Participant.email) == h.address))
         # ---- messages: wiped (theirs, and everything on their tickets), else scrubbed
-        for m in s.execute(select(Message).where(Message.id.in_(wipe_msgs))).scalars() if wipe_msgs else []:
+        for m in messages.with_ids(s, wipe_msgs) if wipe_msgs else []:
             m.text = m.reply_text = m.html = ""
             m.subject = ERASED_NAME
             if m.id in theirs:
@@ -113,7 +112,7 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             m.sender_email, m.sender_name = scrub(m.sender_email), scrub(m.sender_name)
             m.to, m.cc = scrub(list(m.to)), scrub(list(m.cc))
             counts["messages_wiped"] += 1
-            for a in s.execute(select(AttachmentRow).where(AttachmentRow.message_id == m.id)).scalars():
+            for a in messages.attachment_rows(s, m.id):
                 shas.add(a.sha256)
                 s.delete(a)
                 counts["attachments_removed"] += 1
@@ -126,14 +125,13 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
                     entry.envelope_from, entry.envelope_to = scrub(entry.envelope_from), scrub(list(entry.envelope_to))
         involved = [t.id for t in h.involved]
         if involved:
-            for m in s.execute(select(Message).where(Message.ticket_id.in_(involved),
-                                                     Message.id.notin_(wipe_msgs or {0}))).scalars():
+            for m in messages.on_tickets_except(s, involved, wipe_msgs):
                 for col in ("text", "reply_text", "html", "subject", "sender_name"):
                     setattr(m, col, scrub(getattr(m, col)))
                 m.to, m.cc = scrub(list(m.to)), scrub(list(m.cc))
             counts["tickets_touched"] = len(involved)
         # ---- outbound mail: to them, or on their tickets
-        rows = list(s.execute(select(OutboxRow).where(OutboxRow.ticket_id.in_(mine))).scalars()) if mine else []
+        rows = outbox_rows.on_tickets(s, mine) if mine else []
         rows += [r for r in h.outbox if r.ticket_id not in mine]
         for r in {r.id: r for r in rows}.values():
             if r.status in ("pending", "sending"):
@@ -151,8 +149,7 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             s.delete(e)
             counts["spool_rows_deleted"] += 1
         # ---- any other spool row naming them (a colleague's mail with them on Cc, a quarantined forward)
-        named = [i for i, raw in s.execute(select(SpoolEntry.id, SpoolEntry.raw).where(
-            SpoolEntry.raw.isnot(None))).yield_per(200) if raw and scrub.found(raw)]
+        named = [i for i, raw in spool_rows.raw_kept(s, 200) if raw and scrub.found(raw)]
         for e in (s.get(SpoolEntry, i) for i in named):
             if e.ticket_id is None and e.status != "processed":
                 s.execute(update(OutboxRow).where(OutboxRow.source_spool_id == e.id).values(source_spool_id=None))
@@ -161,7 +158,7 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             else:
                 e.raw = scrub(e.raw)
         # ---- knowledge articles
-        for kb in s.execute(select(KbArticle)).scalars():
+        for kb in kb_articles.every(s):
             if kb.ticket_id in mine:
                 kb.ticket_id, kb.problem, kb.title = None, ERASED_NAME, "Solution (customer data erased)"
                 counts["kb_articles_scrubbed"] += 1
@@ -169,15 +166,13 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
                 kb.title, kb.problem, kb.solution = scrub(kb.title), scrub(kb.problem), scrub(kb.solution)
                 counts["kb_articles_scrubbed"] += 1
         s.flush()
-        counts["rows_swept"] = _sweep(s, scrub, h.address)
+        counts["rows_swept"] = sweep.rewrite_containing(s, h.address, scrub)
         # files nothing names any more
         s.flush()
-        still = set(s.execute(select(AttachmentRow.sha256).where(AttachmentRow.sha256.in_(shas))).scalars()) \
-            if shas else set()
+        still = files.still_named(s, shas, spool=False) if shas else set()
         for sha in shas - still:
             counts["files_removed"] += _unlink(app.attachments.path_for(sha))
-        still = set(s.execute(select(SpoolEntry.sha256).where(SpoolEntry.sha256.in_(blobs),
-                                                              SpoolEntry.raw.is_(None))).scalars()) if blobs else set()
+        still = files.still_named(s, blobs, spool=True) if blobs else set()
         for sha in blobs - still:
             counts["files_removed"] += _unlink(app.spool_blobs.path_for(sha))
         counts["files_removed"] += _sent_maildir(app, scrub)
@@ -185,28 +180,6 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
     if vacuum:
         _vacuum(app)
     return counts
-
-
-def _sweep(s, scrub: Scrubber, address: str) -> int:
-    """Every text and JSON column of every table, for the address (case-insensitive LIKE)."""
-    n = 0
-    like = f"%{address}%"
-    for table in Base.metadata.sorted_tables:
-        pk = list(table.primary_key.columns)
-        for col in table.columns:
-            if isinstance(col.type, LargeBinary) or col.primary_key:
-                continue
-            if isinstance(col.type, JSON):
-                probe = func.lower(cast(col, Text))
-            elif isinstance(col.type, (String, Text)):
-                probe = func.lower(col)
-            else:
-                continue
-            for row in s.execute(select(*pk, col).where(probe.like(like))).all():
-                key, value = row[:-1], row[-1]
-                s.execute(update(table).where(*(c == k for c, k in zip(pk, key))).values({col.name: scrub(value)}))
-                n += 1
-    return n
 
 
 def _unlink(path: Path) -> int:

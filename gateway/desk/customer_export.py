@@ -25,11 +25,10 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from sqlalchemy import select
-
 from gateway.desk.customer_data import find
 from gateway.outbox import message_bytes
-from storage.models import AttachmentRow, AuditEntry, Event, Participant, SpoolEntry, SurveyResponse
+from storage.models import AuditEntry, SpoolEntry
+from storage.queries import events as ticket_events, messages, participants, surveys
 from storage.spool import raw_bytes
 
 LAYOUT = __doc__.split("The archive's layout (also written into it as README.txt):", 1)[1].split("Internal notes")[0]
@@ -79,10 +78,9 @@ def export(app, address: str, out: Path) -> dict:
             for t in h.tickets:
                 ref = t.ref or f"ticket-{t.id}"
                 base = f"tickets/{_safe(ref)}"
-                roles = sorted({p.role for p in s.execute(select(Participant).where(
-                    Participant.ticket_id == t.id, Participant.email == h.address)).scalars()}
-                    | ({"requester"} if t in h.requested else set()))
-                events = s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars()
+                roles = sorted(participants.roles_of(s, t.id, h.address)
+                               | ({"requester"} if t in h.requested else set()))
+                events = ticket_events.of_ticket(s, t.id)
                 # staff are "support": an engineer's own address never reaches a customer
                 history = [{"at": e.at.isoformat(), "what": e.kind,
                             "by": "you" if e.actor == h.address else ("support" if "@" in e.actor else e.actor)}
@@ -100,7 +98,7 @@ def export(app, address: str, out: Path) -> dict:
                 for m in [m for m in h.messages if m.ticket_id == t.id and not m.internal]:
                     n += 1
                     z.writestr(f"{base}/messages/{n:03d}-in.eml", _inbound_bytes(app, s, m))
-                    for a in s.execute(select(AttachmentRow).where(AttachmentRow.message_id == m.id)).scalars():
+                    for a in messages.attachment_rows(s, m.id):
                         try:
                             z.writestr(f"{base}/attachments/{n:03d}-{_safe(a.filename)}", app.attachments.get(a.sha256))
                             counts["attachments"] += 1
@@ -110,7 +108,7 @@ def export(app, address: str, out: Path) -> dict:
                     n += 1
                     z.writestr(f"{base}/messages/{n:03d}-out.eml", message_bytes(row, app.attachments))
                 counts["messages"] += n
-                for r in s.execute(select(SurveyResponse).where(SurveyResponse.ticket_id == t.id)).scalars():
+                for r in surveys.of_ticket(s, t.id):
                     if t in h.requested:
                         person["survey_answers"].append({"ticket": ref, "score": r.score, "comment": r.comment,
                                                          "at": r.at.isoformat()})

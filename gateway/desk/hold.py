@@ -10,12 +10,11 @@ REF` through gateway.cli.admin.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gateway.desk import acknowledge
 from gateway.desk.automatic import may_send_automatic
 from storage.history import record_event
 from storage.models import Message, Ticket
+from storage.queries import messages
 
 
 def refusal(app, ticket: Ticket, engineer: str) -> str | None:
@@ -41,8 +40,7 @@ def release(app, session, ticket: Ticket, *, actor: str, via: str) -> str:
     ticket.held = False
     ticket.updated_at = now
     record_event(session, ticket, "released", now, f"released from hold by {actor} ({via})", actor=actor, via=via)
-    first = session.execute(select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in")
-                            .order_by(Message.id).limit(1)).scalar_one_or_none()
+    first = messages.first_incoming(session, ticket.id)
     rcpt = ticket.requester_email
     why = _no_acknowledgement(app, session, first, rcpt)
     if why:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select
-
-from storage.models import Event, Ticket
+from storage.models import Ticket
+from storage.queries import events
 
 # step -> (what the step is called, the prefix its recorded reason starts with)
 STEPS = {
@@ -69,8 +68,7 @@ def _step_of(data: dict) -> str:
 
 
 def holds(session, ticket: Ticket) -> list[Hold]:
-    rows = session.execute(select(Event).where(Event.ticket_id == ticket.id, Event.kind.in_(("routed", "assigned")))
-                           .order_by(Event.id)).scalars()
+    rows = events.of_ticket(session, ticket.id, ("routed", "assigned"))
     out: list[Hold] = []
     for e in rows:
         data = e.data or {}

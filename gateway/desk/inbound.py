@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.desk import acknowledge, handover, notify, send_later, topics
@@ -21,6 +20,7 @@ from parsers.model import ParsedEmail
 from parsers.thanks import is_thank_you
 from storage.history import record_event
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
+from storage.queries import messages, participants
 from storage.rows import append
 
 
@@ -71,14 +71,8 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     (gateway.handlers.history); live mail is dated by the gateway's clock."""
     e = ib.email
     when = ib.now if at is None else at
-    msg = Message(
-        ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
-        sender_email=e.sender.email, sender_name=e.sender.name,
-        to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject,
-        text=e.text if text is None else text,
-        reply_text=e.reply_text if reply_text is None else reply_text,
-        html=e.html, automatic=e.automatic, internal=internal, created_at=when,
-    )
+    msg = messages.received(e, ticket_id=ticket.id, spool_id=ib.entry.id, kind=kind, created_at=when,
+                            internal=internal, text=text, reply_text=reply_text)
     ib.session.add(msg)
     for att in e.attachments:
         ib.app.attachments.put(att.sha256, att.content)
@@ -88,18 +82,6 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     ib.session.info.pop("ticket_references", None)  # the thread grew: recompute References
     ticket.updated_at = when if ticket.updated_at is None else max(ticket.updated_at, when)
     return msg
-
-
-# Participant rows are appended (storage.rows) and written before a query reads them, or
-# for an engineer's #cc flushed with that engineer's message: no ORM flush needed first.
-# Built once: asked for every follow-up.
-_CCS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc")
-        .execution_options(autoflush=False))
-
-
-_ACTIVE_CCS = (select(func.count()).select_from(Participant)
-               .where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc",
-                      Participant.active.is_(True)).execution_options(autoflush=False))
 
 
 def within_participant_cap(cap: int, present: int, candidates: list[tuple[str, str]]):
@@ -136,11 +118,11 @@ def record_left_out(ib: Inbound, ticket: Ticket, left_out: list[tuple[str, str]]
 def add_customer_ccs(ib: Inbound, ticket: Ticket) -> dict:
     """The requester decides who else is in the conversation: people they CC join it,
     up to the ticket's cap (the rest: `record_left_out`, whose words it returns)."""
-    known = set(ib.session.execute(_CCS, {"ticket_id": ticket.id}).scalars())
+    known = participants.cc_addresses(ib.session, ticket.id)
     fresh = [(addr, name) for addr, name in _support_ccs(ib.app, ib.email) if addr not in known]
     if not fresh:
         return {}
-    present = 1 + ib.session.execute(_ACTIVE_CCS, {"ticket_id": ticket.id}).scalar_one()
+    present = 1 + len(participants.active_ccs(ib.session, ticket.id, autoflush=False))
     admitted, left_out = within_participant_cap(ib.app.config.workflow.max_customer_participants, present, fresh)
     for addr, name in admitted:
         append(ib.session, Participant, ticket_id=ticket.id, email=addr, name=name, role="cc")

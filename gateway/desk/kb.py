@@ -19,10 +19,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.models import KbArticle
+from storage.queries import kb as kb_articles
 
 _LATIN = re.compile(r"[a-z0-9][a-z0-9_.+-]*[a-z0-9]|[a-z0-9]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -95,7 +95,7 @@ def search(session: Session, words: str, limit: int = 10, *, min_matched: int = 
     if not query:
         return []
     hits = []
-    for article in session.execute(select(KbArticle).order_by(KbArticle.id.desc())).scalars():
+    for article in kb_articles.newest_first(session):
         score, matched = _score(article, query)
         if score and len(matched) >= min_matched:
             hits.append(Hit(article, score, matched))

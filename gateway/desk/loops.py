@@ -20,10 +20,10 @@ import hashlib
 import re
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Message
+from storage.queries import messages
 from storage.rows import unflushed
 
 _PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|antw|回复|答复|转发)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.I)
@@ -50,21 +50,9 @@ def repeats_in_last_hour(session: Session, sender: str, subject: str, body: str,
     (the message being processed included, once it is stored)."""
     if not sender:
         return 0
-    rows = session.execute(
-        select(Message.subject, Message.text).where(
-            Message.sender_email == sender, Message.direction == "in",
-            Message.created_at >= now - timedelta(hours=1))
-        .order_by(Message.id.desc()).limit(_LOOKBACK_ROWS)
-    ).all()
+    rows = messages.recent_from(session, sender, now - timedelta(hours=1), _LOOKBACK_ROWS)
     want = fingerprint(subject, body)
     return sum(1 for subj, text in rows if fingerprint(subj, text) == want)
-
-
-# built once: asked before every automatic answer
-_RECENT_FROM = (select(func.count(Message.id))
-                .where(Message.sender_email == bindparam("sender"), Message.direction == "in",
-                       Message.created_at >= bindparam("since"))
-                .execution_options(autoflush=False))
 
 
 def repetition_reason(app, session: Session, email) -> str:
@@ -76,7 +64,7 @@ def repetition_reason(app, session: Session, email) -> str:
     # yet (the one being processed counts too). Only a sender with more mails than the
     # limit this hour has their texts read and compared.
     sender, since = email.sender.email, app.now() - timedelta(hours=1)
-    recent = session.execute(_RECENT_FROM, {"sender": sender, "since": since}).scalar_one()
+    recent = messages.count_from(session, sender, since)
     recent += sum(1 for m in unflushed(session, Message)
                   if m.sender_email == sender and m.direction == "in" and m.created_at >= since)
     if recent <= limit:

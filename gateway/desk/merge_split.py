@@ -13,13 +13,14 @@ Both are run by `#merge`/`#split` by mail (gateway.handlers.engineer_commands) a
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
 from gateway import large_mail, outbox
 from gateway.desk.automatic import may_send_automatic
 from gateway.desk.inbound import Inbound, create_ticket
 from storage.history import record_event
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
+from storage.queries import events, messages, participants, threads
 
 MAX_HOPS = 20  # a chain of merges is followed this far
 
@@ -59,9 +60,7 @@ def merge(app, session, source: Ticket, target: Ticket, *, actor: str) -> Ticket
     _move_participants(session, source, target)
     session.execute(update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id))
     session.execute(update(Event).where(Event.ticket_id == source.id).values(ticket_id=target.id))
-    known = select(ThreadId.message_id).where(ThreadId.ticket_id == target.id)
-    session.execute(delete(ThreadId).where(ThreadId.ticket_id == source.id, ThreadId.message_id.in_(known)))
-    session.execute(update(ThreadId).where(ThreadId.ticket_id == source.id).values(ticket_id=target.id))
+    threads.move(session, source.id, target.id)
     session.expire(target, ["messages", "participants"])
     source.merged_into_id = target.id
     old_status = source.status
@@ -78,11 +77,9 @@ def merge(app, session, source: Ticket, target: Ticket, *, actor: str) -> Ticket
 
 
 def _move_participants(session, source: Ticket, target: Ticket) -> None:
-    have = {(p.email, p.role) for p in session.execute(
-        select(Participant).where(Participant.ticket_id == target.id)).scalars()}
+    have = {(p.email, p.role) for p in participants.of_ticket(session, target.id)}
     emails = {e for e, _ in have} | {target.requester_email}
-    for p in session.execute(select(Participant).where(Participant.ticket_id == source.id,
-                                                       Participant.active.is_(True))).scalars():
+    for p in participants.of_ticket(session, source.id, active_only=True):
         role = "cc" if p.role == "requester" else p.role  # one requester: the other customer joins on CC
         if p.email in emails and (p.email, role) not in have and role != "watcher":
             continue
@@ -111,13 +108,10 @@ def split_target(session, ticket: Ticket, in_reply_to) -> Message | None:
     ids = {i for i in in_reply_to if i}
     if not ids:
         return None
-    for ev in session.execute(select(Event).where(Event.ticket_id == ticket.id, Event.kind == "notified")
-                              .order_by(Event.id.desc())).scalars():
+    for ev in events.of_ticket(session, ticket.id, "notified", newest_first=True):
         data = ev.data or {}
         if ids & set(data.get("mails") or ()) and data.get("about"):
-            return session.execute(select(Message).where(
-                Message.ticket_id == ticket.id, Message.message_id == data["about"],
-                Message.direction == "in").order_by(Message.id.desc()).limit(1)).scalar_one_or_none()
+            return messages.newest_incoming_with_id(session, ticket.id, data["about"])
     return None
 
 
@@ -127,9 +121,7 @@ def split_problem(session, ticket: Ticket, message: Message | None) -> str:
                 "ticket (this reply does not answer one of its notifications)")
     if message.internal or message.direction != "in":
         return "#split: only a customer's message can become a ticket of its own"
-    first = session.execute(select(Message.id).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                                                     Message.internal.is_(False))
-                            .order_by(Message.id).limit(1)).scalar_one_or_none()
+    first = messages.first_public_incoming_id(session, ticket.id)
     if first == message.id:
         return "#split: that is the ticket's first message; there is nothing to split it from"
     if message.spool_id is None:

@@ -16,25 +16,24 @@ customer.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
-
 from gateway.desk import enclosed
 from gateway import outbox
 from gateway.clock import fmt_due
 from gateway.desk.unverified import log_ignored_on_new_ticket
 from parsers.message import NESTED_NAME
 from storage.history import record_event
-from storage.models import AttachmentRow, Message, Participant, Ticket
+from storage.models import AttachmentRow, Message, Ticket
+from storage.queries import messages, participants
 
 # RFC 3834 / Exchange: no out-of-office answers to our notifications.
 AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
 
 def engineer_name(app, address: str) -> str:
-    for eng in app.rules.current.engineers.values():
-        if eng.email.lower() == address.lower():
-            return eng.name
-    return ""
+    """The rules file's name for the engineer at `address`; "" for anyone else (or a nameless
+    engineer). The one engineer-name lookup: briefing, relay, self-service and the desk ask it."""
+    eng = app.rules.current.engineer_by_email(address) if address else None
+    return eng.name if eng is not None else ""
 
 
 def team_engineers(app, team: str) -> list[str]:
@@ -47,16 +46,8 @@ def colleague(app, ticket: Ticket, rcpt: str) -> str:
     return others[0] if others else "<email>"
 
 
-# Participant rows are appended (storage.rows), written before this query reads them:
-# no need to flush the ORM objects of the transaction first. Built once: it runs for
-# every notification, and building costs SQLAlchemy more than running it.
-_WATCHERS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"),
-                                             Participant.role == "watcher", Participant.active.is_(True))
-             .order_by(Participant.id).execution_options(autoflush=False))
-
-
 def watchers(session, ticket: Ticket) -> list[str]:
-    return list(session.execute(_WATCHERS, {"ticket_id": ticket.id}).scalars())
+    return participants.watchers(session, ticket.id)
 
 
 def recipients(app, session, ticket: Ticket, *, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -87,10 +78,9 @@ def _attachments(app, session, message: Message | None):
     if message.id is None:  # stored in this transaction, not flushed yet: its rows are all in memory
         rows = list(message.attachments)
     else:
-        stmt = select(AttachmentRow).where(AttachmentRow.message_id == message.id).order_by(AttachmentRow.id)
-        if not any(isinstance(o, AttachmentRow) for o in session.new):
-            stmt = stmt.execution_options(autoflush=False)  # nothing to flush that this could read
-        rows = session.execute(stmt).scalars()
+        # no autoflush when nothing is pending that this could read
+        rows = messages.attachment_rows(session, message.id,
+                                        autoflush=any(isinstance(o, AttachmentRow) for o in session.new))
     for row in rows:
         # a message nested past the parser's limit is kept on the ticket, never forwarded: no
         # engineer's mail client should have to take the MIME bomb apart
@@ -170,10 +160,7 @@ def on_customer_message(app, session, ticket, message, *, new_topic: str = "", e
 
 
 def latest_customer_message(session, ticket: Ticket) -> Message | None:
-    return session.execute(
-        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in",
-                              Message.internal.is_(False)).order_by(Message.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    return messages.newest_public_incoming(session, ticket.id)
 
 
 def on_assigned(app, session, ticket, *, engineer: str, actor: str) -> None:

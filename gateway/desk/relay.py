@@ -12,14 +12,13 @@ Must not decide whether the engineer may write (gateway.handlers.engineer does).
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gateway import outbox
 from gateway.desk import ticket_ops
 from gateway.desk.notify import engineer_name
 from parsers.model import Attachment
 from storage.history import record_event
-from storage.models import AttachmentRow, Message, Participant, Ticket
+from storage.models import AttachmentRow, Message, Ticket
+from storage.queries import participants
 
 
 def render_block(app, kind: str, locale: str, block: str, *, templates=None, **context) -> str:
@@ -43,13 +42,6 @@ def scrub_engineer_addresses(app, text: str) -> str:
     return app.scrub_engineer_addresses(text)
 
 
-def active_ccs(session, ticket: Ticket) -> list[str]:
-    return list(session.execute(
-        select(Participant.email).where(Participant.ticket_id == ticket.id, Participant.role == "cc",
-                                        Participant.active.is_(True)).order_by(Participant.id)
-    ).scalars())
-
-
 def customer_thread(app, session, ticket: Ticket) -> tuple[str | None, list[str]]:
     """(the customer side's last Message-ID, the References chain the customer has seen)."""
     return outbox.customer_thread(app, session, ticket)
@@ -67,8 +59,8 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     rendered = app.templates_for(ticket).render("relay", ticket.language, **ctx)
     from_name = render_block(app, "relay", ticket.language, "from_name", templates=app.templates_for(ticket), **ctx)
     engineers = app.engineer_addresses()  # staff never go in a customer's Cc, whoever added them
-    cc = [a for a in active_ccs(session, ticket) if a != ticket.requester_email and not app.is_ours(a, engineers)] \
-        if app.config.workflow.relay_to_cc else []
+    cc = [a for a in participants.active_ccs(session, ticket.id)
+          if a != ticket.requester_email and not app.is_ours(a, engineers)] if app.config.workflow.relay_to_cc else []
     files = [(a.filename, a.content_type, a.content) for a in attachments if not a.inline]
     in_reply_to, refs = customer_thread(app, session, ticket)
     mid = outbox.reply_to_customer(app, session, ticket, "relay", rendered, cc=cc, from_name=from_name,

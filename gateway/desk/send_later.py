@@ -14,12 +14,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from gateway.desk import notify
 from gateway import outbox
 from storage.history import record_event
-from storage.models import Event, Message, OutboxRow, Ticket
+from storage.models import Ticket
+from storage.queries import events, messages, outbox as outbox_rows
 
 
 def when(app, block) -> datetime | None:
@@ -60,18 +59,14 @@ def record(app, session, ticket: Ticket, *, engineer: str, message_id: str, due:
 
 def cancel(app, session, ticket: Ticket) -> int:
     """The customer wrote first: every answer of this ticket still waiting is cancelled."""
-    waiting = {ev.data.get("message_id"): ev for ev in session.execute(
-        select(Event).where(Event.ticket_id == ticket.id, Event.kind == "send_later")).scalars()}
+    waiting = {ev.data.get("message_id"): ev for ev in events.of_ticket(session, ticket.id, "send_later")}
     if not waiting:
         return 0
-    rows = session.execute(select(OutboxRow).where(
-        OutboxRow.ticket_id == ticket.id, OutboxRow.message_id.in_(list(waiting)),
-        OutboxRow.status == "pending", OutboxRow.next_attempt_at > app.now())).scalars().all()
+    rows = outbox_rows.waiting(session, ticket.id, list(waiting), app.now())
     for row in rows:
         row.status = "cancelled"
         ev = waiting[row.message_id]
-        answer = session.execute(select(Message).where(Message.ticket_id == ticket.id,
-                                                       Message.message_id == row.message_id)).scalar_one_or_none()
+        answer = messages.by_message_id(session, ticket.id, row.message_id)
         text = answer.text if answer is not None else ""
         if answer is not None:
             answer.internal, answer.kind = True, "cancelled_answer"

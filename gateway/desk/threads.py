@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.tokens import split_plus_address
 from parsers.model import ParsedEmail
-from storage.models import Participant, ThreadId, Ticket
+from storage.models import Ticket
+from storage.queries import participants, threads, tickets
 
 
 @dataclass(frozen=True)
@@ -33,27 +33,16 @@ def subject_ref_pattern(prefix: str) -> re.Pattern:
     return re.compile(rf"\[({re.escape(prefix)}-\d{{3,12}})\]", re.IGNORECASE)
 
 
-# Built once: every message is threaded, and building a statement costs SQLAlchemy
-# more than running it.
-_ROLES = select(Participant.role).where(Participant.ticket_id == bindparam("ticket_id"),
-                                        Participant.email == bindparam("email"), Participant.active.is_(True))
-_BY_MESSAGE_ID = select(ThreadId.message_id, ThreadId.ticket_id).where(
-    ThreadId.message_id.in_(bindparam("ids", expanding=True)))
-
-
 def _role(session: Session, ticket: Ticket, sender: str, engineers: set[str]) -> str:
     if sender == ticket.requester_email:
         return "requester"
-    roles = set(session.execute(_ROLES, {"ticket_id": ticket.id, "email": sender}).scalars())
+    roles = participants.active_roles(session, ticket.id, sender)
     for r in ("requester", "cc", "watcher"):
         if r in roles:
             return r
     if sender in engineers or sender in (ticket.owner, ticket.handler):
         return "engineer"
     return "stranger"
-
-
-_PEOPLE = select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"))
 
 
 def _forwarded_from(session: Session, token: str, signer, engineers: set[str]) -> Ticket | None:
@@ -64,7 +53,7 @@ def _forwarded_from(session: Session, token: str, signer, engineers: set[str]) -
     if ticket is None:
         return None
     people = {ticket.requester_email, ticket.owner, ticket.handler, *engineers,
-              *session.execute(_PEOPLE, {"ticket_id": ticket.id}).scalars()}
+              *participants.addresses(session, ticket.id)}
     return ticket if signer.issued_to_any(token, sorted(p for p in people if p)) == ticket.id else None
 
 
@@ -101,7 +90,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
     # 2. References / In-Reply-To, newest first
     ids = list(dict.fromkeys(list(email.in_reply_to) + list(reversed(email.references))))
     if ids:
-        rows = session.execute(_BY_MESSAGE_ID, {"ids": ids[:50]}).all()
+        rows = threads.tickets_of(session, ids[:50])
         by_id: dict[str, list[int]] = {}
         for mid, tid in rows:
             by_id.setdefault(mid, []).append(tid)
@@ -115,7 +104,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
 
     # 3. subject token
     for ref in subject_ref_pattern(ref_prefix).findall(email.subject or ""):
-        ticket = _live(session, session.execute(select(Ticket).where(Ticket.ref == ref.upper())).scalar_one_or_none())
+        ticket = _live(session, tickets.by_ref(session, ref))
         if ticket is None:
             continue
         role = _role(session, ticket, sender, engineers)

@@ -5,10 +5,10 @@ Each records its event; none sends mail (callers queue what they owe).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 
 from storage.history import record_event
-from storage.models import Message, Ticket
+from storage.models import Ticket
+from storage.queries import messages
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 
@@ -91,7 +91,7 @@ def begin_new_resolution(session, ticket: Ticket) -> None:
     ticket.resolved_at = None
     ticket.closed_at = None
     ticket.solution = ""
-    newest = session.execute(select(func.max(Message.id)).where(Message.ticket_id == ticket.id)).scalar()
+    newest = messages.newest_id(session, ticket.id)
     ticket.reopen_message_id = newest or 0
 
 

@@ -10,10 +10,9 @@ resolved or closed one.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from parsers.topics import new_topic
-from storage.models import Message, Ticket
+from storage.models import Ticket
+from storage.queries import messages
 
 THREAD_MESSAGES = 10  # the newest messages of the conversation the reply is compared with
 
@@ -21,8 +20,5 @@ THREAD_MESSAGES = 10  # the newest messages of the conversation the reply is com
 def verdict(session, ticket: Ticket, email) -> str:
     if email.automatic:
         return ""
-    texts = session.execute(
-        select(Message.reply_text).where(Message.ticket_id == ticket.id, Message.internal.is_(False),
-                                         Message.automatic.is_(False))
-        .order_by(Message.id.desc()).limit(THREAD_MESSAGES)).scalars()
+    texts = messages.recent_public_texts(session, ticket.id, THREAD_MESSAGES)
     return new_topic(email.subject, email.reply_text or email.text, ticket.subject, "\n".join(texts))

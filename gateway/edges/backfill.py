@@ -21,12 +21,10 @@ import logging
 from collections import Counter
 from datetime import date
 
-from sqlalchemy import func, select
-
 from gateway.edges import imap_batch
 from gateway.edges.imap_conn import close, connect
 from gateway.pipeline.process import Source, process_ids, spool
-from storage.models import Message, SpoolEntry, Ticket
+from storage.queries import spool as spool_rows
 from storage.spool import SpoolSink
 
 log = logging.getLogger("supportgw.backfill")
@@ -71,10 +69,7 @@ def _describe(app, ids: list[int]) -> list[dict]:
         return []
     with app.db.session() as s:
         # the ticket through the stored message: a handler that opened a ticket stored it there
-        rows = s.execute(select(SpoolEntry.id, SpoolEntry.message_id, SpoolEntry.status, Ticket.ref)
-                         .outerjoin(Message, Message.spool_id == SpoolEntry.id)
-                         .outerjoin(Ticket, Ticket.id == func.coalesce(Message.ticket_id, SpoolEntry.ticket_id))
-                         .where(SpoolEntry.id.in_(ids)).order_by(SpoolEntry.id)).all()
+        rows = spool_rows.outcomes(s, ids)
     rows = list({r[0]: r for r in rows}.values())  # one line per message
     return [{"spool_id": i, "message_id": mid, "outcome": status if status != "processed" else "taken",
              "ticket": ref or ""} for i, mid, status, ref in rows]

@@ -33,11 +33,8 @@ COOKIE, CSRF_COOKIE = "supportgw_desk", "supportgw_csrf"
 
 def desk_person(app, address: str):
     """The rules file's engineer with this address, or None."""
-    address = (address or "").strip().lower()
-    for e in app.rules.current.engineers.values():
-        if e.email == address:
-            return e
-    return None
+    address = (address or "").strip()
+    return app.rules.current.engineer_by_email(address) if address else None
 
 
 def _pack(address: str) -> str:

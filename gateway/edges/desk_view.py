@@ -7,10 +7,11 @@ Every page asks `visible(person, ticket)` or filters with `visible_filter`.
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_
 
 from gateway.desk import briefing, holding
-from storage.models import Event, Ticket
+from storage.models import Ticket
+from storage.queries import events as ticket_events, tickets
 from gateway.jobs import weekly_report
 from gateway.jobs.report_charts import _pct, weekly_series
 
@@ -47,15 +48,11 @@ def sla_state(app, t: Ticket, now) -> str:
 
 def queue(app, s, person) -> dict:
     now = app.now()
-    tickets = list(s.execute(select(Ticket).where(Ticket.status.in_(OPEN), visible_filter(person))
-                             .order_by(Ticket.team, Ticket.priority, Ticket.created_at)).scalars())
+    shown = tickets.queue(s, OPEN, visible_filter(person))
     rows = [{"t": t, "sla": sla_state(app, t, now), "due": _due(t),
              "holder": briefing.name_of(app, t.handler or t.owner) if (t.handler or t.owner) else ""}
-            for t in tickets]
-    counts = s.execute(select(Ticket.team, Ticket.priority, Ticket.status, func.count())
-                       .where(Ticket.status.in_(OPEN), visible_filter(person))
-                       .group_by(Ticket.team, Ticket.priority, Ticket.status)
-                       .order_by(Ticket.team, Ticket.priority, Ticket.status)).all()
+            for t in shown]
+    counts = tickets.queue_counts(s, OPEN, visible_filter(person))
     holders: dict[str, int] = {}
     for r in rows:
         holders[r["holder"] or "—"] = holders.get(r["holder"] or "—", 0) + 1
@@ -64,10 +61,10 @@ def queue(app, s, person) -> dict:
 
 
 def ticket_page(app, s, person, ref: str) -> dict | None:
-    t = s.execute(select(Ticket).where(Ticket.ref == ref)).scalar_one_or_none()
+    t = tickets.by_ref(s, ref) if ref == ref.upper() else None  # the page's address is case-sensitive
     if t is None or not visible(person, t):
         return None  # the same answer for "no such ticket" and "not yours": refs are guessable
-    events = list(s.execute(select(Event).where(Event.ticket_id == t.id).order_by(Event.id)).scalars())
+    events = ticket_events.of_ticket(s, t.id)
     chain = [{"since": h.since, "until": h.until, "handler": briefing.name_of(app, h.handler) if h.handler else "—",
               "step": h.label, "why": h.why, "by": h.by} for h in holding.holds(s, t)]
     return {"t": t, "messages": briefing.history(s, t), "chain": chain, "events": events,

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from gateway.handlers.spam_verdict import health as spam_health
-from storage.models import ImapState, Lease, OutboxRow, SpoolEntry
+from storage.models import ImapState, Lease
+from storage.queries import gauges
 
 # name -> (function(app) -> str | dict, config section): a str containing "DOWN" or "expired"
 # is a problem; a dict carries its own "ok". A hook whose section is absent is not asked.
@@ -46,9 +47,8 @@ def check_database(app) -> dict:
 
 def check_spool(app, s, now) -> dict:
     limit = app.config.health.spool_max_age_seconds
-    pending, oldest = s.execute(select(func.count(), func.min(SpoolEntry.received_at))
-                                .where(SpoolEntry.status == "pending")).one()
-    quarantined = s.scalar(select(func.count()).where(SpoolEntry.status == "quarantined"))
+    pending, oldest = gauges.spool_pending(s)
+    quarantined = gauges.spool_count(s, "quarantined")
     age = _age(now, oldest)
     out = {"ok": True, "pending": pending, "oldest_pending_seconds": age, "quarantined": quarantined}
     if age is not None and age > limit:
@@ -82,9 +82,8 @@ def check_imap(app, s, now) -> dict:
 
 def check_outbox(app, s, now) -> dict:
     window = app.config.health.outbox_failed_window_minutes
-    failed = s.scalar(select(func.count()).where(OutboxRow.status == "failed",
-                                                 OutboxRow.created_at >= now - timedelta(minutes=window)))
-    overdue_since = s.scalar(select(func.min(OutboxRow.next_attempt_at)).where(OutboxRow.status == "pending"))
+    failed = gauges.outbox_failed_since(s, now - timedelta(minutes=window))
+    overdue_since = gauges.outbox_oldest_due(s)
     overdue = _age(now, overdue_since)
     out = {"ok": True, "failed_recently": failed, "oldest_due_seconds": overdue}
     problems = []

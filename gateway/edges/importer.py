@@ -45,11 +45,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 
 from parsers.message import parse_email, parse_head
 from parsers.threader import Item, conversations
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
+from storage.queries import messages, spool as spool_rows, threads
 from gateway.edges.import_rows import conversation_rows
 from storage.bulk import insert_rows
 from storage.spool import dedupe_key
@@ -155,11 +156,10 @@ class Importer:
         with self.app.db.session() as s:
             have: set = set()
             for part in _chunks([f.dedupe for f in found]):
-                have.update(s.execute(select(SpoolEntry.dedupe_key).where(SpoolEntry.dedupe_key.in_(part))).scalars())
+                have.update(spool_rows.known_dedupe_keys(s, part))
             pairs: set = set()
             for part in _chunks({f.message_id for f in found if not f.message_id.endswith("@supportgw.invalid")}):
-                pairs.update(s.execute(select(Message.message_id, Message.sender_email)
-                                       .where(Message.message_id.in_(part))).all())
+                pairs.update(messages.senders_of(s, part))
         for f in found:
             if f.dedupe in have or (f.message_id, f.sender) in pairs:
                 f.stored = True
@@ -254,8 +254,7 @@ class Importer:
         out: dict[int, int] = {}
         rows: set = set()
         for part in _chunks(want):
-            for mid, tid in s.execute(select(ThreadId.message_id, ThreadId.ticket_id)
-                                      .where(ThreadId.message_id.in_(part))).all():
+            for mid, tid in threads.tickets_of(s, list(part)):
                 out.setdefault(want[mid], tid)
                 rows.add((mid, tid))
         return out, rows

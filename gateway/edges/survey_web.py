@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qs
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from starlette.routing import Route
 from gateway.desk.closure import SURVEY_PURPOSE, survey_stamp
 from gateway.handlers.survey_handler import record_answer
 from storage.models import JobRun, Ticket
+from storage.queries import job_runs
 
 log = logging.getLogger("supportgw.survey_web")
 MAX_FORM = 8192
@@ -98,7 +98,7 @@ class _View:
 
 def _answered(s, ticket: Ticket) -> bool:
     key = f"{ticket.id}.{survey_stamp(ticket)}"
-    return s.execute(select(JobRun.id).where(JobRun.job == "survey", JobRun.due_key == key)).first() is not None
+    return job_runs.done(s, "survey", key)
 
 
 def routes(app) -> list[Route]:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import select
-
 from gateway import outbox
 from gateway.desk.automatic import may_send_automatic
 from gateway.desk.inbound import Inbound, store_message
@@ -30,6 +28,7 @@ from gateway.large_mail import scan_bytes
 from parsers.bounces import Dsn, parse_dsn, verp_outbox_id
 from storage.history import record_event
 from storage.models import OutboxAttempt, OutboxRow, Ticket
+from storage.queries import outbox as outbox_rows
 from gateway.desk.threads import Match
 
 NAME = "bounce_handler"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
@@ -99,7 +98,7 @@ def _find_row(ib: Inbound, dsn: Dsn, verp_ids: list[int]) -> OutboxRow | None:
         if row is not None and row not in candidates:
             candidates.append(row)
     if returned_ids:
-        for row in s.execute(select(OutboxRow).where(OutboxRow.message_id.in_(returned_ids[:50]))).scalars():
+        for row in outbox_rows.by_message_ids(s, returned_ids[:50]):
             if row not in candidates:
                 candidates.append(row)
     for row in candidates:

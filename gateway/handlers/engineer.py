@@ -26,8 +26,6 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy import bindparam, select
-
 from gateway.desk import collisions, notify, send_later, ticket_ops
 from gateway.handlers import engineer_commands
 from gateway import large_mail, outbox
@@ -38,7 +36,8 @@ from gateway.desk.threads import Match
 from gateway.desk.unverified import has_command_lines, log_ignored, tell_unverified
 from parsers.commands import parse_commands
 from storage.history import record_event
-from storage.models import Message, OutboxRow, SpoolEntry, ThreadId, Ticket
+from storage.models import Message, SpoolEntry, ThreadId, Ticket
+from storage.queries import messages, outbox as outbox_rows, threads
 from storage.rows import append
 
 NAME = "engineer"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
@@ -131,8 +130,7 @@ def refuse_unverified(ib, ticket: Ticket, engineer: str, *, commands: bool) -> s
 
 
 def _seen(session, ticket: Ticket, message_id: str) -> bool:
-    return session.execute(select(ThreadId.id).where(ThreadId.ticket_id == ticket.id,
-                                                     ThreadId.message_id == message_id)).first() is not None
+    return threads.known(session, message_id, ticket_id=ticket.id)
 
 
 def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False) -> str:
@@ -212,11 +210,6 @@ def _release_held(ib, ticket: Ticket, engineer: str, *, send: bool) -> str:
     return handle_authorised(again, ticket, engineer, replay=True)
 
 
-# Built once: asked for every authorised engineer reply.
-_NOTE_MAILS = (select(OutboxRow.id).where(OutboxRow.message_id.in_(bindparam("ids", expanding=True)),
-                                          OutboxRow.kind == "note").limit(1))
-
-
 def answers_a_note(session, email) -> bool:
     """The mail answers one of our internal-note notifications (its In-Reply-To is one).
 
@@ -224,15 +217,12 @@ def answers_a_note(session, email) -> bool:
     us another way (trust_dmarc and the plain support address, a client that dropped
     the Reply-To)."""
     ids = [i for i in email.in_reply_to if i]
-    return bool(ids) and session.execute(_NOTE_MAILS, {"ids": ids}).first() is not None
+    return bool(ids) and outbox_rows.any_note_mail(session, ids)
 
 
 def _store_internal(ib, ticket: Ticket, *, kind: str, text: str) -> Message:
-    e = ib.email
-    msg = Message(ticket_id=ticket.id, spool_id=ib.entry.id, direction="in", kind=kind, message_id=e.message_id,
-                  sender_email=e.sender.email, sender_name=e.sender.name, to=[a.email for a in e.to],
-                  cc=[a.email for a in e.cc], subject=e.subject, text=text, reply_text=text, html="",
-                  automatic=e.automatic, internal=True, created_at=ib.now)
+    msg = messages.received(ib.email, ticket_id=ticket.id, spool_id=ib.entry.id, kind=kind, created_at=ib.now,
+                            internal=True, text=text, reply_text=text, html="")
     ib.session.add(msg)
     ib.session.flush()
     return msg

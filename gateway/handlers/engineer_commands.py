@@ -12,13 +12,12 @@ Who may run commands is decided in gateway.handlers.engineer, not here.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gateway.desk import closure, handover, hold, merge_split, notify, send_later, ticket_ops
 from gateway import outbox
 from parsers.commands import CommandBlock
 from storage.history import record_event
 from storage.models import Participant, Ticket
+from storage.queries import tickets
 
 CLOSING = ("close", "solution", "kb")
 HANDOVER = ("escalate", "handover", "cannot")
@@ -83,7 +82,7 @@ def _merge_split_problems(session, ticket: Ticket, block: CommandBlock, in_reply
     if closure_status(block) or any(block.get(n) for n in HANDOVER):
         return [f"#{'merge' if merge else 'split'} goes alone: resolve, close or escalate in another reply"]
     if merge:
-        target = session.execute(select(Ticket).where(Ticket.ref == merge.args[0])).scalar_one_or_none()
+        target = tickets.by_ref(session, merge.args[0])
         why = merge_split.merge_problem(session, ticket, target, merge.args[0])
     else:
         why = merge_split.split_problem(session, ticket, merge_split.split_target(session, ticket, in_reply_to))
@@ -137,7 +136,7 @@ def apply_workflow(app, session, ticket: Ticket, block: CommandBlock, *, actor: 
                    in_reply_to=()) -> None:
     """Escalation/handover, merge/split and closure: each owned by its own module; called after the relay."""
     if block.get("merge"):
-        target = session.execute(select(Ticket).where(Ticket.ref == block.get("merge").args[0])).scalar_one()
+        target = tickets.by_ref(session, block.get("merge").args[0])
         merge_split.merge(app, session, ticket, target, actor=actor)
     elif block.get("split"):
         merge_split.split(app, session, ticket, merge_split.split_target(session, ticket, in_reply_to), actor=actor)

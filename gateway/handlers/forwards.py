@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 
 from gateway.handlers.engineer import authentication_passed
 from gateway.desk.inbound import Inbound, create_ticket, store_message
@@ -31,7 +30,7 @@ from parsers.language import detect_language
 from parsers.message import parse_email
 from parsers.quotes import split_reply
 from storage.history import record_event
-from storage.models import ThreadId
+from storage.queries import threads
 
 NAME = "forwards"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -63,7 +62,7 @@ def handle(ib) -> str | None:
                        assume=ZoneInfo(app.config.report.timezone))
     if fwd is None or not fwd.sender.email or app.is_ours(fwd.sender.email):
         return None  # not a customer's mail: an engineer's own mail is handled as any other
-    if ib.session.execute(select(ThreadId.id).where(ThreadId.message_id == e.message_id)).first():
+    if threads.known(ib.session, e.message_id):
         return "duplicate"
     return bring_in(ib, fwd, engineer=sender, how=how)
 
@@ -92,7 +91,7 @@ def _customer_mail(ib, fwd: Forwarded):
     e, original = ib.email, fwd.original
     subject = fwd.subject or _without_prefix(e.subject)
     message_id = original.message_id if original is not None else ""
-    if not message_id or ib.session.execute(select(ThreadId.id).where(ThreadId.message_id == message_id)).first():
+    if not message_id or threads.known(ib.session, message_id):
         digest = hashlib.sha256(f"{e.message_id}\0{fwd.sender.email}\0{fwd.text}".encode()).hexdigest()[:24]
         message_id = f"fwd.{digest}@{ib.app.config.gateway.domain}"
     if original is not None:

@@ -12,14 +12,14 @@ rate limit applies.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gateway import outbox
 from gateway.clock import fmt_due
 from gateway.desk.automatic import may_send_automatic
+from gateway.desk import notify
 from gateway.desk.inbound import choose_language
 from parsers.status_request import is_status_request
 from storage.models import Ticket
+from storage.queries import tickets
 
 NAME = "selfservice"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -51,14 +51,12 @@ def handle(ib) -> str | None:
 
 
 def open_tickets(s, requester: str) -> list[Ticket]:
-    return list(s.execute(select(Ticket).where(Ticket.requester_email == requester.lower(),
-                                               Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id)).scalars())
+    return tickets.open_of(s, requester, OPEN_STATUSES)
 
 
 def _row(app, t: Ticket) -> dict:
     # The engineer's name only: personal addresses stay inside (DOMAIN.md §9).
     owner = t.owner or t.handler
-    eng = app.rules.current.engineer_by_email(owner) if owner else None
     return {"ref": t.ref, "subject": t.subject, "status": t.status, "priority": t.priority,
-            "owner": eng.name if eng else "", "created": fmt_due(app, t.created_at),
+            "owner": notify.engineer_name(app, owner), "created": fmt_due(app, t.created_at),
             "updated": fmt_due(app, t.updated_at)}

@@ -242,16 +242,14 @@ def learn_many(app, spool_ids: list[int], kind: str) -> int:
     cfg = app.config.spam
     if cfg.engine != "rspamd" or not cfg.controller_url or not spool_ids:
         return 0
-    from sqlalchemy import select
-
-    from storage.models import SpoolEntry
+    from storage.queries import spool as spool_rows
     from storage.spool import raw_bytes
 
     password = cfg.controller_password.resolve("spam.controller_password")
     url = cfg.controller_url.rstrip("/") + ("/learnham" if kind == "ham" else "/learnspam")
     taught = 0
     with app.db.session() as s:
-        for entry in s.execute(select(SpoolEntry).where(SpoolEntry.id.in_(spool_ids))).scalars():
+        for entry in spool_rows.entries(s, spool_ids):
             try:
                 answer = _post(url, raw_bytes(app.spool_blobs, entry), {"Password": password} if password else {},
                                cfg.timeout)

@@ -12,14 +12,13 @@ ticket (after it). Only the requester and the customer's CCs may answer.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from gateway import outbox
 from gateway.desk import ticket_ops
 from gateway.desk.inbound import automatic_allowed, store_message
 from parsers.survey import parse_score
 from storage.history import record_event
-from storage.models import Event, SurveyResponse, Ticket
+from storage.models import SurveyResponse, Ticket
+from storage.queries import events, surveys
 
 NAME = "survey_handler"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -63,9 +62,7 @@ def record_answer(app, s, ticket: Ticket, *, score: int, comment: str, actor: st
     engineers = handled_by(app, s, ticket)
     # One answer per resolution: a second reply ("5", then "4 actually") corrects the first,
     # so the reports do not count one ticket twice.
-    existing = s.execute(select(SurveyResponse).where(
-        SurveyResponse.ticket_id == ticket.id, SurveyResponse.at >= since).order_by(SurveyResponse.id.desc())
-    ).scalars().first() if since else None
+    existing = surveys.newest_answer(s, ticket.id, since) if since else None
     if existing is not None:
         existing.score, existing.comment, existing.engineers, existing.at = score, comment, engineers, now
         existing.token = token or existing.token
@@ -87,7 +84,7 @@ def handled_by(app, s, ticket: Ticket) -> list[str]:
     """The engineers who worked on the ticket: owner, handler, and every engineer who acted on it."""
     engineers = app.engineer_addresses()
     names = [ticket.owner, ticket.handler]
-    rows = s.execute(select(Event.actor, Event.data).where(Event.ticket_id == ticket.id).order_by(Event.id)).all()
+    rows = events.actors_and_data(s, ticket.id)
     for actor, data in rows:
         names.append(actor)
         for key in ("new", "to", "from"):  # assignments and handovers name engineers in their data

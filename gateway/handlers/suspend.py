@@ -28,6 +28,7 @@ import logging
 from gateway.desk.inbound import Inbound
 from parsers import authresults
 from parsers.robots import Robot, classify
+from storage.queries import messages
 
 NAME = "suspend"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
 
@@ -107,14 +108,12 @@ def on_ticket(ib: Inbound) -> None:
     auth = (ib.entry.verdict or {}).get("auth")
     if not auth:
         return
-    from sqlalchemy import select
-
     from storage.history import record_event
-    from storage.models import Message, Ticket
+    from storage.models import Ticket
 
     ticket = ib.match.ticket if ib.match is not None and ib.match.ticket is not None else None
     if ticket is None:  # a new ticket: the one this mail's message was stored on
-        tid = ib.session.execute(select(Message.ticket_id).where(Message.spool_id == ib.entry.id).limit(1)).scalar()
+        tid = messages.ticket_of_spool(ib.session, ib.entry.id)
         ticket = ib.session.get(Ticket, tid) if tid else None
     if ticket is None:
         return

@@ -17,14 +17,13 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from gateway.desk import handover, ticket_ops
 from gateway import outbox
 from gateway.desk.automatic import may_send_automatic
 from gateway.desk.closure import customer_ccs
 from storage.history import record_event
 from storage.models import Ticket
+from storage.queries import tickets
 
 ACTOR = "system:pending"
 
@@ -36,10 +35,7 @@ def run_pending_reminders(app) -> Counter:
     counts: Counter = Counter()
     now = app.now()
     with app.db.session() as s:
-        stmt = select(Ticket).where(Ticket.status == "pending").order_by(Ticket.id)
-        if not app.db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True)
-        for ticket in s.execute(stmt).scalars():
+        for ticket in tickets.in_status(s, "pending", lock=not app.db.is_sqlite):
             since = ticket.paused_at or ticket.updated_at
             waited = now - since
             if waited >= resolve_after:

@@ -23,11 +23,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.jobs.reports import Period, sla_marks, ticket_figures
 from storage.models import Ticket
+from storage.queries import reports as report_queries
 
 DIMENSIONS = ("customer", "organisation", "project", "engineer", "address")
 
@@ -55,12 +55,7 @@ def _name(dimension: str, key: str, t: Ticket, names: dict[str, dict[str, str]])
 
 
 def _tickets(session: Session, ids: set[int]) -> dict[int, Ticket]:
-    found: dict[int, Ticket] = {}
-    ordered = sorted(ids)
-    for chunk in range(0, len(ordered), 500):
-        for t in session.execute(select(Ticket).where(Ticket.id.in_(ordered[chunk:chunk + 500]))).scalars():
-            found[t.id] = t
-    return found
+    return report_queries.tickets_by_id(session, ids)
 
 
 def split_report(session: Session, p: Period, by: str, *, names: dict[str, dict[str, str]] | None = None) -> list[dict]:

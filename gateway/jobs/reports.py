@@ -39,10 +39,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage.models import Event, SlaMark, SurveyResponse, Ticket
+from storage.models import Event, SurveyResponse, Ticket
+from storage.queries import reports as report_queries
 
 DONE = ("resolved", "closed")
 
@@ -80,15 +80,10 @@ class Period:
 
 
 def collect(session: Session, start: datetime, end: datetime, *, now: datetime) -> Period:
-    opened = list(session.execute(
-        select(Ticket).where(Ticket.created_at >= start, Ticket.created_at < end).order_by(Ticket.id)).scalars())
-    events = list(session.execute(
-        select(Event).where(Event.at >= start, Event.at < end).order_by(Event.id)).scalars())
-    resolved_in_period = list(session.execute(
-        select(Ticket).where(Ticket.resolved_at >= start, Ticket.resolved_at < end,
-                             Ticket.status.in_(DONE))).scalars())
-    responses = list(session.execute(
-        select(SurveyResponse).where(SurveyResponse.at >= start, SurveyResponse.at < end)).scalars())
+    opened = report_queries.opened_in(session, start, end)
+    events = report_queries.events_in(session, start, end)
+    resolved_in_period = report_queries.resolved_in(session, start, end, DONE)
+    responses = report_queries.survey_answers_in(session, start, end)
     return Period(start, end, min(now, end), opened, events, resolved_in_period, responses)
 
 
@@ -145,12 +140,7 @@ def _judge(done_at, due, asof, marked: bool, pause_at=None) -> str | None:
 
 def sla_marks(session: Session, ids: list[int], asof: datetime) -> set[tuple[int, str]]:
     """(ticket id, kind) of the SLA breaches recorded before `asof`."""
-    marks: set[tuple[int, str]] = set()
-    for chunk in range(0, len(ids), 500):
-        rows = session.execute(select(SlaMark.ticket_id, SlaMark.kind).where(
-            SlaMark.ticket_id.in_(ids[chunk:chunk + 500]), SlaMark.at < asof)).all()
-        marks.update((tid, kind) for tid, kind in rows)
-    return marks
+    return report_queries.sla_breaches(session, ids, asof)
 
 
 def sla_compliance(tickets: list[Ticket], asof: datetime, marks: set[tuple[int, str]]) -> dict:

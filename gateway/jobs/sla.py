@@ -39,7 +39,6 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.desk import briefing, handover, ticket_ops
@@ -47,7 +46,8 @@ from gateway.clock import fmt_due
 from routing.calendar import business_time_between, is_working_time
 from storage.db import StorageUnavailable
 from storage.history import record_event
-from storage.models import Message, SlaMark, Ticket
+from storage.models import SlaMark, Ticket
+from storage.queries import messages, sla as sla_marks, tickets
 
 log = logging.getLogger("supportgw.sla")
 
@@ -77,9 +77,7 @@ def _secondary_answered(s, ticket: Ticket, since: datetime) -> datetime | None:
     """When the handler (the secondary) first wrote on the ticket after the handover: reply or note."""
     if ticket.first_responded_at is not None and ticket.first_responded_at >= since:
         return ticket.first_responded_at
-    return s.execute(select(Message.created_at).where(
-        Message.ticket_id == ticket.id, Message.sender_email == ticket.handler, Message.created_at >= since,
-        Message.automatic.is_(False)).order_by(Message.id).limit(1)).scalar()
+    return messages.first_written_by(s, ticket.id, ticket.handler, since)
 
 
 def terms_of(app, s, ticket: Ticket) -> list[Term]:
@@ -118,8 +116,7 @@ def _mark(s, ticket: Ticket, kind: str, deadline: datetime, at: datetime) -> Non
 
 
 def _marked(s, ticket: Ticket) -> set[tuple[str, datetime]]:
-    rows = s.execute(select(SlaMark.kind, SlaMark.deadline).where(SlaMark.ticket_id == ticket.id)).all()
-    return {(k, d) for k, d in rows}
+    return sla_marks.marks_of(s, ticket.id)
 
 
 def _notice(app, s, ticket: Ticket, term: Term, *, breached: bool, now) -> None:
@@ -233,7 +230,7 @@ def check_ticket(app, ticket_id: int) -> Counter:
 def run_sla_watch(app) -> Counter:
     """The scheduler job: check every open ticket. Safe to run twice, or in two processes at once."""
     with app.db.session() as s:
-        ids = list(s.execute(select(Ticket.id).where(Ticket.status.in_(OPEN)).order_by(Ticket.id)).scalars())
+        ids = tickets.ids_in(s, OPEN)
     total: Counter = Counter()
     for tid in ids:
         try:

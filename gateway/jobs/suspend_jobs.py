@@ -14,11 +14,11 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import outbox
-from storage.models import JobRun, SpoolEntry
+from storage.models import JobRun
+from storage.queries import spool as spool_rows
 
 log = logging.getLogger("supportgw.suspend")
 ALERT_JOB = "suspended_alert"
@@ -31,24 +31,16 @@ def run_suspended_care(app) -> Counter:
     return counts
 
 
-def _purgeable(app):
-    cutoff = app.now() - timedelta(days=app.config.spam.retention_days)
-    return (SpoolEntry.status.in_(("suspended", "dropped")), SpoolEntry.reason != "",
-            SpoolEntry.received_at < cutoff)
-
-
 def purge(app) -> int:
     """Delete what the retention period has passed; returns how many messages went."""
     with app.db.write_lock(), app.db.session() as s:
-        old = s.execute(select(SpoolEntry.id, SpoolEntry.sha256, SpoolEntry.raw.is_(None))
-                        .where(*_purgeable(app))).all()
+        old = spool_rows.set_aside_before(s, app.now() - timedelta(days=app.config.spam.retention_days))
         if not old:
             return 0
         ids = [i for i, _, _ in old]
-        s.execute(delete(SpoolEntry).where(SpoolEntry.id.in_(ids)))
+        spool_rows.delete_rows(s, ids)
         files = {sha for _, sha, on_disk in old if on_disk}
-        still_named = set(s.execute(select(SpoolEntry.sha256).where(SpoolEntry.sha256.in_(files))).scalars()) \
-            if files else set()
+        still_named = spool_rows.blobs_still_named(s, files) if files else set()
     for sha in files - still_named:  # after the commit: a crash before it leaves rows, never rows without files
         app.spool_blobs.path_for(sha).unlink(missing_ok=True)
     log.info("suspended area: purged %d message(s) older than %d days", len(ids), app.config.spam.retention_days)
@@ -68,10 +60,7 @@ def alert_if_growing(app) -> bool:
     now = app.now()
     since = now - timedelta(hours=1)
     with app.db.session() as s:
-        by_reason = dict(s.execute(
-            select(SpoolEntry.reason, func.count()).where(SpoolEntry.status.in_(("suspended", "dropped")),
-                                                          SpoolEntry.reason != "", SpoolEntry.processed_at >= since)
-            .group_by(SpoolEntry.reason)).all())
+        by_reason = spool_rows.set_aside_by_reason(s, processed_since=since)
         total = sum(by_reason.values())
         to = _recipients(app)
         if total <= limit or not to:
@@ -92,8 +81,4 @@ def alert_if_growing(app) -> bool:
 
 def counts_by_reason(session, start, end) -> dict[str, int]:
     """Suspended mail per reason received in [start, end), for the weekly report."""
-    return dict(session.execute(
-        select(SpoolEntry.reason, func.count()).where(SpoolEntry.reason != "", SpoolEntry.received_at >= start,
-                                                      SpoolEntry.received_at < end,
-                                                      SpoolEntry.status.in_(("suspended", "dropped")))
-        .group_by(SpoolEntry.reason).order_by(func.count().desc())).all())
+    return spool_rows.set_aside_by_reason(session, received=(start, end))
