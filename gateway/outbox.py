@@ -113,6 +113,7 @@ def queue(
     source_spool_id: int | None = None,
     deliver_to: str | None = None,  # this copy goes to this one of `to`/`cc` only (see queue_copies)
     not_before=None,  # not sent before this time (#send-at, #send-in)
+    address: str = "",  # mail on no ticket: the [[address]] the customer wrote to, which it goes out from
 ) -> str:
     """Queue one mail; returns its Message-ID. The row is appended (storage.rows): a query
     on the outbox, the end of the message's savepoint or the commit writes it."""
@@ -121,7 +122,8 @@ def queue(
     to, cc = capped_recipients(app, session, ticket, kind, list(to), list(cc or []))
     mid = new_message_id(gw.domain)
     # a ticket's mail comes from the address its customer wrote to (an [[address]] brand)
-    support = (ticket.address if ticket is not None and ticket.address else "") or gw.support_addresses[0]
+    brand = app.brand_of(ticket, address)
+    support = brand.address if brand is not None else gw.support_addresses[0]
     reply_to = None
     if ticket is not None and reply_to_for:
         reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for, note=reply_note))
@@ -139,7 +141,7 @@ def queue(
     # mail with other attachments is built now: the draft does not copy bytes.
     draft = {
         "text": rendered.text, "html": rendered.html,
-        "from_addr": [from_name or app.team_name(ticket), support], "reply_to": reply_to,
+        "from_addr": [from_name or app.team_name(ticket, address), support], "reply_to": reply_to,
         "in_reply_to": in_reply_to or (refs[-1] if refs else None), "references": list(refs),
         "automatic": automatic, "loop_address": support, "thread_topic": ticket.subject if ticket else "",
         "thread_root": refs[0] if refs else mid, "extra_headers": dict(extra_headers or {}),

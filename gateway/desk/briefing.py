@@ -125,10 +125,10 @@ def tell_customer(app, session, ticket: Ticket, *, new_handler: str, specialist:
         outbox.record(session, ticket, "auto_suppressed", app.now(), f"no takeover notice to {rcpt or 'nobody'}")
         return False
     first = (name_of(app, new_handler) or "").split(" ")[0]
-    rendered = app.templates.render("customer_takeover", ticket.language, ticket=ticket,
-                                    customer_name=ticket.requester_name, engineer_first_name=first,
-                                    specialist=specialist, team_name=app.config.gateway.display_name,
-                                    resolution_due=fmt_due(app, ticket.resolution_due))
+    rendered = app.templates_for(ticket).render("customer_takeover", ticket.language, ticket=ticket,
+                                                customer_name=ticket.requester_name, engineer_first_name=first,
+                                                specialist=specialist, team_name=app.team_name(ticket),
+                                                resolution_due=fmt_due(app, ticket.resolution_due))
     outbox.queue(app, session, kind="customer_takeover", ticket=ticket, rendered=rendered, to=[rcpt],
                  reply_to_for=rcpt, automatic="auto-generated")
     return True

@@ -94,9 +94,9 @@ def _tell_customer(app, session, source: Ticket, target: Ticket, last_in, refs) 
     rcpt = source.requester_email
     if not rcpt or app.is_ours(rcpt) or not outbox.may_send_automatic(app, session, rcpt):
         return
-    rendered = app.templates.render("merged", source.language, source=source, target=target,
-                                    customer_name=source.requester_name,
-                                    team_name=app.config.gateway.display_name)
+    rendered = app.templates_for(target).render("merged", source.language, source=source, target=target,
+                                                customer_name=source.requester_name,
+                                                team_name=app.team_name(target))
     outbox.queue(app, session, kind="merged", ticket=target, rendered=rendered, to=[rcpt], reply_to_for=rcpt,
                  in_reply_to=last_in, references=refs or None, automatic="auto-generated")
 

@@ -40,13 +40,16 @@ def handle(ib) -> str | None:
     if not outbox.may_send_automatic(app, s, sender):
         return "status_rate_limited"
     tickets = open_tickets(s, sender)
-    rendered = app.templates.render(
-        "status_list", choose_language(app, e), customer_name=e.sender.name,
-        tickets=[_row(app, t) for t in tickets], team_name=app.config.gateway.display_name,
+    brand = app.config.brand_for(ib.recipients)  # answered from the address they wrote to
+    address = brand.address if brand else ""
+    language = brand.language if brand and brand.language not in ("", "auto") else choose_language(app, e)
+    rendered = app.templates_for(address=address).render(
+        "status_list", language, customer_name=e.sender.name,
+        tickets=[_row(app, t) for t in tickets], team_name=app.team_name(address=address),
     )
     outbox.queue(app, s, kind="status_list", ticket=None, rendered=rendered, to=[sender], automatic="auto-replied",
                  in_reply_to=e.message_id, references=list(e.references) + [e.message_id],
-                 source_spool_id=ib.entry.id)
+                 source_spool_id=ib.entry.id, address=address)
     return "status_list"
 
 

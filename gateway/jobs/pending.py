@@ -53,8 +53,9 @@ def _mail(app, s, ticket: Ticket, kind: str, **context) -> bool:
     rcpt = ticket.requester_email
     if not rcpt or app.is_own_address(rcpt):
         return False
-    rendered = app.templates.render(kind, ticket.language, ticket=ticket, customer_name=ticket.requester_name,
-                                    team_name=app.config.gateway.display_name, **context)
+    rendered = app.templates_for(ticket).render(kind, ticket.language, ticket=ticket,
+                                                customer_name=ticket.requester_name,
+                                                team_name=app.team_name(ticket), **context)
     outbox.queue(app, s, kind=kind, ticket=ticket, rendered=rendered, to=[rcpt], cc=customer_ccs(app, s, ticket),
                  automatic="auto-generated", reply_to_for=rcpt)
     return True
