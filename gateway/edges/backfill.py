@@ -24,8 +24,9 @@ from datetime import date
 from sqlalchemy import func, select
 
 from gateway.edges import imap_batch
+from gateway.edges.imap import source_of
 from gateway.edges.imap_conn import close, connect
-from gateway.pipeline.process import Source, process_ids, spool
+from gateway.pipeline.process import process_ids, spool
 from storage.models import Message, SpoolEntry, Ticket
 from storage.spool import SpoolSink
 
@@ -37,7 +38,7 @@ def backfill(app, mb, since: date, *, folder: str | None = None, batch_size: int
 
     Returns {"found", "already_had", "taken", outcome counts..., "messages": [...]}: one entry per
     message taken, with its Message-ID, what happened to it and its ticket."""
-    source = Source(f"imap:{mb.name}")
+    source = source_of(mb)
     client = connect(mb)
     counts: Counter = Counter()
     taken: list[dict] = []
