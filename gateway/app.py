@@ -42,17 +42,24 @@ class App:
         cfg = self.config.gateway
         return tuple(self.config.all_support_addresses) + (f"bounces@{cfg.domain}",)
 
-    def templates_for(self, ticket=None):
-        """The templates of mail on `ticket`: its [[address]]'s folder and signature, if any."""
-        brand = self.config.brand(getattr(ticket, "address", "")) if ticket is not None else None
+    def brand_of(self, ticket=None, address: str = ""):
+        """The [[address]] entry mail on `ticket` goes out as: the ticket's own, else `address`
+        (mail on no ticket, such as a status list: the address the customer wrote to)."""
+        return self.config.brand((getattr(ticket, "address", "") if ticket is not None else "") or address)
+
+    def templates_for(self, ticket=None, address: str = ""):
+        """The templates of mail on `ticket` (or from `address`): its [[address]]'s folder and
+        signature, if any."""
+        brand = self.brand_of(ticket, address)
         if brand is None:
             return self.templates
         return self.templates.variant(self.config.path(brand.templates) if brand.templates else None,
                                       brand.signature)
 
-    def team_name(self, ticket=None) -> str:
-        """The sender name of mail on `ticket`: its [[address]]'s display name, else gateway.display_name."""
-        brand = self.config.brand(getattr(ticket, "address", "")) if ticket is not None else None
+    def team_name(self, ticket=None, address: str = "") -> str:
+        """The sender name of mail on `ticket` (or from `address`): its [[address]]'s display name,
+        else gateway.display_name."""
+        brand = self.brand_of(ticket, address)
         return (brand.display_name if brand else "") or self.config.gateway.display_name
 
     def is_own_address(self, address: str) -> bool:

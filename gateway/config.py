@@ -204,8 +204,16 @@ class ImapMailbox(_Strict):
     batch_size: int = 50
     timeout: float = 60.0
     lease_seconds: float = 30.0  # another gateway takes over this long after this one dies
+    # The [[address]] (or alias) this mailbox receives for: everything drained from it belongs
+    # to that brand, whatever its To header says (a forwarding alias, a distribution list).
+    address: str = ""
 
     _norm = field_validator("password", mode="before")(_secret)
+
+    @field_validator("address")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.strip().lower()
 
     @model_validator(mode="after")
     def _plain_only_on_loopback(self):
@@ -477,11 +485,22 @@ def _describe(err: ValidationError, file: str) -> str:
     return "\n".join(lines)
 
 
+def _check_mailbox_addresses(cfg: Config, file: str) -> None:
+    """An [[imap]] `address` names one of the [[address]] entries or their aliases: one line if not."""
+    brands = [a for entry in cfg.address for a in (entry.address, *entry.aliases)]
+    for mb in cfg.imap:
+        if mb.address and mb.address not in brands:
+            known = ", ".join(brands) if brands else "none configured"
+            raise ConfigError(f"{file}: [[imap]] {mb.name!r}: address = {mb.address!r} is not an [[address]] "
+                              f"entry or alias (known: {known})")
+
+
 def parse_config(data: dict, *, file: str = "<config>", base_dir: Path = Path(".")) -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file)) from None
+    _check_mailbox_addresses(cfg, file)
     cfg.base_dir, cfg.source = base_dir, file
     for secret in cfg.secrets():
         secret._origin, secret._base_dir = file, base_dir

@@ -98,6 +98,7 @@ def queue(
     source_spool_id: int | None = None,
     deliver_to: str | None = None,  # this copy goes to this one of `to`/`cc` only (see queue_copies)
     not_before=None,  # not sent before this time (#send-at, #send-in)
+    address: str = "",  # mail on no ticket: the [[address]] the customer wrote to, which it goes out from
 ) -> str:
     """Queue one mail; returns its Message-ID. The row is appended (storage.rows): a query
     on the outbox, the end of the message's savepoint or the commit writes it."""
@@ -106,7 +107,8 @@ def queue(
     to, cc = capped_recipients(app, session, ticket, kind, list(to), list(cc or []))
     mid = new_message_id(gw.domain)
     # a ticket's mail comes from the address its customer wrote to (an [[address]] brand)
-    support = (ticket.address if ticket is not None and ticket.address else "") or gw.support_addresses[0]
+    brand = app.brand_of(ticket, address)
+    support = brand.address if brand is not None else gw.support_addresses[0]
     reply_to = None
     if ticket is not None and reply_to_for:
         reply_to = reply_address(support, app.signer.reply_token(ticket.id, reply_to_for, note=reply_note))
@@ -124,7 +126,7 @@ def queue(
     # mail with other attachments is built now: the draft does not copy bytes.
     draft = {
         "text": rendered.text, "html": rendered.html,
-        "from_addr": [from_name or app.team_name(ticket), support], "reply_to": reply_to,
+        "from_addr": [from_name or app.team_name(ticket, address), support], "reply_to": reply_to,
         "in_reply_to": in_reply_to or (refs[-1] if refs else None), "references": list(refs),
         "automatic": automatic, "loop_address": support, "thread_topic": ticket.subject if ticket else "",
         "thread_root": refs[0] if refs else mid, "extra_headers": dict(extra_headers or {}),
@@ -167,11 +169,13 @@ def reply_to_customer(app, session: Session, ticket: Ticket, kind: str, rendered
 
 
 def answer_sender(app, session: Session, kind: str, rendered: Rendered, *, to: str, in_reply_to: str,
-                  references: list[str], source_spool_id: int | None = None) -> str:
+                  references: list[str], source_spool_id: int | None = None, address: str = "") -> str:
     """Queue the automatic answer to a mail that is on no ticket (a stranger's, a status
-    request) to its sender alone, threaded on what the caller names only."""
+    request) to its sender alone, threaded on what the caller names only, from `address`
+    (the [[address]] they wrote to; empty: the default)."""
     return queue(app, session, kind=kind, ticket=None, rendered=rendered, to=[to], automatic="auto-replied",
-                 in_reply_to=in_reply_to, references=references, source_spool_id=source_spool_id)
+                 in_reply_to=in_reply_to, references=references, source_spool_id=source_spool_id,
+                 address=address)
 
 
 def mail_engineer(app, session: Session, ticket: Ticket | None, kind: str, rendered: Rendered, *,

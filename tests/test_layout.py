@@ -96,6 +96,14 @@ def test_the_cycle_check_sees_a_circle_through_a_function_level_import():
     assert _cycles(graph) == [["a", "b", "c"]]
 
 
+def test_nothing_below_the_command_line_imports_it():
+    """cli is the top layer: runtime and the rest never reach up into it (CommandError lives
+    in gateway/__init__.py for that reason)."""
+    up = sorted(f"{name} -> {dep}" for name, deps in GRAPH.items() if not name.startswith("gateway.cli")
+                for dep in deps if dep == "gateway.cli" or dep.startswith("gateway.cli."))
+    assert up == []
+
+
 def test_gateway_keeps_at_most_a_dozen_modules_at_its_top():
     top = sorted(p.name for p in (ROOT / "gateway").glob("*.py"))
     assert len(top) <= TOP_LIMIT, top

@@ -11,6 +11,7 @@ import importlib
 import logging
 import sys
 
+from gateway import CommandError  # noqa: F401  (the command modules raise it as gateway.cli.CommandError)
 from gateway.config import ConfigError, find_config_path, load_config
 from storage.db import StorageUnavailable
 
@@ -24,10 +25,6 @@ COMMAND_MODULES = [
     "gateway.cli.oauth",
     "gateway.cli.ops",
 ]
-
-
-class CommandError(Exception):
-    """A failure the user can fix; printed without a traceback, exit 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

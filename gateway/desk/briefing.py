@@ -118,9 +118,9 @@ def tell_customer(app, session, ticket: Ticket, *, new_handler: str, specialist:
         record_event(session, ticket, "auto_suppressed", app.now(), f"no takeover notice to {rcpt or 'nobody'}")
         return False
     first = (name_of(app, new_handler) or "").split(" ")[0]
-    rendered = app.templates.render("customer_takeover", ticket.language, ticket=ticket,
-                                    customer_name=ticket.requester_name, engineer_first_name=first,
-                                    specialist=specialist, team_name=app.config.gateway.display_name,
-                                    resolution_due=fmt_due(app, ticket.resolution_due))
+    rendered = app.templates_for(ticket).render("customer_takeover", ticket.language, ticket=ticket,
+                                                customer_name=ticket.requester_name, engineer_first_name=first,
+                                                specialist=specialist, team_name=app.team_name(ticket),
+                                                resolution_due=fmt_due(app, ticket.resolution_due))
     outbox.reply_to_customer(app, session, ticket, "customer_takeover", rendered, automatic="auto-generated")
     return True

@@ -93,9 +93,9 @@ def _tell_customer(app, session, source: Ticket, target: Ticket, last_in, refs) 
     rcpt = source.requester_email
     if not may_send_automatic(app, session, rcpt, "merged"):
         return
-    rendered = app.templates.render("merged", source.language, source=source, target=target,
-                                    customer_name=source.requester_name,
-                                    team_name=app.config.gateway.display_name)
+    rendered = app.templates_for(target).render("merged", source.language, source=source, target=target,
+                                                customer_name=source.requester_name,
+                                                team_name=app.team_name(target))
     outbox.reply_to_customer(app, session, target, "merged", rendered, to=rcpt, automatic="auto-generated",
                              in_reply_to=last_in, references=refs or None)
 

@@ -22,8 +22,9 @@ from collections import Counter
 from datetime import date
 
 from gateway.edges import imap_batch
+from gateway.edges.imap import source_of
 from gateway.edges.imap_conn import close, connect
-from gateway.pipeline.process import Source, process_ids, spool
+from gateway.pipeline.process import process_ids, spool
 from storage.queries import spool as spool_rows
 from storage.spool import SpoolSink
 
@@ -35,7 +36,7 @@ def backfill(app, mb, since: date, *, folder: str | None = None, batch_size: int
 
     Returns {"found", "already_had", "taken", outcome counts..., "messages": [...]}: one entry per
     message taken, with its Message-ID, what happened to it and its ticket."""
-    source = Source(f"imap:{mb.name}")
+    source = source_of(mb)
     client = connect(mb)
     counts: Counter = Counter()
     taken: list[dict] = []

@@ -69,6 +69,14 @@ class Backoff:
         self.failures = 0
 
 
+def source_of(mailbox) -> Source:
+    """What the spool records about mail drained from `mailbox`. With `address` set, that
+    [[address]] is the envelope recipient, as it is for mail the SMTP edge takes for it: the
+    mailbox is where mail for that address is delivered, so it comes before the To and Cc
+    headers when the pipeline asks which brand the customer wrote to (config.brand_for)."""
+    return Source(f"imap:{mailbox.name}", envelope_to=(mailbox.address,) if mailbox.address else ())
+
+
 class Poller(threading.Thread):
     """Drains one mailbox until stop(); safe to run in several processes (lease)."""
 
@@ -78,7 +86,7 @@ class Poller(threading.Thread):
         self.on_spooled = on_spooled
         self.backoff = backoff or Backoff()
         self.lease_name = f"imap:{mailbox.name}"
-        self.source = Source(f"imap:{mailbox.name}")
+        self.source = source_of(mailbox)
         self._halt = threading.Event()
         self._renew_at = 0.0
         self._holding = False

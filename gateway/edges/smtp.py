@@ -10,16 +10,15 @@ messages per minute (451 at MAIL FROM, so a well-behaved MTA slows down).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections import Counter
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from gateway.pipeline.process import Source
-from gateway.edges.smtp_data import read_data
+from gateway.edges.smtp_data import StreamingDATA
 from storage.db import StorageUnavailable
 from storage.spool import SpoolSink
 
@@ -61,6 +60,10 @@ class SupportHandler:
     def accepts(self, address: str) -> bool:
         return self.app.is_own_address(address)
 
+    def open_sink(self) -> SpoolSink:
+        """Where StreamingDATA writes a message as it arrives (gateway/edges/smtp_data.py)."""
+        return SpoolSink(self.app.spool_blobs, self.app.config.gateway.spool_inline_max)
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         ip = session.peer[0] if session.peer else "?"
         if not self.rate.allow(ip):
@@ -90,11 +93,14 @@ class SupportHandler:
         return "250 2.0.0 Message accepted for delivery"
 
 
-class LimitedSMTP(SMTP):
-    """aiosmtpd's SMTP with a per-IP cap on concurrent connections.
+class LimitedSMTP(StreamingDATA):
+    """The listener's protocol: DATA streamed to the spool (StreamingDATA), and a per-IP cap
+    on concurrent connections.
 
-    The counter and the cap belong to one listener (set by its factory), so two
-    gateways in one process do not share or overwrite each other's limits.
+    The cap uses what aiosmtpd documents: SMTP is an asyncio StreamReaderProtocol, whose
+    connection_made/connection_lost we extend, and `line_length_limit`. The counter and
+    the cap belong to one listener (set by its factory, the Controller's documented
+    override), so two gateways in one process do not share or overwrite each other's limits.
     """
 
     active: Counter = Counter()
@@ -105,65 +111,19 @@ class LimitedSMTP(SMTP):
 
     def connection_made(self, transport):
         peer = transport.get_extra_info("peername")
-        self._ip = peer[0] if peer else "?"
-        self.active[self._ip] += 1
+        self._client_ip = peer[0] if peer else "?"
+        self.active[self._client_ip] += 1
         super().connection_made(transport)
-        if self.active[self._ip] > self.max_per_ip:
-            log.warning("too many connections from %s", self._ip)
+        if self.active[self._client_ip] > self.max_per_ip:
+            log.warning("too many connections from %s", self._client_ip)
             transport.write(b"421 4.7.0 Too many connections from your address, try again later\r\n")
             transport.close()
 
     def connection_lost(self, error):
-        self.active[self._ip] -= 1
-        if self.active[self._ip] <= 0:
-            del self.active[self._ip]
+        self.active[self._client_ip] -= 1
+        if self.active[self._client_ip] <= 0:
+            del self.active[self._client_ip]
         super().connection_lost(error)
-
-
-    @syntax("DATA")
-    async def smtp_DATA(self, arg: str) -> None:
-        """DATA streamed into the spool (gateway/edges/smtp_data.py) instead of aiosmtpd's line list."""
-        if await self.check_helo_needed():
-            return
-        if await self.check_auth_needed("DATA"):
-            return
-        if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        app = self.event_handler.app
-        sink = SpoolSink(app.spool_blobs, app.config.gateway.spool_inline_max)
-        try:
-            result = await read_data(self._reader, sink.write, self.data_size_limit)
-            if result.error is not None:
-                raise result.error
-            if result.too_big:
-                sink.discard()
-                await self.push("552 5.3.4 Message too big for this system")
-                self._set_post_data_state()
-                return
-            content = sink.finish() if sink.size <= sink.inline_max else \
-                await asyncio.get_running_loop().run_in_executor(None, sink.finish)  # fsync off the loop
-        except asyncio.CancelledError:
-            sink.discard()
-            log.info("connection lost during DATA")
-            self._writer.close()
-            raise
-        except OSError as exc:  # the blob store is unwritable (disk full, permissions)
-            sink.discard()
-            if isinstance(exc, ConnectionResetError):
-                raise
-            log.error("451: could not write the message to the spool: %s", exc)
-            await self.push("451 4.3.0 Temporary storage failure, please try again later")
-            self._set_post_data_state()
-            return
-        self.envelope.content = self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push(status)
 
 
 class _Controller(Controller):

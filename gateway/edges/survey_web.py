@@ -48,8 +48,8 @@ def _check(app, s, token: str):
 
 def page(app, status: int, state: str, ticket=None, score=0, token="") -> HTMLResponse:
     lang = ticket.language if ticket is not None else app.config.report.language
-    rendered = app.templates.render("survey_page", lang, state=state, ticket=ticket, score=score, token=token,
-                                    team_name=app.config.gateway.display_name)
+    rendered = app.templates_for(ticket).render("survey_page", lang, state=state, ticket=ticket, score=score,
+                                                token=token, team_name=app.team_name(ticket))
     body = f"<!doctype html><html><head><meta charset='utf-8'><title>{rendered.subject}</title></head>" \
            f"<body>{rendered.html}</body></html>"
     return HTMLResponse(body, status_code=status,

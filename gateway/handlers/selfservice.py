@@ -41,12 +41,16 @@ def handle(ib) -> str | None:
         # a robot, ourselves or a colleague saying "status" is not asking for a list: the other handlers' mail
         return "status_rate_limited" if answer.reason == "rate limit" else None
     tickets = open_tickets(s, sender)
-    rendered = app.templates.render(
-        "status_list", choose_language(app, e), customer_name=e.sender.name,
-        tickets=[_row(app, t) for t in tickets], team_name=app.config.gateway.display_name,
+    brand = app.config.brand_for(ib.recipients)  # answered from the address they wrote to
+    address = brand.address if brand else ""
+    language = brand.language if brand and brand.language not in ("", "auto") else choose_language(app, e)
+    rendered = app.templates_for(address=address).render(
+        "status_list", language, customer_name=e.sender.name,
+        tickets=[_row(app, t) for t in tickets], team_name=app.team_name(address=address),
     )
     outbox.answer_sender(app, s, "status_list", rendered, to=sender, in_reply_to=e.message_id,
-                         references=list(e.references) + [e.message_id], source_spool_id=ib.entry.id)
+                         references=list(e.references) + [e.message_id], source_spool_id=ib.entry.id,
+                         address=address)
     return "status_list"
 
 

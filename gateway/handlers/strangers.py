@@ -32,9 +32,13 @@ def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
     rcpt = ib.email.sender.email
     if may_send_automatic(ib.app, ib.session, rcpt, "rejection", answering=ib.email):
         lang = ib.email.language
-        rendered = ib.app.templates.render("stranger_rejected", lang, team_name=ib.app.config.gateway.display_name)
+        # from the address the stranger wrote to (the ticket's own brand would tell them whose it is)
+        brand = ib.app.config.brand_for(ib.recipients)
+        address = brand.address if brand else ""
+        rendered = ib.app.templates_for(address=address).render("stranger_rejected", lang,
+                                                                team_name=ib.app.team_name(address=address))
         outbox.answer_sender(ib.app, ib.session, "rejection", rendered, to=rcpt, in_reply_to=ib.email.message_id,
-                             references=[ib.email.message_id])
+                             references=[ib.email.message_id], address=address)
     return "rejected"
 
 

@@ -46,9 +46,9 @@ def handle(ib) -> str | None:
     reopened = record_answer(app, ib.session, ticket, score=answer.score, comment=answer.comment,
                              actor=e.sender.email, via="email")
     if automatic_allowed(ib, ticket, e.sender.email):
-        rendered = app.templates.render("survey_thanks", ticket.language, ticket=ticket, score=answer.score,
-                                        customer_name=e.sender.name, reopened=reopened,
-                                        team_name=app.config.gateway.display_name)
+        rendered = app.templates_for(ticket).render("survey_thanks", ticket.language, ticket=ticket,
+                                                    score=answer.score, customer_name=e.sender.name,
+                                                    reopened=reopened, team_name=app.team_name(ticket))
         outbox.reply_to_customer(app, ib.session, ticket, "survey_thanks", rendered, to=e.sender.email,
                                  automatic="auto-replied", in_reply_to=e.message_id, source_spool_id=ib.entry.id)
     return "survey"

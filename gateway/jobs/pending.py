@@ -51,8 +51,9 @@ def _mail(app, s, ticket: Ticket, kind: str, **context) -> bool:
     rcpt = ticket.requester_email
     if not may_send_automatic(app, s, rcpt, kind):
         return False
-    rendered = app.templates.render(kind, ticket.language, ticket=ticket, customer_name=ticket.requester_name,
-                                    team_name=app.config.gateway.display_name, **context)
+    rendered = app.templates_for(ticket).render(kind, ticket.language, ticket=ticket,
+                                                customer_name=ticket.requester_name,
+                                                team_name=app.team_name(ticket), **context)
     outbox.reply_to_customer(app, s, ticket, kind, rendered, cc=customer_ccs(app, s, ticket),
                              automatic="auto-generated")
     return True

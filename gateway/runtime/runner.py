@@ -12,8 +12,7 @@ import os
 import signal
 import threading
 
-from gateway import rules_sync
-from gateway.cli import CommandError
+from gateway import CommandError, rules_sync
 from gateway.runtime.dispatch import Dispatcher
 from gateway.edges.smtp import start_listener
 from gateway.jobs.scheduler import start_scheduler
