@@ -205,7 +205,15 @@ def _others_naming_her(app):
     deliver(app, stored)
     deliver(app, small)
     flush(app)
-    return stored.sha256
+    # a stranger's large mail naming her that made no ticket (quarantined): it goes, file and all
+    sink = SpoolSink(app.spool_blobs, inline_max=app.config.gateway.spool_inline_max)
+    sink.write(_raw_mail("someone@stranger-demo.example", "Subject: about her\r\n", f"Ask {NAME}.\r\n{filler}"))
+    held = sink.finish()
+    pipeline.spool(app, [(held, pipeline.Source("smtp", envelope_from="someone@stranger-demo.example"))])
+    with app.db.session() as s:
+        e = s.execute(select(SpoolEntry).where(SpoolEntry.sha256 == held.sha256)).scalar_one()
+        e.status, e.error = "quarantined", "test: unparseable"
+    return stored.sha256, held.sha256
 
 
 def _encoded_words(data: bytes) -> str:
@@ -219,8 +227,9 @@ def _encoded_words(data: bytes) -> str:
 def test_erase_scrubs_others_large_mail_on_disk_and_names_in_encoded_headers(make_app):
     app = make_app(gateway={"spool_inline_max": 64 * 1024})
     _story(app)
-    sha = _others_naming_her(app)
+    sha, held = _others_naming_her(app)
     blob = app.spool_blobs.path_for(sha)
+    assert app.spool_blobs.path_for(held).exists()
     assert BIG_PHRASE.encode() in blob.read_bytes() and ME.encode() in blob.read_bytes()
     assert NAME in _encoded_words(_everything(app))  # both encoded forms are there to be found
     erase(app, ME)
@@ -229,6 +238,7 @@ def test_erase_scrubs_others_large_mail_on_disk_and_names_in_encoded_headers(mak
         assert needle.lower().encode() not in after.lower(), needle
         assert needle.lower() not in _encoded_words(after).lower(), needle
     assert not blob.exists()  # the old file is gone; the scrubbed copy is another blob
+    assert not app.spool_blobs.path_for(held).exists()
     with app.db.session() as s:
         big = s.execute(select(SpoolEntry).where(SpoolEntry.raw.is_(None))).scalar_one()
         kept = app.spool_blobs.path_for(big.sha256).read_bytes()
