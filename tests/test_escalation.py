@@ -89,6 +89,8 @@ def test_secondarys_escalate_during_a_handover_goes_to_the_manager_not_straight_
     assert alert.to == [CAROL] and "lock waits" in text_of(alert) and "#escalate" in text_of(alert)
     [ev] = events(app, tid, "manager_escalation")
     assert ev.actor == BOB and ev.data["previous"] == BOB and "#escalate" in ev.data["reason"]
+    [told] = mails(app, "escalated_to_manager")  # bob asked for tier 2: he learns where it went
+    assert told.to == [BOB] and "Carol" in text_of(told) and reply_to_is_signed_for(app, told, BOB, tid)
 
     # the manager decides: tier 2 comes in, reports back to her; the handback goes to the primary
     assert _escalate(app, tid, actor=CAROL, note="Asked Dave's team.")

@@ -189,7 +189,13 @@ def escalate(app, s, ticket: Ticket, *, actor: str, note: str) -> Result:
         reason = f"the secondary {actor} asked for tier 2 (#escalate) during the handover"
         if tried:
             reason += f"; what the secondary tried: {tried[:300]}"
-        return to_manager(app, s, ticket, reason=reason, actor=actor)
+        r = to_manager(app, s, ticket, reason=reason, actor=actor)
+        if r:  # she asked for tier 2: say where it went instead, and why
+            p = briefing.people(app, ticket)
+            briefing.mail_engineer(app, s, ticket, "escalated_to_manager", to=actor,
+                                   manager_name=p.manager.name or p.manager.email,
+                                   primary_name=p.primary.name or p.primary.email)
+        return r
     if ticket.tier >= 2:
         return _refuse(app, s, ticket, "escalation_refused", "tier-2 escalation", "the ticket is already at tier 2",
                        actor)
