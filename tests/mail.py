@@ -60,3 +60,24 @@ def toml_value(v) -> str:
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(v)
+
+
+def redate(raw: bytes, when=None, received=(), hop: str = "from mx.customer.example.com by mx.support.example.test"
+           ) -> bytes:
+    """`raw` with its Date header replaced by `when` (a datetime; None: no Date at all) and a
+    Received header of `hop` for each datetime in `received`, newest first as servers add them."""
+    from email.utils import format_datetime
+
+    head, body = raw.split(b"\r\n\r\n", 1)
+    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"date:")]
+    if when is not None:
+        lines.append(b"Date: " + format_datetime(when).encode())
+    hops = [f"Received: {hop}; {format_datetime(r)}".encode() for r in received]
+    return b"\r\n".join(hops + lines) + b"\r\n\r\n" + body
+
+
+def mbox_entry(raw: bytes, sender: str, delivered) -> bytes:
+    """One mbox message: the `From sender date` line (the delivery date, a datetime), then
+    `raw` with LF line ends and a blank line after it (no From-quoting: tests' bodies have none)."""
+    return (f"From {sender} {delivered.strftime('%a %b %d %H:%M:%S %Y')}\n".encode()
+            + raw.replace(b"\r\n", b"\n") + b"\n")

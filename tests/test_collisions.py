@@ -3,22 +3,12 @@ having seen the first, is held and its author asked to #send or #drop it."""
 
 from __future__ import annotations
 
-import pytest
-
 from storage.models import Message
 from tests.engineer_mail import (
     ALICE, BOB, CUSTOMER, Desk, customer_mail, events, latest_ticket_id, open_ticket, reply_to,
 )
+from tests.desk_kit import WEBSITE_502 as EN, desk  # noqa: F401 (desk: the fixture)
 from tests.mail import body_text
-
-EN = dict(subject="Website returns 502", body="Hello,\nour website returns 502 since 9:00.\n")
-
-
-@pytest.fixture
-def desk(make_app, clock):
-    d = Desk(make_app(clock=clock))
-    d.clock = clock
-    return d
 
 
 def _two_engineers(desk):

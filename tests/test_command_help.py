@@ -76,7 +76,7 @@ def _text_block(path: Path) -> str:
 # Every mail kind that goes to an engineer and can be answered with commands.
 ENGINEER_KINDS = ("notification", "note", "handover", "manager_alert", "escalation_tier2", "tier2_report",
                   "handback", "sla_warning", "command_refused", "bounce_notice", "delivery_failed",
-                  "low_score_alert")
+                  "low_score_alert", "escalated_to_manager")
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-CN"])

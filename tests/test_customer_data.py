@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import zipfile
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from gateway.pipeline import process as pipeline
 from gateway.desk.customer_erase import erase
 from gateway.desk.customer_export import export
 from gateway.handlers.survey_handler import record_answer
 from storage.models import AuditEntry, Base, Message, SpoolEntry, Ticket
+from storage.spool import SpoolSink
 from tests.closure_kit import deliver, flush, resolve
 from tests.conftest import TEST_DB
 
@@ -169,3 +173,105 @@ def test_the_commands_ask_before_erasing_and_refuse_bad_input(tmp_path):
     assert cli(cfg, "customer", "export", ME, "-o", str(tmp_path / "none.zip")).returncode == 1
     log = cli(cfg, "retention", "log")
     assert "customer_erased" in log.stdout and ME not in log.stdout
+
+
+PAT = "pat@partner-demo.example"
+QUINN = "quinn@partner-demo.example"
+BIG_PHRASE = "saffron-lattice-2209"
+
+
+def _encoded_b(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+def _raw_mail(frm, headers: str, body: str) -> bytes:
+    return (f"From: {frm}\r\nTo: support@support.example.test\r\n{headers}"
+            f"Message-ID: {make_msgid(domain='partner-demo.example')}\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n").encode()
+
+
+def _others_naming_her(app):
+    """Other people's mail naming Mei: a large one (kept as a spool blob file) with her name in an
+    encoded Cc and in the body, a small one with her name split over two encoded words."""
+    filler = "".join(f"line {i:06d} of the long trace, nothing personal here\r\n" for i in range(4000))
+    big = _raw_mail(PAT, f"Subject: Big trace\r\nCc: {_encoded_b(NAME)} <{ME}>\r\n",
+                    f"{NAME} saw {BIG_PHRASE} first.\r\n{filler}")
+    small = _raw_mail(QUINN, f"Subject: Also\r\nCc: =?utf-8?q?{NAME.split()[0]}?=\r\n =?utf-8?q?_{NAME.split()[1]}?= <{ME}>\r\n",
+                      "See my colleague on Cc.")
+    sink = SpoolSink(app.spool_blobs, inline_max=app.config.gateway.spool_inline_max)
+    sink.write(big)
+    stored = sink.finish()
+    assert not isinstance(stored, bytes)  # the test is about a file-backed one
+    deliver(app, stored)
+    deliver(app, small)
+    flush(app)
+    # a stranger's large mail naming her that made no ticket (quarantined): it goes, file and all
+    sink = SpoolSink(app.spool_blobs, inline_max=app.config.gateway.spool_inline_max)
+    sink.write(_raw_mail("someone@stranger-demo.example", "Subject: about her\r\n", f"Ask {NAME}.\r\n{filler}"))
+    held = sink.finish()
+    pipeline.spool(app, [(held, pipeline.Source("smtp", envelope_from="someone@stranger-demo.example"))])
+    with app.db.session() as s:
+        e = s.execute(select(SpoolEntry).where(SpoolEntry.sha256 == held.sha256)).scalar_one()
+        e.status, e.error = "quarantined", "test: unparseable"
+    return stored.sha256, held.sha256
+
+
+def _encoded_words(data: bytes) -> str:
+    """Every RFC 2047 run in `data`, decoded: what a search of decoded headers would find."""
+    from email.header import decode_header, make_header
+
+    runs = re.findall(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=(?:\s+=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)*", data)
+    return "\n".join(str(make_header(decode_header(r.decode()))) for r in runs)
+
+
+def test_erase_scrubs_others_large_mail_on_disk_and_names_in_encoded_headers(make_app):
+    app = make_app(gateway={"spool_inline_max": 64 * 1024})
+    _story(app)
+    sha, held = _others_naming_her(app)
+    blob = app.spool_blobs.path_for(sha)
+    assert app.spool_blobs.path_for(held).exists()
+    assert BIG_PHRASE.encode() in blob.read_bytes() and ME.encode() in blob.read_bytes()
+    assert NAME in _encoded_words(_everything(app))  # both encoded forms are there to be found
+    erase(app, ME)
+    after = _everything(app)
+    for needle in (ME, NAME):
+        assert needle.lower().encode() not in after.lower(), needle
+        assert needle.lower() not in _encoded_words(after).lower(), needle
+    assert not blob.exists()  # the old file is gone; the scrubbed copy is another blob
+    assert not app.spool_blobs.path_for(held).exists()
+    with app.db.session() as s:
+        big = s.execute(select(SpoolEntry).where(SpoolEntry.raw.is_(None))).scalar_one()
+        kept = app.spool_blobs.path_for(big.sha256).read_bytes()
+        assert big.size == len(kept) and big.sha256 == hashlib.sha256(kept).hexdigest()
+        assert b"line 003999 of the long trace" in kept and BIG_PHRASE.encode() in kept  # Pat's mail stays
+        assert b"[erased] saw" in kept
+    if not TEST_DB:
+        db_file = Path(app.db.url.split("///", 1)[1])
+        raw = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
+        assert ME.encode() not in raw and NAME.encode() not in raw
+        assert NAME.lower() not in _encoded_words(raw).lower()
+
+
+def test_erase_on_postgresql_leaves_no_dead_tuple_in_the_table_files(make_app):
+    """A plain VACUUM only marks dead tuples' space reusable: their bytes stay in the pages.
+    Runs on PostgreSQL whichever backend the suite uses (the SQLite file is checked above)."""
+    app = make_app(backend="postgresql")
+    _story(app)
+    erase(app, ME)
+    with app.db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("CHECKPOINT"))  # every page on disk, as a copy of the data folder would see it
+        paths = conn.execute(text(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 't', 'i') "
+            "AND pg_relation_filepath(c.oid) IS NOT NULL AND "
+            "(n.nspname = 'public' OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE relnamespace = "
+            "'public'::regnamespace) OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN "
+            "(SELECT reltoastrelid FROM pg_class WHERE relnamespace = 'public'::regnamespace)))")).scalars().all()
+        assert len(paths) > 20
+        files = b"".join(bytes(conn.execute(text("SELECT pg_read_binary_file(:p)"), {"p": p}).scalar())
+                         for p in paths)
+    assert b"orbital-demo.example" in files  # the colleague's address is still there: the test can see bytes
+    for needle in (ME, PHRASE, COMMENT, NAME):
+        assert needle.encode() not in files, needle
+    assert FILE_BYTES not in files

@@ -134,9 +134,11 @@ def test_a_manager_sees_the_report_with_charts_an_engineer_does_not(running, rel
     assert carol.locator("svg").count() >= 6
     assert carol.locator("svg").first.locator("title").last.text_content().endswith(": 3")  # this week's volume
     assert "Per customer" in carol.inner_text("body")
+    _captions_shown(carol, "en")
     carol.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     carol.goto(base + "/desk/report?lang=zh-CN")
     assert "每周新建工单" in carol.inner_text("body")
+    _captions_shown(carol, "zh-CN")
     carol.screenshot(path=str(tmp_path / "report-zh.png"), full_page=True)
     alice = browser.new_page()
     _sign_in(alice, base, relay, ALICE)
@@ -145,4 +147,27 @@ def test_a_manager_sees_the_report_with_charts_an_engineer_does_not(running, rel
     keep = Path("/tmp/supportgw-desk-screenshots")
     keep.mkdir(exist_ok=True)
     for f in ("report.png", "report-zh.png"):
+        assert (tmp_path / f).stat().st_size > 10_000  # a page was drawn, not an empty file
         shutil.copy(tmp_path / f, keep / f)
+    print(f"screenshots: {keep}")
+
+
+def _captions_shown(page, lang):
+    """Every chart is a figure with a visible caption in the page's language, which is also the
+    accessible name of its SVG (what a screen reader says); times show median and p90."""
+    from gateway.jobs.report_charts import CHARTS
+
+    figures = page.locator("figure.chart")
+    assert figures.count() == len(CHARTS)
+    for i, c in enumerate(CHARTS):
+        fig = figures.nth(i)
+        assert fig.locator("figcaption").inner_text().strip() == c.caption[lang]
+        svg = fig.locator("svg")
+        assert svg.get_attribute("role") == "img"
+        title = page.locator("#" + svg.get_attribute("aria-labelledby"))
+        assert title.text_content() == c.caption[lang]
+        for label in c.labels[lang]:  # the legend names every series
+            assert label in svg.text_content()
+    body = page.inner_text("body")
+    assert ("90th percentile" if lang == "en" else "第 90 百分位") in body
+    assert ("median / p90" if lang == "en" else "中位数 / P90") in body  # the per-customer table too

@@ -74,24 +74,50 @@ def test_tier_two_resolution_is_reported_back_to_tier_one(make_app, clock):
     assert not mails(app, "handback")  # no handover happened
 
 
-def test_handover_then_escalation_reports_to_the_secondary_and_hands_back_to_the_primary(make_app, clock):
+def test_secondarys_escalate_during_a_handover_goes_to_the_manager_not_straight_to_tier_two(make_app, clock):
+    # 第五条: the secondary handles only this incident; if she cannot solve it either, the manager is
+    # told and decides whether tier 2 comes in; coordination returns to the primary afterwards
     app = make_app(clock=clock)
     tid = new_ticket(app)
     change(app, tid, lambda a, s, t: handover.handover(a, s, t, reason="#handover by mail", actor=ALICE))
-    assert _escalate(app, tid, actor=BOB)
-    assert ticket(app, tid).escalated_from == BOB
+    r = _escalate(app, tid, actor=BOB)
+    assert r and CAROL in r.detail
+    t = ticket(app, tid)
+    assert (t.tier, t.team, t.handler, t.owner, t.manager_escalated) == (1, "support", CAROL, CAROL, True)
+    assert not mails(app, "escalation_tier2") and not events(app, tid, "escalated")
+    [alert] = mails(app, "manager_alert")
+    assert alert.to == [CAROL] and "lock waits" in text_of(alert) and "#escalate" in text_of(alert)
+    [ev] = events(app, tid, "manager_escalation")
+    assert ev.actor == BOB and ev.data["previous"] == BOB and "#escalate" in ev.data["reason"]
+    [told] = mails(app, "escalated_to_manager")  # bob asked for tier 2: he learns where it went
+    assert told.to == [BOB] and "Carol" in text_of(told) and reply_to_is_signed_for(app, told, BOB, tid)
+
+    # the manager decides: tier 2 comes in, reports back to her; the handback goes to the primary
+    assert _escalate(app, tid, actor=CAROL, note="Asked Dave's team.")
+    t = ticket(app, tid)
+    assert (t.tier, t.handler, t.escalated_from) == (2, DAVE, CAROL)
 
     def resolve(a, s, t):
         ticket_ops.set_status(a, s, t, "resolved", actor=DAVE)
         handover.on_resolved(a, s, t, actor=DAVE)
 
     change(app, tid, resolve)
-    assert mails(app, "tier2_report")[0].to == [BOB]
-    by = copies(app, "handback")
-    assert sorted(by) == sorted([ALICE, CAROL])
-    back = by[ALICE]
+    assert mails(app, "tier2_report")[0].to == [CAROL]
+    back = copies(app, "handback")[ALICE]
     assert back.to == [ALICE] and back.cc == [CAROL]
-    assert ticket(app, tid).handler == ALICE
+    t = ticket(app, tid)
+    assert (t.handler, t.owner, t.manager_escalated, t.handover_reason) == (ALICE, ALICE, False, "")
+
+
+def test_primarys_escalate_during_a_handover_still_goes_to_tier_two(make_app, clock):
+    # the primary coordinates the project (第六条): calling in tier 2 is hers to do, manager not involved
+    app = make_app(clock=clock)
+    tid = new_ticket(app)
+    change(app, tid, lambda a, s, t: handover.handover(a, s, t, reason="#handover by mail", actor=ALICE))
+    assert _escalate(app, tid, actor=ALICE)
+    t = ticket(app, tid)
+    assert (t.tier, t.handler) == (2, DAVE) and not t.manager_escalated
+    assert not mails(app, "manager_alert")
 
 
 def test_resolution_breach_at_tier_one_escalates_automatically(make_app, clock):

@@ -15,7 +15,7 @@ from gateway.jobs import sla
 from gateway.clock import ManualClock
 from storage.history import record_event
 from storage.models import Ticket
-from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, ERIN, SECONDARY_IS_PRIMARY, change, copies, events,
+from tests.sla_kit import (ALICE, ALICE_AWAY, BOB, BOB_AWAY, CAROL, CUSTOMER, DAVE, ERIN, SECONDARY_IS_PRIMARY, change, copies, events,
                            mails, marks, new_ticket, reply_to_is_signed_for, rules, text_of, ticket, utc)
 
 FIRST_RESPONSE_DUE = utc(2026, 3, 2, 3, 0)
@@ -272,12 +272,14 @@ def test_chinese_ticket_gets_every_mail_of_the_rule_in_chinese(make_app, clock):
     sla.run_sla_watch(app)  # warning
     clock.set(FIRST_RESPONSE_DUE)
     sla.run_sla_watch(app)  # handover + customer notice
+    # the secondary's #escalate goes to the manager (第五条), who brings in tier 2
     change(app, tid, lambda a, s, t: handover.escalate(a, s, t, actor=BOB, note="重启过批处理"))
+    change(app, tid, lambda a, s, t: handover.escalate(a, s, t, actor=CAROL, note="请二线处理"))
 
     def resolve(a, s, t):
         t.solution = "重建了索引"
-        ticket_ops.set_status(a, s, t, "resolved", actor=BOB)
-        handover.on_resolved(a, s, t, actor=BOB)
+        ticket_ops.set_status(a, s, t, "resolved", actor=DAVE)
+        handover.on_resolved(a, s, t, actor=DAVE)
 
     change(app, tid, resolve)
     tid2 = _handed_over_again(app)

@@ -70,14 +70,18 @@ def test_handover_by_command_and_tier_two_are_steps_too(make_app, clock):
     clock.advance(minutes=20)
     change(app, tid, lambda a, s, t: handover.handover(a, s, t, reason="#handover by mail", actor=ALICE))
     clock.advance(minutes=30)
-    change(app, tid, lambda a, s, t: handover.escalate(a, s, t, actor=BOB, note="lock waits"))
+    change(app, tid, lambda a, s, t: handover.escalate(a, s, t, actor=BOB, note="lock waits"))  # to the manager
+    clock.advance(minutes=10)
+    change(app, tid, lambda a, s, t: handover.escalate(a, s, t, actor=CAROL, note="tier 2, please"))
     with app.db.session() as s:
         held = holding.holds(s, s.get(Ticket, tid))
-    assert [(h.handler, h.step, h.label, h.by, h.why) for h in held[1:]] == [
-        (BOB, "handover_command", "handover by command", ALICE, "#handover by mail"),
-        ("dave@support.example.com", "tier2_escalation", "tier-2 escalation", BOB, "tier-2 escalation to l2"),
+    assert [(h.handler, h.step, h.by) for h in held[1:]] == [
+        (BOB, "handover_command", ALICE), (CAROL, "manager_takeover", BOB),
+        ("dave@support.example.com", "tier2_escalation", CAROL),
     ]
+    assert "#escalate" in held[2].why and held[3].why == "tier-2 escalation to l2"
     assert held[1].until == held[2].since == utc(2026, 3, 2, 1, 50)
+    assert held[2].until == held[3].since == utc(2026, 3, 2, 2, 0)
 
 
 def test_out_of_office_primary_is_a_step_of_its_own(make_app, clock, tmp_path):

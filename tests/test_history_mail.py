@@ -6,26 +6,19 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 
 from sqlalchemy import func, select
 
 from gateway.clock import ManualClock
 from gateway.pipeline.process import Source, ingest
 from storage.models import Event, Message, OutboxRow, Ticket
-from tests.mail import build
+from tests.mail import build, redate
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 
 
 def dated(when: datetime, received: list[datetime] = (), **kw) -> bytes:
-    raw = build(**kw)
-    head, body = raw.split(b"\r\n\r\n", 1)
-    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"date:")]
-    lines.append(b"Date: " + format_datetime(when).encode())
-    hops = [f"Received: from mx.customer.example.com by mx.support.example.test; {format_datetime(r)}".encode()
-            for r in received]
-    return b"\r\n".join(hops + lines) + b"\r\n\r\n" + body
+    return redate(build(**kw), when, received)
 
 
 def outbox_count(app) -> int:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.config import load_config
 from gateway.tokens import reply_address
 from storage.models import OutboxRow, Ticket
 from tests.closure_kit import text_of
 from tests.engineer_mail import ALICE, Desk, all_text, events, open_ticket, reply_to, ticket
+from tests.desk_kit import cli_desk  # noqa: F401 (the fixture)
 from tests.mail import build
 
 MALLORY = "mallory@evil.example"
@@ -83,36 +83,21 @@ def test_release_of_a_ticket_that_is_not_held_is_a_command_error(desk):
     assert "is not held" in text_of(error["msg"])
 
 
-@pytest.fixture
-def cfgfile(tmp_path):
-    from tests.conftest import drop_database, fresh_database_url
-
-    url = fresh_database_url(tmp_path)
-    path = tmp_path / "supportgw.toml"
-    path.write_text(f'[gateway]\ndata_dir = "{tmp_path / "var"}"\nsecret_key = "cli-test-secret-0123456789abcdef"\n'
-                    f'[database]\nurl = "{url}"\n[workflow]\nstranger_policy = "hold"\n')
-    yield path
-    drop_database(url)
-
-
-def test_supportgw_tickets_release(cfgfile, capsys):
-    from gateway.app import build_app
-    from gateway.cli import main
+def test_supportgw_tickets_release(cli_desk, capsys):
     from gateway.runtime.dispatch import dispatch_due
 
-    desk = Desk(build_app(load_config(cfgfile), migrate=False))
+    desk, run = cli_desk('[workflow]\nstranger_policy = "hold"\n')
     _, held_id, _ = _held(desk)
     ref = ticket(desk.app, held_id).ref
 
-    assert main(["--config", str(cfgfile), "tickets", "release", ref.lower()]) == 0
+    assert run("tickets", "release", ref.lower()) == 0
     assert f"{ref} released" in capsys.readouterr().out
     dispatch_due(desk.app, desk.transport)
     [ack] = [m for m in desk.new_mail() if MALLORY in m["to"]]
     assert ref in ack["msg"]["Subject"]
     assert [e.actor for e in events(desk.app, held_id, "released")] == ["cli"]
 
-    assert main(["--config", str(cfgfile), "tickets", "release", ref]) == 2
+    assert run("tickets", "release", ref) == 2
     assert "is not held" in capsys.readouterr().err
-    assert main(["--config", str(cfgfile), "tickets", "release", "TS-999999"]) == 2
+    assert run("tickets", "release", "TS-999999") == 2
     assert "no ticket TS-999999" in capsys.readouterr().err
-    desk.app.db.dispose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 
 from sqlalchemy import func, select
 
@@ -16,7 +15,7 @@ from storage.models import Message, OutboxRow, Ticket
 from tests.dovecot import dovecot  # noqa: F401
 from tests.imap_kit import imap_gateway, inbound_by_message_id, seen_flags  # noqa: F401
 from tests.conftest import wait_for
-from tests.mail import build, toml_value
+from tests.mail import build, redate, toml_value
 
 
 def acks(app) -> list[str]:
@@ -25,11 +24,8 @@ def acks(app) -> list[str]:
 
 
 def old(raw: bytes, days: int) -> bytes:
-    when = format_datetime(datetime.now(timezone.utc) - timedelta(days=days))
-    head, body = raw.split(b"\r\n\r\n", 1)
-    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"date:")]
-    return b"\r\n".join([f"Received: from mx by imap.support.example.test; {when}".encode()] + lines
-                        + [f"Date: {when}".encode()]) + b"\r\n\r\n" + body
+    when = datetime.now(timezone.utc) - timedelta(days=days)
+    return redate(raw, when, [when], hop="from mx by imap.support.example.test")
 
 
 def test_backfill_takes_what_the_gateway_lacks_seen_or_not_once(make_app, dovecot):

@@ -22,7 +22,7 @@ from gateway.cli import main
 from gateway.pipeline.process import Source, ingest
 from storage.models import Event, Message, OutboxRow, SpoolEntry, ThreadId, Ticket
 from tests.conftest import drop_database, fresh_database_url
-from tests.mail import build
+from tests.mail import build, mbox_entry, redate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -222,10 +222,9 @@ def test_the_old_helpdesks_acknowledgement_is_ours_but_not_the_first_response(cf
 
 
 def test_a_mail_without_a_date_takes_its_delivery_date_from_the_mbox(cfgfile, tmp_path, capsys):
-    raw = b"\r\n".join(ln for ln in build(subject="Undated").split(b"\r\n") if not ln.lower().startswith(b"date:"))
     box = tmp_path / "old.mbox"
-    box.write_bytes(b"From alice@customer.example.com Thu Mar 14 09:30:00 2019\n" + raw.replace(b"\r\n", b"\n")
-                    + b"\n")
+    box.write_bytes(mbox_entry(redate(build(subject="Undated")), "alice@customer.example.com",
+                               datetime(2019, 3, 14, 9, 30)))
     code, out, err = run(cfgfile, "import", "--json", str(box), capsys=capsys)
     assert code == 0, err
     assert json.loads(out)["closed"] == 1

@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.app import build_app
-from gateway.config import load_config
 from storage.models import Message, Participant
 from tests.engineer_mail import (
     ALICE, CUSTOMER, Desk, all_text, customer_mail, events, latest_ticket_id, reply_to, ticket,
 )
+from tests.desk_kit import cli_desk  # noqa: F401 (the fixture)
 from tests.mail import body_text, build
 
 OTHER = "zhou.min@mail.example.test"  # a colleague of the customer, writing on their own
@@ -132,36 +131,21 @@ def test_split_of_the_first_message_is_refused(desk):
     assert "first message" in body_text(err) and latest_ticket_id(desk.app) == first
 
 
-@pytest.fixture
-def cfgfile(tmp_path):
-    from tests.conftest import drop_database, fresh_database_url
-
-    url = fresh_database_url(tmp_path)
-    path = tmp_path / "supportgw.toml"
-    path.write_text(f'[gateway]\ndata_dir = "{tmp_path / "var"}"\nsecret_key = "cli-test-secret-0123456789abcdef"\n'
-                    f'[database]\nurl = "{url}"\n')
-    yield path
-    drop_database(url)
-
-
-def test_supportgw_tickets_merge_and_split(cfgfile, capsys):
-    from gateway.cli import main
-
-    desk = Desk(build_app(load_config(cfgfile), migrate=False))
+def test_supportgw_tickets_merge_and_split(cli_desk, capsys):
+    desk, run = cli_desk()
     _, _, ack1 = _new(desk, "Website returns 502", "Since 9:00 the website returns 502.")
     _customer_replies(desk, ack1, "Also: the mail server rejects our invoices.")
     second, _, _ = _new(desk, "Login page broken too", "Also the login page shows an error.")
-    assert main(["--config", str(cfgfile), "tickets", "merge", "ts-000002", "TS-000001"]) == 0
+    assert run("tickets", "merge", "ts-000002", "TS-000001") == 0
     assert "TS-000002 merged into TS-000001" in capsys.readouterr().out
     assert ticket(desk.app, second).merged_into_id == 1
-    assert main(["--config", str(cfgfile), "tickets", "show", "TS-000002"]) == 0
+    assert run("tickets", "show", "TS-000002") == 0
     assert "merged into TS-000001" in capsys.readouterr().out
-    assert main(["--config", str(cfgfile), "tickets", "merge", "TS-000002", "TS-000001"]) == 2
+    assert run("tickets", "merge", "TS-000002", "TS-000001") == 2
     assert "already merged" in capsys.readouterr().err
     [msg] = [m for m in _rows(desk.app, Message, ticket_id=1) if "invoices" in m.text]
-    assert main(["--config", str(cfgfile), "tickets", "split", "TS-000001", str(msg.id)]) == 0
+    assert run("tickets", "split", "TS-000001", str(msg.id)) == 0
     assert "is now TS-000003, linked to TS-000001" in capsys.readouterr().out
     assert ticket(desk.app, 3).requester_email == CUSTOMER
-    assert main(["--config", str(cfgfile), "tickets", "split", "TS-000001", "9999"]) == 2
+    assert run("tickets", "split", "TS-000001", "9999") == 2
     assert "has no message #9999" in capsys.readouterr().err
-    desk.app.db.dispose()

@@ -62,14 +62,26 @@ def test_weekly_email_carries_the_desk_charts_as_images(make_app, clock):
     [mail] = flush(app)
     images = {p.get_filename(): p.get_payload(decode=True) for p in mail["msg"].walk()
               if p.get_content_type() == "image/png"}
-    assert sorted(images) == sorted(name for name, _, _ in report_charts.CHARTS)
+    assert sorted(images) == sorted(c.name for c in report_charts.CHARTS)
     with app.db.session() as s:  # the same series the desk's report page draws
         week = report_charts.weekly_series(app, s, weekly_report.build, 8, fx.END.date() - timedelta(days=1))[-1]
     assert week["opened"] == 7
+    assert week["first_p90_hours"] >= week["first_hours"] and week["resolution_p90_hours"] >= week["resolution_hours"]
     volume = Image.open(io.BytesIO(images["volume-per-week.png"]))
-    assert volume.format == "PNG" and volume.size == (40 + 60 * 8, 180)
+    top = report_charts.HEADER
+    assert volume.format == "PNG" and volume.size == (40 + 60 * 8, 180 + top + report_charts.LEGEND)
     # the last week's bar is the tallest (7 of 7): the blue reaches the top of the plot
-    assert volume.getpixel((20 + 7 * 60 + 20, 31)) == (74, 123, 208)
+    assert volume.getpixel((20 + 7 * 60 + 20, top + 31)) == (74, 123, 208)
+    # every image says what it shows, in both languages: drawn above the plot and as its text chunks
+    for c in report_charts.CHARTS:
+        img = Image.open(io.BytesIO(images[c.name]))
+        assert img.text == {"Title": c.caption["en"], "Description": c.caption["zh-CN"]}
+        assert img.crop((0, 0, img.width, top)).convert("L").getextrema()[0] < 100  # the caption is drawn
+    times = [c for c in report_charts.CHARTS if c.fields == ("first_hours", "first_p90_hours")]
+    assert times and "90th percentile" in times[0].caption["en"] and "百分位" in times[0].caption["zh-CN"]
+    # and the mail lists them with their captions, in its language
+    assert "first-response-hours-per-week.png: First-response time per week (hours): median and 90th percentile" \
+        in text_of(mail["msg"])
 
 
 def test_weekly_email_in_chinese(make_app, clock):
@@ -80,6 +92,8 @@ def test_weekly_email_in_chinese(make_app, clock):
     text, html = text_of(mail["msg"]), html_of(mail["msg"])
     assert "新建：                7" in text and "满意度：平均 3.67 分" in text
     assert "满意度：平均 3.67 分" in html and "66.7%" in html
+    assert "first-response-hours-per-week.png: 每周首次响应时间（小时）：中位数与第 90 百分位" in text
+    assert "每周平均满意度" in html
 
 
 def test_weekly_email_is_sent_once_per_week(make_app, clock):

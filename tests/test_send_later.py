@@ -6,17 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.runtime.dispatch import dispatch_due
-from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, Desk, customer_mail, events, open_ticket, reply_to
+from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, customer_mail, events, open_ticket, reply_to
+from tests.desk_kit import WEBSITE_502 as EN, desk  # noqa: F401 (desk: the fixture)
 from tests.mail import body_text, build
-
-EN = dict(subject="Website returns 502", body="Hello,\nour website returns 502 since 9:00.\n")
-
-
-@pytest.fixture
-def desk(make_app, clock):
-    d = Desk(make_app(clock=clock))
-    d.clock = clock
-    return d
 
 
 def _due(desk):

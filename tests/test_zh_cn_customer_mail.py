@@ -20,7 +20,7 @@ from gateway.runtime.dispatch import dispatch_due
 from gateway.jobs.pending import run_pending_reminders
 from gateway.edges.web import WebServer
 from tests.engineer_mail import (
-    ALICE, BOB, CUSTOMER, Desk, customer_mail, latest_ticket_id, reply_to, ticket,
+    ALICE, BOB, CAROL, CUSTOMER, Desk, customer_mail, latest_ticket_id, reply_to, ticket,
 )
 from tests.mail import body_text, build
 
@@ -89,7 +89,9 @@ def test_takeover_notices_are_chinese(desk):
     _chinese(colleague, f"您的问题 {t.ref}（优先级 {t.priority}）已由我们团队的同事", "您无需做任何操作",
              subject=("同事已接手您的问题",))
     handover = next(m["msg"] for m in desk.transport.sent if BOB in m["to"])
-    desk.receive(reply_to(handover, "#escalate\n", frm=BOB, name="Bob Zhang"))
+    desk.receive(reply_to(handover, "#escalate\n", frm=BOB, name="Bob Zhang"))  # to the manager (第五条)
+    alert = next(m["msg"] for m in desk.transport.sent if m["to"] == [CAROL] and "升级至经理" in m["msg"]["Subject"])
+    desk.receive(reply_to(alert, "#escalate\n", frm=CAROL, name="Carol Li"))  # who brings in tier 2
     specialist = _one_to_customer(desk)
     _chinese(specialist, "已转交我们的专家团队处理", subject=("专家团队已接手您的问题",))
 

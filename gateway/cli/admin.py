@@ -9,6 +9,7 @@ from gateway.desk import holding
 from gateway.cli import CommandError, open_app
 from storage.models import Message, OutboxRow, SpoolEntry, Ticket
 from storage.queries import events, messages, outbox as outbox_rows, spool as spool_rows, tickets
+from gateway.cli.rows import print_rows
 
 
 def register(sub) -> None:
@@ -91,13 +92,8 @@ def cmd_tickets_list(args) -> int:
     app = open_app(args, needs_rules=False)
     with app.db.session() as s:
         rows = [_ticket_json(s, t) for t in tickets.newest(s, args.limit, status=args.status)]
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    if not rows:
-        print("no tickets yet")
-    for r in rows:
-        print(f"{r['ref']}  {r['status']:<8} {r['priority']}  {r['requester']:<30} {r['messages']:>3} msg  {r['subject'][:60]}")
+    print_rows(rows, args.json, "no tickets yet", lambda r: (
+        f"{r['ref']}  {r['status']:<8} {r['priority']}  {r['requester']:<30} {r['messages']:>3} msg  {r['subject'][:60]}"))
     return 0
 
 
@@ -213,14 +209,9 @@ def cmd_outbox_list(args) -> int:
             "next_attempt_at": r.next_attempt_at.isoformat(), "last_error": r.last_error,
             "created_at": r.created_at.isoformat(),
         } for r in outbox_rows.newest(s, args.limit, status=args.status)]
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    if not rows:
-        print("outbox is empty")
-    for r in rows:
-        err = f"  ({r['last_error'][:60]})" if r["last_error"] else ""
-        print(f"{r['id']:>6} {r['status']:<8} {r['attempts']}x {r['kind']:<16} {','.join(r['to']):<30} {r['subject'][:50]}{err}")
+    print_rows(rows, args.json, "outbox is empty", lambda r: (
+        f"{r['id']:>6} {r['status']:<8} {r['attempts']}x {r['kind']:<16} {','.join(r['to']):<30} {r['subject'][:50]}"
+        + (f"  ({r['last_error'][:60]})" if r["last_error"] else "")))
     return 0
 
 
@@ -271,13 +262,8 @@ def cmd_quarantine_list(args) -> int:
         rows = [{"id": e.id, "source": e.source, "received_at": e.received_at.isoformat(), "size": e.size,
                  "message_id": e.message_id, "attempts": e.attempts, "reason": e.error.splitlines()[0] if e.error else ""}
                 for e in spool_rows.in_status(s, ("quarantined",))]
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    if not rows:
-        print("quarantine is empty")
-    for r in rows:
-        print(f"{r['id']:>6} {r['source']:<12} {r['size']:>9} B  {r['reason'][:80]}")
+    print_rows(rows, args.json, "quarantine is empty",
+               lambda r: f"{r['id']:>6} {r['source']:<12} {r['size']:>9} B  {r['reason'][:80]}")
     return 0
 
 

@@ -10,13 +10,13 @@ hash. The bytes are checked against the hash on the way out.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path
 
 from gateway.cli import CommandError, open_app
 from storage.queries import messages, tickets
+from gateway.cli.rows import print_rows
 
 CHUNK = 1024 * 1024
 
@@ -50,17 +50,12 @@ def _listed(app, ref: str) -> list[dict]:
 def cmd_attachments(args) -> int:
     app = open_app(args, needs_rules=False)
     items = _listed(app, args.ref)
-    if args.json:
-        print(json.dumps(items, ensure_ascii=False, indent=2))
-        return 0
-    if not items:
-        print(f"{args.ref.upper()} has no attachments")
-        return 0
-    for a in items:
-        flags = "".join([" (internal)" if a["internal"] else "", "" if a["stored"] else " MISSING from the store"])
-        print(f"{a['n']:>3}  {a['filename']:<40} {a['size']:>11,} B  {a['content_type']:<28} "
-              f"{a['sha256'][:12]}  {a['at'][:16]} {a['from']}{flags}")
-    print(f"fetch one with: supportgw tickets attachment {items[0]['ref']} N -o FILE")
+    print_rows(items, args.json, f"{args.ref.upper()} has no attachments", lambda a: (
+        f"{a['n']:>3}  {a['filename']:<40} {a['size']:>11,} B  {a['content_type']:<28} "
+        f"{a['sha256'][:12]}  {a['at'][:16]} {a['from']}"
+        + "".join([" (internal)" if a["internal"] else "", "" if a["stored"] else " MISSING from the store"])))
+    if items and not args.json:
+        print(f"fetch one with: supportgw tickets attachment {items[0]['ref']} N -o FILE")
     return 0
 
 

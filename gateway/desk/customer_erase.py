@@ -11,12 +11,16 @@
 - Their mail that made no ticket (quarantined, suspended, dropped, pending) is deleted.
 - Knowledge articles from their tickets lose the quoted problem and the link;
   their address and names are replaced in every article.
-- Outbound mail still waiting for them is cancelled (failed, "recipient erased").
+- Outbound mail still waiting for them is cancelled (failed, "recipient erased"); the
+  other outbound mail of tickets they are on is kept with their address and names replaced.
+- Raw mail of others is searched in its bytes and inside RFC 2047 encoded words
+  (`=?utf-8?b?...?=`, a name in a header); large mail kept as a spool blob file is
+  scrubbed into a new file a chunk at a time and the old file removed.
 - Files: attachment and spool-blob files nothing else names are deleted; mail in
   the sent Maildir (newcomer mode) that names them is deleted.
 - Finally every text and JSON column of every table is swept for the address
-  (columns other parts add are covered too), and on SQLite the file is VACUUMed
-  so deleted bytes do not linger in free pages.
+  (columns other parts add are covered too), and the storage is rewritten so deleted
+  bytes do not linger: VACUUM on SQLite, VACUUM FULL of every table on PostgreSQL.
 
 An audit entry records the erasure with counts only. The routing rules file may
 list the address in its customer directory; that file is the operator's, so we
@@ -25,13 +29,18 @@ say so instead of editing it.
 
 from __future__ import annotations
 
+import binascii
 import re
+from email.errors import HeaderParseError
+from email.header import Header, decode_header, make_header
 from pathlib import Path
 
 from sqlalchemy import delete, func, text, update
 
 from gateway.desk.customer_data import find
+from storage.spool import SpoolSink
 from storage.models import (
+    Base,
     AuditEntry, Event, OutboxAttempt, OutboxRow, Participant, SpoolEntry, SurveyResponse, ThreadId,
 )
 from storage.queries import files, kb as kb_articles, messages, outbox as outbox_rows, spool as spool_rows, sweep
@@ -40,8 +49,17 @@ ERASED = "erased@erased.invalid"
 ERASED_NAME = "[erased]"
 
 
+# A run of RFC 2047 encoded words (=?charset?b|q?...?=), the folding whitespace between them
+# being no part of the text: a name in a header of someone else's raw mail hides in one.
+ENCODED_RUN = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=(?:\s+=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)*")
+
+
 class Scrubber:
-    """Replaces an address and names, case-insensitively, in str, bytes, lists and dicts."""
+    """Replaces an address and names, case-insensitively, in str, bytes, lists and dicts.
+
+    In bytes (raw mail) it also looks inside RFC 2047 encoded words: a run that decodes to
+    something naming the person is replaced by one UTF-8 encoded word of the scrubbed text.
+    """
 
     def __init__(self, address: str, names: set[str]) -> None:
         words = [re.escape(address)] + [re.escape(n) for n in sorted(names, key=len, reverse=True)]
@@ -58,11 +76,23 @@ class Scrubber:
     def _sub_text(self, found: str) -> str:
         return ERASED if found.lower() == self.address else ERASED_NAME
 
+    def _decoded(self, run: bytes) -> str:
+        try:
+            return str(make_header(decode_header(run.decode("ascii"))))
+        except (UnicodeError, ValueError, LookupError, binascii.Error, HeaderParseError):
+            return ""
+
+    def _encoded(self, m) -> bytes:
+        found = self._decoded(m.group(0))
+        if not found or self.pattern.search(found) is None:
+            return m.group(0)
+        return Header(self.pattern.sub(self._sub, found), "utf-8", maxlinelen=100_000).encode().encode("ascii")
+
     def __call__(self, value):
         if isinstance(value, str):
             return self.pattern.sub(self._sub, value)
         if isinstance(value, bytes):
-            return self.bpattern.sub(self._bsub, value)
+            return ENCODED_RUN.sub(self._encoded, self.bpattern.sub(self._bsub, value))
         if isinstance(value, list):
             return [self(v) for v in value]
         if isinstance(value, dict):
@@ -71,7 +101,8 @@ class Scrubber:
 
     def found(self, value) -> bool:
         if isinstance(value, bytes):
-            return self.bpattern.search(value) is not None
+            return self.bpattern.search(value) is not None or any(
+                self.pattern.search(self._decoded(m.group(0))) for m in ENCODED_RUN.finditer(value))
         if isinstance(value, (list, dict)):
             return self(value) != value
         return isinstance(value, str) and self.pattern.search(value) is not None
@@ -141,6 +172,18 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             r.envelope_to = scrub(list(r.envelope_to))
             s.execute(update(OutboxAttempt).where(OutboxAttempt.outbox_id == r.id).values(detail=""))
             counts["outbox_rows_wiped"] += 1
+        # ---- outbound mail of others' tickets they are on (notifications quoting a colleague's
+        # mail that names them): kept, with the address and names replaced
+        wiped = {r.id for r in rows}
+        for r in outbox_rows.on_tickets(s, involved) if involved else []:
+            if r.id in wiped:
+                continue
+            r.subject, r.rcpt = scrub(r.subject), scrub(r.rcpt)
+            r.to, r.cc, r.envelope_to = scrub(list(r.to)), scrub(list(r.cc)), scrub(list(r.envelope_to))
+            if r.draft is not None:
+                r.draft = scrub(dict(r.draft))
+            if r.raw:
+                r.raw = scrub(r.raw)
         # ---- their mail that made no ticket
         for e in h.unfiled:
             if e.raw is None:
@@ -157,6 +200,20 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
                 counts["spool_rows_deleted"] += 1
             else:
                 e.raw = scrub(e.raw)
+        # ---- the same for large mail kept as a file of the spool blob store (raw NULL)
+        for e in spool_rows.file_backed(s):
+            rewritten = _scrub_blob(app, scrub, e.sha256)
+            if rewritten is None:
+                continue
+            blobs.add(e.sha256)
+            if e.ticket_id is None and e.status != "processed":
+                rewritten.discard()
+                s.execute(update(OutboxRow).where(OutboxRow.source_spool_id == e.id).values(source_spool_id=None))
+                s.delete(e)
+                counts["spool_rows_deleted"] += 1
+            else:
+                stored = rewritten.finish()
+                e.sha256, e.size = stored.sha256, stored.size
         # ---- knowledge articles
         for kb in kb_articles.every(s):
             if kb.ticket_id in mine:
@@ -182,6 +239,49 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
     return counts
 
 
+def _scrub_blob(app, scrub: Scrubber, sha: str, chunk: int = 1024 * 1024):
+    """A spool blob file naming them, scrubbed a chunk at a time into a new blob (still open:
+    the caller finishes or discards it); None when the file does not name them.
+
+    Chunks are cut at the end of an unfolded line, so neither a literal match nor a run of
+    encoded words (both within one logical line) is ever split.
+    """
+    try:
+        fh = open(app.spool_blobs.path_for(sha), "rb")
+    except FileNotFoundError:
+        return None
+    sink = SpoolSink(app.spool_blobs, inline_max=-1)  # always a file, never in memory
+    changed = False
+    carry = b""
+    with fh:
+        while True:
+            piece = fh.read(chunk)
+            buf = carry + piece
+            cut = _line_cut(buf) if piece else len(buf)
+            if cut == 0 and len(buf) < 16 * chunk:
+                carry = buf  # no line ends yet: read on
+                continue
+            cut = cut or len(buf)  # a 16 MiB line is no mail; scrub it as it is
+            head, carry = buf[:cut], buf[cut:]
+            out = scrub(head)
+            changed = changed or out != head
+            sink.write(out)
+            if not piece:
+                break
+    if not changed:
+        sink.discard()
+        return None
+    return sink
+
+
+def _line_cut(buf: bytes) -> int:
+    """Just after the last newline known not to be followed by a folded continuation (0: none)."""
+    i = buf.rfind(b"\n", 0, len(buf) - 1)
+    while i >= 0 and buf[i + 1:i + 2] in (b" ", b"\t"):
+        i = buf.rfind(b"\n", 0, i)
+    return i + 1
+
+
 def _unlink(path: Path) -> int:
     try:
         path.unlink()
@@ -204,16 +304,20 @@ def _sent_maildir(app, scrub: Scrubber) -> int:
 
 
 def _vacuum(app) -> None:
-    """Deleted rows leave their bytes in free pages until the file is rewritten."""
-    if app.db.is_sqlite:
-        with app.db.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    """Deleted and updated rows leave their bytes behind until the storage is rewritten.
+
+    SQLite: VACUUM rewrites the file, then the WAL is truncated. PostgreSQL: a plain VACUUM only
+    marks dead tuples' space reusable (the bytes stay in the pages), so every table is rewritten
+    with VACUUM FULL (new files, indexes and TOAST included; the old files are emptied at once).
+    That takes each table's exclusive lock for the seconds it lasts, which an erase may cost.
+    The server's WAL and its backups still hold the old rows until they are recycled or expire.
+    """
+    with app.db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if app.db.is_sqlite:
             conn.execute(text("VACUUM"))
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    else:
-        tables = ["tickets", "messages", "participants", "outbox", "outbox_attempts", "spool", "events",
-                  "attachments", "kb_articles", "survey_responses", "thread_ids"]
-        with app.db.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            for t in tables:
-                conn.execute(text(f"VACUUM {t}"))
+            return
+        quote = conn.dialect.identifier_preparer.format_table
+        for table in Base.metadata.sorted_tables:
+            conn.execute(text(f"VACUUM FULL {quote(table)}"))

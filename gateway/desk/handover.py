@@ -17,7 +17,7 @@ ambiguous (no secondary, secondary = primary, secondary away, ...) nothing
 moves: the primary stays responsible and an event says why.
 
 Tiers: `#escalate`, or a missed resolution deadline while the primary holds
-the ticket at tier 1 (during a handover it goes to the manager instead), moves the
+the ticket at tier 1 (during a handover either goes to the manager instead), moves the
 ticket to the tier-2 team of its category (rules file `[escalation]`); tier 2's
 resolution is reported back to the tier-1 engineer.
 
@@ -177,7 +177,25 @@ def _tier2_engineer(app, team: str, now):
 
 
 def escalate(app, s, ticket: Ticket, *, actor: str, note: str) -> Result:
-    """Tier 1 -> the tier-2 team of the ticket's category, with full history and what tier 1 tried."""
+    """Tier 1 -> the tier-2 team of the ticket's category, with full history and what tier 1 tried.
+
+    During a handover the secondary handles only this incident for the primary (第四至第六条):
+    her `#escalate` says she cannot solve it either, so it goes to the manager (第五条), who
+    holds the ticket and decides whether tier 2 comes in (her own `#escalate`), as on the
+    secondary's missed deadline; the handback then still reaches the primary.
+    """
+    if secondary_holds(ticket) and actor.lower() == (ticket.handler or "").lower():
+        tried = " ".join((note or "").split())
+        reason = f"the secondary {actor} asked for tier 2 (#escalate) during the handover"
+        if tried:
+            reason += f"; what the secondary tried: {tried[:300]}"
+        r = to_manager(app, s, ticket, reason=reason, actor=actor)
+        if r:  # she asked for tier 2: say where it went instead, and why
+            p = briefing.people(app, ticket)
+            briefing.mail_engineer(app, s, ticket, "escalated_to_manager", to=actor,
+                                   manager_name=p.manager.name or p.manager.email,
+                                   primary_name=p.primary.name or p.primary.email)
+        return r
     if ticket.tier >= 2:
         return _refuse(app, s, ticket, "escalation_refused", "tier-2 escalation", "the ticket is already at tier 2",
                        actor)

@@ -13,7 +13,7 @@ from gateway.desk import briefing, holding
 from storage.models import Ticket
 from storage.queries import events as ticket_events, tickets
 from gateway.jobs import weekly_report
-from gateway.jobs.report_charts import _pct, weekly_series
+from gateway.jobs.report_charts import CHARTS, _hours, _pct, weekly_series
 
 OPEN = ("new", "open", "pending")
 
@@ -84,8 +84,12 @@ def report(app, s, person, weeks: int = 8) -> dict | None:
     first = today - timedelta(days=7 * weeks - 1)
     whole = weekly_report.build(app, s, first, today, by=("organisation", "project"))
     groups = {dim: [{"name": g["name"] or g["key"] or "—", "opened": g["tickets"]["opened"],
+                     "sla_first": _pct(g["sla_overall"]["first_response"]["compliance"]),
                      "sla": _pct(g["sla_overall"]["resolution"]["compliance"]),
+                     "first": (_hours(g["first_response"]["median_seconds"]),
+                               _hours(g["first_response"]["p90_seconds"])),
+                     "resolution": (_hours(g["resolution"]["median_seconds"]), _hours(g["resolution"]["p90_seconds"])),
                      "satisfaction": g["satisfaction"]["average"]} for g in whole.get("by", {}).get(dim, [])]
               for dim in ("organisation", "project")}
-    return {"weeks": rows, "groups": groups, "since": first.isoformat(), "until": today.isoformat()}
+    return {"weeks": rows, "charts": CHARTS, "groups": groups, "since": first.isoformat(), "until": today.isoformat()}
 

@@ -118,6 +118,7 @@ def render(app, report: dict, language: str | None = None):
         start=start, end=end, weekly=days == 7,
         hours=hours, pct=pct, bar=bar, dist_max=max(dist.values()) if dist else 0,
         handled_max=max([e["tickets_handled"] for e in report["engineers"]] or [0]),
+        charts=report_charts.captions(language),
     )
 
 

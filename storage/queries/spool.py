@@ -81,3 +81,8 @@ def unfiled_from(session, address: str) -> list[SpoolEntry]:
 def raw_kept(session, batch: int = 200):
     """(id, raw bytes) of every spooled row that keeps its bytes in the database, read `batch` at a time."""
     return session.execute(select(SpoolEntry.id, SpoolEntry.raw).where(SpoolEntry.raw.isnot(None))).yield_per(batch)
+
+
+def file_backed(session) -> list[SpoolEntry]:
+    """Rows whose raw bytes live in the spool blob store (large mail), oldest first."""
+    return list(session.execute(select(SpoolEntry).where(SpoolEntry.raw.is_(None)).order_by(SpoolEntry.id)).scalars())
