@@ -40,8 +40,7 @@ from sqlalchemy import delete, func, text, update
 from gateway.desk.customer_data import find
 from storage.spool import SpoolSink
 from storage.models import (
-    Base,
-    AuditEntry, Event, OutboxAttempt, OutboxRow, Participant, SpoolEntry, SurveyResponse, ThreadId,
+    AuditEntry, Base, Event, OutboxAttempt, OutboxRow, Participant, SpoolEntry, SurveyResponse, ThreadId,
 )
 from storage.queries import files, kb as kb_articles, messages, outbox as outbox_rows, spool as spool_rows, sweep
 
