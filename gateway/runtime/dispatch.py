@@ -56,7 +56,7 @@ def claim_due(app, limit: int = 20) -> list[int]:
             status="sending", claimed_by=app.worker_id, claimed_until=now + timedelta(seconds=CLAIM_SECONDS)))
         return list(s.execute(select(OutboxRow.id).where(
             OutboxRow.id.in_(ids), OutboxRow.claimed_by == app.worker_id, OutboxRow.status == "sending")
-            ).order_by(OutboxRow.id)).scalars())
+            .order_by(OutboxRow.id)).scalars())
 
 
 def release_dead_claims(app) -> int:
