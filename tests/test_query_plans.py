@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import threading
+from email.message import EmailMessage
+from email.policy import SMTP
 
 from sqlalchemy import create_engine, event, text
 
@@ -107,7 +109,8 @@ def full_scans(engine, captured: dict[str, object]) -> dict[str, list[str]]:
 
 
 def _drive_the_hot_path(gw, relay) -> None:
-    """The mails a support address gets every day, each waited for to its acknowledgement."""
+    """The mails a support address gets every day; returns when every one is processed and
+    every mail they queued is sent."""
     app, port = gw.app, gw.smtp_port
     acks = 0
 
@@ -128,9 +131,6 @@ def _drive_the_hot_path(gw, relay) -> None:
     addr = reply_address(SUPPORT, app.signer.reply_token(ticket_id, ALICE))
     send(port, build(msgid="<r3@customer.example.com>", to=addr, subject="another word"), ALICE, [addr])
     # A second customer, a new case with an attachment and a colleague in Cc.
-    from email.message import EmailMessage
-    from email.policy import SMTP
-
     m = EmailMessage()
     m["From"], m["To"], m["Cc"] = BOB, SUPPORT, "carol@other.example.org"
     m["Subject"], m["Message-ID"] = "Invoice attached", "<att@other.example.org>"
@@ -143,7 +143,7 @@ def _drive_the_hot_path(gw, relay) -> None:
     def settled():
         with own.connect() as c:
             return c.execute(text("SELECT count(*) FROM spool WHERE status = 'pending'")).scalar() == 0 and \
-                c.execute(text("SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending')")).scalar() == 0
+                c.execute(text("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')")).scalar() == 0
 
     try:
         wait_for(settled, timeout=30, what="every mail processed and every outbox row sent")
