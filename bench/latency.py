@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import smtplib
 import statistics
 import sys
@@ -254,7 +255,8 @@ def smtp_latency(backend: str, rate: float, seconds: float) -> list[float]:
 
 
 def imap_latency(backend: str, rate: float, seconds: float) -> list[float]:
-    server = Dovecot(new_base()).start()
+    base = new_base()
+    server = Dovecot(base).start()
     sink = Sink()
     relay = Controller(sink, hostname="127.0.0.1", port=free_port())
     relay.start()
@@ -298,6 +300,7 @@ def imap_latency(backend: str, rate: float, seconds: float) -> list[float]:
             keep_log(gw, "imap")
             relay.stop()
             server.stop()
+            shutil.rmtree(base, ignore_errors=True)
             db.drop()
     missing = [m for m in appended if m not in seen]
     if missing:
