@@ -53,7 +53,7 @@ class SpoolEntry(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True, index=True)
 
 
 class Ticket(Base):
@@ -87,10 +87,10 @@ class Ticket(Base):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paused_seconds: Mapped[int] = mapped_column(Integer, default=0)
     sla_policy: Mapped[str] = mapped_column(String(50), default="")
-    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True)
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True, index=True)
     # merged into that ticket (#merge): closed, everything moved there, its addresses lead there
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", name="fk_tickets_merged_into"),
-                                                       nullable=True)
+                                                       nullable=True, index=True)
     held: Mapped[bool] = mapped_column(Boolean, default=False)  # awaiting owner approval (stranger policy)
     # handover / escalation state (the history of who held it when is in events)
     handover_reason: Mapped[str] = mapped_column(String(200), default="")
@@ -209,7 +209,7 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     claimed_by: Mapped[str] = mapped_column(String(100), default="")
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    source_spool_id: Mapped[int | None] = mapped_column(ForeignKey("spool.id"), nullable=True)
+    source_spool_id: Mapped[int | None] = mapped_column(ForeignKey("spool.id"), nullable=True, index=True)
 
 
 class OutboxAttempt(Base):
