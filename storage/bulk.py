@@ -67,8 +67,10 @@ def _sqlite_insert(session: Session, table, rows: list[dict]) -> None:
     raw.executemany(sql, [values(r) for r in rows])
 
 
-def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False) -> list[int]:
-    """Insert `rows` into `model`'s table; their new ids, in order, when `ids` (else [])."""
+def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False, by_id=None) -> list[int]:
+    """Insert `rows` into `model`'s table; their new ids, in order, when `ids` (else []).
+    `by_id`: {column: function of the new id} for values made from it (a ticket's ref), so that
+    no UPDATE has to follow the INSERT."""
     if not rows:
         return []
     table = model.__table__
@@ -81,7 +83,7 @@ def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False)
         if ids:
             start = session.execute(select(func.max(table.c.id))).scalar() or 0
             new_ids = list(range(start + 1, start + 1 + len(rows)))
-            rows = [dict(r, id=i) for r, i in zip(rows, new_ids)]
+            rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
         _sqlite_insert(session, table, rows)
         return new_ids
     new_ids: list[int] = []
@@ -89,7 +91,7 @@ def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False)
         seq = session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
         new_ids = sorted(session.execute(text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)"),
                                          {"s": seq, "n": len(rows)}).scalars())
-        rows = [dict(r, id=i) for r, i in zip(rows, new_ids)]
+        rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
     cols = [c for c in table.columns if c.name in rows[0] or (not c.primary_key and _default(c) is not None)]
     names = ", ".join(f'"{c.name}"' for c in cols)
     defaults = {c.name: _default(c) for c in cols}

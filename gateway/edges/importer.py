@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
 from parsers.threader import Item, conversations
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
@@ -367,12 +367,10 @@ class Importer:
         """Every row of `plans`, as bulk writes (storage/bulk.py); the plans of new tickets."""
         new = [p for p in plans if p["ticket_id"] is None]
         if new:
-            ids = insert_rows(s, Ticket, [p["ticket"] for p in new], ids=True)
+            ids = insert_rows(s, Ticket, [p["ticket"] for p in new], ids=True,
+                              by_id={"ref": lambda i: f"{self.ref_prefix}-{i:06d}"})
             for p, tid in zip(new, ids):
                 p["ticket_id"] = tid
-            s.execute(update(Ticket.__table__).where(Ticket.__table__.c.id == bindparam("b_id"))
-                      .values(ref=bindparam("b_ref")),
-                      [{"b_id": p["ticket_id"], "b_ref": f"{self.ref_prefix}-{p['ticket_id']:06d}"} for p in new])
         msgs = [(p, m) for p in plans for m in p["messages"]]
         spool_ids = insert_rows(s, SpoolEntry, [dict(m["spool"], ticket_id=p["ticket_id"]) for p, m in msgs],
                                 ids=True)
