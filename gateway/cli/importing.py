@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--until", metavar="DATE", help="only mail dated before DATE (YYYY-MM-DD)")
     p.add_argument("--close-after", type=float, metavar="DAYS",
                    help="close conversations quiet for longer (default: workflow.import_close_after_days)")
-    p.add_argument("--batch", type=int, default=1000, help="messages per transaction")
+    p.add_argument("--batch", type=int, default=250, help="messages per transaction (default 250: on SQLite, live mail waits for one at most)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON at the end")
     p.set_defaults(func=cmd_import)
 

@@ -32,7 +32,7 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
         else:  # we wrote first (an answer whose question is lost, or a mail to a customer)
             to = [a for a in root.to + root.cc if a.email and not imp.ours(a.email)]
             requester, rname = (to[0].email, to[0].name) if to else (root.sender.email, root.sender.name)
-        decision = app.route(root, recipients=tuple(a.email for a in root.to + root.cc), now=first)
+        decision = imp.routed(human[0] if human else todo[0], root, first)
         closed = now - last > imp.close_after
         # open even when we spoke last: "pending" would let the pending-reminder job write to the
         # customer about a conversation the gateway never had (gateway/jobs/pending.py)
@@ -42,29 +42,27 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
                           and found[k].date is not None and found[k].date >= first
                           and not (k in emails and emails[k].automatic)), None)
         plan["ticket"] = dict(
-            subject=root.subject or "(no subject)", status=status, priority=decision.priority,
-            category=decision.category, team=decision.team, tier=1, owner=decision.owner_email or "",
-            handler=decision.owner_email or "", requester_email=requester, requester_name=rname,
-            organisation=decision.organisation or "",
-            project=getattr(decision.project, "name", "") if decision.project else "",
-            customer_tier=decision.customer_tier or "", language=_language(app, root), tags=list(decision.tags),
+            subject=root.subject or "(no subject)", status=status, priority=decision["priority"],
+            category=decision["category"], team=decision["team"], tier=1, owner=decision["owner"],
+            handler=decision["owner"], requester_email=requester, requester_name=rname,
+            organisation=decision["organisation"], project=decision["project"],
+            customer_tier=decision["customer_tier"], language=_language(app, root), tags=decision["tags"],
             created_at=min(first, now), updated_at=min(last, now), first_response_due=None, resolution_due=None,
             first_responded_at=responded, resolved_at=min(last, now) if closed else None,
-            closed_at=min(last, now) if closed else None, paused_seconds=0, sla_policy=decision.sla_policy or "",
+            closed_at=min(last, now) if closed else None, paused_seconds=0, sla_policy=decision["sla_policy"],
             held=False, handover_reason="", escalated_from="", manager_escalated=False, solution="")
         people[(requester, "requester")] = rname
-        for w in decision.watchers:
+        for w in decision["watchers"]:
             people[(w, "watcher")] = ""
-        fired = [st for st in decision.trace if st.matched]
         ev = plan["events"]
         label = imp.sources[found[conv.keys[0]].src].label
         ev.append(_event(first, "created", f"ticket {{ref}} imported from {label}: opened by {requester}",
                               requester, source=f"import:{label}"))
         ev.append(_event(first, "routed", "\n".join(
-            [str(st) for st in fired] + [f"category={decision.category} team={decision.team} "
-                                         f"priority={decision.priority} owner={decision.owner_email or '-'}"]),
-            category=decision.category, team=decision.team, priority=decision.priority,
-            owner=decision.owner_email or "", rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired]))
+            decision["fired"] + [f"category={decision['category']} team={decision['team']} "
+                                 f"priority={decision['priority']} owner={decision['owner'] or '-'}"]),
+            category=decision["category"], team=decision["team"], priority=decision["priority"],
+            owner=decision["owner"], rules=decision["rules"]))
         ev.append(_event(now, "imported", "imported history: no acknowledgement, notification or SLA clock; "
                               f"{len(conv.keys)} messages from {first:%Y-%m-%d} to {last:%Y-%m-%d}",
                               messages=len(conv.keys), by_subject=len(conv.by_subject)))
@@ -90,20 +88,31 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
                         to=[a.email for a in e.to], cc=[a.email for a in e.cc], subject=e.subject, text=e.text,
                         reply_text=e.reply_text, html=e.html, automatic=e.automatic, internal=False,
                         created_at=when)
-        for att in e.attachments:  # its file was written where it was parsed (_parse_one)
+        for att in e.attachments:  # its file was written where it was parsed (importer._parse_many)
             m["attachments"].append(dict(filename=att.filename, content_type=att.content_type, size=att.size,
                                          sha256=att.sha256))
         plan["messages"].append(m)
         plan["thread_ids"].append(dict(message_id=e.message_id, outbound=ours))
-        if ours:
-            imp.counts["outbound"] += 1
-        elif plan["ticket"] is not None:
+        if not ours and plan["ticket"] is not None:
             # relaxed: anyone who wrote in the conversation, and whom the customers copied, was part of it
             for a in (e.sender,) + e.to + e.cc:
                 if a.email and not imp.ours(a.email) and (a.email, "requester") not in people:
                     people.setdefault((a.email, "cc"), a.name)
     plan["participants"] = [dict(email=em, name=nm, role=role, active=True) for (em, role), nm in people.items()]
     return plan
+
+def routed(decision) -> dict:
+    """What a ticket of the history keeps of a routing decision (routing.engine.Decision), as
+    plain values: computed where the root message was parsed (gateway/edges/import_work.py),
+    the cheapest to send back."""
+    fired = [st for st in decision.trace if st.matched]
+    return dict(priority=decision.priority, category=decision.category, team=decision.team,
+                owner=decision.owner_email or "", organisation=decision.organisation or "",
+                project=getattr(decision.project, "name", "") if decision.project else "",
+                customer_tier=decision.customer_tier or "", tags=list(decision.tags),
+                watchers=list(decision.watchers), sla_policy=decision.sla_policy or "",
+                fired=[str(st) for st in fired], rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired])
+
 
 def _event(at, kind, detail, actor="system", **data) -> dict:
     return dict(at=at, kind=kind, actor=actor, detail=detail, data=data)

@@ -52,6 +52,14 @@ class FileSource:
             return self.box.get_bytes(key)
         return (self.path / key).read_bytes() if key else self.path.read_bytes()
 
+    def where(self, key) -> tuple:
+        """Where message `key` lies, as plain values that `read_at` turns into its bytes in any
+        process: the importer's parsing processes read the file themselves instead of having
+        every message's bytes shipped to them."""
+        if self.box is not None:
+            return ("mbox", str(self.path)) + self.box._spans[key]
+        return ("file", str(self.path / key) if key else str(self.path))
+
     def delivered(self, key) -> datetime | None:
         """When the message was delivered, for one whose Date header is missing or unreadable: the
         mbox From_ line's date, a Maildir file name's leading timestamp, else the file's mtime."""
@@ -89,12 +97,7 @@ class _Mbox:
 
     def get_bytes(self, key) -> bytes:
         start, end = self._spans[key]
-        body = self._map.find(b"\n", start, end)
-        chunk = self._map[body + 1 if body >= 0 else end:end]
-        for blank in (b"\r\n\r\n", b"\n\n"):
-            if chunk.endswith(blank):
-                return chunk[:-len(blank) // 2]
-        return chunk
+        return _mbox_message(self._map[start:end])
 
     def delivered(self, key) -> datetime | None:
         start, end = self._spans[key]
@@ -108,6 +111,38 @@ class _Mbox:
     def close(self) -> None:
         self._map.close()
         self._fh.close()
+
+
+def _mbox_message(chunk: bytes) -> bytes:
+    """One mbox entry (its From_ line to the next one's) as mailbox.mbox gives the message."""
+    body = chunk.find(b"\n")
+    chunk = chunk[body + 1:] if body >= 0 else b""
+    for blank in (b"\r\n\r\n", b"\n\n"):
+        if chunk.endswith(blank):
+            return chunk[:-len(blank) // 2]
+    return chunk
+
+
+def read_all(wheres: list) -> list[bytes]:
+    """The bytes of messages given by `FileSource.where(key)` (or the bytes themselves, as an
+    IMAP folder's are shipped), in order; in whichever process calls it. An mbox is opened once
+    for all its messages in the list."""
+    out: list[bytes] = []
+    files: dict = {}
+    try:
+        for w in wheres:
+            if isinstance(w, bytes):
+                out.append(w)
+            elif w[0] == "mbox":
+                fh = files.get(w[1]) or files.setdefault(w[1], open(w[1], "rb"))
+                fh.seek(w[2])
+                out.append(_mbox_message(fh.read(w[3] - w[2])))
+            else:
+                out.append(Path(w[1]).read_bytes())
+    finally:
+        for fh in files.values():
+            fh.close()
+    return out
 
 
 class ImapSource:
