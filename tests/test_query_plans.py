@@ -172,7 +172,7 @@ def test_removing_tickets_uses_indexes(running, relay):
     """Retention and a customer's erasure remove tickets with everything hanging off them,
     and unlink what still names them (spool rows, outbound mail made from a spool row,
     linked tickets): with years of history each of those look-ups must be an index search."""
-    from gateway.jobs.retention import delete_tickets
+    from storage.queries.retention import delete_tickets
 
     gw = running()
     _drive_the_hot_path(gw, relay)
