@@ -408,6 +408,13 @@ class Config(_Strict):
                 + [x.oauth.client_secret for x in (self.outbound, *self.imap) if x.oauth is not None])
 
     @model_validator(mode="after")
+    def _trust_dmarc_needs_authserv_id(self):
+        if self.workflow.trust_dmarc and not self.spam.authserv_id.strip():
+            raise ValueError("workflow.trust_dmarc needs spam.authserv_id: the authserv-id our receiving server "
+                             "writes in Authentication-Results (any other instance may be forged)")
+        return self
+
+    @model_validator(mode="after")
     def _addresses_unique(self):
         seen: list[str] = []
         for entry in self.address:
