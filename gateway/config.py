@@ -297,6 +297,11 @@ class SpamSection(_Strict):
     # (no backscatter to a forged sender), and a real customer scored there still loses nothing.
     quiet_actions: list[Literal["reject", "rewrite subject", "add header", "greylist", "soft reject"]] = [
         "rewrite subject", "add header"]
+    # A new ticket whose mail names none of our addresses in To or Cc (a blind copy: how spam
+    # reaches a mailbox) from a sender we have never had a ticket with gets no acknowledgement;
+    # the ticket is kept as usual (gateway/desk/inbound.py: blind_copy_from_stranger). List every
+    # address that forwards to us as an [[address]] alias, so its mail counts as addressed to us.
+    quiet_unaddressed: bool = True
     # Spam headers written by another filter (SpamAssassin, rspamd, Microsoft 365) count only
     # when the hop that received the mail from outside is one of these (names or IPs, as
     # they appear in its Received: "by" clause); empty: no upstream verdict is honoured.
@@ -552,6 +557,7 @@ block = []                 # addresses or domains always suspended
 retention_days = 30
 # trusted_hops = ["mx1.example.com"]   # our MTA: its X-Spam-* / SCL verdicts count
 # authserv_id = "mx1.example.com"      # our MTA's Authentication-Results (SPF/DKIM/DMARC)
+# quiet_unaddressed = true   # no acknowledgement to a stranger whose mail names none of our addresses
 
 # [[imap]]
 # name = "helpdesk"
