@@ -122,7 +122,8 @@ def test_a_reply_to_a_note_cannot_close_the_ticket_and_its_correction_stays_a_no
 def test_an_answer_to_a_note_that_reaches_the_plain_support_address_stays_internal(make_app, clock):
     # trust_dmarc: an authenticated engineer needs no token, so the reply address alone cannot say
     # "note"; the In-Reply-To (our note's notification) does
-    desk = Desk(make_app(clock=clock, workflow={"trust_dmarc": True}))
+    desk = Desk(make_app(clock=clock, workflow={"trust_dmarc": True},
+                         spam={"authserv_id": "mx.support.example.test"}))
     tid, mails = _open(desk)
     note = _alice_note(desk, mails, "Internal: the customer's licence expired last week.")
     auth = ("mx.support.example.test; dkim=pass header.d=support.example.com; "

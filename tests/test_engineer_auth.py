@@ -74,12 +74,14 @@ def test_a_token_for_another_ticket_does_not_reach_this_one(desk):
     assert not [x for x in messages(desk.app, tid2) if x.direction == "out"]
 
 
+AUTHSERV = "mx.support.example.test"  # our receiving server, as [spam] authserv_id names it
 AR_PASS = "mx.support.example.test; spf=pass smtp.mailfrom=support.example.com; " \
           "dkim=pass header.d=support.example.com; dmarc=pass (p=reject) header.from=support.example.com"
+TRUSTING = {"workflow": {"trust_dmarc": True}, "spam": {"authserv_id": AUTHSERV}}
 
 
 def test_trust_dmarc_accepts_an_authenticated_engineer_without_token(make_app, clock):
-    desk = Desk(make_app(clock=clock, workflow={"trust_dmarc": True}))
+    desk = Desk(make_app(clock=clock, **TRUSTING))
     tid, note = open_ticket(desk, **EN)
     desk.new_mail()
     desk.receive(reply_to(note, "#priority P2\nFixed via DMARC path.\n", to=SUPPORT,
@@ -93,9 +95,13 @@ def test_trust_dmarc_accepts_an_authenticated_engineer_without_token(make_app, c
     (False, [AR_PASS]),  # not configured: the header means nothing
     (True, ["mx.support.example.test; dmarc=fail header.from=support.example.com", AR_PASS]),  # forged below ours
     (True, ["mx.support.example.test; dmarc=pass header.from=evil.example"]),  # another domain passed
+    # a pass written by anyone else, on top where our server's would be: not our authserv-id, not read
+    (True, [AR_PASS.replace(AUTHSERV, "mx.attacker.example")]),
+    (True, [AR_PASS.replace(AUTHSERV, "mx.attacker.example"),
+            "mx.support.example.test; dkim=none; dmarc=none header.from=support.example.com"]),
 ])
 def test_authentication_results_are_trusted_only_when_configured_and_our_own(make_app, clock, trust, results):
-    desk = Desk(make_app(clock=clock, workflow={"trust_dmarc": trust}))
+    desk = Desk(make_app(clock=clock, **(TRUSTING if trust else {"spam": {"authserv_id": AUTHSERV}})))
     tid, note = open_ticket(desk, **EN)
     desk.new_mail()
     raw = reply_to(note, "#priority P1\nNot to be relayed.\n", to=SUPPORT)
@@ -108,11 +114,25 @@ def test_authentication_results_reader():
     def email(*headers):
         raw = b"".join(f"Authentication-Results: {h}\r\n".encode() for h in headers)
         return parse_email(raw + build(frm=ALICE))
-    assert authentication_passed(email(AR_PASS), ALICE)
-    assert authentication_passed(email("mx; dkim=pass header.i=@support.example.com"), ALICE)
-    assert not authentication_passed(email("mx; dkim=pass header.d=support.example.com.evil.example"), ALICE)
-    assert not authentication_passed(email("mx; dmarc=none header.from=support.example.com"), ALICE)
-    assert not authentication_passed(email(), ALICE)
+    assert authentication_passed(email(AR_PASS), ALICE, AUTHSERV)
+    assert authentication_passed(email("mx.support.example.test; dkim=pass header.i=@support.example.com"), ALICE,
+                                 AUTHSERV)
+    assert not authentication_passed(email("mx.support.example.test; dkim=pass header.d=support.example.com.evil.example"),
+                                     ALICE, AUTHSERV)
+    assert not authentication_passed(email("mx.support.example.test; dmarc=none header.from=support.example.com"), ALICE,
+                                     AUTHSERV)
+    assert not authentication_passed(email(), ALICE, AUTHSERV)
+    # only the configured authserv-id counts: the topmost header of another server is not ours
+    assert not authentication_passed(email(AR_PASS.replace(AUTHSERV, "mx.attacker.example")), ALICE, AUTHSERV)
+    assert authentication_passed(email(AR_PASS.replace(AUTHSERV, "mx.attacker.example"), AR_PASS), ALICE, AUTHSERV)
+    assert not authentication_passed(email(AR_PASS), ALICE, "")  # none configured: nothing is trusted
+
+
+def test_trust_dmarc_without_an_authserv_id_is_a_configuration_error():
+    from gateway.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="trust_dmarc needs spam.authserv_id"):
+        parse_config({"gateway": {"secret_key": "x" * 32}, "workflow": {"trust_dmarc": True}})
 
 
 def test_customer_using_commands_is_ignored_and_logged(desk):

@@ -142,7 +142,8 @@ def test_someone_else_using_an_engineers_intake_address_gets_an_ordinary_ticket(
 
 
 def test_with_trust_dmarc_an_authenticated_forward_to_the_support_address_is_brought_in(make_app, clock):
-    desk = Desk(make_app(clock=clock, workflow={"trust_dmarc": True}))
+    desk = Desk(make_app(clock=clock, workflow={"trust_dmarc": True},
+                         spam={"authserv_id": "mx.support.example.test"}))
     auth = {"Authentication-Results": "mx.support.example.test; dmarc=pass header.from=support.example.com"}
     desk.receive(forward(desk, to=SUPPORT, headers=auth))
     t = ticket(desk.app, latest_ticket_id(desk.app))

@@ -205,8 +205,8 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     if held:
         record_event(s, ticket, "held", now, f"held for the owner of {linked_to.ref if linked_to else '-'}: "
                      "the sender is not on that ticket; no acknowledgement until released")
-    elif acknowledge:
-        send_acknowledgement(ib, ticket)
+    elif acknowledge:  # an engineer who brought the mail in vouches for its sender
+        send_acknowledgement(ib, ticket, vouched=bool(brought_in_by))
     handover.on_created(app, s, ticket, decision)
     notify.on_new_ticket(app, s, ticket, msg, brought_in_by=brought_in_by, extra=capped)
     return ticket
@@ -229,13 +229,44 @@ def automatic_allowed(ib: Inbound, ticket: Ticket, rcpt: str) -> bool:
     return False
 
 
-def send_acknowledgement(ib: Inbound, ticket: Ticket) -> None:
+def send_acknowledgement(ib: Inbound, ticket: Ticket, *, vouched: bool = False) -> None:
     e = ib.email
     if not automatic_allowed(ib, ticket, e.sender.email):
+        return
+    blind = "" if vouched else blind_copy_from_stranger(ib, ticket)
+    if blind:  # [spam] quiet_unaddressed: the ticket stays in the queue, only the acknowledgement is held back
+        record_event(ib.session, ticket, "auto_suppressed", ib.now, f"no automatic reply: {blind}",
+                     reason="not addressed to us")
         return
     acknowledge.queue(ib.app, ib.session, ticket, rcpt=e.sender.email, customer_name=e.sender.name,
                       about=e.subject + "\n" + e.reply_text, in_reply_to=e.message_id,
                       references=list(e.references) + [e.message_id], spool_id=ib.entry.id)
+
+
+def blind_copy_from_stranger(ib: Inbound, ticket: Ticket) -> str:
+    """Why a new ticket's sender gets no acknowledgement ([spam] quiet_unaddressed), or "".
+
+    Spam reaches a support mailbox as one of many blind copies: the To and Cc name its
+    other victims (or nobody), never us, and the sender, often forged, has never written
+    to us. An acknowledgement to it is backscatter that repeats the spam's subject to a
+    stranger. A person asking for help writes *to* us; one who blind-copies us, or writes
+    through an address of ours that is not configured, loses only this acknowledgement:
+    the ticket is in the queue as usual and its history says why. Anyone we already know
+    (a participant on an earlier ticket, or a sender the customer directory names) keeps it.
+    """
+    app, e = ib.app, ib.email
+    if not app.config.spam.quiet_unaddressed or (ib.entry.verdict or {}).get("released"):
+        return ""
+    staff = app.engineer_addresses()
+    named = [a.email for a in (*e.to, *e.cc) if a.email]
+    if any(app.is_own_address(a) or a.lower() in staff for a in named):
+        return ""
+    if ticket.organisation:  # the customer directory knows this sender
+        return ""
+    if participants.on_another_ticket(ib.session, e.sender.email, ticket.id):
+        return ""
+    return ("not addressed to us (To/Cc name " + (", ".join(named[:3]) + (" ..." if len(named) > 3 else "")
+            if named else "nobody") + ") and the sender has never written to us: a blind copy, as spam arrives")
 
 
 def follow_up(ib: Inbound, ticket: Ticket) -> str:

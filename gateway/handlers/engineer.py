@@ -3,7 +3,8 @@
 Owns the authorisation of engineer mail (DOMAIN.md §9, invariant 5): a reply
 is the engineer's only when the sender is a configured engineer AND it came
 through the reply address signed for that engineer (or, with
-`workflow.trust_dmarc`, our receiving server's Authentication-Results shows
+`workflow.trust_dmarc`, our receiving server's Authentication-Results, the one
+named by `[spam] authserv_id`, shows
 DMARC/DKIM pass for the engineer's domain). Anything else from an engineer
 address falls through to the customer handler as ordinary text; `#` lines
 from anyone not authorised are never run, and the attempt is logged.
@@ -24,7 +25,6 @@ later (gateway.desk.send_later).
 from __future__ import annotations
 
 import logging
-import re
 
 from gateway.desk import collisions, notify, send_later, ticket_ops
 from gateway.handlers import engineer_commands
@@ -34,6 +34,7 @@ from gateway.desk.relay import relay_to_customer
 from gateway.desk.inbound import choose_language
 from gateway.desk.threads import Match
 from gateway.desk.unverified import has_command_lines, log_ignored, tell_unverified
+from parsers import authresults
 from parsers.commands import parse_commands
 from storage.history import record_event
 from storage.models import Message, SpoolEntry, ThreadId, Ticket
@@ -46,24 +47,23 @@ log = logging.getLogger("supportgw.engineer")
 
 
 
-def authentication_passed(email, sender: str) -> bool:
-    """DMARC or DKIM pass for the sender's domain in the topmost Authentication-Results.
+def authentication_passed(email, sender: str, authserv_id: str) -> bool:
+    """DMARC pass for the sender's domain, or a DKIM pass signed by it, in our receiving
+    server's Authentication-Results.
 
-    Only the first (topmost) header is read: it is the one our receiving server
-    added; anything below it came with the message and may be forged.
+    Only the topmost header carrying our own authserv-id ([spam] authserv_id) counts,
+    read by parsers.authresults as the suspended area reads it: a header with another id
+    came with the message (anyone can write one into their own mail, above or below ours)
+    or from a server that is not ours. No authserv-id configured: nothing is trusted
+    (the configuration refuses workflow.trust_dmarc without one).
     """
-    results = email.header_all("Authentication-Results")
-    if not results:
+    auth = authresults.read(email.headers, authserv_id)
+    if auth is None:
         return False
     domain = sender.rpartition("@")[2].lower()
-    text = " ".join(results[0].lower().split())
-    for method, keys in (("dmarc", ("header.from",)), ("dkim", ("header.d", "header.i"))):
-        for result in re.finditer(rf"\b{method}\s*=\s*pass\b[^;]*", text):
-            for key in keys:
-                m = re.search(rf"\b{re.escape(key)}\s*=\s*@?([^\s;()]+)", result.group(0))
-                if m and m.group(1).strip('"') == domain:
-                    return True
-    return False
+    if auth.dmarc == "pass" and auth.header_from == domain:
+        return True
+    return domain in auth.dkim_pass_domains
 
 
 def authorised(ib, match: Match, sender: str) -> bool:
@@ -71,7 +71,8 @@ def authorised(ib, match: Match, sender: str) -> bool:
         return False
     if match.token_valid:
         return True
-    return bool(ib.app.config.workflow.trust_dmarc and authentication_passed(ib.email, sender))
+    return bool(ib.app.config.workflow.trust_dmarc
+                and authentication_passed(ib.email, sender, ib.app.config.spam.authserv_id))
 
 
 def handle(ib) -> str | None:

@@ -43,7 +43,7 @@ def proven(ib, sender: str) -> str:
         parts = split_plus_address(rcpt)
         if parts and ib.app.is_own_address(rcpt) and ib.app.signer.check_forward_token(parts[1], sender):
             return "token"
-    if ib.app.config.workflow.trust_dmarc and authentication_passed(ib.email, sender):
+    if ib.app.config.workflow.trust_dmarc and authentication_passed(ib.email, sender, ib.app.config.spam.authserv_id):
         return "dmarc"
     return ""
 

@@ -68,3 +68,9 @@ def roles_of(session, ticket_id: int, email: str) -> set[str]:
     """Every role `email` held on the ticket, active or not."""
     return set(session.execute(select(Participant.role).where(Participant.ticket_id == ticket_id,
                                                               Participant.email == email)).scalars())
+
+
+def on_another_ticket(session, email: str, ticket_id: int) -> bool:
+    """Has `email` (lower case) been a participant of any ticket but `ticket_id`?"""
+    return session.execute(select(Participant.id).where(Participant.email == email,
+                                                        Participant.ticket_id != ticket_id).limit(1)).first() is not None
