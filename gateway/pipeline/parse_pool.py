@@ -8,6 +8,10 @@ message, and on a machine with more than one core parsing costs it almost
 nothing. The result is the same `ParsedEmail` (or the same exception, which
 quarantines the message as before).
 
+A message whose parse has not started when the store stage reaches it (the pool
+is still starting, or parsing fell behind) is taken back and parsed in this
+process: neither side waits for the other.
+
 Small batches (a test, one SMTP message) and large messages are parsed in this
 process: shipping them would cost more than it saves. If the pool dies, its
 messages, and all later ones, are parsed here.
@@ -79,6 +83,11 @@ def submit(app, entries) -> dict[int, Future]:
 def take(app, entry, futures: dict[int, Future] | None):
     """The parsed email of this spool row: from the pool if it was handed out, else parsed now."""
     fut = (futures or {}).get(entry.id)
+    # Not parsed yet (the pool is still starting, or the store stage caught up with it):
+    # parsing here costs less than waiting, and the pool goes on with the next ones.
+    if fut is not None and not fut.done():
+        fut.cancel()  # if it has not started; else the pool's result is dropped
+        fut = None
     if fut is not None:
         try:
             return fut.result()

@@ -205,56 +205,87 @@ def _settle(app, entry: SpoolEntry, status: str, error: str, ticket_id: int | No
     return status
 
 
-def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
-    """Process these spool rows in one transaction (each in its own savepoint).
+# A background worker (`per_message`) holds SQLite's write lock this long at most before it
+# commits and lets the edges in; a message that takes longer is still done in one go.
+TURN_SECONDS = 0.25
 
-    `per_message` commits after each message instead: a background worker uses it
-    so that it never holds SQLite's single write lock for long while the SMTP
-    edge waits to spool, and before each message it lets a busy edge go first
-    (storage.db._ForegroundFlag).
+
+def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
+    """Process these spool rows in one transaction (see `_process_group`).
+
+    `per_message` is for a background worker: it commits in short turns instead
+    (`TURN_SECONDS`, and at once when the SMTP edge is waiting to spool), so that it never
+    holds SQLite's single write lock for long while an edge waits, and before each
+    turn it lets a busy edge go first (storage.db._ForegroundFlag). Every message is
+    still committed before it counts as done, with its spool row settled in the same
+    transaction; a crash loses only the turn that had not committed, which runs again.
 
     `parse_ahead` parses the batch in a process pool while the store stage runs
     (gateway/pipeline/parse_pool.py). Only a program that owns its process should ask for
-    it (the `supportgw ingest` command, the benchmarks): spawned processes import
-    the caller's main module again, which a script without an
+    it (the `supportgw ingest` command, `supportgw run`'s worker, the benchmarks): spawned
+    processes import the caller's main module again, which a script without an
     `if __name__ == "__main__":` guard would run a second time.
     """
     counts: Counter = Counter()
     if not ids:
         return counts
     rules_sync.follow(app)  # route with the rules generation every other process applies
-    for group in ([[i] for i in ids] if per_message else [ids]):
-        if per_message:
-            app.db.foreground.wait_quiet()
+    if not per_message:
         with app.db.write_lock(), app.db.session() as s:
-            counts.update(_process_group(app, s, group, parse_ahead=parse_ahead))
+            entries = _pending_entries(app, s, ids)
+            parsed = parse_pool.submit(app, entries) if parse_ahead else None
+            counts.update(_process_group(app, s, entries, parsed)[0])
         _log_reports(s)  # committed: now it happened
+        return counts
+    parsed = None
+    if parse_ahead:  # the rows' bytes, read without the write lock, go to the pool at once
+        with app.db.session() as s:
+            parsed = parse_pool.submit(app, _pending_entries(app, s, ids, lock=False))
+    left = list(ids)
+    while left:
+        app.db.foreground.wait_quiet()
+        turn_ends = time.monotonic() + TURN_SECONDS
+
+        def turn_over() -> bool:
+            return time.monotonic() >= turn_ends or not app.db.foreground.wait_quiet(0)
+
+        with app.db.write_lock(), app.db.session() as s:
+            done, last = _process_group(app, s, _pending_entries(app, s, left), parsed, stop=turn_over)
+            counts.update(done)
+        _log_reports(s)  # committed: now it happened
+        left = [i for i in left if last is not None and i > last]
     return counts
 
 
-def _pending_entries(app, session: Session, ids: list[int]) -> list[SpoolEntry]:
+def _pending_entries(app, session: Session, ids: list[int], *, lock: bool = True) -> list[SpoolEntry]:
     stmt = (select(SpoolEntry).where(SpoolEntry.id.in_(ids), SpoolEntry.status == "pending")
             .order_by(SpoolEntry.id))
-    if not app.db.is_sqlite:
+    if lock and not app.db.is_sqlite:
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.execute(stmt).scalars())
 
 
-def _process_group(app, s: Session, ids: list[int], *, parse_ahead: bool) -> Counter:
-    """One transaction's messages. A batch runs first without a savepoint per message; if
-    one of them fails, all of it rolls back and runs again with one savepoint each, so that
-    the failure quarantines that message alone (what `process_entry` does isolated)."""
-    if len(ids) > 1:
+def _process_group(app, s: Session, entries: list[SpoolEntry], parsed, stop=None) -> tuple[Counter, int | None]:
+    """One transaction's messages, in spool order, until `stop()` says the turn is over:
+    (outcome counts, the spool id of the last one processed when the turn ended before
+    them all, else None).
+
+    They run first without a savepoint each; if one of them fails, all of them roll back
+    and run again with one savepoint each, so that the failure quarantines that message
+    alone (what `process_entry` does isolated)."""
+    counts: Counter = Counter()
+    n = len(entries)
+    if n > 1:
         hot.begin_writing(s)
-    entries = _pending_entries(app, s, ids)
-    parsed = parse_pool.submit(app, entries) if parse_ahead else None
-    if len(entries) > 1:
-        counts: Counter = Counter()
         try:
-            for entry in entries:
+            last = None
+            for i, entry in enumerate(entries):
                 counts[process_entry(app, s, entry, parsed, isolated=False)] += 1
+                if stop is not None and i + 1 < n and stop():
+                    last = entry.id
+                    break
             s.flush()  # a row the database refuses shows here, while the batch can still run again
-            return counts
+            return counts, last
         except Exception as exc:
             if try_again_later(exc):
                 raise
@@ -262,11 +293,13 @@ def _process_group(app, s: Session, ids: list[int], *, parse_ahead: bool) -> Cou
             s.rollback()
             s.info.pop("mail_log", None)
             s.info.pop("ticket_references", None)
-            entries = _pending_entries(app, s, ids)
-    counts = Counter()
-    for entry in entries:
+            entries = _pending_entries(app, s, [e.id for e in entries])
+            counts = Counter()
+    for i, entry in enumerate(entries):
         counts[process_entry(app, s, entry, parsed)] += 1
-    return counts
+        if stop is not None and i + 1 < len(entries) and stop():
+            return counts, entry.id
+    return counts, None
 
 
 def pending_ids(app, limit: int = 200) -> list[int]:
@@ -289,7 +322,7 @@ def summary(counts: Counter) -> dict:
     return out
 
 
-def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Counter:
+def process_pending(app, batch: int = 50, *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
     total: Counter = Counter()
     while True:
         ids = pending_ids(app, batch)
@@ -297,7 +330,7 @@ def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Count
             if total:
                 log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
             return total
-        c = process_ids(app, ids, per_message=per_message)
+        c = process_ids(app, ids, per_message=per_message, parse_ahead=parse_ahead)
         total.update(c)
         if not c or set(c) == {"deferred"}:  # nothing more can move this round
             log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
