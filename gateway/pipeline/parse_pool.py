@@ -31,6 +31,7 @@ from storage import spool as spool_store
 
 MIN_BATCH = 8  # below this the store stage would hardly wait for parsing anyway
 MAX_BYTES = 1 << 20  # larger messages are parsed where their bytes already are
+WAIT_SECONDS = 0.05  # longest wait for a parse already running in the pool
 
 log = logging.getLogger("supportgw.pipeline")
 
@@ -83,14 +84,16 @@ def submit(app, entries) -> dict[int, Future]:
 def take(app, entry, futures: dict[int, Future] | None):
     """The parsed email of this spool row: from the pool if it was handed out, else parsed now."""
     fut = (futures or {}).get(entry.id)
-    # Not parsed yet (the pool is still starting, or the store stage caught up with it):
-    # parsing here costs less than waiting, and the pool goes on with the next ones.
-    if fut is not None and not fut.done():
-        fut.cancel()  # if it has not started; else the pool's result is dropped
+    # Not started yet (the pool is still starting, or the store stage caught up with it):
+    # parsing here costs less than waiting, and the pool goes on with the next ones. One
+    # being parsed is waited for a moment (a parse takes about a millisecond), no longer.
+    if fut is not None and fut.cancel():
         fut = None
     if fut is not None:
         try:
-            return fut.result()
+            return fut.result(timeout=WAIT_SECONDS)
+        except TimeoutError:
+            pass  # its process is not up yet: parsed here, the pool's result is dropped
         except BrokenProcessPool:
             _discard_pool()
     return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)
