@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -50,9 +52,22 @@ def _executor() -> ProcessPoolExecutor | None:
     if workers < 1:
         return None
     # spawn, not fork: the gateway has threads (edges, scheduler) that a fork would copy mid-work
-    _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_follow_parent, initargs=(os.getpid(),))
     _pool_pid = os.getpid()
     return _pool
+
+
+def _follow_parent(parent: int) -> None:
+    """In a pool process: exit when the process that started the pool is gone. A worker
+    of `supportgw run` killed or stopped without shutting its pool down would otherwise
+    leave its parsers behind, one more with every restart."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _discard_pool() -> None:
