@@ -8,6 +8,10 @@ message, and on a machine with more than one core parsing costs it almost
 nothing. The result is the same `ParsedEmail` (or the same exception, which
 quarantines the message as before).
 
+A message whose parse has not started when the store stage reaches it (the pool
+is still starting, or parsing fell behind) is taken back and parsed in this
+process: neither side waits for the other.
+
 Small batches (a test, one SMTP message) and large messages are parsed in this
 process: shipping them would cost more than it saves. If the pool dies, its
 messages, and all later ones, are parsed here.
@@ -18,6 +22,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -27,6 +33,7 @@ from storage import spool as spool_store
 
 MIN_BATCH = 8  # below this the store stage would hardly wait for parsing anyway
 MAX_BYTES = 1 << 20  # larger messages are parsed where their bytes already are
+WAIT_SECONDS = 0.05  # longest wait for a parse already running in the pool
 
 log = logging.getLogger("supportgw.pipeline")
 
@@ -45,9 +52,22 @@ def _executor() -> ProcessPoolExecutor | None:
     if workers < 1:
         return None
     # spawn, not fork: the gateway has threads (edges, scheduler) that a fork would copy mid-work
-    _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_follow_parent, initargs=(os.getpid(),))
     _pool_pid = os.getpid()
     return _pool
+
+
+def _follow_parent(parent: int) -> None:
+    """In a pool process: exit when the process that started the pool is gone. A worker
+    of `supportgw run` killed or stopped without shutting its pool down would otherwise
+    leave its parsers behind, one more with every restart."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _discard_pool() -> None:
@@ -79,9 +99,16 @@ def submit(app, entries) -> dict[int, Future]:
 def take(app, entry, futures: dict[int, Future] | None):
     """The parsed email of this spool row: from the pool if it was handed out, else parsed now."""
     fut = (futures or {}).get(entry.id)
+    # Not started yet (the pool is still starting, or the store stage caught up with it):
+    # parsing here costs less than waiting, and the pool goes on with the next ones. One
+    # being parsed is waited for a moment (a parse takes about a millisecond), no longer.
+    if fut is not None and fut.cancel():
+        fut = None
     if fut is not None:
         try:
-            return fut.result()
+            return fut.result(timeout=WAIT_SECONDS)
+        except TimeoutError:
+            pass  # its process is not up yet: parsed here, the pool's result is dropped
         except BrokenProcessPool:
             _discard_pool()
     return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)

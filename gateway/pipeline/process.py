@@ -13,6 +13,7 @@ import logging
 import time
 import traceback
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -22,6 +23,7 @@ from gateway import large_mail, rules_sync
 from gateway.pipeline import parse_pool
 from gateway.desk.inbound import Inbound
 from parsers import quick
+from storage import hot
 from storage import spool as spool_store
 from storage.db import try_again_later
 from storage.models import Message, SpoolEntry
@@ -98,11 +100,21 @@ def _parent_still_pending(session: Session, entry: SpoolEntry, email) -> bool:
     return session.execute(_PARENT_PENDING, {"ids": ids, "spool_id": entry.id}).first() is not None
 
 
-def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None = None) -> str:
+class Isolate(Exception):
+    """A message of a batch run without savepoints failed: the batch must roll back and run
+    again with one savepoint per message, so that only that message is quarantined."""
+
+
+def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None = None, *,
+                  isolated: bool = True) -> str:
     """Process one spooled message inside the caller's transaction.
 
     A message that fails is quarantined; only the database failing (locked, gone) raises,
     so that the caller's transaction rolls back and the message is tried again later.
+
+    `isolated=False` runs it without its own savepoint (a savepoint costs SQLAlchemy
+    about a tenth of a message): a failure then raises `Isolate` instead, and the caller
+    runs the batch again isolated (`process_ids`), where the same failure quarantines it.
 
     The spool row itself is changed once, at the end, and written with everything else
     the message changed: its attempt count and outcome land together with them."""
@@ -120,7 +132,7 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
     ticket_id: int | None = None  # the ticket the message went to, kept on the spool row
     ticket, email, taken_by = None, None, ""
     try:
-        with session.begin_nested():
+        with session.begin_nested() if isolated else nullcontext():
             if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
                 email = large_mail.parse_stored(app, entry)
             else:
@@ -144,11 +156,15 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
                 if outcome != "suspended":
                     suspend.on_ticket(ib)
             _settle(app, entry, outcome if outcome in ("duplicate", "suspended") else "processed", "", ticket_id)
-            session.flush()  # in the savepoint: a row the database refuses quarantines this message only
-    except Unprocessable as exc:  # a verdict on the mail, not a failure: its reason is the whole story
-        _report(session, entry, "quarantined", started, reason=str(exc))
-        return _settle(app, entry, "quarantined", str(exc))
-    except Exception as exc:  # quarantine: a poison message must never stop the rest
+            if isolated:
+                session.flush()  # in the savepoint: a row the database refuses quarantines this message only
+    except Exception as exc:
+        if not isolated and not try_again_later(exc):  # half its work is in the transaction
+            raise Isolate(f"spool {entry.id}: {type(exc).__name__}: {exc}") from exc
+        if isinstance(exc, Unprocessable):  # a verdict on the mail, not a failure: its reason is the whole story
+            _report(session, entry, "quarantined", started, reason=str(exc))
+            return _settle(app, entry, "quarantined", str(exc))
+        # quarantine: a poison message must never stop the rest
         if try_again_later(exc):
             raise  # the database, not this message: the batch rolls back, its rows stay pending
         _report(session, entry, "quarantined", started, reason=f"{type(exc).__name__}: {exc}")
@@ -189,38 +205,101 @@ def _settle(app, entry: SpoolEntry, status: str, error: str, ticket_id: int | No
     return status
 
 
-def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
-    """Process these spool rows in one transaction (each in its own savepoint).
+# A background worker (`per_message`) holds SQLite's write lock this long at most before it
+# commits and lets the edges in; a message that takes longer is still done in one go.
+TURN_SECONDS = 0.25
 
-    `per_message` commits after each message instead: a background worker uses it
-    so that it never holds SQLite's single write lock for long while the SMTP
-    edge waits to spool, and before each message it lets a busy edge go first
-    (storage.db._ForegroundFlag).
+
+def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
+    """Process these spool rows in one transaction (see `_process_group`).
+
+    `per_message` is for a background worker: it commits in short turns instead
+    (`TURN_SECONDS`, and at once when the SMTP edge is waiting to spool), so that it never
+    holds SQLite's single write lock for long while an edge waits, and before each
+    turn it lets a busy edge go first (storage.db._ForegroundFlag). Every message is
+    still committed before it counts as done, with its spool row settled in the same
+    transaction; a crash loses only the turn that had not committed, which runs again.
 
     `parse_ahead` parses the batch in a process pool while the store stage runs
     (gateway/pipeline/parse_pool.py). Only a program that owns its process should ask for
-    it (the `supportgw ingest` command, the benchmarks): spawned processes import
-    the caller's main module again, which a script without an
+    it (the `supportgw ingest` command, `supportgw run`'s worker, the benchmarks): spawned
+    processes import the caller's main module again, which a script without an
     `if __name__ == "__main__":` guard would run a second time.
     """
     counts: Counter = Counter()
     if not ids:
         return counts
     rules_sync.follow(app)  # route with the rules generation every other process applies
-    for group in ([[i] for i in ids] if per_message else [ids]):
-        if per_message:
-            app.db.foreground.wait_quiet()
+    if not per_message:
         with app.db.write_lock(), app.db.session() as s:
-            stmt = (select(SpoolEntry).where(SpoolEntry.id.in_(group), SpoolEntry.status == "pending")
-                    .order_by(SpoolEntry.id))
-            if not app.db.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
-            entries = list(s.execute(stmt).scalars())
+            entries = _pending_entries(app, s, ids)
             parsed = parse_pool.submit(app, entries) if parse_ahead else None
-            for entry in entries:
-                counts[process_entry(app, s, entry, parsed)] += 1
+            counts.update(_process_group(app, s, entries, parsed)[0])
         _log_reports(s)  # committed: now it happened
+        return counts
+    parsed = None
+    if parse_ahead:  # the rows' bytes, read without the write lock, go to the pool at once
+        with app.db.session() as s:
+            parsed = parse_pool.submit(app, _pending_entries(app, s, ids, lock=False))
+    left = list(ids)
+    while left:
+        app.db.foreground.wait_quiet()
+        turn_ends = time.monotonic() + TURN_SECONDS
+
+        def turn_over() -> bool:
+            return time.monotonic() >= turn_ends or not app.db.foreground.wait_quiet(0)
+
+        with app.db.write_lock(), app.db.session() as s:
+            done, last = _process_group(app, s, _pending_entries(app, s, left), parsed, stop=turn_over)
+            counts.update(done)
+        _log_reports(s)  # committed: now it happened
+        left = [i for i in left if last is not None and i > last]
     return counts
+
+
+def _pending_entries(app, session: Session, ids: list[int], *, lock: bool = True) -> list[SpoolEntry]:
+    stmt = (select(SpoolEntry).where(SpoolEntry.id.in_(ids), SpoolEntry.status == "pending")
+            .order_by(SpoolEntry.id))
+    if lock and not app.db.is_sqlite:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.execute(stmt).scalars())
+
+
+def _process_group(app, s: Session, entries: list[SpoolEntry], parsed, stop=None) -> tuple[Counter, int | None]:
+    """One transaction's messages, in spool order, until `stop()` says the turn is over:
+    (outcome counts, the spool id of the last one processed when the turn ended before
+    them all, else None).
+
+    They run first without a savepoint each; if one of them fails, all of them roll back
+    and run again with one savepoint each, so that the failure quarantines that message
+    alone (what `process_entry` does isolated)."""
+    counts: Counter = Counter()
+    n = len(entries)
+    if n > 1:
+        hot.begin_writing(s)
+        try:
+            last = None
+            for i, entry in enumerate(entries):
+                counts[process_entry(app, s, entry, parsed, isolated=False)] += 1
+                if stop is not None and i + 1 < n and stop():
+                    last = entry.id
+                    break
+            s.flush()  # a row the database refuses shows here, while the batch can still run again
+            return counts, last
+        except Exception as exc:
+            if try_again_later(exc):
+                raise
+            log.info("batch of %d runs again message by message: %s", len(entries), exc)
+            s.rollback()
+            s.info.pop("mail_log", None)
+            s.info.pop("ticket_references", None)
+            entries = _pending_entries(app, s, [e.id for e in entries])
+            counts = Counter()
+    for i, entry in enumerate(entries):
+        counts[process_entry(app, s, entry, parsed)] += 1
+        if stop is not None and i + 1 < len(entries) and stop():
+            return counts, entry.id
+    return counts, None
 
 
 def pending_ids(app, limit: int = 200) -> list[int]:
@@ -243,7 +322,7 @@ def summary(counts: Counter) -> dict:
     return out
 
 
-def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Counter:
+def process_pending(app, batch: int = 50, *, per_message: bool = False, parse_ahead: bool = False) -> Counter:
     total: Counter = Counter()
     while True:
         ids = pending_ids(app, batch)
@@ -251,7 +330,7 @@ def process_pending(app, batch: int = 50, *, per_message: bool = False) -> Count
             if total:
                 log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))
             return total
-        c = process_ids(app, ids, per_message=per_message)
+        c = process_ids(app, ids, per_message=per_message, parse_ahead=parse_ahead)
         total.update(c)
         if not c or set(c) == {"deferred"}:  # nothing more can move this round
             log.info("processed: %s", ", ".join(f"{k} {v}" for k, v in summary(total).items()))

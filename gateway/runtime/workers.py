@@ -168,7 +168,7 @@ class Processor(LoopThread):
         delay = 1.0
         while not self._halt.is_set():
             try:
-                counts = pipeline.process_pending(self.app, per_message=True)
+                counts = pipeline.process_pending(self.app, per_message=True, parse_ahead=True)
                 delay = 1.0
                 if counts and self.on_processed:
                     self.on_processed()
