@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,3 +28,23 @@ def supportgw_command() -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     return [sys.executable, "-m", "gateway.cli"], env
+
+
+def pipeline_rate_on(url: str, msgs: list[bytes]) -> float:
+    """Messages per second of the whole live pipeline (supportgw ingest's path, parse-ahead on)
+    over `msgs`, in batches of 200, against the already migrated database at `url`."""
+    from gateway.app import build_app
+    from gateway.pipeline.process import Source, ingest
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = bench_config(d, database={"url": url}, outbound={"rate_limit_per_hour": 1000000})
+        app = build_app(cfg, migrate=False)
+        t0 = time.perf_counter()
+        counts: dict = {}
+        for i in range(0, len(msgs), 200):
+            for k, v in ingest(app, [(raw, Source("file")) for raw in msgs[i:i + 200]], parse_ahead=True).items():
+                counts[k] = counts.get(k, 0) + v
+        rate = len(msgs) / (time.perf_counter() - t0)
+        app.db.dispose()
+        assert counts.get("failed", 0) == 0, counts
+        return rate

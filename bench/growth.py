@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine  # noqa: E402
 
+from bench import pipeline_rate_on  # noqa: E402
 from bench.corpus import ORGS, generate  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Base  # noqa: E402
@@ -154,24 +155,6 @@ def fill(url: str, rows: int) -> None:
     engine.dispose()
 
 
-def pipeline_rate(url: str, msgs: list[bytes]) -> float:
-    from bench import bench_config
-    from gateway.app import build_app
-    from gateway.pipeline.process import Source, ingest
-
-    with tempfile.TemporaryDirectory() as d:
-        cfg = bench_config(d, database={"url": url}, outbound={"rate_limit_per_hour": 1000000})
-        app = build_app(cfg, migrate=False)
-        t0 = time.perf_counter()
-        counts: dict = {}
-        for i in range(0, len(msgs), 200):
-            for k, v in ingest(app, [(raw, Source("file")) for raw in msgs[i:i + 200]], parse_ahead=True).items():
-                counts[k] = counts.get(k, 0) + v
-        rate = len(msgs) / (time.perf_counter() - t0)
-        app.db.dispose()
-        assert counts.get("failed", 0) == 0, counts
-        return rate
-
 
 # ---------------------------------------------------------------- one backend each
 
@@ -242,7 +225,7 @@ def measure(dbs, label: str, rows: int, msgs: list[bytes], rounds: int) -> tuple
     print(f"{label}: {rows:,} messages generated in {time.perf_counter() - t0:.0f}s", flush=True)
     url = dbs.copy(empty_t)  # a first, untimed run: imports, the parse pool's start, caches
     try:
-        pipeline_rate(url, msgs[:100])
+        pipeline_rate_on(url, msgs[:100])
     finally:
         dbs.drop(url)
     empty, full = [], []
@@ -250,7 +233,7 @@ def measure(dbs, label: str, rows: int, msgs: list[bytes], rounds: int) -> tuple
         for template, out in ((empty_t, empty), (full_t, full)):
             url = dbs.copy(template)
             try:
-                out.append(pipeline_rate(url, msgs))
+                out.append(pipeline_rate_on(url, msgs))
             finally:
                 dbs.drop(url)
     e, f = statistics.median(empty), statistics.median(full)

@@ -72,7 +72,7 @@ def main() -> None:
     print(f"outcomes: {totals}")
     print(f"mail-parser parse-only : {p:8.1f} msgs/s  (runs: {', '.join(f'{x:.0f}' for x in parse_rates)})")
     print(f"supportgw pipeline     : {q:8.1f} msgs/s  (runs: {', '.join(f'{x:.0f}' for x in pipe_rates)})")
-    print(f"ratio pipeline/parse   : {q / p:8.2f}   (target >= 0.50)")
+    print(f"ratio pipeline/parse   : {q / p:8.2f}   (target >= 0.30, issue 26)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
-from bench import supportgw_command  # noqa: E402
+from bench import pipeline_rate_on, supportgw_command  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from bench.smtp import free_port, wait_port  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -162,21 +162,6 @@ def fill(url: str, rows: int) -> None:
     conn.close()
 
 
-def pipeline_rate(url: str, msgs: list[bytes]) -> float:
-    from bench import bench_config
-    from gateway.app import build_app
-    from gateway.pipeline.process import Source, ingest
-
-    with tempfile.TemporaryDirectory() as d:
-        cfg = bench_config(d, database={"url": url}, outbound={"rate_limit_per_hour": 1000000})
-        app = build_app(cfg, migrate=False)
-        t0 = time.perf_counter()
-        for i in range(0, len(msgs), 200):
-            ingest(app, [(raw, Source("file")) for raw in msgs[i:i + 200]], parse_ahead=True)
-        rate = len(msgs) / (time.perf_counter() - t0)
-        app.db.dispose()
-        return rate
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -208,7 +193,7 @@ def main() -> None:
         sample = msgs[: min(len(msgs), 1000)]
         name, url = new_pg_db()
         try:
-            empty = pipeline_rate(url, sample)
+            empty = pipeline_rate_on(url, sample)
         finally:
             drop_pg_db(name)
         name, url = new_pg_db()
@@ -216,7 +201,7 @@ def main() -> None:
             t0 = time.perf_counter()
             fill(url, args.rows)
             print(f"filled {args.rows:,} tickets/messages/spool/outbox rows in {time.perf_counter() - t0:.0f}s")
-            full = pipeline_rate(url, sample)
+            full = pipeline_rate_on(url, sample)
         finally:
             drop_pg_db(name)
         print(f"pipeline ingest on an empty database : {empty:8.1f} msgs/s")
