@@ -185,7 +185,8 @@ def test_html_is_sanitised_and_remote_images_never_fetched(app):
 def test_oversized_message_from_imap_is_stored_and_quarantined(make_app, tmp_path):
     app = make_app(smtp={"max_message_size": 10_000})
     big = _raw("From: a@customer.example.com\nSubject: huge log\n", b"x" * 70 + CRLF) + (b"y" * 76 + CRLF) * 200
-    small = _raw("From: b@customer.example.com\nSubject: small\n")
+    # written to us: a stranger's mail that names none of our addresses gets no acknowledgement
+    small = _raw(f"From: b@customer.example.com\nTo: {SUPPORT}\nSubject: small\n")
     spool(app, [(big, Source("imap:helpdesk")), (small, Source("imap:helpdesk"))])
     counts = process_pending(app)
     assert counts["quarantined"] == 1 and counts["created"] == 1  # the poison does not block the rest
