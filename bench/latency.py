@@ -22,6 +22,7 @@ printed beside the figures: this machine is shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import smtplib
@@ -201,15 +202,27 @@ def keep_log(gw: GatewayProcess, name: str) -> None:
     print(f"  gateway log kept in {target}")
 
 
-def smtp_latency(backend: str, rate: float, seconds: float) -> list[float]:
+@contextlib.contextmanager
+def relay_and_database(backend: str):
+    """What both measurements run against: a loopback relay capturing what the gateway sends
+    (the sink and its port), a run id, a scratch folder and a fresh database; all gone after."""
     sink = Sink()
     relay = Controller(sink, hostname="127.0.0.1", port=free_port())
     relay.start()
-    run = uuid.uuid4().hex[:6]
-    with tempfile.TemporaryDirectory(prefix="sgw-latency-") as top:
-        d = Path(top)
-        db = Database(backend, d)
-        config, port = write_config(d, db.url, relay.port)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sgw-latency-") as top:
+            db = Database(backend, Path(top))
+            try:
+                yield sink, relay.port, uuid.uuid4().hex[:6], Path(top), db
+            finally:
+                db.drop()
+    finally:
+        relay.stop()
+
+
+def smtp_latency(backend: str, rate: float, seconds: float) -> list[float]:
+    with relay_and_database(backend) as (sink, relay_port, run, d, db):
+        config, port = write_config(d, db.url, relay_port)
         gw = GatewayProcess(config, port, d / "gateway.log")
         accepted: dict[str, float] = {}
         stored: dict[str, float] = {}  # by Message-ID: the 250
@@ -243,8 +256,6 @@ def smtp_latency(backend: str, rate: float, seconds: float) -> list[float]:
         finally:
             gw.terminate(60)
             keep_log(gw, "smtp")
-            relay.stop()
-            db.drop()
     missing = [a for a in accepted if a not in sink.arrived]
     if missing:
         print(f"  {len(missing)} acknowledgement(s) never reached the relay (of {len(accepted)})")
@@ -257,16 +268,10 @@ def smtp_latency(backend: str, rate: float, seconds: float) -> list[float]:
 def imap_latency(backend: str, rate: float, seconds: float) -> list[float]:
     base = new_base()
     server = Dovecot(base).start()
-    sink = Sink()
-    relay = Controller(sink, hostname="127.0.0.1", port=free_port())
-    relay.start()
-    run = uuid.uuid4().hex[:6]
-    with tempfile.TemporaryDirectory(prefix="sgw-latency-") as top:
-        d = Path(top)
-        db = Database(backend, d)
+    with relay_and_database(backend) as (sink, relay_port, run, d, db):
         # A long re-sync interval: a mail seen within a second was seen through IDLE.
         mailbox = server.mailbox_config(idle=True, poll_interval=300.0, after="seen")
-        config, port = write_config(d, db.url, relay.port, imap=mailbox)
+        config, port = write_config(d, db.url, relay_port, imap=mailbox)
         gw = GatewayProcess(config, port, d / "gateway.log")
         appended: dict[str, float] = {}
         watcher = Watcher(db.url, appended)
@@ -298,10 +303,8 @@ def imap_latency(backend: str, rate: float, seconds: float) -> list[float]:
         finally:
             gw.terminate(60)
             keep_log(gw, "imap")
-            relay.stop()
             server.stop()
             shutil.rmtree(base, ignore_errors=True)
-            db.drop()
     missing = [m for m in appended if m not in seen]
     if missing:
         print(f"  {len(missing)} appended mail(s) never became a ticket message (of {len(appended)})")
