@@ -85,6 +85,20 @@ def _handing_over(app) -> set[str]:
         return set(s.execute(select(OutboxRow.message_id).where(OutboxRow.status == "handing_over")).scalars())
 
 
+def _settled(delivered, quiet: float = 0.5, limit: float = 10.0) -> set[str]:
+    """What the receiving side holds once it has taken nothing new for `quiet` seconds."""
+    seen, since = delivered(), time.monotonic()
+    deadline = since + limit
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = delivered()
+        if now != seen:
+            seen, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return seen
+
+
 def _run_with_kills(tmp_path, config, port, app, delivered) -> tuple[int, set[str]]:
     """Kill -9 the running gateway KILLS times while it sends; returns (kills, the mails
     a kill caught after the transport took them and before their commit)."""
@@ -96,7 +110,9 @@ def _run_with_kills(tmp_path, config, port, app, delivered) -> tuple[int, set[st
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.3, 1.5))  # a random moment while sending (fault injection)
             _kill_all(gw)
-            in_window |= _handing_over(app) & delivered()  # taken, not committed: it is sent again
+            # the relay runs in this process: the last bytes a killed sender wrote may still be
+            # in its socket, so wait until it has taken what it is going to take
+            in_window |= _handing_over(app) & _settled(delivered)  # taken, not committed: sent again
             gw.start()
         deadline = time.monotonic() + 240
         while _unsent(app) and time.monotonic() < deadline:
