@@ -49,3 +49,29 @@ def test_hot_indexes_migration_downgrades_and_upgrades(tmp_path):
         assert HOT_INDEXES <= _indexes(engine)
     finally:
         engine.dispose()
+
+
+def test_a_database_newer_than_the_code_is_refused_in_one_line(tmp_path):
+    """An older release started on a database a newer one migrated: exit 2, one line that says
+    what to do, no alembic traceback, and the database is left as it was."""
+    from sqlalchemy import text
+
+    from tests.gwproc import write_run_config
+    from tests.hardening import cli
+
+    url = fresh_database_url(tmp_path)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+        config, _ = write_run_config(tmp_path, url, 25)
+        for args in (("db", "upgrade"), ("run",)):
+            out = cli(config, *args)
+            assert out.returncode == 2, out.stderr
+            lines = [ln for ln in out.stderr.splitlines() if ln.startswith("supportgw:")]
+            assert len(lines) == 1 and "0099_from_the_future" in lines[0] and "newer than this supportgw" in lines[0]
+            assert "Traceback" not in out.stderr
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0099_from_the_future"
+    finally:
+        engine.dispose()

@@ -14,6 +14,7 @@ import sys
 from gateway import CommandError  # noqa: F401  (the command modules raise it as gateway.cli.CommandError)
 from gateway.config import ConfigError, find_config_path, load_config
 from storage.db import StorageUnavailable
+from storage.migrate import SchemaTooNew
 
 COMMAND_MODULES = [
     "gateway.cli.core",
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CommandError) as exc:
+    except (ConfigError, CommandError, SchemaTooNew) as exc:
         print(f"supportgw: {exc}", file=sys.stderr)
         return 2
     except StorageUnavailable as exc:
