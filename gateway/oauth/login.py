@@ -72,11 +72,9 @@ def device_login(source: TokenSource, *, say=print, sleep=time.sleep) -> dict:
             if exc.error == "slow_down":
                 interval += 5
                 continue
-            raise OAuthFailure(source.account, f"{source.what}: sign-in not completed ({describe(exc)})",
-                               permanent=True) from None
+            raise _not_completed(source, exc) from None
         except (requests.RequestException, ValueError) as exc:
-            raise OAuthFailure(source.account, f"{source.what}: token endpoint unreachable "
-                               f"({type(exc).__name__})", permanent=False) from None
+            raise _unreachable(source, exc) from None
     return source.signed_in(token, scopes)
 
 
@@ -121,12 +119,21 @@ def browser_login(source: TokenSource, *, say=print, paste=None, timeout: float 
         token = client.fetch_token(token_url, authorization_response=response, state=state,
                                    code_verifier=verifier)
     except OAuthError as exc:
-        raise OAuthFailure(source.account, f"{source.what}: sign-in not completed ({describe(exc)})",
-                           permanent=True) from None
+        raise _not_completed(source, exc) from None
     except (requests.RequestException, ValueError) as exc:
-        raise OAuthFailure(source.account, f"{source.what}: token endpoint unreachable "
-                           f"({type(exc).__name__})", permanent=False) from None
+        raise _unreachable(source, exc) from None
     return source.signed_in(token, scopes)
+
+
+def _not_completed(source: TokenSource, exc: OAuthError) -> OAuthFailure:
+    """The provider refused the grant: signing in again is the only way on."""
+    return OAuthFailure(source.account, f"{source.what}: sign-in not completed ({describe(exc)})", permanent=True)
+
+
+def _unreachable(source: TokenSource, exc: Exception) -> OAuthFailure:
+    """The token endpoint could not be asked: trying again later may work."""
+    return OAuthFailure(source.account, f"{source.what}: token endpoint unreachable ({type(exc).__name__})",
+                        permanent=False)
 
 
 def _redirect_handler(answers: queue.Queue):
