@@ -135,7 +135,8 @@ class DatabaseCollector:
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
-        from storage.queries import gauges
+        from gateway.jobs.scheduler import JOBS
+        from storage.queries import gauges, job_runs
 
         now = self.app.now()
         with self.app.db.session() as s:
@@ -144,6 +145,7 @@ class DatabaseCollector:
             outbox = gauges.outbox_by_kind_and_status(s)
             marks = gauges.sla_marks_by_kind(s)
             synced = gauges.mailboxes_synced(s)
+            alive = job_runs.alive_since(s, JOBS)
         g = GaugeMetricFamily("supportgw_spool_backlog", "Spooled messages not processed yet")
         g.add_metric([], spool.get("pending", 0))
         yield g
@@ -169,6 +171,12 @@ class DatabaseCollector:
         for mb in self.app.config.imap:
             at = synced.get(mb.name)
             g.add_metric([mb.name], (now - at).total_seconds() if at else float("inf"))
+        yield g
+        g = GaugeMetricFamily("supportgw_job_last_run_age_seconds",
+                              "Seconds since each scheduled job last ran to the end (or its scheduler started)",
+                              labels=["job"])
+        for job, at in sorted(alive.items()):
+            g.add_metric([job], (now - at).total_seconds())
         yield g
 
 

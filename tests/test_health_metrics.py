@@ -87,6 +87,31 @@ def test_failed_mail_is_a_warning_and_stuck_outbox_a_problem(make_app):
     assert not report["ok"] and "an outbound mail has been due for 1800s" in report["problems"][0]
 
 
+def test_a_scheduled_job_that_stopped_running_is_a_problem_for_every_process(make_app):
+    """The scheduler's own loop logs a stuck job; /readyz, `supportgw health` and /metrics read
+    the database, so they say it too, whichever process asks."""
+    from gateway import metrics
+    from gateway.jobs import scheduler
+
+    clock = ManualClock()
+    app = make_app(clock=clock, workflow={"sla_check_seconds": 60})
+    assert "jobs" not in health.readiness(app)["checks"]  # no scheduler ever ran here: nothing to say
+    scheduler.run_due_jobs(app)
+    clock.advance(seconds=170)
+    report = health.readiness(app)
+    assert report["ok"] and report["checks"]["jobs"]["last_run_seconds"]["sla-watch"] == 170
+    assert 'supportgw_job_last_run_age_seconds{job="sla-watch"} 170.0' in metrics.render(app)[0].decode()
+    clock.advance(seconds=20)  # 190 s: over 3 periods of the SLA watch, under those of the others
+    report = health.readiness(app)
+    assert not report["ok"]
+    [problem] = report["problems"]
+    assert problem.startswith("jobs: job sla-watch has not run for 190s (3 of its 60s periods)")
+    assert "pending-reminders" not in problem
+    assert "PROBLEM" in health.render_text(report) and "sla-watch 190s ago" in health.render_text(report)
+    scheduler.run_job(app, "sla-watch")
+    assert health.readiness(app)["ok"]
+
+
 def test_run_serves_health_and_metrics_and_the_command_agrees(tmp_path, relay):
     """Through `supportgw run` with a worker process: the counters come from the worker."""
     web = free_port()
@@ -110,6 +135,8 @@ def test_run_serves_health_and_metrics_and_the_command_agrees(tmp_path, relay):
         assert "supportgw_processing_latency_seconds_count 1.0" in text
         assert "supportgw_spool_backlog 0.0" in text
         assert 'supportgw_outbox_messages{kind="acknowledgement",status="sent"} 1.0' in text
+        assert 'supportgw_job_last_run_age_seconds{job="sla-watch"}' in text  # the running scheduler's
+        assert json.loads(_get(base + "/readyz")[1])["checks"]["jobs"]["ok"] is True
         done = cli(cfg, "health")
         assert done.returncode == 0 and "supportgw health: OK" in done.stdout, done.stdout + done.stderr
         assert json.loads(cli(cfg, "health", "--json").stdout)["ok"] is True

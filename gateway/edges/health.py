@@ -8,7 +8,9 @@ database give the same answer.
 
 Checks: the database answers; the spool backlog and its oldest message's age;
 each configured IMAP mailbox's last good sync, last error and lease holder;
-outbox rows failed lately and rows overdue (the dispatcher stuck); and, where
+outbox rows failed lately and rows overdue (the dispatcher stuck); the scheduled
+jobs, once a scheduler has run on the database (a job not run for HEALTH_PERIODS
+of its periods: SLA warnings, reminders, reports not being done); and, where
 another part of the gateway provides one, its own health hook (OPTIONAL_HOOKS:
 the spam engine).
 
@@ -22,8 +24,9 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from gateway.handlers.spam_verdict import health as spam_health
+from gateway.jobs.scheduler import HEALTH_PERIODS, JOBS, interval_of
 from storage.models import ImapState, Lease
-from storage.queries import gauges
+from storage.queries import gauges, job_runs
 
 # name -> (function(app) -> str | dict, config section): a str containing "DOWN" or "expired"
 # is a problem; a dict carries its own "ok". A hook whose section is absent is not asked.
@@ -98,6 +101,23 @@ def check_outbox(app, s, now) -> dict:
     return out
 
 
+def check_jobs(app, s, now) -> dict | None:
+    """None until a scheduler has run on this database (nothing to say about timers nobody started)."""
+    alive = job_runs.alive_since(s, JOBS)
+    if not alive:
+        return None
+    ages = {name: _age(now, alive[name]) for name in JOBS if name in alive}
+    late = {name: age for name, age in ages.items() if age > HEALTH_PERIODS * interval_of(app, name)}
+    out = {"ok": not late, "last_run_seconds": ages}
+    if late:
+        out["problem"] = "; ".join(
+            f"job {name} has not run for {age:.0f}s ({HEALTH_PERIODS} of its {interval_of(app, name):g}s "
+            "periods)" for name, age in sorted(late.items())) + \
+            ": its work (SLA warnings, reminders, reports) is not being done; is a gateway running, " \
+            "and what do its 'job ...' log lines say?"
+    return out
+
+
 def check_hook(app, name: str) -> dict | None:
     hook, section = OPTIONAL_HOOKS[name]
     if section and not hasattr(app.config, section):
@@ -126,6 +146,9 @@ def readiness(app) -> dict:
             if app.config.imap:
                 checks["imap"] = check_imap(app, s, now)
             checks["outbox"] = check_outbox(app, s, now)
+            jobs = check_jobs(app, s, now)
+            if jobs is not None:
+                checks["jobs"] = jobs
     for name in OPTIONAL_HOOKS:
         result = check_hook(app, name)
         if result is not None:
@@ -142,11 +165,14 @@ def render_text(report: dict) -> str:
     for name, c in report["checks"].items():
         state = "ok" if c.get("ok", True) else "PROBLEM"
         facts = ", ".join(f"{k}={_fmt(v)}" for k, v in c.items()
-                          if k not in ("ok", "problem", "warning", "mailboxes", "detail"))
+                          if k not in ("ok", "problem", "warning", "mailboxes", "detail", "last_run_seconds"))
         lines.append(f"  {name:<13} {state}" + (f"  ({facts})" if facts else ""))
         for box, b in (c.get("mailboxes") or {}).items():
             lines.append(f"    {box}: {'ok' if b['ok'] else 'PROBLEM'}, last sync {_fmt(b['last_sync_seconds'])}s ago, "
                          f"lease {b['lease_holder'] or '(nobody)'}")
+        if c.get("last_run_seconds"):
+            lines.append("    last run: " + ", ".join(f"{job} {_fmt(age)}s ago"
+                                                     for job, age in c["last_run_seconds"].items()))
         if c.get("detail"):
             lines.append(f"    {c['detail']}")
         if not c.get("ok", True):

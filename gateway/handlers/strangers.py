@@ -24,7 +24,7 @@ def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
                          new_ticket=ticket.ref)
         return "created"
     if policy == "hold":
-        ticket = create_ticket_held(ib, original)
+        create_ticket(ib, linked_to=original, held=True)
         return "held"
     # reject: answer with a template that names nothing of the original ticket
     record_event(ib.session, original, "stranger_rejected", ib.now,
@@ -40,7 +40,3 @@ def handle_stranger(ib: Inbound, original: Ticket | None) -> str:
         outbox.answer_sender(ib.app, ib.session, "rejection", rendered, to=rcpt, in_reply_to=ib.email.message_id,
                              references=[ib.email.message_id], address=address)
     return "rejected"
-
-
-def create_ticket_held(ib: Inbound, original: Ticket) -> Ticket:
-    return create_ticket(ib, linked_to=original, held=True)

@@ -22,7 +22,10 @@ so `_ResilientScheduler` catches whatever one round of scheduling raises and
 tries again shortly. Every run that did its work (or found another process
 holding the job) is recorded per job; `Scheduler.check_health()`, called by the
 runner's main loop, logs an ERROR for every job that has not run for
-`HEALTH_PERIODS` of its periods, and again each period while it stays so.
+`HEALTH_PERIODS` of its periods, and again each period while it stays so. Each
+good run (and each scheduler's start) is also written to the database
+(`job_runs.mark_alive`), so `supportgw health`, /readyz and /metrics in any
+process report a job that has stopped running.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ import uuid
 from collections import Counter
 from importlib import import_module
 
+from sqlalchemy.exc import IntegrityError
+
 from gateway import rules_sync
 from gateway.leases import release_lease, take_lease
 from storage.db import StorageUnavailable
+from storage.queries import job_runs
 
 log = logging.getLogger("supportgw.scheduler")
 
@@ -100,6 +106,7 @@ def run_job(app, name: str) -> Counter | None:
         rules_sync.follow(app)  # the SLA watch counts with the rules the workers route by
         result = func(app)
         _ran(app, name)
+        _mark_alive(app, [name])
         return result
     finally:
         try:
@@ -111,6 +118,18 @@ def run_job(app, name: str) -> Counter | None:
 def _ran(app, name: str) -> None:
     with _last_ok_lock:
         _last_ok[(app_key(app), name)] = time.monotonic()
+
+
+def _mark_alive(app, names) -> None:
+    """Tell every process on the database that these jobs are looked after as of now (their
+    last good run, or a scheduler's start): `supportgw health` and /readyz read it. Only a
+    record: a busy database, or another gateway writing the same row first, loses nothing."""
+    try:
+        with app.db.session() as s:
+            for name in names:
+                job_runs.mark_alive(s, name, app.now(), app.worker_id)
+    except (StorageUnavailable, IntegrityError) as exc:
+        log.debug("jobs %s: health record not written (%s)", ", ".join(names), type(exc).__name__)
 
 
 def last_run(app, name: str) -> float | None:
@@ -225,6 +244,8 @@ def start_scheduler(app, kick=None, *, paused: bool = False) -> Scheduler:
     )
     sched.retry_seconds = sched.jobstore_retry_interval
     sched.start(paused=paused)
+    if not paused:
+        _mark_alive(app, names)  # a gateway back after a long stop is not "stuck" before its first run
     for name in names:
         seconds = interval_of(app, name)
         try:
