@@ -11,7 +11,7 @@ import pytest
 
 from gateway.handlers.senders import is_usable
 from storage.models import Event, OutboxRow, SpoolEntry, Ticket
-from tests.hardening import SUPPORT, cli, count, push, rows, write_config
+from tests.hardening import cli, count, push, rows, write_config
 
 NO_SENDER = {
     "random_bytes": os.urandom(4096),

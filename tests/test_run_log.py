@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import fresh_database_url, wait_for
-from tests.gwproc import SUPPORT, GatewayProcess, deliver_like_an_mta, write_run_config
+from tests.gwproc import GatewayProcess, deliver_like_an_mta, write_run_config
 from tests.mail import build
 
 
