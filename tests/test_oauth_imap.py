@@ -6,6 +6,7 @@ to the administrators at the first refused refresh, while the mail waits on the 
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import stat
@@ -18,6 +19,7 @@ import pytest
 
 from gateway.oauth import tokens as oauth
 from gateway.config import ConfigError
+from gateway.edges import health
 from gateway.runtime.runner import Gateway
 from storage.models import OutboxRow
 from tests.conftest import wait_for
@@ -69,6 +71,10 @@ def test_oauth_login_by_device_flow_stores_the_token_privately_and_imap_check_us
     data = tmp_path / "gw-var"
     cfg = write_config(tmp_path / "gw.toml", database_url=f"sqlite:///{tmp_path}/gw.db", data_dir=data,
                        imap=[oauth_mailbox(oauth_dovecot, auth_server)])
+    assert cli(cfg, "db", "upgrade").returncode == 0
+    before = cli(cfg, "health")
+    assert before.returncode == 1
+    assert "nobody has signed in; run 'supportgw oauth login helpdesk'" in before.stdout
     env = dict(os.environ)
     env.pop("SUPPORTGW_CONFIG", None)
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--config", str(cfg), "oauth", "login",
@@ -92,6 +98,8 @@ def test_oauth_login_by_device_flow_stores_the_token_privately_and_imap_check_us
     checked = cli(cfg, "imap", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "ok    mailbox 'helpdesk'" in checked.stdout and "XOAUTH2" in checked.stdout
+    healthy = json.loads(cli(cfg, "health", "--json").stdout)["checks"]["oauth"]
+    assert healthy == {"ok": True, "accounts": {"helpdesk": "ok"}}
     for secret in [refresh, *auth_server.access]:
         assert secret not in checked.stdout + checked.stderr
 
@@ -140,6 +148,10 @@ def test_revoked_consent_is_one_alert_at_the_first_refused_refresh_and_the_mail_
         assert "supportgw oauth login helpdesk" in text and "invalid_grant" in text
         record = oauth.source_for(app.config, "helpdesk").status()
         assert record["failed_since"] and record["alerted_at"]
+        report = health.readiness(app)  # /readyz and `supportgw health` say it too
+        assert report["checks"]["oauth"]["accounts"] == {"helpdesk": "failing"}
+        assert any(p.startswith("oauth: imap 'helpdesk': token refresh failing since") and "invalid_grant" in p
+                   for p in report["problems"])
 
         sign_in(app, "helpdesk", auth_server, oauth_dovecot.user)  # an administrator signs in again
         wait_for(lambda: inbound_by_message_id(app).get("waiting@customer.example.com") == 1, timeout=60,
@@ -148,6 +160,7 @@ def test_revoked_consent_is_one_alert_at_the_first_refused_refresh_and_the_mail_
         gw.stop()
     assert inbound_by_message_id(app) == {"waiting@customer.example.com": 1}
     assert len(_alerts(app)) == 1
+    assert health.readiness(app)["checks"]["oauth"] == {"ok": True, "accounts": {"helpdesk": "ok"}}
     assert oauth.source_for(app.config, "helpdesk").status()["alerted_at"] is None  # the next failure is told
 
 

@@ -25,11 +25,6 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_status)
 
 
-def accounts(cfg) -> list[str]:
-    names = [mb.name for mb in cfg.imap if mb.auth == "oauth2"]
-    return names + (["outbound"] if cfg.outbound.auth == "oauth2" and cfg.outbound.smtp_host else [])
-
-
 def _when(t) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t))) if t else "never"
 
@@ -65,7 +60,7 @@ def cmd_login(args) -> int:
 
 def cmd_status(args) -> int:
     cfg = load_config(find_config_path(args.config))
-    names = accounts(cfg)
+    names = oauth.oauth_accounts(cfg)
     if not names:
         raise CommandError("no mailbox and no outbound relay uses auth = 'oauth2'")
     failing = 0

@@ -12,7 +12,7 @@ outbox rows failed lately and rows overdue (the dispatcher stuck); the scheduled
 jobs, once a scheduler has run on the database (a job not run for HEALTH_PERIODS
 of its periods: SLA warnings, reminders, reports not being done); and, where
 another part of the gateway provides one, its own health hook (OPTIONAL_HOOKS:
-the spam engine).
+the spam engine, the OAuth 2.0 tokens).
 
 Owns no state and sends nothing.
 """
@@ -25,13 +25,16 @@ from sqlalchemy import text
 
 from gateway.handlers.spam_verdict import health as spam_health
 from gateway.jobs.scheduler import HEALTH_PERIODS, JOBS, interval_of
+from gateway.oauth.tokens import health as oauth_health
 from storage.models import ImapState, Lease
 from storage.queries import gauges, job_runs
 
-# name -> (function(app) -> str | dict, config section): a str containing "DOWN" or "expired"
-# is a problem; a dict carries its own "ok". A hook whose section is absent is not asked.
+# name -> (function(app) -> str | dict | None, config section): a str containing "DOWN" or
+# "expired" is a problem; a dict carries its own "ok"; None says nothing of that part is set up.
+# A hook whose section is absent from the configuration is not asked ("": always asked).
 OPTIONAL_HOOKS: dict[str, tuple] = {
     "spam_engine": (spam_health, "spam"),
+    "oauth": (lambda app: oauth_health(app.config), ""),
 }
 
 
@@ -129,6 +132,8 @@ def check_hook(app, name: str) -> dict | None:
             result = hook(app)
     except Exception as exc:
         return {"ok": False, "problem": f"{name}: health check failed: {type(exc).__name__}: {exc}"}
+    if result is None:
+        return None  # nothing of that part is configured here
     if isinstance(result, dict):
         return result
     line = str(result)

@@ -234,6 +234,41 @@ class TokenSource:
         return rec
 
 
+def oauth_accounts(config) -> list[str]:
+    """Every account that signs in with OAuth 2.0: [[imap]] mailboxes by name, and 'outbound'."""
+    names = [mb.name for mb in config.imap if mb.auth == "oauth2"]
+    return names + (["outbound"] if config.outbound.auth == "oauth2" and config.outbound.smtp_host else [])
+
+
+def health(config) -> dict | None:
+    """The token state of every OAuth account, for /readyz and `supportgw health` (no token in it).
+    A person must act (nobody signed in, consent revoked, secret expired): a problem. A refresh
+    that failed for a reason that may pass (endpoint unreachable): a warning. None: no OAuth here."""
+    names = oauth_accounts(config)
+    if not names:
+        return None
+    problems, warnings, accounts = [], [], {}
+    for name in names:
+        source = source_for(config, name)
+        rec = source.status()
+        since = rec.get("failed_since")
+        state = "ok"
+        if source.settings.flow != "client_credentials" and not rec.get("refresh_token"):
+            state = "not signed in"
+            problems.append(f"{source.what}: nobody has signed in; run 'supportgw oauth login {name}'")
+        elif since and rec.get("permanent"):
+            state = "failing"
+            problems.append(f"{source.what}: token refresh failing since "
+                            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(float(since)))}: "
+                            f"{rec.get('last_error', '')}")
+        elif since:
+            state = "retrying"
+            warnings.append(f"{source.what}: token refresh failing for now: {rec.get('last_error', '')}")
+        accounts[name] = state
+    return {"ok": not problems, "accounts": accounts, **({"problem": "; ".join(problems)} if problems else {}),
+            **({"warning": "; ".join(warnings)} if warnings else {})}
+
+
 def source_for(config, account: str) -> TokenSource:
     """The TokenSource of an [[imap]] mailbox (by name) or of 'outbound'."""
     if account == "outbound":
