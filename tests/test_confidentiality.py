@@ -214,6 +214,25 @@ def test_an_engineer_the_customer_ccs_never_becomes_a_customer_participant(desk)
     assert ticket(desk.app, tid).status == "resolved"
 
 
+def test_our_own_addresses_the_customer_ccs_never_become_customer_participants(make_app, clock):
+    """Our support addresses, their +token forms, a brand's address and our bounce address,
+    whoever put them in Cc: never a participant, so never a recipient of customer mail."""
+    brand = "help@brand-b.example"
+    desk = Desk(make_app(clock=clock, address=[{"address": brand, "display_name": "Brand B"}]))
+    bounce = f"bounces+42@{desk.app.config.gateway.domain}"  # the envelope sender of our mail
+    ours = ["security@support.example.test", "support+t1abc@support.example.test", brand, bounce]
+    assert all(desk.app.is_ours(a) for a in ours)
+    tid, mails = _open(desk, cc=", ".join([*ours, f"Ops <{COLLEAGUE}>"]))
+    with desk.app.db.session() as s:
+        people = {(p.email, p.role) for p in s.execute(select(Participant).where(Participant.ticket_id == tid)).scalars()}
+    assert {e for e, role in people if role == "cc"} == {COLLEAGUE}
+    assert not {e for e, _ in people} & {a.lower() for a in ours}
+    [ack] = _to(mails, CUSTOMER)
+    for m in mails:  # the acknowledgement and the engineers' notifications: none to our own addresses
+        assert not {r.lower() for r in m["to"]} & {a.lower() for a in ours}
+        assert not any(own in (m["msg"]["Cc"] or "") for own in ours)
+
+
 # ---------------------------------------------------------------- 10. the low-score alert
 
 def _resolved_with_low_score(desk):

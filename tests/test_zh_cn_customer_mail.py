@@ -4,7 +4,7 @@ dispatched), its wording asserted: subject and body, and no English template tex
 
 Customer-facing: acknowledgement, relay, customer_takeover (colleague and specialist),
 closure (with the survey), survey_thanks (and the reopened wording), survey_page (the
-one-click web page), status_list, pending_reminder, auto_resolved, stranger_rejected.
+one-click web page), status_list, pending_reminder, auto_resolved, stranger_rejected, merged.
 The others (notification, note, handover, handback, escalation_tier2, tier2_report,
 manager_alert, sla_warning, low_score_alert, command_error, command_refused, bounce_notice,
 delivery_failed, weekly_report) go to engineers or managers only.
@@ -178,3 +178,17 @@ def test_one_click_survey_page_is_chinese(make_app, clock):
         assert "Thank you" not in page
     finally:
         server.stop()
+
+
+def test_merge_notice_is_chinese(desk, clock):
+    first, _, _ = _opened(desk)
+    clock.advance(minutes=30)
+    desk.customer_writes(subject="登录页面也报错", body="登录页面也显示错误。\n", name="李伟")
+    sent = desk.new_mail()
+    second = ticket(desk.app, latest_ticket_id(desk.app))
+    [note2] = [m["msg"] for m in sent if ALICE in m["to"]]
+    desk.receive(reply_to(note2, f"#merge {first.ref}"))
+    msg = _one_to_customer(desk)
+    _chinese(msg, "李伟，您好：", f"您的问题 {second.ref}（“登录页面也报错”）与我们正在处理的另一个问题属于同一事项",
+             f"现已合并在 {first.ref} 下一并处理", "您无需做任何操作",
+             subject=(f"[{first.ref}] 您的问题 {second.ref} 已并入 {first.ref} 继续处理：登录页面也报错",))
