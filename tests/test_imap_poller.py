@@ -334,3 +334,27 @@ def test_a_restarted_gateway_resumes_at_once_after_its_own_dead_predecessor(dove
     finally:
         poller.stop()
         poller.join(15)
+
+
+def test_mail_that_lands_just_after_the_drains_search_is_not_left_for_the_resync(dovecot, imap_gateway,
+                                                                               monkeypatch):
+    """Dovecot announces in IDLE only what changes after IDLE starts: a mail appended between a
+    drain's SEARCH and the IDLE command waited for the re-sync (94 s in bench/latency.py). The
+    mail is appended right after the SEARCH of the drain that leads into IDLE."""
+    from gateway.edges import imap as imap_edge
+
+    real = imap_edge.Poller._candidates
+    landed = []
+
+    def candidates_then_a_mail_lands(self, client, uidvalidity):
+        found = real(self, client, uidvalidity)
+        if not found[0] and not landed:  # the first pass over the empty folder
+            dovecot.append(build(subject="Landed after the search", msgid="<late@customer.example.com>"))
+            landed.append(time.monotonic())
+        return found
+
+    monkeypatch.setattr(imap_edge.Poller, "_candidates", candidates_then_a_mail_lands)
+    gw = imap_gateway(poll_interval=NO_RESYNC)
+    wait_for(lambda: landed, timeout=30, what="a drain that found nothing")
+    wait_for(lambda: inbound_by_message_id(gw.app).get("late@customer.example.com") == 1, timeout=15,
+             what="ticket for the mail that landed after the SEARCH (not left for the re-sync)")

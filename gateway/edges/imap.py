@@ -6,8 +6,10 @@ raw bytes with `pipeline.spool`, and only then acknowledge them on the server
 (\\Seen, move or delete), record the last UID, and wake the processor. A drain
 that took mail is followed by another at once (mail that arrived meanwhile was
 announced in its replies, and IDLE does not announce it again); after an empty
-one wait in IDLE (re-issued every IDLE_REISSUE seconds, under the 29-minute
-limit) or poll every `poll_interval` seconds.
+one a NOOP asks whether mail came after its SEARCH (IDLE announces only what
+changes once it has started), and then wait in IDLE (re-issued every
+IDLE_REISSUE seconds, under the 29-minute limit) or poll every `poll_interval`
+seconds.
 
 Which messages are new: after the first drain of a folder, every UID above the
 recorded last UID. On the first drain (or after UIDVALIDITY changed) the
@@ -207,7 +209,11 @@ class Poller(threading.Thread):
             # it was announced in the replies to its FETCH/STORE, which IDLE will not repeat.
             if not took:
                 if idle:
-                    self._idle(client)
+                    # Mail that arrived after the drain's last SEARCH is announced by nobody:
+                    # Dovecot reports in IDLE only what changes after IDLE starts (it tells the
+                    # rest at the next command). A NOOP first asks; an announcement means drain.
+                    if not _announced(client.noop()):
+                        self._idle(client)
                 else:
                     self._poll_wait()
                     client.noop()  # a non-IDLE session sees new mail only after a sync
@@ -293,11 +299,17 @@ class Poller(threading.Thread):
                 break
             self._renew_if_due()
             # Re-issue before the server's 30-minute limit, and resync every poll_interval:
-            # mail that arrives between a drain's SEARCH and the IDLE continuation is
-            # announced before idle_check listens, and would otherwise wait for the next event.
+            # a guard for whatever the NOOP before IDLE could not see (mail landing in the
+            # instant between the NOOP's reply and the IDLE command).
             if time.monotonic() - started > min(IDLE_REISSUE, self.mb.poll_interval):
                 break
         client.idle_done()
+
+
+def _announced(noop_reply) -> bool:
+    """Whether a NOOP's untagged replies announce new mail (EXISTS or RECENT)."""
+    _text, responses = noop_reply
+    return any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
 
 
 def start_pollers(app, on_spooled=None) -> list[Poller]:
