@@ -13,7 +13,7 @@ import random
 import time
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 
 from gateway.leases import process_gone
 from gateway import metrics
@@ -41,12 +41,20 @@ def backoff(app, attempts: int) -> timedelta:
     return timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
 
+# Send order: acknowledgements first, then everything in the order it was queued. A new case
+# queues its acknowledgement and several staff notifications; under load the customer's
+# acknowledgement would otherwise wait behind every earlier case's notifications. An
+# acknowledgement is the first mail of its ticket to its customer, so no customer mail of a
+# ticket overtakes another (a relay still goes before the closure that follows it).
+SEND_ORDER = (case((OutboxRow.kind == "acknowledgement", 0), else_=1), OutboxRow.id)
+
+
 def claim_due(app, limit: int = 20) -> list[int]:
     now = app.now()
     due = or_(OutboxRow.status == "pending",
               OutboxRow.status.in_(IN_FLIGHT) & (OutboxRow.claimed_until < now))
     with app.db.write_lock(), app.db.session() as s:
-        stmt = select(OutboxRow.id).where(due, OutboxRow.next_attempt_at <= now).order_by(OutboxRow.id).limit(limit)
+        stmt = select(OutboxRow.id).where(due, OutboxRow.next_attempt_at <= now).order_by(*SEND_ORDER).limit(limit)
         if not app.db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True)
         ids = list(s.execute(stmt).scalars())
@@ -57,7 +65,7 @@ def claim_due(app, limit: int = 20) -> list[int]:
             status="sending", claimed_by=app.worker_id, claimed_until=now + timedelta(seconds=CLAIM_SECONDS)))
         return list(s.execute(select(OutboxRow.id).where(
             OutboxRow.id.in_(ids), OutboxRow.claimed_by == app.worker_id, OutboxRow.status == "sending")
-            .order_by(OutboxRow.id)).scalars())
+            .order_by(*SEND_ORDER)).scalars())
 
 
 def release_dead_claims(app) -> int:
