@@ -1,0 +1,121 @@
+"""The desk-by-mail workflows as deployed: `supportgw run` (gateway.workers = 1), mail in over
+SMTP with smtplib, mail out through a loopback relay, engineers answering the notifications
+they received. One story per workflow: merge, a forward brought in, a stranger's mail held and
+released. The in-process tests (test_merge_split.py, test_forwards_in.py, test_hold_release.py)
+cover every case; these show the same flows in the process layout a team runs.
+
+Li Wei's website project: primary alice, secondary bob, manager carol (routing/sample_rules.toml).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from gateway.app import build_app
+from gateway.config import load_config
+from gateway.outbox import intake_address
+from storage.models import Message, Ticket
+from tests.conftest import fresh_database_url, wait_for
+from tests.engineer_mail import ALICE, BOB, CUSTOMER, SUPPORT, all_text, reply_to
+from tests.gwproc import GatewayProcess, write_run_config
+from tests.mail import body_text, build, parse, send
+
+MALLORY = "mallory@evil.example"
+
+
+@pytest.fixture
+def gateway(tmp_path, relay):
+    url = fresh_database_url(tmp_path)
+    cfg, port = write_run_config(tmp_path, url, relay.port, workflow={"stranger_policy": "hold"})
+    gw = GatewayProcess(cfg, port, tmp_path / "gw.log")
+    gw.start()
+    app = build_app(load_config(cfg), migrate=False)  # the test's own view of the same database
+    try:
+        yield gw, app
+    finally:
+        gw.terminate(30)
+        gw.stop_quietly()
+        app.db.dispose()
+
+
+def _mail_to(relay, rcpt, subject=""):
+    found = [parse(m["raw"]) for m in list(relay.messages) if rcpt in m["to"]]
+    return [m for m in found if subject in (m["Subject"] or "")]
+
+
+def _ref(msg) -> str:
+    return re.search(r"\[(TS-\d+)\]", msg["Subject"]).group(1)
+
+
+def _ticket(app, ref) -> Ticket:
+    with app.db.session() as s:
+        t = s.execute(select(Ticket).where(Ticket.ref == ref)).scalar_one()
+        s.expunge(t)
+        return t
+
+
+def _new_case(gw, relay, subject, body):
+    """Li Wei writes; returns alice's notification of the new ticket."""
+    send(gw.port, build(frm=CUSTOMER, name="Li Wei", subject=subject, body=body), CUSTOMER, [SUPPORT])
+    [note] = wait_for(lambda: _mail_to(relay, ALICE, subject), timeout=60, what=f"alice's notification of {subject!r}")
+    return note
+
+
+def _answer(gw, note, text, frm=ALICE):
+    send(gw.port, reply_to(note, text, frm=frm), frm, [note["Reply-To"].addresses[0].addr_spec])
+
+
+def test_merge_by_mail_through_supportgw_run(gateway, relay):
+    gw, app = gateway
+    first = _new_case(gw, relay, "Website returns 502", "Since 9:00 the website returns 502.\n")
+    second = _new_case(gw, relay, "Login page broken too", "Also the login page shows an error.\n")
+    a, b = _ref(first), _ref(second)
+    _answer(gw, second, f"#merge {a}\n")
+    [told] = wait_for(lambda: _mail_to(relay, CUSTOMER, "continues as"), timeout=60, what="the merge notice")
+    assert told["Subject"].startswith(f"[{a}] Your request {b} continues as {a}")
+    assert ALICE not in all_text(told.as_bytes()) and "#merge" not in body_text(told)
+    src, dst = _ticket(app, b), _ticket(app, a)
+    assert (src.status, src.merged_into_id) == ("closed", dst.id)
+    with app.db.session() as s:
+        subjects = set(s.execute(select(Message.subject).where(Message.ticket_id == dst.id)).scalars())
+    assert {"Website returns 502", "Login page broken too"} <= subjects
+
+
+def test_an_engineers_forward_becomes_the_customers_ticket_through_supportgw_run(gateway, relay):
+    gw, app = gateway
+    wang = "wang.fang@newcustomer.example"
+    inner = ("---------- Forwarded message ---------\nFrom: Wang Fang <wang.fang@newcustomer.example>\n"
+             "Date: Sun, 1 Mar 2026 16:20:00 +0800\nSubject: Database backup failed\n"
+             "To: Bob <bob@support.example.com>\n\nHello, last night's database backup failed with ORA-19502.\n")
+    fwd = build(frm=BOB, name="Bob Li", to=intake_address(app, BOB), subject="Fwd: Database backup failed",
+                body="Wang Fang wrote to me directly, please track it.\n\n" + inner)
+    send(gw.port, fwd, BOB, [intake_address(app, BOB)])
+    [note] = wait_for(lambda: [m for m in _mail_to(relay, BOB, "Database backup failed") if m["To"] == BOB],
+                      timeout=60, what="bob's notification of the forwarded case")
+    t = _ticket(app, _ref(note))
+    assert (t.requester_email, t.owner, t.subject) == (wang, BOB, "Database backup failed")
+    assert not _mail_to(relay, wang)  # workflow.ack_forwarded is off: the customer hears nothing yet
+    _answer(gw, note, "Hello, please check the free space in the backup folder.\n", frm=BOB)
+    [answer] = wait_for(lambda: _mail_to(relay, wang), timeout=60, what="bob's answer relayed to the customer")
+    assert "check the free space" in body_text(answer) and BOB not in all_text(answer.as_bytes())
+
+
+def test_a_strangers_mail_is_held_then_released_by_mail_through_supportgw_run(gateway, relay):
+    gw, app = gateway
+    note = _new_case(gw, relay, "Website down", "Our website returns 502.\n")
+    ref = _ref(note)
+    send(gw.port, build(frm=MALLORY, name="Mallory", msgid="<m1@evil.example>", to=SUPPORT,
+                        subject=f"Re: [{ref}] hello", body="What is going on with this ticket?\n"),
+         MALLORY, [SUPPORT])
+    [held_note] = wait_for(lambda: [m for m in _mail_to(relay, ALICE) if _ref(m) != ref and "#release" in body_text(m)],
+                           timeout=60, what="alice told of the held ticket")
+    held = _ticket(app, _ref(held_note))
+    assert held.held and not _mail_to(relay, MALLORY)
+    _answer(gw, held_note, "#release\n")
+    [ack] = wait_for(lambda: _mail_to(relay, MALLORY), timeout=60, what="the held acknowledgement, on release")
+    assert held.ref in ack["Subject"] and ack["In-Reply-To"] == "<m1@evil.example>"
+    assert "website down" not in all_text(ack.as_bytes()).lower()
+    assert not _ticket(app, held.ref).held
