@@ -125,7 +125,7 @@ def _mark_alive(app, names) -> None:
     last good run, or a scheduler's start): `supportgw health` and /readyz read it. Only a
     record: a busy database, or another gateway writing the same row first, loses nothing."""
     try:
-        with app.db.session() as s:
+        with app.db.write_lock(), app.db.session() as s:
             for name in names:
                 job_runs.mark_alive(s, name, app.now(), app.worker_id)
     except (StorageUnavailable, IntegrityError) as exc:
