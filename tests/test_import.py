@@ -4,11 +4,15 @@ and run again, every message is there exactly once."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import re
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -281,3 +285,51 @@ def test_a_follow_up_months_after_the_close_stays_on_its_ticket_without_reopenin
         kinds = set(c.execute(select(Event.kind)).scalars())
         assert not kinds & {"reopened", "linked", "linked_ticket"}
         assert c.scalar(select(func.count()).select_from(Event).where(Event.kind == "created")) == 1
+
+
+def _import_on_a_terminal(cfgfile, tmp_path, *extra):
+    """`supportgw import` with its stderr on a pseudo-terminal, as at a shell: (code, stdout, terminal)."""
+    history_corpus.write(tmp_path / "hist", 40)
+    master, slave = os.openpty()
+    # a real terminal has a size; a new pseudo-terminal's is 0x0, in which tqdm draws an empty line
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    cmd = [sys.executable, "-m", "gateway.cli", "--config", str(cfgfile), "import", *extra,
+           str(tmp_path / "hist" / "inbox.mbox"), str(tmp_path / "hist" / "Sent")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:  # until the child's end of the terminal closes
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every writer has gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    out = proc.stdout.read().decode()
+    return proc.wait(timeout=120), out, seen.decode(errors="replace")
+
+
+def test_on_a_terminal_the_import_shows_a_progress_bar_with_messages_rate_and_eta(cfgfile, tmp_path):
+    code, out, term = _import_on_a_terminal(cfgfile, tmp_path)
+    assert code == 0, term
+    assert "importing" in term and "Traceback" not in term
+    assert re.search(r"importing: 100%\|.*\| (\d+)/\1 ", term), term  # messages done of messages planned
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, *[\d.]+msg/s\]", term), term  # elapsed<ETA, rate
+    assert "imported:" in out  # the summary still goes to stdout
+
+
+def test_with_json_or_without_a_terminal_the_import_prints_no_bar(cfgfile, tmp_path, capsys):
+    code, out, term = _import_on_a_terminal(cfgfile, tmp_path, "--json")
+    assert code == 0, term
+    assert json.loads(out)["imported"] > 0
+    assert "msg/s" not in term and "importing" not in term
+    # stderr not a terminal (a pipe, cron, a log file)
+    history_corpus.write(tmp_path / "hist2", 10)
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(cfgfile), "import",
+                           str(tmp_path / "hist2" / "inbox.mbox")], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "msg/s" not in done.stderr and "importing" not in done.stderr and "imported:" in done.stdout
