@@ -181,3 +181,41 @@ def test_the_dashboard_and_alert_rules_name_only_metrics_that_exist(make_app):
         named |= set(re.findall(r"supportgw_\w+", (docs / f).read_text()))
     json.loads((docs / "grafana-dashboard.json").read_text())
     assert named and named <= exposed, named - exposed
+
+
+def _down_database_urls(tmp_path):
+    """A PostgreSQL server that is not there (a closed port) and a SQLite file whose folder was removed
+    (the engine makes the folder again, and an empty file: it answers, without one of our tables)."""
+    return {"postgresql": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres",
+            "sqlite": f"sqlite:///{tmp_path / 'removed' / 'supportgw.db'}"}
+
+
+def test_with_the_database_down_readyz_and_the_health_command_say_so_without_a_traceback(tmp_path):
+    from starlette.testclient import TestClient
+
+    from gateway.app import build_app
+    from gateway.config import load_config
+    from gateway.edges.web import build_web_app
+
+    for kind, url in _down_database_urls(tmp_path).items():
+        where = tmp_path / kind
+        where.mkdir()
+        cfg, _ = write_run_config(where, url, 25, database={"connect_timeout": 2})
+        done = cli(cfg, "health")
+        assert done.returncode == 1, (kind, done.stdout, done.stderr)
+        assert "NOT READY" in done.stdout and "database" in done.stdout and "PROBLEM" in done.stdout, done.stdout
+        assert "Traceback" not in done.stdout + done.stderr, done.stderr
+        done = cli(cfg, "health", "--json")
+        report = json.loads(done.stdout)
+        assert done.returncode == 1 and report["ok"] is False and not report["checks"]["database"]["ok"]
+        assert report["problems"][0].startswith("database:"), report["problems"]
+        # a running gateway whose database went away: /readyz answers 503 and names it
+        app = build_app(load_config(cfg), migrate=False)
+        try:
+            with TestClient(build_web_app(app)) as c:
+                r = c.get("/readyz")
+        finally:
+            app.db.dispose()
+        assert r.status_code == 503, (kind, r.text)
+        body = r.json()
+        assert body["ok"] is False and body["problems"][0].startswith("database: database "), body
