@@ -14,6 +14,7 @@ from storage.models import OutboxRow, SpoolEntry
 from tests.conftest import free_port, fresh_database_url, wait_for
 from tests.gwproc import GatewayProcess, write_run_config
 from tests.hardening import cli
+from tests.rspamd import rspamd  # noqa: F401  (the session fixture)
 
 MAIL = (b"From: Ann Customer <ann@customer.example>\r\nTo: support@support.example.test\r\n"
         b"Subject: printer on fire\r\nMessage-ID: <m1@customer.example>\r\n\r\nIt is on fire.\r\n")
@@ -219,3 +220,17 @@ def test_with_the_database_down_readyz_and_the_health_command_say_so_without_a_t
         assert r.status_code == 503, (kind, r.text)
         body = r.json()
         assert body["ok"] is False and body["problems"][0].startswith("database: database "), body
+
+
+def test_the_spam_engine_not_answering_is_a_problem_and_answering_again_is_ok(make_app, rspamd):  # noqa: F811
+    # asked now (GET /ping), not from what this process last saw: the command line sends no mail
+    down = make_app(spam=rspamd.config(url=f"http://127.0.0.1:{free_port()}"))
+    report = health.readiness(down)
+    assert not report["ok"] and not report["checks"]["spam_engine"]["ok"]
+    [problem] = report["problems"]
+    assert problem.startswith("spam_engine: spam engine: rspamd at http://127.0.0.1:") and " DOWN since " in problem
+    assert "mail is processed unchecked" in problem and "PROBLEM" in health.render_text(report)
+    up = make_app(spam=rspamd.config())  # the private rspamd of tests/rspamd.py
+    report = health.readiness(up)
+    assert report["ok"], report["problems"]
+    assert report["checks"]["spam_engine"] == {"ok": True, "detail": f"spam engine: rspamd at {rspamd.url}: ok"}
