@@ -128,7 +128,8 @@ def test_old_mail_is_filed_as_history_and_the_log_says_so_for_each_one(make_app,
         counts = ingest(app, [(old_reply, Source("file")), (old_new, Source("file")), (new, Source("file"))])
     assert counts["history"] == 2 and counts["created"] == 1 and counts["threaded"] == 0
     with app.db.session() as s:
-        refs = dict(s.execute(select(Message.message_id, Ticket.ref).join(Ticket, Message.ticket_id == Ticket.id)).all())
+        refs = dict(s.execute(select(Message.message_id, Ticket.ref)
+                              .join(Ticket, Message.ticket_id == Ticket.id)).all())
     said = [r.getMessage() for r in caplog.records if r.name == "supportgw.history"]
     assert len(said) == 2, said
     for mid, line in zip(("q2@customer.example.com", "q3@customer.example.com"), said):
