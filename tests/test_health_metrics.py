@@ -14,6 +14,7 @@ from storage.models import OutboxRow, SpoolEntry
 from tests.conftest import free_port, fresh_database_url, wait_for
 from tests.gwproc import GatewayProcess, write_run_config
 from tests.hardening import cli
+from tests.rspamd import rspamd  # noqa: F401  (the session fixture)
 
 MAIL = (b"From: Ann Customer <ann@customer.example>\r\nTo: support@support.example.test\r\n"
         b"Subject: printer on fire\r\nMessage-ID: <m1@customer.example>\r\n\r\nIt is on fire.\r\n")
@@ -181,3 +182,55 @@ def test_the_dashboard_and_alert_rules_name_only_metrics_that_exist(make_app):
         named |= set(re.findall(r"supportgw_\w+", (docs / f).read_text()))
     json.loads((docs / "grafana-dashboard.json").read_text())
     assert named and named <= exposed, named - exposed
+
+
+def _down_database_urls(tmp_path):
+    """A PostgreSQL server that is not there (a closed port) and a SQLite file whose folder was removed
+    (the engine makes the folder again, and an empty file: it answers, without one of our tables)."""
+    return {"postgresql": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres",
+            "sqlite": f"sqlite:///{tmp_path / 'removed' / 'supportgw.db'}"}
+
+
+def test_with_the_database_down_readyz_and_the_health_command_say_so_without_a_traceback(tmp_path):
+    from starlette.testclient import TestClient
+
+    from gateway.app import build_app
+    from gateway.config import load_config
+    from gateway.edges.web import build_web_app
+
+    for kind, url in _down_database_urls(tmp_path).items():
+        where = tmp_path / kind
+        where.mkdir()
+        cfg, _ = write_run_config(where, url, 25, database={"connect_timeout": 2})
+        done = cli(cfg, "health")
+        assert done.returncode == 1, (kind, done.stdout, done.stderr)
+        assert "NOT READY" in done.stdout and "database" in done.stdout and "PROBLEM" in done.stdout, done.stdout
+        assert "Traceback" not in done.stdout + done.stderr, done.stderr
+        done = cli(cfg, "health", "--json")
+        report = json.loads(done.stdout)
+        assert done.returncode == 1 and report["ok"] is False and not report["checks"]["database"]["ok"]
+        assert report["problems"][0].startswith("database:"), report["problems"]
+        # a running gateway whose database went away: /readyz answers 503 and names it
+        app = build_app(load_config(cfg), migrate=False)
+        try:
+            with TestClient(build_web_app(app)) as c:
+                r = c.get("/readyz")
+        finally:
+            app.db.dispose()
+        assert r.status_code == 503, (kind, r.text)
+        body = r.json()
+        assert body["ok"] is False and body["problems"][0].startswith("database: database "), body
+
+
+def test_the_spam_engine_not_answering_is_a_problem_and_answering_again_is_ok(make_app, rspamd):  # noqa: F811
+    # asked now (GET /ping), not from what this process last saw: the command line sends no mail
+    down = make_app(spam=rspamd.config(url=f"http://127.0.0.1:{free_port()}"))
+    report = health.readiness(down)
+    assert not report["ok"] and not report["checks"]["spam_engine"]["ok"]
+    [problem] = report["problems"]
+    assert problem.startswith("spam_engine: spam engine: rspamd at http://127.0.0.1:") and " DOWN since " in problem
+    assert "mail is processed unchecked" in problem and "PROBLEM" in health.render_text(report)
+    up = make_app(spam=rspamd.config())  # the private rspamd of tests/rspamd.py
+    report = health.readiness(up)
+    assert report["ok"], report["problems"]
+    assert report["checks"]["spam_engine"] == {"ok": True, "detail": f"spam engine: rspamd at {rspamd.url}: ok"}

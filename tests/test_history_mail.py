@@ -112,3 +112,27 @@ def test_ingest_json_counts_the_mail_filed_as_history(tmp_path, capsys):
         drop_database(url)
     assert code == 0
     assert counts["history"] == 1 and counts["tickets_created"] == 1
+
+
+def test_old_mail_is_filed_as_history_and_the_log_says_so_for_each_one(make_app, caplog):
+    clock = ManualClock(T0 - timedelta(days=30))
+    app = make_app(clock=clock)
+    ingest(app, [(build(msgid="<q1@customer.example.com>", subject="VPN drops"), Source("file"))])
+    clock.set(T0)
+    old_reply = dated(T0 - timedelta(days=20), msgid="<q2@customer.example.com>", subject="Re: VPN drops",
+                      in_reply_to="<q1@customer.example.com>", references="<q1@customer.example.com>")
+    old_new = dated(datetime(2019, 3, 14, tzinfo=timezone.utc), msgid="<q3@customer.example.com>",
+                    frm="bob@customer.example.com", subject="Printer jam, 2019")
+    new = build(msgid="<q4@customer.example.com>", frm="carol@customer.example.com", subject="Today's question")
+    with caplog.at_level("INFO", logger="supportgw.history"):
+        counts = ingest(app, [(old_reply, Source("file")), (old_new, Source("file")), (new, Source("file"))])
+    assert counts["history"] == 2 and counts["created"] == 1 and counts["threaded"] == 0
+    with app.db.session() as s:
+        refs = dict(s.execute(select(Message.message_id, Ticket.ref)
+                              .join(Ticket, Message.ticket_id == Ticket.id)).all())
+    said = [r.getMessage() for r in caplog.records if r.name == "supportgw.history"]
+    assert len(said) == 2, said
+    for mid, line in zip(("q2@customer.example.com", "q3@customer.example.com"), said):
+        assert f"({mid}) filed as history on {refs[mid]}:" in line
+        assert "older than workflow.history_age_days = 7" in line
+    assert not any("q4@customer.example.com" in line for line in said)

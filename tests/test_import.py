@@ -4,11 +4,15 @@ and run again, every message is there exactly once."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import re
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -20,7 +24,7 @@ from sqlalchemy import create_engine, func, select
 from bench import history_corpus
 from gateway.cli import main
 from gateway.pipeline.process import Source, ingest
-from storage.models import Event, Message, OutboxRow, SpoolEntry, ThreadId, Ticket
+from storage.models import Event, Message, OutboxRow, Participant, SpoolEntry, ThreadId, Ticket
 from tests.conftest import drop_database, fresh_database_url
 from tests.mail import build, mbox_entry, redate
 
@@ -230,3 +234,102 @@ def test_a_mail_without_a_date_takes_its_delivery_date_from_the_mbox(cfgfile, tm
     assert json.loads(out)["closed"] == 1
     with db(cfgfile).connect() as c:
         assert c.execute(select(Ticket.created_at)).scalar_one() == datetime(2019, 3, 14, 9, 30, tzinfo=timezone.utc)
+
+
+def test_someone_else_answering_in_the_conversation_joins_it_as_a_cc_not_as_a_stranger(cfgfile, tmp_path, capsys):
+    # Carol was on no To or Cc: in live mail, without a reply token, she would be a stranger
+    d = tmp_path / "eml"
+    d.mkdir()
+    q = "<q@customer.example.com>"
+    (d / "1.eml").write_bytes(redate(build(msgid=q, subject="Printer"), datetime(2019, 3, 1, 9, tzinfo=timezone.utc)))
+    (d / "2.eml").write_bytes(redate(build(frm="carol@elsewhere.example.org", name="Carol Colleague",
+                                           msgid="<carol@elsewhere.example.org>", subject="Re: Printer",
+                                           in_reply_to=q, references=q),
+                                     datetime(2019, 3, 1, 11, tzinfo=timezone.utc)))
+    code, out, err = run(cfgfile, "import", "--json", str(d), capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["tickets_created"] == 1
+    with db(cfgfile).connect() as c:
+        tid = c.execute(select(Ticket.id)).scalar_one()
+        assert c.execute(select(Message.ticket_id, Message.kind).where(
+            Message.sender_email == "carol@elsewhere.example.org")).one() == (tid, "customer")
+        roles = set(c.execute(select(Participant.email, Participant.role)).all())
+        assert roles == {("alice@customer.example.com", "requester"), ("carol@elsewhere.example.org", "cc")}
+        kinds = set(c.execute(select(Event.kind)).scalars())
+        assert not kinds & {"stranger", "stranger_rejected", "held"}
+
+
+def test_a_follow_up_months_after_the_close_stays_on_its_ticket_without_reopening_or_linking(cfgfile, tmp_path,
+                                                                                             capsys):
+    # live mail would open a linked ticket: the reopen window (14 days) is long past
+    d = tmp_path / "eml"
+    d.mkdir()
+    q, a = "<q@customer.example.com>", "<a@support.example.test>"
+    (d / "1.eml").write_bytes(redate(build(msgid=q, subject="Printer"), datetime(2019, 1, 7, 9, tzinfo=timezone.utc)))
+    (d / "2.eml").write_bytes(redate(build(frm="support@support.example.test", name="Support", msgid=a,
+                                           to="alice@customer.example.com", subject="Re: Printer",
+                                           in_reply_to=q, references=q),
+                                     datetime(2019, 1, 7, 12, tzinfo=timezone.utc)))
+    (d / "3.eml").write_bytes(redate(build(msgid="<again@customer.example.com>", subject="Re: Printer",
+                                           body="Hello,\nit is on fire again, a new question.\n",
+                                           in_reply_to=a, references=f"{q} {a}"),
+                                     datetime(2019, 6, 3, 9, tzinfo=timezone.utc)))
+    code, out, err = run(cfgfile, "import", "--json", str(d), capsys=capsys)
+    assert code == 0, err
+    counts = json.loads(out)
+    assert counts["imported"] == 3 and counts["tickets_created"] == 1 and counts["closed"] == 1
+    with db(cfgfile).connect() as c:
+        t = c.execute(select(Ticket.id, Ticket.status)).one()
+        assert t.status == "closed"
+        assert set(c.execute(select(Message.ticket_id)).scalars()) == {t.id}
+        kinds = set(c.execute(select(Event.kind)).scalars())
+        assert not kinds & {"reopened", "linked", "linked_ticket"}
+        assert c.scalar(select(func.count()).select_from(Event).where(Event.kind == "created")) == 1
+
+
+def _import_on_a_terminal(cfgfile, tmp_path, *extra):
+    """`supportgw import` with its stderr on a pseudo-terminal, as at a shell: (code, stdout, terminal)."""
+    history_corpus.write(tmp_path / "hist", 40)
+    master, slave = os.openpty()
+    # a real terminal has a size; a new pseudo-terminal's is 0x0, in which tqdm draws an empty line
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    cmd = [sys.executable, "-m", "gateway.cli", "--config", str(cfgfile), "import", *extra,
+           str(tmp_path / "hist" / "inbox.mbox"), str(tmp_path / "hist" / "Sent")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:  # until the child's end of the terminal closes
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every writer has gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    out = proc.stdout.read().decode()
+    return proc.wait(timeout=120), out, seen.decode(errors="replace")
+
+
+def test_on_a_terminal_the_import_shows_a_progress_bar_with_messages_rate_and_eta(cfgfile, tmp_path):
+    code, out, term = _import_on_a_terminal(cfgfile, tmp_path)
+    assert code == 0, term
+    assert "importing" in term and "Traceback" not in term
+    assert re.search(r"importing: 100%\|.*\| (\d+)/\1 ", term), term  # messages done of messages planned
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, *[\d.]+msg/s\]", term), term  # elapsed<ETA, rate
+    assert "imported:" in out  # the summary still goes to stdout
+
+
+def test_with_json_or_without_a_terminal_the_import_prints_no_bar(cfgfile, tmp_path, capsys):
+    code, out, term = _import_on_a_terminal(cfgfile, tmp_path, "--json")
+    assert code == 0, term
+    assert json.loads(out)["imported"] > 0
+    assert "msg/s" not in term and "importing" not in term
+    # stderr not a terminal (a pipe, cron, a log file)
+    history_corpus.write(tmp_path / "hist2", 10)
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(cfgfile), "import",
+                           str(tmp_path / "hist2" / "inbox.mbox")], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "msg/s" not in done.stderr and "importing" not in done.stderr and "imported:" in done.stdout

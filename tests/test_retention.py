@@ -88,3 +88,36 @@ def test_the_nightly_job_runs_once_a_day_after_its_time(make_app):
     clock.advance(days=1)
     run_retention(app)
     assert runs() == 2
+
+
+def test_suspended_mail_older_than_suspended_days_is_removed_a_younger_one_stays_and_the_log_says_so(
+        make_app, caplog):
+    from pathlib import Path
+
+    from tests.hardening import push
+
+    robots = Path(__file__).parent / "robots"
+    clock = ManualClock()
+    # the suspended area's own purge ([spam] retention_days) waits longer here: this is [retention]'s
+    app = make_app(clock=clock, retention=RETAIN, spam={"retention_days": 3650})
+    assert push(app, (robots / "spamarrest-challenge.eml").read_bytes())["suspended"] == 1
+    clock.advance(days=60)
+    assert push(app, (robots / "boxbe-challenge.eml").read_bytes())["suspended"] == 1
+    with app.db.session() as s:
+        old, young = s.execute(select(SpoolEntry.id).where(SpoolEntry.status == "suspended")
+                               .order_by(SpoolEntry.id)).scalars().all()
+
+    clock.advance(days=29)  # 89 days and 29: both within 90
+    assert apply_retention(app)["suspended_removed"] == 0
+    clock.advance(days=2)  # 91 and 31
+    with caplog.at_level("INFO", logger="supportgw.retention"):
+        counts = apply_retention(app)
+    assert counts["suspended_removed"] == 1
+    with app.db.session() as s:
+        assert s.execute(select(SpoolEntry.id).where(SpoolEntry.status == "suspended")).scalars().all() == [young]
+        assert s.get(SpoolEntry, old) is None
+        log = [a.data for a in s.execute(select(AuditEntry).where(AuditEntry.kind == "retention")
+                                         .order_by(AuditEntry.id)).scalars()]
+    assert [d["suspended_removed"] for d in log] == [0, 1]
+    said = [r.getMessage() for r in caplog.records if r.name == "supportgw.retention"]
+    assert said == ["retention: removed 1 suspended removed"], said

@@ -113,6 +113,42 @@ def test_release_turns_a_blocked_persons_mail_into_a_ticket_with_its_acknowledge
     assert after.status == "processed" and after.verdict["audit"][0]["action"] == "released"
 
 
+def test_a_released_reply_lands_on_its_ticket_as_a_follow_up_with_what_live_mail_gets(make_app, tmp_path):
+    blocked = {"block": ["carol@bigbank.example"]}
+    app = make_app(spam=blocked)
+    cfg = write_config(app, tmp_path / "gw.toml", spam=blocked)
+    push(app, build(frm="carol@bigbank.example", subject="Login fails", msgid="<q1@bigbank.example>"))
+    assert cli(cfg, "suspended", "release", str(spool_row(app).id)).returncode == 0
+    [ticket] = rows(app, Ticket)
+    [ack] = acks(app)
+    reply = build(frm="carol@bigbank.example", subject=f"Re: {ack.subject}", msgid="<q2@bigbank.example>",
+                  in_reply_to=f"<{ack.message_id}>", references=f"<q1@bigbank.example> <{ack.message_id}>",
+                  body="It still fails, here is the screenshot.\n")
+    assert push(app, reply)["suspended"] == 1  # still on the block list
+    e = spool_row(app)
+    assert e.status == "suspended" and len(rows(app, Message)) == 1
+
+    released = cli(cfg, "suspended", "release", str(e.id), "--json")
+    assert released.returncode == 0, released.stderr
+    assert json.loads(released.stdout) == {"released": 1, "threaded": 1}
+    assert [t.id for t in rows(app, Ticket)] == [ticket.id]  # a follow-up, no new ticket
+    msgs = rows(app, Message, Message.ticket_id == ticket.id)
+    assert [(m.message_id, m.kind) for m in msgs] == [("q1@bigbank.example", "customer"),
+                                                      ("q2@bigbank.example", "customer")]
+    assert len(acks(app)) == 1  # a follow-up is not acknowledged again
+    after = spool_row(app, e.id)
+    assert after.status == "processed" and after.verdict["audit"][-1]["action"] == "released"
+
+    # the same two mails as live mail, never blocked: the release did what they would have done
+    live = make_app()
+    push(live, build(frm="carol@bigbank.example", subject="Login fails", msgid="<q1@bigbank.example>"))
+    [live_ack] = acks(live)
+    push(live, build(frm="carol@bigbank.example", subject=f"Re: {live_ack.subject}", msgid="<q2@bigbank.example>",
+                     in_reply_to=f"<{live_ack.message_id}>", body="It still fails, here is the screenshot.\n"))
+    live_out = sorted(r.kind for r in rows(live, OutboxRow))
+    assert "acknowledgement" in live_out and sorted(r.kind for r in rows(app, OutboxRow)) == live_out, live_out
+
+
 def test_a_released_robot_becomes_a_ticket_but_is_still_never_answered(app, tmp_path):
     push(app, robot("allowed-list-challenge.eml"))
     cfg = write_config(app, tmp_path / "gw.toml")

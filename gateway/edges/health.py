@@ -146,14 +146,18 @@ def readiness(app) -> dict:
     checks: dict = {"database": check_database(app)}
     if checks["database"]["ok"]:
         now = app.now()
-        with app.db.session() as s:
-            checks["spool"] = check_spool(app, s, now)
-            if app.config.imap:
-                checks["imap"] = check_imap(app, s, now)
-            checks["outbox"] = check_outbox(app, s, now)
-            jobs = check_jobs(app, s, now)
-            if jobs is not None:
-                checks["jobs"] = jobs
+        try:
+            with app.db.session() as s:
+                found = {"spool": check_spool(app, s, now)}
+                if app.config.imap:
+                    found["imap"] = check_imap(app, s, now)
+                found["outbox"] = check_outbox(app, s, now)
+                jobs = check_jobs(app, s, now)
+                if jobs is not None:
+                    found["jobs"] = jobs
+            checks.update(found)
+        except Exception as exc:  # it answers, but is not our database: not migrated, its file removed under us
+            checks["database"] = {"ok": False, "problem": f"database unusable: {type(exc).__name__}: {str(exc)[:300]}"}
     for name in OPTIONAL_HOOKS:
         result = check_hook(app, name)
         if result is not None:
