@@ -22,10 +22,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from gateway.handlers.spam_verdict import health as spam_health
 from gateway.jobs.scheduler import HEALTH_PERIODS, JOBS, interval_of
 from gateway.oauth.tokens import health as oauth_health
+from storage.db import StorageUnavailable
 from storage.models import ImapState, Lease
 from storage.queries import gauges, job_runs
 
@@ -156,7 +158,7 @@ def readiness(app) -> dict:
                 if jobs is not None:
                     found["jobs"] = jobs
             checks.update(found)
-        except Exception as exc:  # it answers, but is not our database: not migrated, its file removed under us
+        except (DBAPIError, StorageUnavailable) as exc:  # it answers but is not ours: not migrated, its file removed
             checks["database"] = {"ok": False, "problem": f"database unusable: {type(exc).__name__}: {str(exc)[:300]}"}
     for name in OPTIONAL_HOOKS:
         result = check_hook(app, name)
