@@ -259,6 +259,31 @@ def test_someone_else_answering_in_the_conversation_joins_it_as_a_cc_not_as_a_st
         assert not kinds & {"stranger", "stranger_rejected", "held"}
 
 
+def test_someone_answering_in_a_later_import_joins_the_existing_ticket_as_a_cc(cfgfile, tmp_path, capsys):
+    """A second folder imported later (or an overlapping history) threads onto the ticket the
+    first made: its new people join as cc there too, and nobody already on it is added twice."""
+    q = "<q@customer.example.com>"
+    first, later = tmp_path / "first", tmp_path / "later"
+    first.mkdir()
+    later.mkdir()
+    (first / "1.eml").write_bytes(redate(build(msgid=q, subject="Printer", cc="Ops <ops@customer.example.com>"),
+                                         datetime(2019, 3, 1, 9, tzinfo=timezone.utc)))
+    assert run(cfgfile, "import", "--json", str(first), capsys=capsys)[0] == 0
+    for i, (frm, name) in enumerate([("carol@elsewhere.example.org", "Carol Colleague"),
+                                     ("alice@customer.example.com", "Alice Customer")]):
+        (later / f"{i}.eml").write_bytes(redate(build(frm=frm, name=name, msgid=f"<later{i}@elsewhere.example.org>",
+                                                      subject="Re: Printer", in_reply_to=q, references=q,
+                                                      cc="Ops <ops@customer.example.com>"),
+                                                datetime(2019, 3, 1, 11 + i, tzinfo=timezone.utc)))
+    code, out, err = run(cfgfile, "import", "--json", str(later), capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["tickets_created"] == 0
+    with db(cfgfile).connect() as c:
+        roles = sorted(c.execute(select(Participant.email, Participant.role)).all())
+    assert roles == [("alice@customer.example.com", "requester"), ("carol@elsewhere.example.org", "cc"),
+                     ("ops@customer.example.com", "cc")]
+
+
 def test_a_follow_up_months_after_the_close_stays_on_its_ticket_without_reopening_or_linking(cfgfile, tmp_path,
                                                                                              capsys):
     # live mail would open a linked ticket: the reopen window (14 days) is long past

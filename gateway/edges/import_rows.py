@@ -93,8 +93,9 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
                                          sha256=att.sha256))
         plan["messages"].append(m)
         plan["thread_ids"].append(dict(message_id=e.message_id, outbound=ours))
-        if not ours and plan["ticket"] is not None:
-            # relaxed: anyone who wrote in the conversation, and whom the customers copied, was part of it
+        if not ours:
+            # relaxed: anyone who wrote in the conversation, and whom the customers copied, was part
+            # of it; on a ticket the database had, the importer leaves out who is on it already
             for a in (e.sender,) + e.to + e.cc:
                 if a.email and not imp.ours(a.email) and (a.email, "requester") not in people:
                     people.setdefault((a.email, "cc"), a.name)

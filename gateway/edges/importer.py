@@ -54,7 +54,7 @@ from functools import partial
 
 from parsers.threader import Item, conversations
 from storage.models import AttachmentRow, Event, Message, Participant, SpoolEntry, ThreadId, Ticket
-from storage.queries import messages, spool as spool_rows, threads
+from storage.queries import messages, participants, spool as spool_rows, threads
 from gateway.edges.import_rows import conversation_rows, routed
 from gateway.edges import import_work
 from gateway.edges.import_work import parse_many, scan_many
@@ -382,8 +382,7 @@ class Importer:
                     known.add((t["message_id"], p["ticket_id"]))
                     tids.append(dict(t, ticket_id=p["ticket_id"]))
         insert_rows(s, ThreadId, tids)
-        parts = [dict(x, ticket_id=p["ticket_id"]) for p in plans for x in p["participants"]]
-        insert_rows(s, Participant, parts)
+        insert_rows(s, Participant, self._new_participants(s, plans))
         refs = {p["ticket_id"]: f"{self.ref_prefix}-{p['ticket_id']:06d}" for p in new}
         events = [dict(e, ticket_id=p["ticket_id"], detail=e["detail"].replace("{ref}", refs.get(p["ticket_id"], "")))
                   for p in plans for e in p["events"]]
@@ -394,6 +393,27 @@ class Importer:
             if t is not None and (t.updated_at is None or p["last"] > t.updated_at):
                 t.updated_at = p["last"]
         return new
+
+
+    @staticmethod
+    def _new_participants(s, plans) -> list[dict]:
+        """The plans' participants, each (ticket, address) once: on a ticket the database had,
+        whoever is on it already (a requester, an earlier CC) is not added again."""
+        on: dict[int, set[str]] = {}
+        for p in plans:
+            if p["ticket"] is None and p["ticket_id"] not in on:
+                t = s.get(Ticket, p["ticket_id"])
+                on[p["ticket_id"]] = set(participants.addresses(s, p["ticket_id"])) | (
+                    {t.requester_email} if t is not None else set())
+        parts, seen = [], set()
+        for p in plans:
+            for x in p["participants"]:
+                key = (p["ticket_id"], x["email"], x["role"])
+                if key in seen or x["email"] in on.get(p["ticket_id"], ()):
+                    continue
+                seen.add(key)
+                parts.append(dict(x, ticket_id=p["ticket_id"]))
+        return parts
 
 
 def _pool_context():
