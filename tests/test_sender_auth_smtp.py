@@ -1,4 +1,4 @@
-"""Listening on SMTP directly: the gateway checks SPF, DKIM and DMARC itself.
+"""Listening on SMTP directly: the gateway checks SPF, DKIM, ARC and DMARC itself.
 
 A real DNS server on loopback (tests/dns_server.py) holds the records; mail arrives over
 a real SMTP session from 127.0.0.1. A DKIM-signed mail from a domain whose SPF allows us
@@ -10,6 +10,7 @@ the name of one of our engineers that authentication does not pass.
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
 import subprocess
 
@@ -79,3 +80,29 @@ def test_dns_down_the_mail_is_still_a_ticket(running):
     assert e.status == "processed"
     [ev] = rows(gw.app, Event, Event.kind == "authentication")
     assert "dmarc=pass" not in ev.detail and "spf=pass" not in ev.detail
+
+
+def test_an_arc_sealed_forward_is_checked_and_its_result_shown(running, dns_zone, tmp_path):  # noqa: F811
+    """A mailing list (lists.example) forwards a customer's mail: SPF names the list, not the
+    customer, but the list sealed what it saw with ARC (RFC 8617); the gateway verifies the seal."""
+    private, public = _keypair(tmp_path)
+    dns_zone.add("lists.example", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    dns_zone.add("arc1._domainkey.lists.example", "TXT", f"v=DKIM1; k=rsa; p={public}")
+    dns_zone.add("customer.example", "TXT", "v=spf1 ip4:192.0.2.1 -all")
+    dns_zone.add("_dmarc.customer.example", "TXT", "v=DMARC1; p=none")
+    gw = running(spam={"verify_smtp": True, "resolver": dns_zone.address, "timeout": 3.0})
+    seen = b"Authentication-Results: lists.example; spf=pass smtp.mailfrom=ops@customer.example\r\n"
+    mail = seen + build(frm="ops@customer.example", subject="Portal down", body="Nobody can log in since 9:00.\n")
+    seal = b"".join(dkim.arc_sign(mail, b"arc1", b"lists.example", private, b"lists.example",
+                                  include_headers=[b"from", b"to", b"subject"]))
+    _send(gw.app.config.smtp.port, seal + mail, "bounces@lists.example")
+    other = seen + build(frm="ops@customer.example", subject="Invoice", body="Please pay invoice 76.\n")
+    other_seal = b"".join(dkim.arc_sign(other, b"arc1", b"lists.example", private, b"lists.example",
+                                        include_headers=[b"from", b"to", b"subject"]))
+    tampered = other_seal + other.replace(b"Subject: Invoice", b"Subject: Invoice 77, pay at once")
+    _send(gw.app.config.smtp.port, tampered, "bounces@lists.example")
+    first, second = _settled(gw.app, 2)
+    assert first.status == "processed", first.verdict
+    sealed, broken = sorted(rows(gw.app, Event, Event.kind == "authentication"), key=lambda ev: ev.ticket_id)
+    assert re.search(r"\barc=pass", sealed.detail), sealed.detail  # \b: not the tail of "dmarc=pass"
+    assert re.search(r"\barc=fail", broken.detail), broken.detail  # changed after the list sealed it
