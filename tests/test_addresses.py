@@ -111,3 +111,20 @@ def test_a_brand_has_its_own_signature_and_templates_folder(running, relay, tmp_
     plain = parse(wait_for(lambda: _to(relay, "bob@other.example"), what="default acknowledgement")[0]["raw"])
     assert not plain["Subject"].startswith("Brand B")
     assert "brand-b.example" not in plain.get_body(("plain",)).get_content()
+
+
+def test_a_brands_language_is_the_language_its_customers_are_answered_in(running, relay):
+    """A brand for a Chinese market (`language = "zh-CN"`): an English mail to it still opens a
+    Chinese ticket, answered in Chinese; the default address keeps the detected language."""
+    zh = {"address": [{"address": BRAND, "display_name": "B 品牌客服", "language": "zh-CN"}]}
+    gw = running(**zh)
+    send(gw.smtp_port, build(frm=CUSTOMER, to=BRAND, subject="Website returns 502", msgid="<z1@bigbank.example>",
+                             body="Hello,\nour website returns 502 since 9:00.\n"), CUSTOMER, [BRAND])
+    ack = parse(wait_for(lambda: _to(relay, CUSTOMER), what="acknowledgement")[0]["raw"])
+    assert ticket(gw.app, latest_ticket_id(gw.app)).language == "zh-CN"
+    assert "我们已收到您的问题" in ack["Subject"]
+    assert "您好" in ack.get_body(preferencelist=("plain",)).get_content()
+    send(gw.smtp_port, build(frm="ann@other.example", subject="Printer on fire", msgid="<z2@other.example>"),
+         "ann@other.example", ["support@support.example.test"])
+    wait_for(lambda: _to(relay, "ann@other.example"), what="the default address's acknowledgement")
+    assert ticket(gw.app, latest_ticket_id(gw.app)).language == "en"
