@@ -74,9 +74,9 @@ def test_by_project_has_each_projects_own_figures(app):
     assert rest["satisfaction"]["average"] == 4.0 and rest["time_minutes"] == 0  # T7's 100 min was before
 
 
-@pytest.mark.parametrize("by", ["customer", "organisation", "project", "engineer"])
+@pytest.mark.parametrize("by", ["customer", "organisation", "project", "engineer", "address"])
 def test_every_split_adds_up_to_the_totals(app, by):
-    _load(app)
+    _brand_b_for_acme(app, _load(app))
     with app.db.session() as s:
         total = build_report(s, fx.START, fx.END, now=fx.NOW)
     rows = _split(app, by).values()
@@ -84,6 +84,21 @@ def test_every_split_adds_up_to_the_totals(app, by):
         assert sum(g["tickets"][key] for g in rows) == total["tickets"][key]
     assert sum(g["satisfaction"]["responses"] for g in rows) == total["satisfaction"]["responses"]
     assert sum(g["time_minutes"] for g in rows) == 30 + 45 + 60
+
+
+def _brand_b_for_acme(app, ids):
+    """ACME wrote to brand B's address ([[address]]); everyone else to the default one."""
+    with app.db.session() as s:
+        s.execute(update(Ticket).where(Ticket.id.in_([ids["T3"], ids["T4"], ids["T5"]])).values(
+            address="help@brand-b.example"))
+
+
+def test_by_address_splits_by_the_address_written_to(app):
+    _brand_b_for_acme(app, _load(app))
+    rows = _split(app, "address")
+    assert set(rows) == {"help@brand-b.example", ""}
+    assert rows["help@brand-b.example"]["tickets"]["opened"] == 3
+    assert rows["help@brand-b.example"]["sla_overall"]["first_response"]["compliance"] == 0.6667  # T3-T5, as ACME
 
 
 def test_by_customer_and_engineer_keys(app):
@@ -156,6 +171,9 @@ def test_cli_report_by_project_in_text_json_and_csv(cfg, tmp_path, capsys):
     code, out, _ = _cli(cfg, capsys, "report", "--by", "organisation", "--by", "customer")
     assert "By organisation" in out and "By customer" in out and "Big Bank Ltd." in out
     assert "alice@bigbank.example" in out
+    code, out, _ = _cli(cfg, capsys, "report", "--by", "address", "--json")
+    [group] = json.loads(out)["by"]["address"]
+    assert code == 0 and group["key"] == "" and group["tickets"]["opened"] == 1  # written to the default address
     code, out, _ = _cli(cfg, capsys, "report", "--by", "engineer", "--csv")
     assert ["engineer", "alice@support.example.com", "opened", "1"] in list(csv.reader(io.StringIO(out)))
     with pytest.raises(SystemExit) as bad:
