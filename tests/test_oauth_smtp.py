@@ -134,3 +134,20 @@ def test_supportgw_run_drains_an_oauth_mailbox_and_answers_through_an_oauth_rela
     log = (tmp_path / "gw.log").read_text()
     for secret in [*auth_server.access, *auth_server.refresh]:
         assert secret not in log  # never in a log
+
+
+def test_app_only_access_sends_without_anyone_signing_in(make_app, auth_server, submission):
+    """flow = "client_credentials" on [outbound] (an app registration granted the mailbox, as
+    Microsoft 365 allows): no `oauth login`, no refresh token kept, the mail goes out."""
+    auth_server.app_mailboxes[oauth_table(auth_server)["client_id"]] = SENDER
+    app = make_app(outbound={"smtp_host": "127.0.0.1", "smtp_port": submission.port, "auth": "oauth2",
+                             "username": SENDER,
+                             "oauth": oauth_table(auth_server, flow="client_credentials", device_authorization_url="")})
+    _queue(app, "apponly")
+    assert dispatch_due(app) == 1
+    assert [m["to"] for m in submission.messages] == [["apponly@customer.example.com"]]
+    assert submission.logins == [SENDER] and auth_server.grants == ["client_credentials"]
+    assert not oauth.source_for(app.config, "outbound").status().get("refresh_token")  # nothing to revoke
+    from gateway.edges import health
+
+    assert health.readiness(app)["checks"]["oauth"] == {"ok": True, "accounts": {"outbound": "ok"}}
