@@ -170,7 +170,7 @@ def test_killed_mid_import_then_run_again_every_message_is_there_once(cfgfile, t
 
 def test_ctrl_c_stops_with_one_line_and_the_same_command_finishes(cfgfile, tmp_path):
     code, err = _interrupt_then_finish(cfgfile, tmp_path, signal.SIGINT)
-    assert code == 130 and "run the same command again" in err and "Traceback" not in err
+    assert code == 130 and "run the same command again" in err and "Traceback" not in err, (code, err)
 
 
 def test_bad_paths_and_dates_are_one_line_errors(cfgfile, tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import datetime, timedelta, timezone
 
@@ -95,16 +96,32 @@ def cmd_import(args) -> int:
 
     imp = Importer(app, sources, since=since, until=until, close_after=timedelta(days=days), batch=args.batch,
                    progress=bar.update, on_planned=planned, on_scanned=bar.update)
+    interrupted: list[int] = []
+
+    def on_interrupt(signum, _frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         counts = imp.run()
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        # Whatever the interruption turned into on its way up counts as the interruption: psycopg
+        # cancels a COPY and the rollback after it may fail with "another command is already in
+        # progress" (CI saw exit 1 for a Ctrl-C on PostgreSQL). The open batch was not committed.
+        if not (interrupted or isinstance(exc, KeyboardInterrupt)):
+            raise
         bar.close()
         print(f"supportgw: interrupted after {imp.counts['imported']} messages; what was written is complete, "
               "run the same command again to import the rest", file=sys.stderr)
         return 130
     finally:
+        signal.signal(signal.SIGINT, previous)
         for s in sources:
-            s.close()
+            try:
+                s.close()
+            except Exception as exc:  # nothing of the import depends on it; never hide the outcome
+                print(f"supportgw: could not close {s.label}: {exc}", file=sys.stderr)
     bar.close()
     summary = {k: counts[k] for k in ("scanned", "imported", "tickets_created", "threaded_into_existing",
                                       "outbound", "open", "closed", "conversations",
