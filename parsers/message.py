@@ -123,7 +123,7 @@ def parse_head(raw: bytes) -> ParsedEmail:
         return ParsedEmail(
             sender=sender_list[0] if sender_list else Address("", ""), to=addresses("to"), cc=addresses("cc"),
             reply_to=addresses("reply-to"),
-            subject=_clean(decode_header(_first(raw_headers, "subject"), hint)).strip(),
+            subject=one_line(_clean(decode_header(_first(raw_headers, "subject"), hint))).strip(),
             message_id=_message_id(_first(raw_headers, "message-id"), raw, defects),
             in_reply_to=_ids(raw_headers.get("in-reply-to", [])), references=_ids(raw_headers.get("references", [])),
             date=_date(_first(raw_headers, "date")), text="", html="", attachments=(), language="en",
