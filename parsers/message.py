@@ -104,15 +104,17 @@ def parse_history(raw: bytes, *, own_addresses: tuple[str, ...] = ()) -> ParsedE
 
 
 def parse_head(raw: bytes) -> ParsedEmail:
-    """The headers alone, read exactly as parse_email reads them (addresses, subject, Message-ID,
-    In-Reply-To, References, Date), with no body: a cheap first look at a whole history before
-    its conversations are rebuilt (gateway/edges/importer.py). Never raises."""
+    """The headers alone, read exactly as parse_email reads them (sender, To, Cc, subject,
+    Message-ID, In-Reply-To, References, Date), with no body and no Reply-To: a cheap first look
+    at a whole history before its conversations are rebuilt (gateway/edges/importer.py). Never raises."""
     try:
         raw = bytes(raw)
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         defects: list[str] = []
-        msg = _headers_only(raw)
+        # only the header block goes through the parser: split into lines, the body cost as
+        # much as the headers themselves
+        msg = _headers_only(raw[:_head_end(raw)])
         hint = _charset_hint(msg)
         raw_headers = _index(msg)
 
@@ -122,7 +124,7 @@ def parse_head(raw: bytes) -> ParsedEmail:
         sender_list = addresses("from") or addresses("sender") or addresses("return-path")
         return ParsedEmail(
             sender=sender_list[0] if sender_list else Address("", ""), to=addresses("to"), cc=addresses("cc"),
-            reply_to=addresses("reply-to"),
+            reply_to=(),
             subject=one_line(_clean(decode_header(_first(raw_headers, "subject"), hint))).strip(),
             message_id=_message_id(_first(raw_headers, "message-id"), raw, defects),
             in_reply_to=_ids(raw_headers.get("in-reply-to", [])), references=_ids(raw_headers.get("references", [])),
@@ -175,6 +177,18 @@ def _stdlib_message(raw: bytes, defects: list[str]) -> tuple[Message, datetime |
     except Exception as exc:
         defects.append(f"stdlib-parse-failed:{type(exc).__name__}")
     return _headers_only(raw), None
+
+
+_EMPTY_LINE = re.compile(rb"\n\n|\n\r|\r\r")
+
+
+def _head_end(raw: bytes) -> int:
+    """Where the header block surely ends: past the first empty line, whichever of the line ends
+    the parser knows (CRLF, LF, CR) it uses. Every match is an empty line (a line end right after
+    another), and the parser's headers stop at the first empty line if not before; the few bytes
+    past it cover the LF of a CRLF. The whole message when it has no empty line."""
+    found = _EMPTY_LINE.search(raw)
+    return found.end() + 1 if found else len(raw)
 
 
 def _headers_only(raw: bytes) -> Message:
