@@ -26,7 +26,7 @@ from functools import lru_cache
 import mailparser
 from mailparser.exceptions import MailParserRecursionError
 
-from parsers import quotes
+from parsers import feed, quotes
 from parsers import attachments as files
 from parsers.addresses import getaddresses, is_valid_address
 from parsers.attachments import (UU_ENCODINGS, UuDecoder, clean_content_type, is_tnef, make_attachment, one_line,
@@ -169,10 +169,11 @@ def _message(raw: bytes, defects: list[str]) -> tuple[Message, datetime | None]:
 
 
 def _stdlib_message(raw: bytes, defects: list[str]) -> tuple[Message, datetime | None]:
-    """The Message as mail-parser builds it (email.message_from_bytes, compat32), without its
-    walk; the date is read from the header by the caller."""
+    """The Message as mail-parser builds it (email.message_from_bytes, compat32, here without
+    its boundary compiles: parsers.feed), without its walk; the date is read from the header by
+    the caller."""
     try:
-        return email.message_from_bytes(raw), None
+        return feed.message_from_bytes(raw), None
     except RecursionError:
         raise  # parse_history parses again, headers only, as parse_email does
     except Exception as exc:
