@@ -1,8 +1,8 @@
 """Is this mail automatic? (auto-replies, bounces, reports, lists, our own mail)
 
 Owns the verdict the gateway uses to never auto-answer a machine (RFC 3834 and common
-practice). Each rule is a small function returning a reason string or "" so the ticket
-history can say *why* a mail was treated as automatic. Pure: headers in, verdict out.
+practice). Each rule is a small function of the headers by name (index_headers) returning a
+reason string or "" so the ticket history can say *why* a mail was treated as automatic. Pure: headers in, verdict out.
 It does not parse bounces (parsers/bounces.py) and never looks at the body.
 """
 
@@ -52,9 +52,9 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
-def _index(headers: Headers) -> dict[str, list[str]]:
-    """The values of each header by its lower-cased name: built once per mail, for the rules'
-    two dozen look-ups (each went over every header, lower-casing its name)."""
+def index_headers(headers: Headers) -> dict[str, list[str]]:
+    """The values of each header by its lower-cased name, as every rule takes them: built once
+    per mail for the rules' two dozen look-ups (each went over every header, lower-casing its name)."""
     index: dict[str, list[str]] = {}
     for k, v in headers:
         index.setdefault(k.lower(), []).append(v)
@@ -177,7 +177,7 @@ def detect_automatic(
     """(automatic?, reason) for a mail; reason is "" when it is a person's mail."""
     own = tuple(a.strip().lower() for a in own_addresses if a and a.strip())
     sender = (sender_email or "").strip().lower()
-    index = _index(headers)
+    index = index_headers(headers)
     for rule in RULES:
         reason = rule(index, content_type or "", sender, own)
         if reason:
