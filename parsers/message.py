@@ -115,8 +115,10 @@ def parse_head(raw: bytes) -> ParsedEmail:
         defects: list[str] = []
         # only the header block goes through the parser: split into lines, the body cost as
         # much as the headers themselves
-        msg = _headers_only(raw[:_head_end(raw)])
-        hint = _charset_hint(msg)
+        head = raw[:_head_end(raw)]
+        msg = _headers_only(head)
+        # the charset hint only ever reads raw 8-bit header bytes (charsets.decode_8bit)
+        hint = None if head.isascii() else _charset_hint(msg)
         raw_headers = _index(msg)
 
         def addresses(name: str) -> tuple[Address, ...]:

@@ -72,6 +72,7 @@ HEAD = ("message_id", "references", "in_reply_to", "subject", "sender", "to", "c
     b"From: a@example.com\nSubject: no body",
     b"\nFrom: a@example.com\n\nan empty first line: no headers at all\n",
     b"From: a@example.com\nnot a header\nTo: b@example.com\n\nbody\n",
+    "Content-Type: text/plain; charset=gbk\nFrom: 客户 <a@example.com>\nSubject: 你好\n\n正文\n".encode("gbk"),
 ])
 def test_the_head_scan_reads_the_headers_as_the_full_parse_does_on_odd_input(raw):
     head, full = parse_head(raw), parse_email(raw)
