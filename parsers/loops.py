@@ -1,8 +1,8 @@
 """Is this mail automatic? (auto-replies, bounces, reports, lists, our own mail)
 
 Owns the verdict the gateway uses to never auto-answer a machine (RFC 3834 and common
-practice). Each rule is a small function returning a reason string or "" so the ticket
-history can say *why* a mail was treated as automatic. Pure: headers in, verdict out.
+practice). Each rule is a small function of the headers by name (index_headers) returning a
+reason string or "" so the ticket history can say *why* a mail was treated as automatic. Pure: headers in, verdict out.
 It does not parse bounces (parsers/bounces.py) and never looks at the body.
 """
 
@@ -52,11 +52,20 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
-def _values(headers: Headers, name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name]
+def index_headers(headers: Headers) -> dict[str, list[str]]:
+    """The values of each header by its lower-cased name, as every rule takes them: built once
+    per mail for the rules' two dozen look-ups (each went over every header, lower-casing its name)."""
+    index: dict[str, list[str]] = {}
+    for k, v in headers:
+        index.setdefault(k.lower(), []).append(v)
+    return index
 
 
-def _first(headers: Headers, name: str) -> str:
+def _values(headers: dict[str, list[str]], name: str) -> list[str]:
+    return headers.get(name, [])
+
+
+def _first(headers: dict[str, list[str]], name: str) -> str:
     found = _values(headers, name)
     return found[0].strip() if found else ""
 
@@ -168,8 +177,9 @@ def detect_automatic(
     """(automatic?, reason) for a mail; reason is "" when it is a person's mail."""
     own = tuple(a.strip().lower() for a in own_addresses if a and a.strip())
     sender = (sender_email or "").strip().lower()
+    index = index_headers(headers)
     for rule in RULES:
-        reason = rule(headers, content_type or "", sender, own)
+        reason = rule(index, content_type or "", sender, own)
         if reason:
             return True, reason
     return False, ""

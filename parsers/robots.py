@@ -139,8 +139,9 @@ def _loop_reasons(email: ParsedEmail, own: tuple[str, ...]) -> list[str]:
     ctype = email.header("content-type").split(";", 1)[0].strip().lower()
     sender = email.sender.email
     out = []
+    headers = loops.index_headers(email.headers)
     for rule in loops.RULES:
-        reason = rule(email.headers, ctype, sender, own)
+        reason = rule(headers, ctype, sender, own)
         if reason:
             out.append(reason)
     return out
@@ -184,7 +185,7 @@ def classify(email: ParsedEmail, own_addresses: tuple[str, ...] = ()) -> Robot |
     if evidence and _RECEIPT_SUBJECT.match(email.subject) and ctype == "multipart/report":
         return Robot("receipt", (f"subject:{email.subject[:40]}", *evidence))
     for rule in _BOUNCE_RULES:
-        if rule(email.headers, ctype, email.sender.email, own):
+        if rule(loops.index_headers(email.headers), ctype, email.sender.email, own):
             return Robot("bounce", tuple(evidence))
     if any(r in ("header:X-Failed-Recipients", "header:X-Amz-Sns-Message-Id") for r in evidence):
         return Robot("bounce", tuple(evidence))

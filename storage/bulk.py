@@ -27,14 +27,22 @@ def _default(col):
     return d.arg if d is not None and d.is_scalar else None
 
 
-def _copy_value(col, value):
-    if value is None:
-        return None
+def _utc_naive(value):
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _json(value):
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _copy_converter(col):
+    """What a non-NULL value of `col` becomes for COPY; None: the value as it is. Asked once per
+    column, not once per value (which was a third of the writer's COPY time)."""
     if isinstance(col.type, UTCDateTime):
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return _utc_naive
     if isinstance(col.type, JSONType):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+        return _json
+    return None
 
 
 def _sqlite_insert(session: Session, table, rows: list[dict]) -> None:
@@ -94,9 +102,17 @@ def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False,
         rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
     cols = [c for c in table.columns if c.name in rows[0] or (not c.primary_key and _default(c) is not None)]
     names = ", ".join(f'"{c.name}"' for c in cols)
-    defaults = {c.name: _default(c) for c in cols}
+    plan = [(c.name, _default(c), _copy_converter(c)) for c in cols]
+
+    def values(r: dict) -> list:
+        out = []
+        for name, dflt, convert in plan:
+            v = r.get(name, dflt)
+            out.append(convert(v) if convert is not None and v is not None else v)
+        return out
+
     raw = session.connection().connection.driver_connection  # psycopg's own connection, same transaction
     with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for r in rows:
-            copy.write_row([_copy_value(c, r.get(c.name, defaults[c.name])) for c in cols])
+            copy.write_row(values(r))
     return new_ids

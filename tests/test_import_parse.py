@@ -61,3 +61,32 @@ def test_the_lean_parse_never_raises_and_agrees_on_odd_input(raw):
     full, lean = parse_email(raw), parse_history(raw)
     assert [getattr(lean, f) for f in STORED] == [getattr(full, f) for f in STORED]
     assert _files(lean) == _files(full)
+
+
+HEAD = ("message_id", "references", "in_reply_to", "subject", "sender", "to", "cc")
+
+
+@pytest.mark.parametrize("raw", [
+    b"From: a@example.com\r\nTo: b@example.com\r\nSubject: crlf\r\n\r\nbody\r\nTo: c@example.com\r\n",
+    b"From: a@example.com\rTo: b@example.com\rSubject: cr alone\r\rbody\rCc: c@example.com\r",
+    b"From: a@example.com\nSubject: no body",
+    b"\nFrom: a@example.com\n\nan empty first line: no headers at all\n",
+    b"From: a@example.com\nnot a header\nTo: b@example.com\n\nbody\n",
+    "Content-Type: text/plain; charset=gbk\nFrom: 客户 <a@example.com>\nSubject: 你好\n\n正文\n".encode("gbk"),
+])
+def test_the_head_scan_reads_the_headers_as_the_full_parse_does_on_odd_input(raw):
+    head, full = parse_head(raw), parse_email(raw)
+    assert [getattr(head, f) for f in HEAD] == [getattr(full, f) for f in HEAD]
+
+
+def test_the_head_scan_reads_the_headers_as_the_full_parse_does_on_the_corpora():
+    """The conversations are rebuilt from the head scan (gateway/edges/importer.py): it must
+    read every header they use exactly as the parse that stores the message."""
+    differ = []
+    for p in _sample():
+        raw = p.read_bytes()
+        head, full = parse_head(raw), parse_email(raw)
+        wrong = [f for f in HEAD if getattr(head, f) != getattr(full, f)]
+        if wrong:
+            differ.append(f"{p}: {', '.join(wrong)}")
+    assert not differ, "\n".join(differ[:20])
