@@ -503,10 +503,16 @@ def _addresses(values: list[str], hint: str | None, defects: list[str] | None = 
     that is not a usable local@domain is left out and named in `defects`."""
     if not values:
         return ()
-    found, dropped = _read_addresses(tuple(values), hint)
+    key = tuple(values)
+    # only short headers are remembered: a hostile mail's 95,000-address Cc must not stay in memory
+    read = _read_addresses if sum(map(len, key)) <= _REMEMBERED_HEADER_CHARS else _read_addresses.__wrapped__
+    found, dropped = read(key, hint)
     if dropped and defects is not None:
         defects.append(f"invalid-address:{header}")
     return found
+
+
+_REMEMBERED_HEADER_CHARS = 2000
 
 
 @lru_cache(maxsize=4096)

@@ -79,3 +79,21 @@ def test_the_outbound_cap_cuts_outside_recipients_never_our_own_people(make_app)
         outside = [f"x{i}@customer.example.com" for i in range(10)]
         assert capped_recipients(app, s, None, "relay", outside[:1], outside[1:] + managers[:1]) == (
             outside[:1], outside[1:3] + managers[:1])
+
+
+def test_the_parse_remembers_short_address_headers_only():
+    """parsers.message remembers what an address header's text reads as (a mailbox's To and
+    Cc come back mail after mail), but never a huge one: 10,000-address Cc mails, each
+    different, must not pile up in memory."""
+    from parsers import message
+
+    message.clear_caches()
+    huge = ", ".join(f"user{i}@bulk{n}.example" for i in range(10_000) for n in [0])
+    for n in range(3):
+        raw = (f"From: a@customer.example\r\nTo: support@support.example.test\r\nCc: {huge}, x{n}@x.example\r\n"
+               f"Subject: hi {n}\r\nMessage-ID: <h{n}@customer.example>\r\n\r\nhello\r\n").encode()
+        assert len(message.parse_email(raw).cc) == 10_001
+    remembered = message._read_addresses.cache_info().currsize
+    assert remembered <= 6  # From and To of each, never the Cc
+    message.parse_email(b"From: a@customer.example\r\nTo: support@support.example.test\r\n\r\nhi\r\n")
+    assert message._read_addresses.cache_info().hits >= 2  # the same From and To, read once
