@@ -62,3 +62,34 @@ def test_a_worker_whose_gateway_died_while_it_started_exits_at_once(tmp_path):
     finally:
         if p.is_alive():
             os.kill(p.pid, signal.SIGKILL)
+
+
+def test_a_worker_with_a_parse_pool_dies_with_its_gateway_and_takes_the_pool_along(tmp_path, relay):
+    """A batch large enough is parsed ahead in the worker's process pool. Killed with its gateway,
+    the worker used to stop its threads and then wait at its exit, forever, for the pool's
+    processes (multiprocessing joins its children; nothing had told the pool to stop): found
+    as an orphan worker still holding the database an hour after a kill test."""
+    import smtplib
+
+    from tests.mail import build
+
+    cfg, port = write_run_config(tmp_path, fresh_database_url(tmp_path), relay.port)
+    gw = GatewayProcess(cfg, port, tmp_path / "gw.log")
+    gw.start()
+    try:
+        wait_for(lambda: len(_children(gw.proc.pid)) >= 1, timeout=30, what="the worker process")
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            for i in range(60):
+                c.sendmail(f"c{i}@customer.example", ["support@support.example.test"],
+                           build(frm=f"c{i}@customer.example", subject=f"Case {i}", msgid=f"<p{i}@customer.example>",
+                                 body=f"Problem number {i}.\n"))
+        def grandchildren() -> set[int]:
+            return {g for c in _children(gw.proc.pid) if _alive(c) for g in _children(c)}
+
+        pool = wait_for(grandchildren, timeout=60, what="the worker's parse pool")
+        everyone = _children(gw.proc.pid) | pool
+        gw.kill9()
+        wait_for(lambda: not any(_alive(p) for p in everyone), timeout=30,
+                 what="the worker and its parse pool gone with their gateway")
+    finally:
+        gw.stop_quietly()

@@ -80,6 +80,17 @@ def _discard_pool() -> None:
     _pool = None
 
 
+def shutdown() -> None:
+    """Stop this process's pool, if it has one. A process that ends without it (a
+    multiprocessing child: the worker of `supportgw run`) would wait forever at its exit
+    for pool processes that wait for work (multiprocessing joins its children before the
+    pool's own exit hook could tell them to stop)."""
+    global _pool
+    if _pool is not None and _pool_pid == os.getpid():
+        _pool.shutdown(wait=True, cancel_futures=True)
+    _pool = None
+
+
 def submit(app, entries) -> dict[int, Future]:
     """Start parsing these spool rows elsewhere; {spool id: future} for those handed out."""
     small = [e for e in entries if e.size <= MAX_BYTES and not large_mail.is_stored(e)]

@@ -13,6 +13,7 @@ import signal
 import threading
 
 from gateway import CommandError, rules_sync
+from gateway.pipeline import parse_pool
 from gateway.runtime.dispatch import Dispatcher
 from gateway.edges.smtp import start_listener
 from gateway.jobs.scheduler import start_scheduler
@@ -60,6 +61,7 @@ def _worker_main(config, parent: int) -> None:
     dispatcher.stop()
     processor.join(SHUTDOWN_SECONDS)
     dispatcher.join(SHUTDOWN_SECONDS)
+    parse_pool.shutdown()  # else this process waits at its exit for the pool's processes, forever
 
 
 def _die_with_parent() -> None:
