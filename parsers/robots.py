@@ -184,8 +184,9 @@ def classify(email: ParsedEmail, own_addresses: tuple[str, ...] = ()) -> Robot |
         return Robot("calendar", (calendar, *evidence))
     if evidence and _RECEIPT_SUBJECT.match(email.subject) and ctype == "multipart/report":
         return Robot("receipt", (f"subject:{email.subject[:40]}", *evidence))
+    by_name = loops.index_headers(email.headers)
     for rule in _BOUNCE_RULES:
-        if rule(loops.index_headers(email.headers), ctype, email.sender.email, own):
+        if rule(by_name, ctype, email.sender.email, own):
             return Robot("bounce", tuple(evidence))
     if any(r in ("header:X-Failed-Recipients", "header:X-Amz-Sns-Message-Id") for r in evidence):
         return Robot("bounce", tuple(evidence))
