@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.desk import acknowledge, handover, notify, send_later, topics
 from gateway.compose import short_subject
@@ -18,6 +19,7 @@ from gateway.desk.threads import Match, find_ticket
 from gateway.desk.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
 from parsers.model import ParsedEmail
 from parsers.thanks import is_thank_you
+from storage import hot
 from storage.history import record_event
 from storage.models import AttachmentRow, Message, Participant, SpoolEntry, ThreadId, Ticket
 from storage.queries import messages, participants
@@ -73,14 +75,18 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     when = ib.now if at is None else at
     msg = messages.received(e, ticket_id=ticket.id, spool_id=ib.entry.id, kind=kind, created_at=when,
                             internal=internal, text=text, reply_text=reply_text)
-    ib.session.add(msg)
+    hot.insert_now(ib.session, msg)  # one INSERT now, instead of a flush of the unit of work
     for att in e.attachments:
         ib.app.attachments.put(att.sha256, att.content)
-        msg.attachments.append(AttachmentRow(filename=att.filename, content_type=att.content_type,
-                                             size=att.size, sha256=att.sha256))
+    # loaded, even when empty: the notification reads them from here, with no query (gateway.desk.notify)
+    set_committed_value(msg, "attachments", [])
+    for att in e.attachments:
+        msg.attachments.append(AttachmentRow(filename=att.filename, content_type=att.content_type, size=att.size,
+                                             sha256=att.sha256))
     append(ib.session, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
     ib.session.info.pop("ticket_references", None)  # the thread grew: recompute References
-    ticket.updated_at = when if ticket.updated_at is None else max(ticket.updated_at, when)
+    if ticket.updated_at is None or when > ticket.updated_at:  # (set only when it moves: no needless flush)
+        ticket.updated_at = when
     return msg
 
 
@@ -174,9 +180,9 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
         sla_policy=decision.sla_policy or "", linked_ticket_id=linked_to.id if linked_to else None,
         held=held,
     )
-    s.add(ticket)
-    s.flush()
+    ticket.id = hot.next_id(s, Ticket)
     ticket.ref = f"{app.config.gateway.ref_prefix}-{ticket.id:06d}"
+    hot.insert_now(s, ticket)  # one INSERT with its ref, instead of a flush and an UPDATE
     ib.ticket = ticket
     append(s, Participant, ticket_id=ticket.id, email=e.sender.email, name=e.sender.name, role="requester")
     admitted, left_out = within_participant_cap(app.config.workflow.max_customer_participants, 1, _support_ccs(app, e))
@@ -197,7 +203,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
                  category=ticket.category, team=ticket.team, priority=ticket.priority, owner=ticket.owner,
                  rules=[{"rule": st.rule, "changes": list(st.changes)} for st in fired],
                  rules_generation=getattr(app.rules, "generation", None))
-    msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer", at=at)
+    msg = store_message(ib, ticket, kind="automatic" if e.automatic else "customer", at=now)  # the same moment
     capped = record_left_out(ib, ticket, left_out)
     if history:
         record_event(s, ticket, "history", ib.now, history, actor=e.sender.email, message_id=e.message_id)

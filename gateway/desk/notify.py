@@ -16,6 +16,8 @@ customer.
 
 from __future__ import annotations
 
+from sqlalchemy import inspect
+
 from gateway.desk import enclosed
 from gateway import outbox
 from gateway.clock import fmt_due
@@ -75,8 +77,8 @@ def _attachments(app, session, message: Message | None):
         return [], []
     limit = app.config.workflow.attachment_link_over
     forwarded, listed = [], []
-    if message.id is None:  # stored in this transaction, not flushed yet: its rows are all in memory
-        rows = list(message.attachments)
+    if message.id is None or "attachments" in inspect(message).dict:
+        rows = list(message.attachments)  # stored in this transaction (inbound.store_message): all in memory
     else:
         # no autoflush when nothing is pending that this could read
         rows = messages.attachment_rows(session, message.id,
