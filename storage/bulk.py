@@ -14,6 +14,7 @@ transaction).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from datetime import timezone
 
 from sqlalchemy import func, select, text
@@ -45,13 +46,29 @@ def _copy_converter(col):
     return None
 
 
-def _sqlite_insert(session: Session, table, rows: list[dict]) -> None:
+def sqlite_insert(session: Session, table, rows: list[dict]) -> None:
     """One executemany on the driver's own connection, in the session's transaction, with each
     value bound by its column type's own bind processor (what SQLAlchemy's executemany does
     per row, at a fifth of the cost: its per-row parameter building was most of an import's
     time under SQLite's write lock). A column a row leaves out gets the model's default."""
-    dialect = session.get_bind().dialect
-    cols = [c for c in table.columns if c.name in rows[0]
+    sql, plan = _sqlite_plan(session.get_bind().dialect, table, frozenset(rows[0]))
+
+    def values(r: dict) -> tuple:
+        out = []
+        for name, proc, dflt, call in plan:
+            v = r[name] if name in r else (dflt() if call else dflt)
+            out.append(proc(v) if proc is not None and v is not None else v)
+        return tuple(out)
+
+    raw = session.connection().connection.driver_connection  # sqlite3's own connection, same transaction
+    raw.executemany(sql, [values(r) for r in rows])
+
+
+@lru_cache(maxsize=256)
+def _sqlite_plan(dialect, table, given: frozenset) -> tuple[str, list]:
+    """(INSERT, [(column, bind processor, default, default is callable)]) for rows naming the
+    `given` columns: made once per shape (the live path writes a few rows at a time)."""
+    cols = [c for c in table.columns if c.name in given
             or (c.default is not None and (c.default.is_scalar or c.default.is_callable))]
     # a column's default, for a row that leaves it out: a callable (default=list) called per row
     missing = []
@@ -61,18 +78,9 @@ def _sqlite_insert(session: Session, table, rows: list[dict]) -> None:
     procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
     names = [c.name for c in cols]
     plan = list(zip(names, procs, missing, [c.default is not None and c.default.is_callable for c in cols]))
-
-    def values(r: dict) -> tuple:
-        out = []
-        for name, proc, dflt, call in plan:
-            v = r[name] if name in r else (dflt() if call else dflt)
-            out.append(proc(v) if proc is not None and v is not None else v)
-        return tuple(out)
-
     sql = (f'INSERT INTO "{table.name}" ({", ".join(chr(34) + n + chr(34) for n in names)}) '
            f'VALUES ({", ".join("?" * len(names))})')
-    raw = session.connection().connection.driver_connection  # sqlite3's own connection, same transaction
-    raw.executemany(sql, [values(r) for r in rows])
+    return sql, plan
 
 
 def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False, by_id=None) -> list[int]:
@@ -92,7 +100,7 @@ def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False,
             start = session.execute(select(func.max(table.c.id))).scalar() or 0
             new_ids = list(range(start + 1, start + 1 + len(rows)))
             rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
-        _sqlite_insert(session, table, rows)
+        sqlite_insert(session, table, rows)
         return new_ids
     new_ids: list[int] = []
     if ids:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from sqlalchemy import bindparam, func, select
 
 from storage.models import Participant
+from storage.rows import read
 
 # Participant rows are appended (storage.rows) and written before a query reads them, or
 # for an engineer's #cc flushed with that engineer's message: the hot path asks with
 # autoflush off. Built once: asked for every follow-up and every notification.
-_CCS = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"), Participant.role == "cc")
-        .execution_options(autoflush=False))
+# Those asked with autoflush off are Core statements (table columns): the same query
+# without the ORM's per-query cost.
+_P = Participant.__table__.c
+_CCS = select(_P.email).where(_P.ticket_id == bindparam("ticket_id"), _P.role == "cc")
+_WATCHERS = (select(_P.email).where(_P.ticket_id == bindparam("ticket_id"), _P.role == "watcher",
+                                    _P.active.is_(True)).order_by(_P.id))
 _ACTIVE = (select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"),
                                            Participant.role == bindparam("role"), Participant.active.is_(True))
            .order_by(Participant.id))
@@ -19,7 +24,7 @@ _NO_AUTOFLUSH = {"autoflush": False}
 
 def cc_addresses(session, ticket_id: int) -> set[str]:
     """Every address ever CC'd on the ticket, active or not."""
-    return set(session.execute(_CCS, {"ticket_id": ticket_id}).scalars())
+    return set(read(session, _CCS, {"ticket_id": ticket_id}).scalars())
 
 
 def active_ccs(session, ticket_id: int, *, autoflush: bool = True) -> list[str]:
@@ -31,8 +36,7 @@ def active_ccs(session, ticket_id: int, *, autoflush: bool = True) -> list[str]:
 
 def watchers(session, ticket_id: int) -> list[str]:
     """The ticket's active watchers (staff), in the order they joined."""
-    return list(session.execute(_ACTIVE, {"ticket_id": ticket_id, "role": "watcher"},
-                                execution_options=_NO_AUTOFLUSH).scalars())
+    return list(read(session, _WATCHERS, {"ticket_id": ticket_id}).scalars())
 
 
 # Built once: every message is threaded, and building a statement costs SQLAlchemy
