@@ -1,8 +1,11 @@
 """The desk-by-mail workflows as deployed: `supportgw run` (gateway.workers = 1), mail in over
 SMTP with smtplib, mail out through a loopback relay, engineers answering the notifications
 they received. One story per workflow: merge, a forward brought in, a stranger's mail held and
-released. The in-process tests (test_merge_split.py, test_forwards_in.py, test_hold_release.py)
-cover every case; these show the same flows in the process layout a team runs.
+released, an answer sent later (and one cancelled by the customer writing first). The
+in-process tests (test_merge_split.py, test_forwards_in.py, test_hold_release.py,
+test_send_later.py) cover every case, on a test clock; these show the same
+flows in the process layout a team runs, on the real clock: the send-later story waits for
+`#send-in 1m`, the shortest delay the command takes (nothing shortens it for a subprocess).
 
 Li Wei's website project: primary alice, secondary bob, manager carol (routing/sample_rules.toml).
 """
@@ -10,6 +13,7 @@ Li Wei's website project: primary alice, secondary bob, manager carol (routing/s
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +21,7 @@ from sqlalchemy import select
 from gateway.app import build_app
 from gateway.config import load_config
 from gateway.outbox import intake_address
-from storage.models import Message, Ticket
+from storage.models import Event, Message, OutboxRow, Ticket
 from tests.conftest import fresh_database_url, wait_for
 from tests.engineer_mail import ALICE, BOB, CUSTOMER, SUPPORT, all_text, reply_to
 from tests.gwproc import GatewayProcess, write_run_config
@@ -119,3 +123,64 @@ def test_a_strangers_mail_is_held_then_released_by_mail_through_supportgw_run(ga
     assert held.ref in ack["Subject"] and ack["In-Reply-To"] == "<m1@evil.example>"
     assert "website down" not in all_text(ack.as_bytes()).lower()
     assert not _ticket(app, held.ref).held
+
+
+def _customer_replies(gw, mail, body):
+    """Li Wei answers one of our mails to him, through its signed Reply-To."""
+    to = mail["Reply-To"].addresses[0].addr_spec
+    send(gw.port, build(frm=CUSTOMER, name="Li Wei", to=to, subject="Re: " + mail["Subject"], body=body,
+                        in_reply_to=mail["Message-ID"], references=mail["Message-ID"]), CUSTOMER, [to])
+
+
+def _ack(relay, ref):
+    return wait_for(lambda: [m for m in _mail_to(relay, CUSTOMER) if ref in m["Subject"]], timeout=60,
+                    what=f"the acknowledgement of {ref}")[0]
+
+
+def _events(app, ticket_id, kind):
+    with app.db.session() as s:
+        return list(s.execute(select(Event.data).where(Event.ticket_id == ticket_id, Event.kind == kind)
+                              .order_by(Event.id)).scalars())
+
+
+def _customer_saw(relay) -> str:
+    """Everything the customer (and only the customer) was sent, for "never anywhere" checks."""
+    return "\n".join(all_text(m["raw"]) for m in list(relay.messages) if CUSTOMER in m["to"])
+
+
+def test_send_in_holds_an_answer_and_the_customer_writing_first_cancels_another_through_supportgw_run(
+        gateway, relay):
+    gw, app = gateway
+    note_a = _new_case(gw, relay, "Website returns 502", "Since 9:00 the website returns 502.\n")
+    note_b = _new_case(gw, relay, "Mail server rejects invoices", "Our invoices bounce since this morning.\n")
+    a, b = _ref(note_a), _ref(note_b)
+    ack_b = _ack(relay, b)
+    asked = time.monotonic()
+    _answer(gw, note_a, "#send-in 1m\nThe fix is deployed; please try again after lunch.\n")
+    _answer(gw, note_b, "#send-in 1m\nPlease restart the mail relay tonight.\n")
+    wait_for(lambda: len(_events(app, _ticket(app, b).id, "send_later")) == 1, timeout=60,
+             what="both answers planned")
+    assert _events(app, _ticket(app, a).id, "send_later")
+    _customer_replies(gw, ack_b, "It works again, someone restarted the relay.\n")
+    [told] = wait_for(lambda: _mail_to(relay, ALICE, "not sent"), timeout=60, what="alice told hers was not sent")
+    assert b in told["Subject"] and "> Please restart the mail relay tonight." in body_text(told)
+    assert _events(app, _ticket(app, b).id, "send_later_cancelled")[0]["author"] == ALICE
+    with app.db.session() as s:
+        waiting = s.execute(select(OutboxRow.status).where(OutboxRow.ticket_id == _ticket(app, a).id,
+                                                           OutboxRow.kind == "relay")).scalars().all()
+    held = _ticket(app, a)
+    assert waiting == ["pending"] and (held.status, held.first_responded_at) == ("new", None)  # nothing yet
+    assert "after lunch" not in _customer_saw(relay)
+    [answer] = wait_for(lambda: [m for m in _mail_to(relay, CUSTOMER, a) if "after lunch" in body_text(m)],
+                        timeout=120, what="the answer sent a minute later")
+    assert time.monotonic() - asked >= 59  # not before its minute
+    # b's minute is over too (it was asked after a's): still never sent
+    time.sleep(max(0.0, asked + 65 - time.monotonic()))
+    saw = _customer_saw(relay)
+    assert "restart the mail relay" not in saw
+    assert ALICE not in saw and "#send-in" not in saw and "not sent" not in saw
+    assert answer["In-Reply-To"]  # threaded on the customer's conversation, as any answer
+    with app.db.session() as s:
+        rows = dict(s.execute(select(OutboxRow.ticket_id, OutboxRow.status).where(OutboxRow.kind == "relay")).all())
+    assert rows == {_ticket(app, a).id: "sent", _ticket(app, b).id: "cancelled"}
+
