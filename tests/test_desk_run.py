@@ -1,9 +1,10 @@
 """The desk-by-mail workflows as deployed: `supportgw run` (gateway.workers = 1), mail in over
 SMTP with smtplib, mail out through a loopback relay, engineers answering the notifications
 they received. One story per workflow: merge, a forward brought in, a stranger's mail held and
-released, an answer sent later (and one cancelled by the customer writing first). The
+released, an answer sent later (and one cancelled by the customer writing first), an answer
+held because a colleague answered first. The
 in-process tests (test_merge_split.py, test_forwards_in.py, test_hold_release.py,
-test_send_later.py) cover every case, on a test clock; these show the same
+test_send_later.py, test_collisions.py) cover every case, on a test clock; these show the same
 flows in the process layout a team runs, on the real clock: the send-later story waits for
 `#send-in 1m`, the shortest delay the command takes (nothing shortens it for a subprocess).
 
@@ -183,4 +184,40 @@ def test_send_in_holds_an_answer_and_the_customer_writing_first_cancels_another_
     with app.db.session() as s:
         rows = dict(s.execute(select(OutboxRow.ticket_id, OutboxRow.status).where(OutboxRow.kind == "relay")).all())
     assert rows == {_ticket(app, a).id: "sent", _ticket(app, b).id: "cancelled"}
+
+
+def test_an_answer_written_without_seeing_a_colleagues_is_held_until_send_through_supportgw_run(gateway, relay):
+    gw, app = gateway
+    note_alice = _new_case(gw, relay, "Website returns 502", "Since 9:00 the website returns 502.\n")
+    ref = _ref(note_alice)
+    _answer(gw, note_alice, f"#assign {BOB}\n")
+    [note_bob] = wait_for(lambda: _mail_to(relay, BOB, ref), timeout=60, what="bob's notification of the assignment")
+    _answer(gw, note_bob, "Please restart the nginx service.\n", frm=BOB)
+    wait_for(lambda: [m for m in _mail_to(relay, CUSTOMER, ref) if "restart the nginx" in body_text(m)],
+             timeout=60, what="bob's answer relayed")
+    assert _ticket(app, ref).status == "pending"  # bob's answer set it
+    # alice answers from her first notification: she never saw bob's answer
+    _answer(gw, note_alice, "#status open\nTry clearing the browser cache.\n")
+    [told] = wait_for(lambda: [m for m in _mail_to(relay, ALICE, ref) if "#send" in body_text(m)
+                               and "> Try clearing the browser cache." in body_text(m)],
+                      timeout=60, what="alice told her answer is held")
+    assert "> Please restart the nginx service." in body_text(told)
+    tid = _ticket(app, ref).id
+    assert [d["name"] for d in _events(app, tid, "command")] == ["assign"]  # its #status did not run
+    assert _ticket(app, ref).status == "pending" and "browser cache" not in _customer_saw(relay)
+    _answer(gw, told, "#send\n")
+    [sent] = wait_for(lambda: [m for m in _mail_to(relay, CUSTOMER, ref) if "browser cache" in body_text(m)],
+                      timeout=60, what="alice's held answer sent on #send")
+    assert _ticket(app, ref).status == "open"  # its commands ran when it was released
+    assert [d["name"] for d in _events(app, tid, "command")] == ["assign", "status"]
+    # a second #send is an error to alice, and the customer gets nothing twice
+    _answer(gw, told, "#send\n")
+    wait_for(lambda: [m for m in _mail_to(relay, ALICE, ref) if "already sent or dropped" in body_text(m)],
+             timeout=60, what="alice told it went already")
+    to_customer = _mail_to(relay, CUSTOMER, ref)
+    assert len([m for m in to_customer if "browser cache" in body_text(m)]) == 1
+    assert len([m for m in to_customer if "restart the nginx" in body_text(m)]) == 1
+    saw = _customer_saw(relay)
+    assert ALICE not in saw and BOB not in saw and "#status" not in saw and "#send" not in saw
+    assert "held" not in body_text(sent).lower()
 
