@@ -2,7 +2,7 @@
 SMTP with smtplib, mail out through a loopback relay, engineers answering the notifications
 they received. One story per workflow: merge, a forward brought in, a stranger's mail held and
 released, an answer sent later (and one cancelled by the customer writing first), an answer
-held because a colleague answered first. The
+held because a colleague answered first, a new question split into its own ticket. The
 in-process tests (test_merge_split.py, test_forwards_in.py, test_hold_release.py,
 test_send_later.py, test_collisions.py) cover every case, on a test clock; these show the same
 flows in the process layout a team runs, on the real clock: the send-later story waits for
@@ -221,3 +221,40 @@ def test_an_answer_written_without_seeing_a_colleagues_is_held_until_send_throug
     assert ALICE not in saw and BOB not in saw and "#status" not in saw and "#send" not in saw
     assert "held" not in body_text(sent).lower()
 
+
+def test_split_by_mail_turns_a_new_question_into_its_own_ticket_through_supportgw_run(gateway, relay):
+    gw, app = gateway
+    note = _new_case(gw, relay, "Website returns 502", "Since 9:00 the website returns 502.\n")
+    first = _ticket(app, _ref(note))
+    _customer_replies(gw, _ack(relay, first.ref), "Another thing: how do I add a user to the admin group?\n")
+    [about] = wait_for(lambda: [m for m in _mail_to(relay, ALICE, first.ref) if "admin group" in body_text(m)],
+                       timeout=60, what="alice's notification of the new question")
+    _answer(gw, about, "#split\n")
+    [ack] = wait_for(lambda: [m for m in _mail_to(relay, CUSTOMER) if _ref(m) != first.ref],
+                     timeout=60, what="the customer's acknowledgement of the new ticket")
+    new = _ticket(app, _ref(ack))
+    assert (new.linked_ticket_id, new.requester_email) == (first.id, CUSTOMER)
+    assert _events(app, first.id, "split")[0]["into"] == new.ref
+    with app.db.session() as s:
+        texts = {tid: [t for t, i in s.execute(select(Message.text, Message.ticket_id)).all() if i == tid]
+                 for tid in (first.id, new.id)}
+    assert any("admin group" in t for t in texts[new.id]) and not any("admin group" in t for t in texts[first.id])
+    # alice works on the new ticket: a note for colleagues, then the answer
+    [note_new] = wait_for(lambda: _mail_to(relay, ALICE, new.ref), timeout=60, what="alice notified of the new ticket")
+    _answer(gw, note_new, "#note Carol manages the admin group; she agreed.\n")
+    _answer(gw, note_new, "Open Settings > Users, choose the user and tick Admin.\n")
+    [answer] = wait_for(lambda: [m for m in _mail_to(relay, CUSTOMER, new.ref) if "tick Admin" in body_text(m)],
+                        timeout=60, what="alice's answer on the new ticket")
+    # the customer's next reply on that thread reaches the new ticket, not the old one
+    _customer_replies(gw, answer, "Thanks, it is for the user zhou.\n")
+    wait_for(lambda: [m for m in _mail_to(relay, ALICE, new.ref) if "user zhou" in body_text(m)],
+             timeout=60, what="alice notified of the reply on the new ticket")
+    with app.db.session() as s:
+        [(on,)] = s.execute(select(Message.ticket_id).where(Message.text.contains("user zhou"))).all()
+    assert on == new.id
+    with app.db.session() as s:
+        [(note_on, internal)] = s.execute(select(Message.ticket_id, Message.internal)
+                                          .where(Message.text.contains("she agreed"))).all()
+    assert (note_on, internal) == (new.id, True)
+    saw = _customer_saw(relay)
+    assert ALICE not in saw and "she agreed" not in saw and "#split" not in saw and "#note" not in saw
