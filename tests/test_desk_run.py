@@ -184,6 +184,8 @@ def test_send_in_holds_an_answer_and_the_customer_writing_first_cancels_another_
     with app.db.session() as s:
         rows = dict(s.execute(select(OutboxRow.ticket_id, OutboxRow.status).where(OutboxRow.kind == "relay")).all())
     assert rows == {_ticket(app, a).id: "sent", _ticket(app, b).id: "cancelled"}
+    assert _ticket(app, a).first_responded_at is not None  # it counts once it went
+    assert _ticket(app, b).first_responded_at is None  # the cancelled one never did
 
 
 def test_an_answer_written_without_seeing_a_colleagues_is_held_until_send_through_supportgw_run(gateway, relay):

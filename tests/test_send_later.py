@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.runtime.dispatch import dispatch_due
-from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, customer_mail, events, open_ticket, reply_to
+from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, customer_mail, events, open_ticket, reply_to, ticket
 from tests.desk_kit import WEBSITE_502 as EN, desk  # noqa: F401 (desk: the fixture)
 from tests.mail import body_text, build
 
@@ -26,6 +26,16 @@ def test_send_in_holds_the_answer_until_then(desk):
     [sent] = _due(desk)
     assert "please try again after 11:00" in body_text(sent["msg"]) and ALICE not in sent["raw"].decode()
     assert events(desk.app, tid, "send_later")
+
+
+def test_the_first_response_counts_when_the_held_answer_goes(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.receive(reply_to(note, "#send-in 2h\nThe fix is deployed; please try again after 11:00.", frm=ALICE))
+    assert ticket(desk.app, tid).first_responded_at is None  # not yet: the customer has nothing
+    desk.clock.advance(hours=2, minutes=1)
+    assert _due(desk)
+    assert ticket(desk.app, tid).first_responded_at == desk.clock.now()  # so no first-response breach follows
+    assert [e.actor for e in events(desk.app, tid, "first_response")] == [ALICE]
 
 
 def test_send_at_is_read_on_the_teams_clock(desk):
