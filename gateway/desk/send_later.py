@@ -52,10 +52,14 @@ def problems(app, block) -> list[str]:
     return []
 
 
-def record(app, session, ticket: Ticket, *, engineer: str, message_id: str, due: datetime) -> None:
+def record(app, session, ticket: Ticket, *, engineer: str, message_id: str, due: datetime,
+           then_status: str = "") -> None:
+    """`then_status`: the status the ticket takes when the answer goes (workflow.status_after_reply,
+    as for an answer sent at once; "" when the engineer's own #status already set it)."""
     record_event(session, ticket, "send_later", app.now(), f"answer by {engineer} to be sent at "
                  f"{due.astimezone(ZoneInfo(app.config.report.timezone)):%Y-%m-%d %H:%M %Z} unless the "
-                 "customer writes first", actor=engineer, message_id=message_id, at=due.isoformat())
+                 "customer writes first", actor=engineer, message_id=message_id, at=due.isoformat(),
+                 then_status=then_status)
 
 
 def on_sent(app, session, row) -> None:
@@ -66,9 +70,17 @@ def on_sent(app, session, row) -> None:
     planned = [ev for ev in events.of_ticket(session, row.ticket_id, "send_later")
                if ev.data.get("message_id") == row.message_id]
     ticket = session.get(Ticket, row.ticket_id)
-    if planned and ticket is not None and ticket_ops.mark_first_response(app, ticket, app.now()):
-        record_event(session, ticket, "first_response", app.now(), f"first response by {planned[0].actor} "
-                     "(an answer planned with #send-at/#send-in, sent now)", actor=planned[0].actor)
+    if not planned or ticket is None:
+        return
+    by = planned[0].actor
+    if ticket_ops.mark_first_response(app, ticket, app.now()):
+        record_event(session, ticket, "first_response", app.now(), f"first response by {by} "
+                     "(an answer planned with #send-at/#send-in, sent now)", actor=by)
+    # the status an answer sets, now that the customer has it; not over a status someone chose
+    # meanwhile (pending, resolved, closed): only a ticket still waiting on us moves
+    then = planned[0].data.get("then_status") or ""
+    if then and ticket.status in ("new", "open"):
+        ticket_ops.set_status(app, session, ticket, then, actor=by, why="planned answer sent")
 
 
 def cancel(app, session, ticket: Ticket) -> int:
