@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.runtime.dispatch import dispatch_due
-from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, customer_mail, events, open_ticket, reply_to
+from tests.engineer_mail import ALICE, CUSTOMER, SUPPORT, customer_mail, events, open_ticket, reply_to, ticket
 from tests.desk_kit import WEBSITE_502 as EN, desk  # noqa: F401 (desk: the fixture)
 from tests.mail import body_text, build
 
@@ -26,6 +26,36 @@ def test_send_in_holds_the_answer_until_then(desk):
     [sent] = _due(desk)
     assert "please try again after 11:00" in body_text(sent["msg"]) and ALICE not in sent["raw"].decode()
     assert events(desk.app, tid, "send_later")
+
+
+def test_the_first_response_counts_when_the_held_answer_goes(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.receive(reply_to(note, "#send-in 2h\nThe fix is deployed; please try again after 11:00.", frm=ALICE))
+    assert ticket(desk.app, tid).first_responded_at is None  # not yet: the customer has nothing
+    desk.clock.advance(hours=2, minutes=1)
+    assert _due(desk)
+    assert ticket(desk.app, tid).first_responded_at == desk.clock.now()  # so no first-response breach follows
+    assert [e.actor for e in events(desk.app, tid, "first_response")] == [ALICE]
+
+
+def test_the_status_an_answer_sets_waits_for_the_held_answer_to_go(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.receive(reply_to(note, "#send-in 2h\nThe fix is deployed; please try again after 11:00.", frm=ALICE))
+    assert ticket(desk.app, tid).status == "new"  # the customer has nothing yet: still waiting on us
+    desk.clock.advance(hours=2, minutes=1)
+    assert _due(desk)
+    assert ticket(desk.app, tid).status == desk.app.config.workflow.status_after_reply == "pending"
+    [ev] = events(desk.app, tid, "status")
+    assert (ev.actor, ev.data["old"], ev.data["new"]) == (ALICE, "new", "pending")
+
+
+def test_a_status_chosen_meanwhile_or_with_the_command_is_left_as_it_is(desk):
+    tid, note = open_ticket(desk, **EN)
+    desk.receive(reply_to(note, "#send-in 2h\n#status open\nWe are on it; details follow.", frm=ALICE))
+    assert ticket(desk.app, tid).status == "open"  # the engineer's own #status applies at once
+    desk.clock.advance(hours=2, minutes=1)
+    assert _due(desk)
+    assert ticket(desk.app, tid).status == "open"  # and the answer going does not override it
 
 
 def test_send_at_is_read_on_the_teams_clock(desk):

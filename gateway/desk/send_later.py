@@ -2,7 +2,8 @@
 
 `when(app, block)` reads the time (send-at in `report.timezone`, the team's clock); the
 engineer handler relays the answer as usual but with the outbox row due then, and records
-a `send_later` event. `cancel(app, s, ticket)`, called when the customer writes again
+a `send_later` event; `on_sent(app, s, row)`, called by the dispatcher when a row went,
+counts the first response then (gateway.desk.relay does not count a planned answer). `cancel(app, s, ticket)`, called when the customer writes again
 before it went, cancels every such answer still waiting (the outbox row `cancelled`, the
 stored answer made internal, out of the customer's References) and tells its author, with
 the answer quoted and a reply address of their own to answer anew. Nothing here decides
@@ -14,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.desk import notify
+from gateway.desk import notify, ticket_ops
 from gateway import outbox
 from storage.history import record_event
 from storage.models import Ticket
@@ -51,10 +52,35 @@ def problems(app, block) -> list[str]:
     return []
 
 
-def record(app, session, ticket: Ticket, *, engineer: str, message_id: str, due: datetime) -> None:
+def record(app, session, ticket: Ticket, *, engineer: str, message_id: str, due: datetime,
+           then_status: str = "") -> None:
+    """`then_status`: the status the ticket takes when the answer goes (workflow.status_after_reply,
+    as for an answer sent at once; "" when the engineer's own #status already set it)."""
     record_event(session, ticket, "send_later", app.now(), f"answer by {engineer} to be sent at "
                  f"{due.astimezone(ZoneInfo(app.config.report.timezone)):%Y-%m-%d %H:%M %Z} unless the "
-                 "customer writes first", actor=engineer, message_id=message_id, at=due.isoformat())
+                 "customer writes first", actor=engineer, message_id=message_id, at=due.isoformat(),
+                 then_status=then_status)
+
+
+def on_sent(app, session, row) -> None:
+    """An outbox row went: when it is a planned answer, the customer has it only now, so the
+    first response counts now (until then the SLA's first-response clock kept running)."""
+    if row.kind != "relay" or row.ticket_id is None:
+        return
+    planned = [ev for ev in events.of_ticket(session, row.ticket_id, "send_later")
+               if ev.data.get("message_id") == row.message_id]
+    ticket = session.get(Ticket, row.ticket_id)
+    if not planned or ticket is None:
+        return
+    by = planned[0].actor
+    if ticket_ops.mark_first_response(app, ticket, app.now()):
+        record_event(session, ticket, "first_response", app.now(), f"first response by {by} "
+                     "(an answer planned with #send-at/#send-in, sent now)", actor=by)
+    # the status an answer sets, now that the customer has it; not over a status someone chose
+    # meanwhile (pending, resolved, closed): only a ticket still waiting on us moves
+    then = planned[0].data.get("then_status") or ""
+    if then and ticket.status in ("new", "open"):
+        ticket_ops.set_status(app, session, ticket, then, actor=by, why="planned answer sent")
 
 
 def cancel(app, session, ticket: Ticket) -> int:

@@ -182,9 +182,11 @@ def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False
         due = send_later.when(app, block)
         answer = relay_to_customer(app, s, ticket, engineer=engineer, body=block.body, attachments=e.attachments,
                                    spool_id=ib.entry.id, send_at=due)
-        if due is not None:
-            send_later.record(app, s, ticket, engineer=engineer, message_id=answer.message_id, due=due)
-        if due is None and not (block.get("status") or engineer_commands.closure_status(block)):
+        own_status = bool(block.get("status") or engineer_commands.closure_status(block))
+        if due is not None:  # the status an answer sets waits for it to go (send_later.on_sent)
+            send_later.record(app, s, ticket, engineer=engineer, message_id=answer.message_id, due=due,
+                              then_status="" if own_status else app.config.workflow.status_after_reply)
+        elif not own_status:
             ticket_ops.set_status(app, s, ticket, app.config.workflow.status_after_reply, actor=engineer,
                                   why="engineer replied")
         outcome = "relayed"

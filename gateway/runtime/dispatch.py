@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import case, or_, select, update
 
+from gateway.desk import send_later
 from gateway.leases import process_gone
 from gateway import metrics
 from gateway.outbox import message_bytes
@@ -120,6 +121,7 @@ def _finish(app, row_id: int, *, ok: bool, temporary: bool, detail: str, counts:
             row.next_attempt_at = now + backoff(app, 2)
         elif ok:
             row.status, row.sent_at, row.last_error = "sent", now, ""
+            send_later.on_sent(app, s, row)
         elif temporary and row.attempts < app.config.outbound.max_attempts:
             row.status, row.last_error = "pending", detail[:2000]
             row.next_attempt_at = now + backoff(app, row.attempts)
