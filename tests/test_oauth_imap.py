@@ -298,3 +298,35 @@ def test_a_public_client_without_a_secret_signs_in_and_refreshes(make_app, oauth
     source.store.update("helpdesk", expires_at=0)
     assert source.token() in auth_server.access
     assert auth_server.grants == ["device_code", "refresh_token"]
+
+
+def test_oauth_status_and_health_agree_on_a_refresh_that_may_pass_and_one_a_person_must_fix(
+        tmp_path, oauth_dovecot, auth_server):
+    cfg_path = write_config(tmp_path / "gw.toml", database_url=f"sqlite:///{tmp_path}/gw.db",
+                            data_dir=tmp_path / "var", imap=[oauth_mailbox(oauth_dovecot, auth_server)])
+    from gateway.config import load_config
+
+    cfg = load_config(cfg_path)
+    source = oauth.source_for(cfg, "helpdesk")
+    sign_in(cfg, "helpdesk", auth_server, oauth_dovecot.user)
+    source.store.update("helpdesk", expires_at=0)  # the access token has run out
+    auth_server.revoke(oauth_dovecot.user)  # and consent was withdrawn: only a new sign-in helps
+    with pytest.raises(oauth.OAuthFailure):
+        source.token()
+    status = cli(cfg_path, "oauth", "status")
+    assert status.returncode == 2 and "FAIL  helpdesk" in status.stdout and "FAILING since" in status.stdout
+    report = json.loads(cli(cfg_path, "health", "--json").stdout)["checks"]["oauth"]
+    assert not report["ok"] and report["accounts"] == {"helpdesk": "failing"}
+
+    sign_in(cfg, "helpdesk", auth_server, oauth_dovecot.user)  # an administrator signs in again
+    source = oauth.source_for(cfg, "helpdesk")  # (a process started since: no failure remembered)
+    source.store.update("helpdesk", expires_at=0)
+    auth_server.stop()  # and now the provider is out of reach: a failure that may pass
+    with pytest.raises(oauth.OAuthFailure):
+        source.token()
+    status = cli(cfg_path, "oauth", "status")
+    assert status.returncode == 0, status.stdout + status.stderr  # as health: a warning, not a failure
+    assert "WARN  helpdesk" in status.stdout and "refresh failing for now" in status.stdout
+    assert "FAILING" not in status.stdout
+    report = json.loads(cli(cfg_path, "health", "--json").stdout)["checks"]["oauth"]
+    assert report["ok"] and report["accounts"] == {"helpdesk": "retrying"}

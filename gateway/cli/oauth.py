@@ -34,9 +34,12 @@ def token_lines(source: oauth.TokenSource) -> list[str]:
     s, rec = source.settings, source.status()
     lines = [(f"      auth: OAuth 2.0, provider {s.provider}, flow {s.flow}, {s.mechanism.upper()}, "
               f"as {source.username}")]
-    if rec.get("failed_since"):
+    if rec.get("failed_since") and rec.get("permanent"):  # a person must act (as health says)
         lines.append(f"      token: FAILING since {_when(rec['failed_since'])}: {rec.get('last_error', '')}"
                      + ("; administrators told" if rec.get("alerted_at") else ""))
+    elif rec.get("failed_since"):  # may pass (the endpoint unreachable): retried, a warning in health
+        lines.append(f"      token: refresh failing for now, since {_when(rec['failed_since'])}, retried: "
+                     f"{rec.get('last_error', '')}" + ("; administrators told" if rec.get("alerted_at") else ""))
     if s.flow != "client_credentials" and not rec.get("refresh_token"):
         lines.append(f"      token: none yet; run 'supportgw oauth login {source.account}'")
     elif rec.get("expires_at"):
@@ -64,13 +67,14 @@ def cmd_status(args) -> int:
     if not names:
         raise CommandError("no mailbox and no outbound relay uses auth = 'oauth2'")
     failing = 0
+    states = oauth.health(cfg)["accounts"]  # the verdict /readyz and `supportgw health` give
     for name in names:
         source = oauth.source_for(cfg, name)
-        lines = token_lines(source)
-        bad = any("FAILING" in line or "none yet" in line for line in lines)
+        state = states.get(name, "ok")
+        bad = state in ("failing", "not signed in")
         failing += bad
-        print(("FAIL  " if bad else "ok    ") + name)
-        print("\n".join(lines), flush=True)
+        print(("FAIL  " if bad else "WARN  " if state == "retrying" else "ok    ") + name)
+        print("\n".join(token_lines(source)), flush=True)
     if failing:
         raise CommandError(f"{failing} of {len(names)} OAuth account(s) need attention")
     return 0
