@@ -130,3 +130,92 @@ def test_savepoints_of_one_session_commit_together(app):
                                 .where(Ticket.requester_email.like("batch%"))) == 0
     with app.db.session() as s:
         assert s.scalar(select(func.count(Ticket.id)).where(Ticket.requester_email.like("batch%"))) == 3
+
+
+# --- read: the hot path's small reads without the ORM (raw on SQLite), update_later, insert_now
+
+def _read_both(s, stmt, params):
+    """rows.read's rows, and SQLAlchemy's own for the same statement and values."""
+    from storage.rows import read
+
+    got = read(s, stmt, params).all()
+    return [tuple(r) for r in got], [tuple(r) for r in s.connection().execute(stmt, params).all()]
+
+
+def test_read_binds_and_answers_as_sqlalchemy_does(app):
+    from storage.queries.messages import _COUNT_FROM
+    from storage.queries.participants import _WATCHERS
+
+    from datetime import timedelta
+
+    from storage.models import Message
+
+    with app.db.session() as s:
+        t = _ticket(s)
+        for i, at in enumerate([NOW - timedelta(hours=2), NOW - timedelta(minutes=30), NOW]):
+            s.add(Message(ticket_id=t.id, direction="in", kind="customer", message_id=f"<{i}@x>",
+                          sender_email="a@customer.example", created_at=at))
+        s.flush()
+        append(s, Participant, ticket_id=t.id, email="w@support.example", name="", role="watcher")
+        # a window that cuts the rows: the `since` value must be bound as SQLAlchemy binds it (a
+        # time in another zone, stored in UTC), or the count differs
+        since = (NOW - timedelta(hours=1)).astimezone(timezone(timedelta(hours=8)))
+        mine, theirs = _read_both(s, _COUNT_FROM, {"sender": "a@customer.example", "since": since})
+        assert mine == theirs == [(2,)]
+        mine, theirs = _read_both(s, _WATCHERS, {"ticket_id": t.id})  # the appended row is seen
+        assert mine == theirs == [("w@support.example",)]
+
+
+def test_read_flushes_a_pending_change_to_what_it_reads_and_nothing_else(app):
+    from storage.models import Message
+    from storage.rows import read
+    from gateway.pipeline.process import _STORED
+
+    with app.db.session() as s:
+        t = _ticket(s)
+        s.add(Message(ticket_id=t.id, direction="in", kind="customer", message_id="<m@x>",
+                      sender_email="a@customer.example", created_at=NOW))
+        params = {"message_id": "<m@x>", "sender": "a@customer.example"}
+        assert read(s, _STORED, params).first() is None  # no flush asked for: not written yet
+        assert read(s, _STORED, params, flush_for=(ThreadId,)).first() is None  # not what it reads
+        assert read(s, _STORED, params, flush_for=(Message,)).first() is not None
+
+
+def test_update_later_is_written_with_the_rows_and_dropped_with_a_savepoint(app):
+    from storage.models import SpoolEntry
+    from storage.rows import update_later
+
+    with app.db.session() as s:
+        e = SpoolEntry(source="file", received_at=NOW, size=1, sha256="x", message_id="", dedupe_key="k1",
+                       raw=b"x", status="pending")
+        s.add(e)
+        s.flush()
+        savepoint = s.begin_nested()
+        update_later(s, SpoolEntry, e.id, status="quarantined", attempts=1)
+        savepoint.rollback()
+        update_later(s, SpoolEntry, e.id, status="processed", attempts=1)
+        # a query of the table writes it first
+        assert s.execute(text("SELECT status, attempts FROM spool WHERE id = :i"), {"i": e.id}).one() == (
+            "processed", 1)
+        assert e.status == "pending"  # the loaded object is left as it was
+
+
+def test_insert_now_writes_the_row_at_once_and_keeps_the_object_loaded(app):
+    from sqlalchemy import event
+
+    from storage import hot
+
+    with app.db.session() as s:
+        t = Ticket(requester_email="a@customer.example", created_at=NOW, updated_at=NOW)
+        t.id = hot.next_id(s, Ticket)
+        t.ref = f"TS-{t.id:06d}"
+        hot.insert_now(s, t)
+        sent: list[str] = []
+        event.listen(s.connection(), "before_cursor_execute", lambda *a: sent.append(a[2]))
+        assert (t.status, t.tags, t.first_responded_at) == ("new", [], None)  # defaults, no load
+        assert s.execute(text("SELECT ref FROM tickets WHERE id = :i"), {"i": t.id}).scalar_one() == t.ref
+        t.status = "open"
+        s.flush()
+        assert [q.split()[0] for q in sent] == ["SELECT", "UPDATE"]  # no reload of the row
+    with app.db.session() as s:
+        assert s.get(Ticket, t.id).status == "open"
