@@ -358,3 +358,20 @@ def test_with_json_or_without_a_terminal_the_import_prints_no_bar(cfgfile, tmp_p
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert done.returncode == 0, done.stderr
     assert "msg/s" not in done.stderr and "importing" not in done.stderr and "imported:" in done.stdout
+
+
+def test_imported_tickets_keep_the_brand_the_customer_wrote_to(cfgfile, tmp_path, capsys):
+    # an [[address]]: its tickets answer From it, in its language, on its team (as live tickets)
+    cfgfile.write_text(cfgfile.read_text() + '[[address]]\naddress = "help@brand-b.example"\n'
+                       'language = "zh-CN"\nteam = "brand-b"\n')
+    to_brand = build(msgid="<b1@customer.example.com>", to="help@brand-b.example", subject="Invoice question")
+    to_us = build(msgid="<d1@customer.example.com>", subject="Website returns 502")
+    for name, raw in (("b.eml", to_brand), ("d.eml", to_us)):
+        (tmp_path / name).write_bytes(raw)
+    code, out, _ = run(cfgfile, "import", "--json", str(tmp_path / "b.eml"), str(tmp_path / "d.eml"), capsys=capsys)
+    assert code == 0 and json.loads(out)["imported"] == 2
+    with db(cfgfile).connect() as c:
+        got = {r.subject: (r.address, r.language, r.team) for r in c.execute(
+            select(Ticket.subject, Ticket.address, Ticket.language, Ticket.team))}
+    assert got["Invoice question"] == ("help@brand-b.example", "zh-CN", "brand-b")
+    assert got["Website returns 502"][0] == "" and got["Website returns 502"][2] != "brand-b"

@@ -33,6 +33,13 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
             to = [a for a in root.to + root.cc if a.email and not imp.ours(a.email)]
             requester, rname = (to[0].email, to[0].name) if to else (root.sender.email, root.sender.name)
         decision = imp.routed(human[0] if human else todo[0], root, first)
+        # the [[address]] the customer wrote to (or we wrote from), as a live ticket keeps it: its
+        # later answers go out From that brand, in its language, and a brand's team takes it
+        brand = app.config.brand_for([a.email for a in root.to + root.cc] if human else [root.sender.email])
+        team = decision["team"]
+        if brand and brand.team and team == app.rules.current.defaults.team:
+            team = brand.team
+        language = brand.language if brand and brand.language not in ("", "auto") else _language(app, root)
         closed = now - last > imp.close_after
         # open even when we spoke last: "pending" would let the pending-reminder job write to the
         # customer about a conversation the gateway never had (gateway/jobs/pending.py)
@@ -43,10 +50,11 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
                           and not (k in emails and emails[k].automatic)), None)
         plan["ticket"] = dict(
             subject=root.subject or "(no subject)", status=status, priority=decision["priority"],
-            category=decision["category"], team=decision["team"], tier=1, owner=decision["owner"],
+            category=decision["category"], team=team, tier=1, owner=decision["owner"],
             handler=decision["owner"], requester_email=requester, requester_name=rname,
             organisation=decision["organisation"], project=decision["project"],
-            customer_tier=decision["customer_tier"], language=_language(app, root), tags=decision["tags"],
+            customer_tier=decision["customer_tier"], language=language, tags=decision["tags"],
+            address=brand.address if brand else "",
             created_at=min(first, now), updated_at=min(last, now), first_response_due=None, resolution_due=None,
             first_responded_at=responded, resolved_at=min(last, now) if closed else None,
             closed_at=min(last, now) if closed else None, paused_seconds=0, sla_policy=decision["sla_policy"],
@@ -59,9 +67,9 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
         ev.append(_event(first, "created", f"ticket {{ref}} imported from {label}: opened by {requester}",
                               requester, source=f"import:{label}"))
         ev.append(_event(first, "routed", "\n".join(
-            decision["fired"] + [f"category={decision['category']} team={decision['team']} "
+            decision["fired"] + [f"category={decision['category']} team={team} "
                                  f"priority={decision['priority']} owner={decision['owner'] or '-'}"]),
-            category=decision["category"], team=decision["team"], priority=decision["priority"],
+            category=decision["category"], team=team, priority=decision["priority"],
             owner=decision["owner"], rules=decision["rules"]))
         ev.append(_event(now, "imported", "imported history: no acknowledgement, notification or SLA clock; "
                               f"{len(conv.keys)} messages from {first:%Y-%m-%d} to {last:%Y-%m-%d}",
