@@ -459,6 +459,19 @@ class Config(_Strict):
                 return entry
         return None
 
+    def language_for(self, detected: str, brand: AddressEntry | None = None) -> str:
+        """The language a mail to the customer is written in: its [[address]]'s, unless that says
+        auto or nothing; else gateway.language, unless auto; else the one `detected` in their mail."""
+        if brand is not None and brand.language not in ("", "auto"):
+            return brand.language
+        return detected if self.gateway.language == "auto" else self.gateway.language
+
+    @staticmethod
+    def team_for(routed: str, brand: AddressEntry | None, default_team: str) -> str:
+        """A new ticket's team: the one routing chose, or the [[address]]'s own where routing fell
+        back on its default."""
+        return brand.team if brand and brand.team and routed == default_team else routed
+
     def brand(self, address: str) -> AddressEntry | None:
         return next((e for e in self.address if e.address == (address or "").lower()), None)
 

@@ -2,12 +2,13 @@
 
 `when(app, block)` reads the time (send-at in `report.timezone`, the team's clock); the
 engineer handler relays the answer as usual but with the outbox row due then, and records
-a `send_later` event; `on_sent(app, s, row)`, called by the dispatcher when a row went,
-counts the first response then (gateway.desk.relay does not count a planned answer). `cancel(app, s, ticket)`, called when the customer writes again
-before it went, cancels every such answer still waiting (the outbox row `cancelled`, the
-stored answer made internal, out of the customer's References) and tells its author, with
-the answer quoted and a reply address of their own to answer anew. Nothing here decides
-who may write.
+a `send_later` event. `on_sent(app, s, row)`, called by the dispatcher when a row went,
+counts the first response then (gateway.desk.relay does not count a planned answer) and
+sets the status the answer was to leave. `cancel(app, s, ticket)`, called when the customer
+writes again before it went, cancels every such answer still waiting (the outbox row
+`cancelled`, the stored answer made internal, out of the customer's References) and tells
+its author, with the answer quoted and a reply address of their own to answer anew.
+Nothing here decides who may write.
 """
 
 from __future__ import annotations

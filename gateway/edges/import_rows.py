@@ -36,10 +36,8 @@ def conversation_rows(imp, conv, found, parsed, raws, ticket_id, now) -> dict:
         # the [[address]] the customer wrote to (or we wrote from), as a live ticket keeps it: its
         # later answers go out From that brand, in its language, and a brand's team takes it
         brand = app.config.brand_for([a.email for a in root.to + root.cc] if human else [root.sender.email])
-        team = decision["team"]
-        if brand and brand.team and team == app.rules.current.defaults.team:
-            team = brand.team
-        language = brand.language if brand and brand.language not in ("", "auto") else _language(app, root)
+        team = app.config.team_for(decision["team"], brand, app.rules.current.defaults.team)
+        language = app.config.language_for(root.language, brand)
         closed = now - last > imp.close_after
         # open even when we spoke last: "pending" would let the pending-reminder job write to the
         # customer about a conversation the gateway never had (gateway/jobs/pending.py)
@@ -125,7 +123,3 @@ def routed(decision) -> dict:
 
 def _event(at, kind, detail, actor="system", **data) -> dict:
     return dict(at=at, kind=kind, actor=actor, detail=detail, data=data)
-
-def _language(app, email) -> str:
-    forced = app.config.gateway.language
-    return email.language if forced == "auto" else forced

@@ -31,7 +31,6 @@ from gateway.handlers import engineer_commands
 from gateway import large_mail, outbox
 from gateway.desk.automatic import may_send_automatic
 from gateway.desk.relay import relay_to_customer
-from gateway.desk.inbound import choose_language
 from gateway.desk.threads import Match
 from gateway.desk.unverified import has_command_lines, log_ignored, tell_unverified
 from parsers import authresults
@@ -256,7 +255,7 @@ def _command_help(ib, ticket: Ticket, engineer: str, block) -> None:
 
 def _language_of(app, e) -> str:
     """The language the engineer wrote in, unless gateway.language forces one."""
-    return choose_language(app, e)
+    return app.config.language_for(e.language)
 
 
 def _only_help(e) -> bool:

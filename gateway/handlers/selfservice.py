@@ -16,7 +16,6 @@ from gateway import outbox
 from gateway.clock import fmt_due
 from gateway.desk.automatic import may_send_automatic
 from gateway.desk import notify
-from gateway.desk.inbound import choose_language
 from parsers.status_request import is_status_request
 from storage.models import Ticket
 from storage.queries import tickets
@@ -43,7 +42,7 @@ def handle(ib) -> str | None:
     tickets = open_tickets(s, sender)
     brand = app.config.brand_for(ib.recipients)  # answered from the address they wrote to
     address = brand.address if brand else ""
-    language = brand.language if brand and brand.language not in ("", "auto") else choose_language(app, e)
+    language = app.config.language_for(e.language, brand)
     rendered = app.templates_for(address=address).render(
         "status_list", language, customer_name=e.sender.name,
         tickets=[_row(app, t) for t in tickets], team_name=app.team_name(address=address),
