@@ -83,6 +83,38 @@ def _sqlite_plan(dialect, table, given: frozenset) -> tuple[str, list]:
     return sql, plan
 
 
+def take_ids(session: Session, table, n: int) -> list[int]:
+    """The ids the database would give the next `n` rows of `table`, in order, taken now, so that
+    values made from them (a ticket's ref) go out in the INSERT, with no UPDATE after it.
+
+    PostgreSQL: the table's sequence, as its INSERT would. SQLite: above the largest id there is,
+    as INTEGER PRIMARY KEY does. The caller holds the database's one write lock (storage.db
+    write_lock, or a batch's BEGIN IMMEDIATE) for its transaction, and has no rows of the table
+    waiting to be written; a writer that did not would fail on the primary key, never write over
+    a row."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        start = conn.execute(_max_id(table)).scalar() or 0
+        return list(range(start + 1, start + 1 + n))
+    seq = _SEQUENCES.get(table.name)
+    if seq is None:
+        seq = _SEQUENCES[table.name] = conn.execute(_SERIAL, {"t": table.name}).scalar_one()
+    if n == 1:
+        return [conn.execute(_NEXTVAL, {"s": seq}).scalar_one()]
+    return sorted(conn.execute(_NEXTVALS, {"s": seq, "n": n}).scalars())
+
+
+_SERIAL = text("SELECT pg_get_serial_sequence(:t, 'id')")
+_NEXTVAL = text("SELECT nextval(CAST(:s AS regclass))")
+_NEXTVALS = text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)")
+_SEQUENCES: dict[str, str] = {}  # table -> its sequence (the same name in every database)
+
+
+@lru_cache(maxsize=None)
+def _max_id(table):
+    return select(func.max(table.c.id))
+
+
 def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False, by_id=None) -> list[int]:
     """Insert `rows` into `model`'s table; their new ids, in order, when `ids` (else []).
     `by_id`: {column: function of the new id} for values made from it (a ticket's ref), so that
@@ -90,24 +122,13 @@ def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False,
     if not rows:
         return []
     table = model.__table__
+    new_ids: list[int] = []
+    if ids:  # taken first (SQLite: RETURNING in the rows' order would make one INSERT per row)
+        new_ids = take_ids(session, table, len(rows))
+        rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
     if session.get_bind().dialect.name != "postgresql":
-        # SQLite: RETURNING in the rows' order makes SQLAlchemy send one INSERT per row, so the ids
-        # are taken here instead, above the largest there is. The caller holds the database's one
-        # write lock (storage.db write_lock) for its transaction; a writer that did not would make
-        # this batch fail on the primary key, never write over a row.
-        new_ids: list[int] = []
-        if ids:
-            start = session.execute(select(func.max(table.c.id))).scalar() or 0
-            new_ids = list(range(start + 1, start + 1 + len(rows)))
-            rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
         sqlite_insert(session, table, rows)
         return new_ids
-    new_ids: list[int] = []
-    if ids:
-        seq = session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
-        new_ids = sorted(session.execute(text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)"),
-                                         {"s": seq, "n": len(rows)}).scalars())
-        rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
     cols = [c for c in table.columns if c.name in rows[0] or (not c.primary_key and _default(c) is not None)]
     names = ", ".join(f'"{c.name}"' for c in cols)
     plan = [(c.name, _default(c), _copy_converter(c)) for c in cols]

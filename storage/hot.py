@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import func, insert, inspect, select, text
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
+
+from storage.bulk import take_ids
+from storage.rows import prepared_insert
 
 
 def begin_writing(session: Session) -> None:
@@ -32,32 +35,8 @@ def begin_writing(session: Session) -> None:
 
 def next_id(session: Session, model) -> int:
     """The id the database would give the next row of `model`, taken now, so that a value made
-    from it (a ticket's ref) goes out in the one INSERT (`insert_now`), with no UPDATE after it.
-
-    PostgreSQL: the table's sequence, as its INSERT would. SQLite: above the largest id there
-    is, as INTEGER PRIMARY KEY does (the caller holds the write lock for its transaction, as
-    storage.bulk's writers do)."""
-    table = model.__table__
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        seq = _SEQUENCES.get(table.name)
-        if seq is None:
-            seq = _SEQUENCES[table.name] = conn.execute(_SERIAL, {"t": table.name}).scalar_one()
-        return conn.execute(_NEXTVAL, {"s": seq}).scalar_one()
-    return (conn.execute(_max_id(table)).scalar() or 0) + 1
-
-
-_SERIAL = text("SELECT pg_get_serial_sequence(:t, 'id')")
-_NEXTVAL = text("SELECT nextval(CAST(:s AS regclass))")
-_SEQUENCES: dict[str, str] = {}
-_MAX_IDS: dict = {}
-
-
-def _max_id(table):
-    stmt = _MAX_IDS.get(table.name)
-    if stmt is None:
-        stmt = _MAX_IDS[table.name] = select(func.max(table.c.id))
-    return stmt
+    from it (a ticket's ref) goes out in the one INSERT (`insert_now`); see storage.bulk.take_ids."""
+    return take_ids(session, model.__table__, 1)[0]
 
 
 def insert_now(session: Session, obj) -> None:
@@ -77,11 +56,12 @@ def insert_now(session: Session, obj) -> None:
         if key not in held or held[key] is not v:
             setattr(obj, key, v)  # NULL too: an attribute left unset would be loaded again when read
         values[col] = v
+    stmt = prepared_insert(type(obj).__table__)
     if values.get("id") is None:  # the database gives it (RETURNING on PostgreSQL, the rowid on SQLite)
         del values["id"]
-        obj.id = session.connection().execute(_insert(type(obj)), values).inserted_primary_key[0]
+        obj.id = session.connection().execute(stmt, values).inserted_primary_key[0]
     else:
-        session.connection().execute(_insert(type(obj)), values)
+        session.connection().execute(stmt, values)
     make_transient_to_detached(obj)
     session.add(obj)
 
@@ -95,8 +75,3 @@ def _columns(model) -> tuple:
         d = col.default
         out.append((prop.key, col.name, d if d is not None and (d.is_scalar or d.is_callable) else None))
     return tuple(out)
-
-
-@cache
-def _insert(model):
-    return insert(model.__table__)

@@ -80,8 +80,7 @@ def write(session: _OrmSession, tables: set[str] | None = None) -> None:
     if not todo:
         return
     conn = session.connection()
-    # the driver's own executemany on SQLite, unless something watches statements go out (as read)
-    sqlite = conn.dialect.name == "sqlite" and not conn.dispatch.before_cursor_execute
+    sqlite = _raw(conn)
     for table in todo:
         rows = buffered.pop(table)
         # one executemany per run of rows naming the same columns (it takes one column set)
@@ -91,11 +90,11 @@ def write(session: _OrmSession, tables: set[str] | None = None) -> None:
             elif sqlite:  # on the driver's own connection: a fifth of SQLAlchemy's executemany's cost
                 insert_rows_now(session, table, list(run))
             else:
-                conn.execute(_insert(table), list(run))
+                conn.execute(prepared_insert(table), list(run))
 
 
 @cache
-def _insert(table: Table):
+def prepared_insert(table: Table):
     """The table's INSERT, built once (building costs SQLAlchemy more than running it)."""
     return insert(table)
 
@@ -158,16 +157,20 @@ def read(session: _OrmSession, statement, params: dict, *, flush_for: tuple = ()
     if flush_for and _changed(session, flush_for):
         session.flush()
     conn = session.connection()
-    # raw only when nothing watches the statements go out (a test checking their query plans,
-    # a benchmark counting them): they see the same SQL through SQLAlchemy
-    plan = (_raw_plan(statement, conn.dialect)
-            if conn.dialect.name == "sqlite" and not conn.dispatch.before_cursor_execute else None)
+    plan = _raw_plan(statement, conn.dialect) if _raw(conn) else None
     if plan is None:
         return conn.execute(statement, params)
     sql, binds = plan
     values = [(proc(v) if proc is not None and v is not None else v)
               for v, proc in ((params[name] if required else value, proc) for name, required, value, proc in binds)]
     return _Fetched(conn.connection.driver_connection.execute(sql, values).fetchall())
+
+
+def _raw(conn) -> bool:
+    """Whether to go to the driver's own connection, past SQLAlchemy: on SQLite, and only when
+    nothing watches the statements go out (a test checking their query plans, a benchmark counting
+    them), so that those see the same SQL through SQLAlchemy."""
+    return conn.dialect.name == "sqlite" and not conn.dispatch.before_cursor_execute
 
 
 class _Fetched:
