@@ -62,11 +62,6 @@ class Inbound:
         return self._found
 
 
-def choose_language(app, email: ParsedEmail) -> str:
-    forced = app.config.gateway.language
-    return email.language if forced == "auto" else forced
-
-
 def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = False,
                   text: str | None = None, reply_text: str | None = None, at=None) -> Message:
     """Store the mail on the ticket. `at`: when it was written, for mail filed as history
@@ -76,13 +71,17 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     msg = messages.received(e, ticket_id=ticket.id, spool_id=ib.entry.id, kind=kind, created_at=when,
                             internal=internal, text=text, reply_text=reply_text)
     hot.insert_now(ib.session, msg)  # one INSERT now, instead of a flush of the unit of work
+    # Each row written at once, and the message's collection set to them as loaded, even when empty:
+    # the notification reads them from here, with no query (gateway.desk.notify), and the message
+    # is not left changed, so no flush of the unit of work is needed for it.
+    rows = []
     for att in e.attachments:
         ib.app.attachments.put(att.sha256, att.content)
-    # loaded, even when empty: the notification reads them from here, with no query (gateway.desk.notify)
-    set_committed_value(msg, "attachments", [])
-    for att in e.attachments:
-        msg.attachments.append(AttachmentRow(filename=att.filename, content_type=att.content_type, size=att.size,
-                                             sha256=att.sha256))
+        row = AttachmentRow(message_id=msg.id, filename=att.filename, content_type=att.content_type,
+                            size=att.size, sha256=att.sha256)
+        hot.insert_now(ib.session, row)
+        rows.append(row)
+    set_committed_value(msg, "attachments", rows)
     append(ib.session, ThreadId, message_id=e.message_id, ticket_id=ticket.id, outbound=False)
     ib.session.info.pop("ticket_references", None)  # the thread grew: recompute References
     if ticket.updated_at is None or when > ticket.updated_at:  # (set only when it moves: no needless flush)
@@ -164,10 +163,8 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     decision = app.route(e, recipients=tuple(ib.recipients), now=now)
     owner = decision.owner_email or owner_default
     brand = app.config.brand_for(ib.recipients)
-    team = decision.team
-    if brand and brand.team and team == app.rules.current.defaults.team:
-        team = brand.team  # no rule chose a team: the address's own
-    language = brand.language if brand and brand.language not in ("", "auto") else choose_language(app, e)
+    team = app.config.team_for(decision.team, brand, app.rules.current.defaults.team)
+    language = app.config.language_for(e.language, brand)
     ticket = Ticket(
         subject=short_subject(e.subject) or "(no subject)", status="new", priority=decision.priority,
         category=decision.category, team=team, owner=owner or "", handler=owner or "",

@@ -68,6 +68,17 @@ def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
 
 def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
                 engineers: set[str], own_domain_check) -> Match:
+    # Without autoflush: the ORM would flush every pending change (the batch's last ticket
+    # updated) before loading a ticket by its id or ref, and neither needs it: a changed ticket
+    # is in the session, found there; refs never change; thread ids and participants are read
+    # with the changes to them written first (storage.rows.read).
+    with session.no_autoflush:
+        return _find(session, email, recipients=recipients, signer=signer, ref_prefix=ref_prefix,
+                     engineers=engineers, own_domain_check=own_domain_check)
+
+
+def _find(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
+          engineers: set[str], own_domain_check) -> Match:
     sender = email.sender.email
     stranger_of: Ticket | None = None
 

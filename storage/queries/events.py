@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from storage.models import Event
+from storage.rows import read
+
+_E = Event.__table__.c
+# Built once, on table columns: asked for every customer follow-up (gateway.desk.send_later)
+_ANY_OF_KIND = select(_E.id).where(_E.ticket_id == bindparam("ticket_id"), _E.kind == bindparam("kind")).limit(1)
+
+
+def any_of(session, ticket_id: int, kind: str) -> bool:
+    """The ticket has an event of `kind` (events are appended rows: written before this reads)."""
+    return read(session, _ANY_OF_KIND, {"ticket_id": ticket_id, "kind": kind}).first() is not None
 
 
 def of_ticket(session, ticket_id: int, kinds=None, *, actor: str | None = None,

@@ -41,19 +41,19 @@ def watchers(session, ticket_id: int) -> list[str]:
 
 # Built once: every message is threaded, and building a statement costs SQLAlchemy
 # more than running it.
-_ROLES = select(Participant.role).where(Participant.ticket_id == bindparam("ticket_id"),
-                                        Participant.email == bindparam("email"), Participant.active.is_(True))
-_PEOPLE = select(Participant.email).where(Participant.ticket_id == bindparam("ticket_id"))
+_ROLES = select(_P.role).where(_P.ticket_id == bindparam("ticket_id"), _P.email == bindparam("email"),
+                               _P.active.is_(True))
+_PEOPLE = select(_P.email).where(_P.ticket_id == bindparam("ticket_id"))
 
 
 def active_roles(session, ticket_id: int, email: str) -> set[str]:
     """The roles `email` holds on the ticket now (requester, cc, watcher)."""
-    return set(session.execute(_ROLES, {"ticket_id": ticket_id, "email": email}).scalars())
+    return set(read(session, _ROLES, {"ticket_id": ticket_id, "email": email}, flush_for=(Participant,)).scalars())
 
 
 def addresses(session, ticket_id: int) -> list[str]:
     """Everyone who is or was a participant of the ticket."""
-    return list(session.execute(_PEOPLE, {"ticket_id": ticket_id}).scalars())
+    return list(read(session, _PEOPLE, {"ticket_id": ticket_id}, flush_for=(Participant,)).scalars())
 
 
 def of_ticket(session, ticket_id: int, *, active_only: bool = False) -> list[Participant]:
