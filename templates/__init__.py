@@ -10,6 +10,7 @@ files) and customer text only ever arrives as data, never as template source.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 LOCALES = ("en", "zh-CN")
+RECHECK_SECONDS = 2.0  # an edited template file is read again within this long
 
 
 @dataclass(frozen=True)
@@ -33,22 +35,45 @@ def person(name: str | None, email: str | None) -> str:
     return f"{name} <{email}>" if name and email else name or email
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, its verdict on an attribute kept. The sandbox asks whether an attribute
+    is safe on every access (about fifty a notification), and its answer depends only on the
+    object's type and the attribute's name (jinja2.sandbox.is_internal_attribute): the same
+    question is answered once."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._safe: dict[tuple, bool] = {}
+
+    def is_safe_attribute(self, obj, attr: str, value) -> bool:
+        key = (type(obj), attr)
+        safe = self._safe.get(key)
+        if safe is None:
+            if len(self._safe) > 4096:  # names can come from data (item access): bounded
+                self._safe.clear()
+            safe = self._safe[key] = super().is_safe_attribute(obj, attr, value)
+        return safe
+
+
 class Templates:
     def __init__(self, directory: Path = TEMPLATE_DIR, *, override: Path | None = None, signature: str = "") -> None:
         self.directory = directory
         loaders = [FileSystemLoader(str(override))] if override else []
-        self.env = SandboxedEnvironment(
+        self.env = _Sandbox(
             loader=ChoiceLoader([*loaders, FileSystemLoader(str(directory))]),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            auto_reload=False,  # the files are looked at in `template`, not on every use
         )
         self.env.globals["person"] = person
         self.env.globals["organisation_name"] = lambda oid: oid  # an app puts its customer directory here
         self.env.globals["signature"] = signature
         self._variants: dict[tuple, Templates] = {}
+        self._held: dict = {}  # name -> compiled template
+        self._checked = time.monotonic()  # when the files were last looked at
 
     def variant(self, override: Path | None, signature: str = "") -> "Templates":
         """This set with a brand's folder before it and its signature (cached)."""
@@ -67,10 +92,26 @@ class Templates:
         for t in self._variants.values():
             t.env.globals["organisation_name"] = self.env.globals["organisation_name"]
 
+    def template(self, name: str):
+        """The compiled template `name`. Jinja would look at the file's time on every use (and at
+        each file it includes), to compile it again once edited. A support lead's edit still takes
+        effect without a restart, but the files are looked at once per `RECHECK_SECONDS`, not for
+        every mail: an edited one (or one it includes) is then compiled again."""
+        now = time.monotonic()
+        if now - self._checked >= RECHECK_SECONDS:
+            self._checked = now
+            if any(not t.is_up_to_date for t in list(self.env.cache.values())):
+                self.env.cache.clear()
+                self._held.clear()
+        tpl = self._held.get(name)
+        if tpl is None:
+            tpl = self._held[name] = self.env.get_template(name)
+        return tpl
+
     def render(self, kind: str, locale: str, **context) -> Rendered:
         if locale not in LOCALES:
             locale = "en"
-        tpl = self.env.get_template(f"{locale}/{kind}.j2")
+        tpl = self.template(f"{locale}/{kind}.j2")
         ctx = tpl.new_context(context)
         blocks = tpl.blocks
 
@@ -82,7 +123,7 @@ class Templates:
 
     def line(self, kind: str, locale: str, block: str, **context) -> str:
         """One extra block of a template (e.g. note.j2's `reply_name`) as a single line; "" when absent."""
-        tpl = self.env.get_template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
+        tpl = self.template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
         if block not in tpl.blocks:
             return ""
         return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())

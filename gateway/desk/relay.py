@@ -26,7 +26,7 @@ def render_block(app, kind: str, locale: str, block: str, *, templates=None, **c
     `templates`: the set to read it from (a brand's, app.templates_for); default app.templates."""
     from templates import LOCALES
 
-    tpl = (templates or app.templates).env.get_template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
+    tpl = (templates or app.templates).template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
     if block not in tpl.blocks:
         return ""
     return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())

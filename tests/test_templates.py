@@ -1,0 +1,76 @@
+"""The template set: a support lead's edit to a template file takes effect without a restart,
+and the file is not looked at for every mail."""
+
+from __future__ import annotations
+
+import os
+
+import templates as templates_mod
+from templates import Templates
+
+
+def _write(folder, text: str, mtime: float, footer: str = "the footer") -> None:
+    path = folder / "en" / "acknowledgement.j2"
+    path.write_text("{% block subject %}" + text + "{% endblock %}\n{% block text %}\n" + text + "\n"
+                    '{% include "en/_footer.j2" %}{% endblock %}\n', encoding="utf-8")
+    os.utime(path, (mtime, mtime))
+    inc = folder / "en" / "_footer.j2"
+    if not inc.exists() or inc.read_text(encoding="utf-8") != footer + "\n":
+        inc.write_text(footer + "\n", encoding="utf-8")
+        os.utime(inc, (mtime, mtime))
+
+
+def test_an_edited_template_is_read_again_within_the_recheck_time(tmp_path, monkeypatch):
+    (tmp_path / "en").mkdir()
+    _write(tmp_path, "first wording", 1_000_000)
+    clock = [100.0]
+    monkeypatch.setattr(templates_mod.time, "monotonic", lambda: clock[0])
+    looked = []
+    tpl = Templates(override=tmp_path)
+    real = tpl.env.get_template
+    monkeypatch.setattr(tpl.env, "get_template", lambda name, *a, **k: looked.append(name) or real(name, *a, **k))
+
+    assert tpl.render("acknowledgement", "en").subject == "first wording"
+    stats = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: stats.append(str(p)) or real_stat(p, *a, **k))
+    for _ in range(50):  # one mail after another: no file is looked at again, the included one neither
+        tpl.render("acknowledgement", "en")
+    monkeypatch.setattr(os, "stat", real_stat)
+    assert looked.count("en/acknowledgement.j2") == 1
+    assert not [p for p in stats if p.endswith(".j2")], stats
+
+    _write(tmp_path, "second wording", 1_000_100)
+    clock[0] += templates_mod.RECHECK_SECONDS / 2
+    assert tpl.render("acknowledgement", "en").subject == "first wording"  # within the window
+    clock[0] += templates_mod.RECHECK_SECONDS
+    assert tpl.render("acknowledgement", "en").subject == "second wording"  # the edit, without a restart
+    assert tpl.render("acknowledgement", "en").text == "second wording\nthe footer\n"
+
+    _write(tmp_path, "second wording", 1_000_100, footer="a new footer")  # only the included file
+    clock[0] += templates_mod.RECHECK_SECONDS
+    assert tpl.render("acknowledgement", "en").text == "second wording\na new footer\n"
+
+
+def test_the_sandbox_still_refuses_internal_attributes_when_asked_again(tmp_path):
+    """The sandbox's verdict is kept per type and name: a second ask must refuse as the first."""
+    import pytest
+    from jinja2.exceptions import SecurityError
+
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "acknowledgement.j2").write_text(
+        "{% block subject %}{{ customer_name.upper() }}{% endblock %}\n"
+        "{% block text %}\n{{ hook.__globals__ }}{{ gen.gi_frame }}\n{% endblock %}\n", encoding="utf-8")
+    tpl = Templates(override=tmp_path)
+
+    def hook():
+        return None
+
+    for _ in range(3):
+        with pytest.raises(SecurityError):
+            tpl.render("acknowledgement", "en", customer_name="ann", hook=hook, gen=(x for x in ()))
+    # what is safe stays allowed, from the same kept verdicts
+    assert tpl.env.getattr("ann", "upper")() == "ANN"
+    assert tpl.env.is_safe_attribute(hook, "__globals__", None) is False
+    assert tpl.env.is_safe_attribute((x for x in ()), "gi_frame", None) is False
+    assert tpl.env.is_safe_attribute((x for x in ()), "send", None) is True
