@@ -64,6 +64,16 @@ def sqlite_insert(session: Session, table, rows: list[dict]) -> None:
     raw.executemany(sql, [values(r) for r in rows])
 
 
+def sqlite_insert_one(session: Session, table, row: dict) -> int:
+    """`sqlite_insert` for one row, on the driver's own cursor: its new id (the rowid)."""
+    sql, plan = _sqlite_plan(session.get_bind().dialect, table, frozenset(row))
+    values = tuple(proc(row[name]) if proc is not None and row.get(name) is not None
+                   else (row[name] if name in row else (dflt() if call else dflt))
+                   for name, proc, dflt, call in plan)
+    cur = session.connection().connection.driver_connection.execute(sql, values)
+    return cur.lastrowid
+
+
 @lru_cache(maxsize=256)
 def _sqlite_plan(dialect, table, given: frozenset) -> tuple[str, list]:
     """(INSERT, [(column, bind processor, default, default is callable)]) for rows naming the

@@ -14,8 +14,8 @@ from functools import cache
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from storage.bulk import take_ids
-from storage.rows import prepared_insert
+from storage.bulk import sqlite_insert_one, take_ids
+from storage.rows import prepared_insert, raw_ok
 
 
 def begin_writing(session: Session) -> None:
@@ -39,31 +39,54 @@ def next_id(session: Session, model) -> int:
     return take_ids(session, model.__table__, 1)[0]
 
 
+def new_row(model, **values):
+    """A new, unsaved object of `model` with `values`, as `model(**values)` makes it, without the
+    ORM's change event for each value given (a ticket has some thirty columns): for `insert_now`,
+    which marks every value as loaded anyway. Only column attributes may be given."""
+    unknown = set(values) - _keys(model)
+    if unknown:
+        raise TypeError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    obj = inspect(model).class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
+
+
 def insert_now(session: Session, obj) -> None:
     """Write a new ORM object's row at once, in one prepared Core INSERT, and keep the object in
     the session as a loaded row, as a flush would have left it: later changes to it are UPDATEs.
 
-    Its id is the database's, unless it is set already (`next_id`). Every column the object leaves unset gets the
-    model's default, on the object too, so reading it never loads the row again. A flush
-    costs the ORM's unit of work about ten times the INSERT; the row is there at once, so rows
-    written after it may name it (storage.rows, foreign keys)."""
+    Its id is the database's, unless it is set already (`next_id`). Every column the object
+    leaves unset gets the model's default, on the object too, so reading it never loads the row
+    again. A flush costs the ORM's unit of work about ten times the INSERT; the row is there at
+    once, so rows written after it may name it (storage.rows, foreign keys)."""
     values = {}
     held = inspect(obj).dict
     for key, col, default in _columns(type(obj)):
         v = held.get(key)
         if v is None and default is not None:
             v = default.arg(None) if default.is_callable else default.arg
-        if key not in held or held[key] is not v:
-            setattr(obj, key, v)  # NULL too: an attribute left unset would be loaded again when read
+        # into the object's own dict, NULL too (an attribute left unset would be loaded again when
+        # read), past the ORM's change events: make_transient_to_detached marks all of it as loaded
+        held[key] = v
         values[col] = v
-    stmt = prepared_insert(type(obj).__table__)
-    if values.get("id") is None:  # the database gives it (RETURNING on PostgreSQL, the rowid on SQLite)
+    table = type(obj).__table__
+    given = values.get("id") is not None
+    if not given:  # the database gives it (RETURNING on PostgreSQL, the rowid on SQLite)
         del values["id"]
-        obj.id = session.connection().execute(stmt, values).inserted_primary_key[0]
+    conn = session.connection()
+    if raw_ok(conn):  # SQLite: on the driver's own cursor, as storage.rows writes appended rows
+        new_id = sqlite_insert_one(session, table, values)
     else:
-        session.connection().execute(stmt, values)
+        new_id = conn.execute(prepared_insert(table), values).inserted_primary_key[0]
+    if not given:
+        held["id"] = new_id
     make_transient_to_detached(obj)
     session.add(obj)
+
+
+@cache
+def _keys(model) -> frozenset:
+    return frozenset(key for key, _, _ in _columns(model))
 
 
 @cache

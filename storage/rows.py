@@ -80,7 +80,7 @@ def write(session: _OrmSession, tables: set[str] | None = None) -> None:
     if not todo:
         return
     conn = session.connection()
-    sqlite = _raw(conn)
+    sqlite = raw_ok(conn)
     for table in todo:
         rows = buffered.pop(table)
         # one executemany per run of rows naming the same columns (it takes one column set)
@@ -157,7 +157,7 @@ def read(session: _OrmSession, statement, params: dict, *, flush_for: tuple = ()
     if flush_for and _changed(session, flush_for):
         session.flush()
     conn = session.connection()
-    plan = _raw_plan(statement, conn.dialect) if _raw(conn) else None
+    plan = _raw_plan(statement, conn.dialect) if raw_ok(conn) else None
     if plan is None:
         return conn.execute(statement, params)
     sql, binds = plan
@@ -166,7 +166,7 @@ def read(session: _OrmSession, statement, params: dict, *, flush_for: tuple = ()
     return _Fetched(conn.connection.driver_connection.execute(sql, values).fetchall())
 
 
-def _raw(conn) -> bool:
+def raw_ok(conn) -> bool:
     """Whether to go to the driver's own connection, past SQLAlchemy: on SQLite, and only when
     nothing watches the statements go out (a test checking their query plans, a benchmark counting
     them), so that those see the same SQL through SQLAlchemy."""

@@ -62,6 +62,8 @@ class Inbound:
         return self._found
 
 
+
+
 def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = False,
                   text: str | None = None, reply_text: str | None = None, at=None) -> Message:
     """Store the mail on the ticket. `at`: when it was written, for mail filed as history
@@ -165,7 +167,8 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     brand = app.config.brand_for(ib.recipients)
     team = app.config.team_for(decision.team, brand, app.rules.current.defaults.team)
     language = app.config.language_for(e.language, brand)
-    ticket = Ticket(
+    ticket = hot.new_row(
+        Ticket,
         subject=short_subject(e.subject) or "(no subject)", status="new", priority=decision.priority,
         category=decision.category, team=team, owner=owner or "", handler=owner or "",
         requester_email=e.sender.email, requester_name=e.sender.name, organisation=decision.organisation or "",

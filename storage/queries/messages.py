@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
 
+from storage.hot import new_row
 from storage.models import AttachmentRow, Message
 from storage.rows import read
 
@@ -17,8 +18,8 @@ def received(email, *, ticket_id: int, spool_id: int | None, kind: str, created_
     """The row for an incoming mail (a parsed email: `parsers.model.ParsedEmail`), not yet
     added to a session. `text`, `reply_text` and `html` replace the mail's own when given
     (an engineer's note keeps only what the engineer wrote)."""
-    return Message(
-        ticket_id=ticket_id, spool_id=spool_id, direction="in", kind=kind, message_id=email.message_id,
+    return new_row(
+        Message, ticket_id=ticket_id, spool_id=spool_id, direction="in", kind=kind, message_id=email.message_id,
         sender_email=email.sender.email, sender_name=email.sender.name,
         to=[a.email for a in email.to], cc=[a.email for a in email.cc], subject=email.subject,
         text=email.text if text is None else text,
