@@ -28,6 +28,7 @@ from parsers import loops
 from parsers.model import ParsedEmail
 
 KINDS = ("bounce", "auto_reply", "challenge", "feedback_report", "receipt", "calendar", "loop")
+UNCLASSIFIED = object()  # not asked yet (`classify` answers None for a person)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bench.corpus import generate
 from gateway.pipeline import parse_pool
 from gateway.pipeline.process import Source, ingest
-from storage.models import Message, Ticket
+from storage.models import Message, SpoolEntry, Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +64,39 @@ def test_a_script_without_a_main_guard_can_call_ingest(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["created", "12"]
     assert "bootstrapping" not in out.stderr and "parse pool died" not in out.stderr, out.stderr
+
+
+def _spool_outcomes(app) -> list:
+    with app.db.session() as s:
+        return [(e.message_id, e.status, e.reason) for e in s.execute(select(SpoolEntry).order_by(SpoolEntry.id)).scalars()]
+
+
+def test_robots_told_apart_in_the_pool_are_suspended_as_in_process(make_app, clock, monkeypatch):
+    """The pool also asks which robot sent each mail (parsers.robots.classify); the store stage
+    takes that answer and must suspend the same mails, for the same reasons, as when it asks."""
+    from tests.mail import build
+
+    robots = [
+        build(frm="mailer-daemon@customer.example.com", subject="Undelivered Mail Returned to Sender",
+              headers={"Auto-Submitted": "auto-replied", "X-Failed-Recipients": "nobody@customer.example.com"},
+              name="Mail Delivery System", body="The mail could not be delivered.\n"),
+        build(frm="carol@customer.example.com", subject="Out of office",
+              headers={"Auto-Submitted": "auto-replied", "X-Autoreply": "yes"}, body="I am away until Monday.\n"),
+        build(frm="loop@customer.example.com", subject="Copy", headers={"X-Loop": "support@support.example.test"}),
+    ]
+    msgs = generate(20) + robots
+    here, ahead = make_app(clock=clock), make_app(clock=clock)
+    asked = []
+    real = parse_pool.classify
+    ingest(here, [(raw, Source("file")) for raw in msgs])
+    # the store stage must not ask again for mail the pool answered: counted in this process only
+    import gateway.handlers.suspend as suspend_handler
+    monkeypatch.setattr(suspend_handler, "classify", lambda *a, **k: asked.append(1) or real(*a, **k))
+    parse_pool._executor().submit(int).result(timeout=120)  # the pool's process is up before the batch
+    ingest(ahead, [(raw, Source("file")) for raw in msgs], parse_ahead=True)
+    assert parse_pool._pool is not None and not parse_pool._broken
+    outcomes = _spool_outcomes(here)
+    assert outcomes == _spool_outcomes(ahead)
+    suspended = [o for o in outcomes if o[1] == "suspended"]
+    assert {o[2] for o in suspended} >= {"bounce", "auto_reply", "loop"}, outcomes
+    assert len(asked) < len(msgs)  # most answered by the pool (one it had not started is parsed here)

@@ -18,6 +18,7 @@ from gateway.desk.automatic import may_send_automatic
 from gateway.desk.threads import Match, find_ticket
 from gateway.desk.ticket_ops import begin_new_resolution, resume_clock, sla_calendar
 from parsers.model import ParsedEmail
+from parsers.robots import UNCLASSIFIED
 from parsers.thanks import is_thank_you
 from storage import hot
 from storage.history import record_event
@@ -43,6 +44,7 @@ class Inbound:
     match: Match | None = None
     ticket: Ticket | None = None  # a ticket this mail opened (create_ticket), for the spool row and the log
     notes: list[str] = field(default_factory=list)
+    robot: object = UNCLASSIFIED  # the robot that sent it, when the parse pool asked (gateway.handlers.suspend)
     _found: Match | None = field(default=None, repr=False)
 
     @property

@@ -27,7 +27,7 @@ import logging
 
 from gateway.desk.inbound import Inbound
 from parsers import authresults
-from parsers.robots import Robot, classify
+from parsers.robots import UNCLASSIFIED, Robot, classify
 from storage.queries import messages
 
 NAME = "suspend"  # the name the pipeline logs (handler=) and gateway/handlers/registry.py lists
@@ -42,7 +42,7 @@ REASONS = ("blocked", "spam", "forged", "bounce", "auto_reply", "challenge", "fe
 def handle(ib: Inbound) -> str | None:
     app, entry = ib.app, ib.entry
     released = bool((entry.verdict or {}).get("released"))
-    robot = classify(ib.email, app.own_addresses)
+    robot = classify(ib.email, app.own_addresses) if ib.robot is UNCLASSIFIED else ib.robot  # (parsed ahead)
     if robot is None and app.is_own_address(ib.email.sender.email):  # support+token@, bounces+N@: ours too
         robot = Robot("loop", (f"sender:own-address {ib.email.sender.email}",))
     if robot is not None and not ib.email.automatic:

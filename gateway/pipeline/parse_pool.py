@@ -6,7 +6,9 @@ in the batch's transaction. So when a batch is read, its messages go to a small
 process pool at once; the store stage takes each result when it reaches that
 message, and on a machine with more than one core parsing costs it almost
 nothing. The result is the same `ParsedEmail` (or the same exception, which
-quarantines the message as before).
+quarantines the message as before), with the robot that sent it, if one did
+(`parsers.robots.classify`: pure work on the parsed mail, that the suspend
+handler would otherwise do in the store stage).
 
 A message whose parse has not started when the store stage reaches it (the pool
 is still starting, or parsing fell behind) is taken back and parsed in this
@@ -29,6 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from gateway import large_mail
 from parsers.message import parse_email
+from parsers.robots import UNCLASSIFIED, classify
 from storage import spool as spool_store
 
 MIN_BATCH = 8  # below this the store stage would hardly wait for parsing anyway
@@ -100,15 +103,22 @@ def submit(app, entries) -> dict[int, Future]:
     if pool is None:
         return {}
     try:
-        return {e.id: pool.submit(parse_email, spool_store.raw_bytes(app.spool_blobs, e),
-                                  own_addresses=app.own_addresses) for e in small}
+        return {e.id: pool.submit(parse_ahead, spool_store.raw_bytes(app.spool_blobs, e), app.own_addresses)
+                for e in small}
     except BrokenProcessPool:
         _discard_pool()
         return {}
 
 
-def take(app, entry, futures: dict[int, Future] | None):
-    """The parsed email of this spool row: from the pool if it was handed out, else parsed now."""
+def parse_ahead(raw: bytes, own_addresses: tuple[str, ...]) -> tuple:
+    """In a pool process: (the parsed email, the robot that sent it or None)."""
+    email = parse_email(raw, own_addresses=own_addresses)
+    return email, classify(email, own_addresses)
+
+
+def take(app, entry, futures: dict[int, Future] | None) -> tuple:
+    """(The parsed email of this spool row, its robot): from the pool if it was handed out,
+    else parsed now, its robot then `UNCLASSIFIED` (the suspend handler asks)."""
     fut = (futures or {}).get(entry.id)
     # Not started yet (the pool is still starting, or the store stage caught up with it):
     # parsing here costs less than waiting, and the pool goes on with the next ones. One
@@ -122,4 +132,4 @@ def take(app, entry, futures: dict[int, Future] | None):
             pass  # its process is not up yet: parsed here, the pool's result is dropped
         except BrokenProcessPool:
             _discard_pool()
-    return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses)
+    return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses), UNCLASSIFIED

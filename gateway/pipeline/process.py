@@ -23,6 +23,7 @@ from gateway import large_mail, rules_sync
 from gateway.pipeline import parse_pool
 from gateway.desk.inbound import Inbound
 from parsers import quick
+from parsers.robots import UNCLASSIFIED
 from storage import hot
 from storage import spool as spool_store
 from storage.db import try_again_later
@@ -139,16 +140,16 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
     try:
         with session.begin_nested() if isolated else nullcontext():
             if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
-                email = large_mail.parse_stored(app, entry)
+                email, robot = large_mail.parse_stored(app, entry), UNCLASSIFIED
             else:
-                email = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
+                email, robot = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
             if _parent_still_pending(session, entry, email):
                 return "deferred"  # not an attempt: the row stays as it was
             if _already_stored(session, email):
                 outcome = "duplicate"
             else:
                 ib = Inbound(app=app, session=session, entry=entry, email=email,
-                             recipients=_recipients(entry, email))
+                             recipients=_recipients(entry, email), robot=robot)
                 outcome = None
                 for handler in HANDLERS:
                     outcome = handler.handle(ib)
