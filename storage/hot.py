@@ -14,8 +14,8 @@ from functools import cache
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from storage.bulk import sqlite_insert_one, take_ids
-from storage.rows import prepared_insert, raw_ok
+from storage.bulk import raw_ok, sqlite_insert_one, take_ids
+from storage.rows import prepared_insert
 
 
 def begin_writing(session: Session) -> None:

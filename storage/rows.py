@@ -22,7 +22,7 @@ appended rows would be. The ORM object it changes is left as it was loaded.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from itertools import groupby
 
 from sqlalchemy import Table, bindparam, event, insert, update
@@ -30,6 +30,7 @@ from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm import Session as _OrmSession
 from sqlalchemy.sql import visitors
 
+from storage.bulk import raw_ok, sqlite_update
 from storage.bulk import sqlite_insert as insert_rows_now
 
 _KEY = "appended_rows"
@@ -86,7 +87,10 @@ def write(session: _OrmSession, tables: set[str] | None = None) -> None:
         # one executemany per run of rows naming the same columns (it takes one column set)
         for columns, run in groupby(rows, key=lambda r: tuple(r)):
             if isinstance(table, _Updates):
-                conn.execute(_update(table.table, columns), list(run))
+                if sqlite:
+                    sqlite_update(session, table.table, list(run))
+                else:
+                    conn.execute(_update(table.table, columns), list(run))
             elif sqlite:  # on the driver's own connection: a fifth of SQLAlchemy's executemany's cost
                 insert_rows_now(session, table, list(run))
             else:
@@ -160,17 +164,27 @@ def read(session: _OrmSession, statement, params: dict, *, flush_for: tuple = ()
     plan = _raw_plan(statement, conn.dialect) if raw_ok(conn) else None
     if plan is None:
         return conn.execute(statement, params)
-    sql, binds = plan
-    values = [(proc(v) if proc is not None and v is not None else v)
-              for v, proc in ((params[name] if required else value, proc) for name, required, value, proc in binds)]
+    sql, binds, lists = plan
+    if lists:  # IN lists: as many placeholders as values, the SQL made once per length
+        lengths = tuple(len(params[name]) for name in lists)
+        if 0 in lengths:  # an empty IN list: SQLAlchemy's own rendering of it
+            return conn.execute(statement, params)
+        sql = _expanded(sql, lists, lengths)
+    values = []
+    for name, required, value, proc, many in binds:
+        v = params[name] if required else value
+        if many:
+            values.extend(proc(x) if proc is not None and x is not None else x for x in v)
+        else:
+            values.append(proc(v) if proc is not None and v is not None else v)
     return _Fetched(conn.connection.driver_connection.execute(sql, values).fetchall())
 
 
-def raw_ok(conn) -> bool:
-    """Whether to go to the driver's own connection, past SQLAlchemy: on SQLite, and only when
-    nothing watches the statements go out (a test checking their query plans, a benchmark counting
-    them), so that those see the same SQL through SQLAlchemy."""
-    return conn.dialect.name == "sqlite" and not conn.dispatch.before_cursor_execute
+@lru_cache(maxsize=512)
+def _expanded(sql: str, lists: tuple[str, ...], lengths: tuple[int, ...]) -> str:
+    for name, n in zip(lists, lengths):  # (the placeholder carries the bind's name, which is its key)
+        sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * n))
+    return sql
 
 
 class _Fetched:
@@ -208,21 +222,24 @@ def _raw_plan(statement, dialect):
     """(SQL, [(parameter, given by the caller, constant, bind processor)]) to run `statement` on
     SQLite's own connection: the statement compiled once, each value bound by its type's own
     processor as SQLAlchemy would, for a fifth of what executing it through SQLAlchemy costs.
-    None (run through SQLAlchemy) for a statement whose parameters expand (IN lists) or whose
-    columns need converting on the way out (dates)."""
+    An IN list's values are bound one by one (`read` makes the SQL for each length). None (run
+    through SQLAlchemy) for a statement whose columns need converting on the way out (dates)."""
     key = (statement, dialect.name)
     if key in _PLANS:
         return _PLANS[key]
     compiled = statement.compile(dialect=dialect)
     plan = None
-    if (compiled.positiontup is not None and not any(b.expanding for b in compiled.binds.values())
+    if (compiled.positiontup is not None
             and all(c.type.dialect_impl(dialect).result_processor(dialect, None) is None
                     for c in statement.selected_columns)):
-        binds = []
+        binds, lists = [], []
         for name in compiled.positiontup:
             b = compiled.binds[name]
-            binds.append((b.key, b.required, b.value, b.type.dialect_impl(dialect).bind_processor(dialect)))
-        plan = (compiled.string, binds)
+            binds.append((b.key, b.required, b.value, b.type.dialect_impl(dialect).bind_processor(dialect),
+                          b.expanding))
+            if b.expanding:
+                lists.append(b.key)
+        plan = (compiled.string, binds, tuple(lists))
     if len(_PLANS) > 500:  # statements built once are few; one built per call must not grow this
         _PLANS.clear()
     _PLANS[key] = plan

@@ -6,7 +6,7 @@ Runs on SQLite and, with SUPPORTGW_TEST_DB set, on PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
@@ -164,6 +164,14 @@ def test_read_binds_and_answers_as_sqlalchemy_does(app):
         assert mine == theirs == [(2,)]
         mine, theirs = _read_both(s, _WATCHERS, {"ticket_id": t.id})  # the appended row is seen
         assert mine == theirs == [("w@support.example",)]
+        # IN lists (threading's look-up by Message-ID): one placeholder per value, whatever the length
+        from storage.queries.threads import _BY_MESSAGE_ID
+
+        for i in range(3):
+            append(s, ThreadId, message_id=f"<{i}@x>", ticket_id=t.id, outbound=False)
+        for ids in (["<1@x>"], ["<0@x>", "<nope@x>", "<2@x>"], ["<nope@x>"], [], ["<2@x>", "<1@x>"]):
+            mine, theirs = _read_both(s, _BY_MESSAGE_ID, {"ids": ids})
+            assert sorted(mine) == sorted(theirs) == sorted((m, t.id) for m in ids if m != "<nope@x>"), ids
 
 
 def test_read_flushes_a_pending_change_to_what_it_reads_and_nothing_else(app):
@@ -193,11 +201,14 @@ def test_update_later_is_written_with_the_rows_and_dropped_with_a_savepoint(app)
         savepoint = s.begin_nested()
         update_later(s, SpoolEntry, e.id, status="quarantined", attempts=1)
         savepoint.rollback()
-        update_later(s, SpoolEntry, e.id, status="processed", attempts=1)
+        at = NOW.astimezone(timezone(timedelta(hours=-5)))  # bound as its type binds it: stored in UTC
+        update_later(s, SpoolEntry, e.id, status="processed", attempts=1, processed_at=at)
         # a query of the table writes it first
         assert s.execute(text("SELECT status, attempts FROM spool WHERE id = :i"), {"i": e.id}).one() == (
             "processed", 1)
         assert e.status == "pending"  # the loaded object is left as it was
+        got = s.execute(select(SpoolEntry.processed_at).where(SpoolEntry.id == e.id)).scalar_one()
+        assert got == at and got.utcoffset() == timedelta(0)
 
 
 def test_insert_now_writes_the_row_at_once_and_keeps_the_object_loaded(app):
