@@ -39,8 +39,18 @@ class App:
 
     @property
     def own_addresses(self) -> tuple[str, ...]:
-        cfg = self.config.gateway
-        return tuple(self.config.all_support_addresses) + (f"bounces@{cfg.domain}",)
+        return self._own()[0]
+
+    def _own(self) -> tuple:
+        """(own addresses, their (local part, domain) pairs), made once per configuration: asked
+        several times for every message."""
+        cached = self.__dict__.get("_own_cache")
+        if cached is None or cached[0] is not self.config:
+            cfg = self.config.gateway
+            addresses = tuple(self.config.all_support_addresses) + (f"bounces@{cfg.domain}",)
+            pairs = frozenset((local, domain) for local, _, domain in (a.rpartition("@") for a in addresses))
+            cached = self.__dict__["_own_cache"] = (self.config, addresses, pairs)
+        return cached[1:]
 
     def brand_of(self, ticket=None, address: str = ""):
         """The [[address]] entry mail on `ticket` goes out as: the ticket's own, else `address`
@@ -64,14 +74,8 @@ class App:
 
     def is_own_address(self, address: str) -> bool:
         """Our support addresses, their +token forms, and our bounce address."""
-        address = address.lower()
-        local, _, domain = address.rpartition("@")
-        base = local.split("+", 1)[0]
-        for own in self.own_addresses:
-            olocal, _, odomain = own.rpartition("@")
-            if domain == odomain and base == olocal:
-                return True
-        return False
+        local, _, domain = address.lower().rpartition("@")
+        return (local.split("+", 1)[0], domain) in self._own()[1]
 
     def now(self):
         return self.clock.now()

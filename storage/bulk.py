@@ -46,12 +46,12 @@ def _copy_converter(col):
     return None
 
 
-def sqlite_insert(session: Session, table, rows: list[dict]) -> None:
+def sqlite_insert(conn, table, rows: list[dict]) -> None:
     """One executemany on the driver's own connection, in the session's transaction, with each
     value bound by its column type's own bind processor (what SQLAlchemy's executemany does
     per row, at a fifth of the cost: its per-row parameter building was most of an import's
     time under SQLite's write lock). A column a row leaves out gets the model's default."""
-    sql, plan = _sqlite_plan(session.get_bind().dialect, table, frozenset(rows[0]))
+    sql, plan = _sqlite_plan(conn.dialect, table, frozenset(rows[0]))
 
     def values(r: dict) -> tuple:
         out = []
@@ -60,16 +60,16 @@ def sqlite_insert(session: Session, table, rows: list[dict]) -> None:
             out.append(proc(v) if proc is not None and v is not None else v)
         return tuple(out)
 
-    raw = session.connection().connection.driver_connection  # sqlite3's own connection, same transaction
+    raw = conn.connection.driver_connection  # sqlite3's own connection, the session's transaction
     raw.executemany(sql, [values(r) for r in rows])
 
 
-def sqlite_update(session: Session, table, rows: list[dict]) -> None:
+def sqlite_update(conn, table, rows: list[dict]) -> None:
     """UPDATE rows of `table` by id (each row: the new values and `_row_id`, all naming the same
     columns) in one executemany on the driver's own connection, as `sqlite_insert` does."""
     columns = tuple(k for k in rows[0] if k != "_row_id")
-    sql, procs = _sqlite_update_plan(session.get_bind().dialect, table, columns)
-    raw = session.connection().connection.driver_connection
+    sql, procs = _sqlite_update_plan(conn.dialect, table, columns)
+    raw = conn.connection.driver_connection
     raw.executemany(sql, [tuple(proc(r[c]) if proc is not None and r[c] is not None else r[c]
                                 for c, proc in zip(columns, procs)) + (r["_row_id"],) for r in rows])
 
@@ -81,13 +81,13 @@ def _sqlite_update_plan(dialect, table, columns: tuple[str, ...]) -> tuple[str, 
     return f'UPDATE "{table.name}" SET {sets} WHERE id = ?', procs
 
 
-def sqlite_insert_one(session: Session, table, row: dict) -> int:
+def sqlite_insert_one(conn, table, row: dict) -> int:
     """`sqlite_insert` for one row, on the driver's own cursor: its new id (the rowid)."""
-    sql, plan = _sqlite_plan(session.get_bind().dialect, table, frozenset(row))
+    sql, plan = _sqlite_plan(conn.dialect, table, frozenset(row))
     values = tuple(proc(row[name]) if proc is not None and row.get(name) is not None
                    else (row[name] if name in row else (dflt() if call else dflt))
                    for name, proc, dflt, call in plan)
-    cur = session.connection().connection.driver_connection.execute(sql, values)
+    cur = conn.connection.driver_connection.execute(sql, values)
     return cur.lastrowid
 
 
@@ -169,7 +169,7 @@ def insert_rows(session: Session, model, rows: list[dict], *, ids: bool = False,
         new_ids = take_ids(session, table, len(rows))
         rows = [dict(r, id=i, **{c: f(i) for c, f in (by_id or {}).items()}) for r, i in zip(rows, new_ids)]
     if session.get_bind().dialect.name != "postgresql":
-        sqlite_insert(session, table, rows)
+        sqlite_insert(session.connection(), table, rows)
         return new_ids
     cols = [c for c in table.columns if c.name in rows[0] or (not c.primary_key and _default(c) is not None)]
     names = ", ".join(f'"{c.name}"' for c in cols)

@@ -75,7 +75,7 @@ def insert_now(session: Session, obj) -> None:
         del values["id"]
     conn = session.connection()
     if raw_ok(conn):  # SQLite: on the driver's own cursor, as storage.rows writes appended rows
-        new_id = sqlite_insert_one(session, table, values)
+        new_id = sqlite_insert_one(conn, table, values)
     else:
         new_id = conn.execute(prepared_insert(table), values).inserted_primary_key[0]
     if not given:

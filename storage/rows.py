@@ -72,15 +72,16 @@ def unflushed(session: _OrmSession, model) -> list:
     return [o for o in session.new if isinstance(o, model)]
 
 
-def write(session: _OrmSession, tables: set[str] | None = None) -> None:
-    """Write the appended rows now: all of them, or those of the named tables."""
+def write(session: _OrmSession, tables: set[str] | None = None, conn=None) -> None:
+    """Write the appended rows now: all of them, or those of the named tables (on `conn`, the
+    session's connection, when the caller has it already)."""
     buffered = session.info.get(_KEY)
     if not buffered:
         return
     todo = [t for t in buffered if tables is None or t.name in tables]
     if not todo:
         return
-    conn = session.connection()
+    conn = conn if conn is not None else session.connection()
     sqlite = raw_ok(conn)
     for table in todo:
         rows = buffered.pop(table)
@@ -88,11 +89,11 @@ def write(session: _OrmSession, tables: set[str] | None = None) -> None:
         for columns, run in groupby(rows, key=lambda r: tuple(r)):
             if isinstance(table, _Updates):
                 if sqlite:
-                    sqlite_update(session, table.table, list(run))
+                    sqlite_update(conn, table.table, list(run))
                 else:
                     conn.execute(_update(table.table, columns), list(run))
             elif sqlite:  # on the driver's own connection: a fifth of SQLAlchemy's executemany's cost
-                insert_rows_now(session, table, list(run))
+                insert_rows_now(conn, table, list(run))
             else:
                 conn.execute(prepared_insert(table), list(run))
 
@@ -156,11 +157,11 @@ def read(session: _OrmSession, statement, params: dict, *, flush_for: tuple = ()
     of a `flush_for` model (what the query reads), where the ORM would flush them all every time.
     Without `flush_for`, for a caller that knows no ORM change it reads can be pending (as
     `execution_options(autoflush=False)` says to the ORM)."""
+    conn = session.connection()
     if session.info.get(_KEY):
-        write(session, _tables_read_cached(statement))
+        write(session, _tables_read_cached(statement), conn)
     if flush_for and _changed(session, flush_for):
         session.flush()
-    conn = session.connection()
     plan = _raw_plan(statement, conn.dialect) if raw_ok(conn) else None
     if plan is None:
         return conn.execute(statement, params)
