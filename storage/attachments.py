@@ -26,9 +26,13 @@ class AttachmentStore:
         path = self.path_for(sha256)
         if path.exists():
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{sha256}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        try:
+            fh = open(tmp, "wb")  # its folder is there for all but the first file of 65,536 (no mkdir each time)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(tmp, "wb")
+        with fh:
             fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())
