@@ -13,14 +13,13 @@ transaction).
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from datetime import timezone
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from storage.types import JSONType, UTCDateTime
+from storage.types import JSONType, UTCDateTime, json_text
 
 
 def _default(col):
@@ -32,8 +31,7 @@ def _utc_naive(value):
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def _json(value):
-    return json.dumps(value, ensure_ascii=False)
+_json = json_text  # as the engine writes a JSON column (storage.db)
 
 
 def _copy_converter(col):

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import rows
+from storage.types import json_text, json_value
 
 
 class StorageUnavailable(Exception):
@@ -59,7 +60,8 @@ def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> En
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False},
+                               json_serializer=json_text, json_deserializer=json_value)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_savepoint_inside_a_transaction)
         return engine
@@ -70,6 +72,7 @@ def make_engine(url: str, *, pool_size: int = 5, connect_timeout: int = 5) -> En
         pool_pre_ping=True,  # survive a restarted PostgreSQL without handing out dead connections
         pool_recycle=1800,
         connect_args={"connect_timeout": connect_timeout},
+        json_serializer=json_text, json_deserializer=json_value,
     )
 
 

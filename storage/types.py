@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import orjson
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.types import TypeDecorator
 
@@ -30,3 +31,13 @@ class UTCDateTime(TypeDecorator):
 
 
 JSONType = JSON
+
+
+def json_text(value) -> str:
+    """A JSON column's text, by orjson: six times the stdlib's speed (a message writes some twenty
+    JSON values). UTF-8 rather than \\u escapes; keys that are not strings are written as strings,
+    as the stdlib does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+json_value = orjson.loads  # what json_text wrote (and what the stdlib wrote before it)

@@ -152,6 +152,22 @@ def test_erase_leaves_nothing_searchable_and_keeps_the_figures(make_app):
         erase(app, ME)
 
 
+def test_erase_finds_a_name_in_another_script_inside_json_values_too(make_app):
+    """A customer named in Chinese: their name is in text and JSON columns (the acknowledgement's
+    draft greets them) of their ticket and of a colleague's; none of it stays, whatever the JSON
+    columns' text looks like (storage.types.json_text writes UTF-8, the stdlib wrote \\u escapes)."""
+    app = make_app()
+    me, name = "chen.meixiu@orbital-demo.example", "陈美秀"
+    deliver(app, _mail(me, name, "批处理失败", f"批处理失败了。\n\n{name}\n"))
+    deliver(app, _mail(COLLEAGUE, "Olaf Berg", "Our VPN", f"Ask {name} ({me}) for the logs.\n", cc=me))
+    flush(app)
+    before = _everything(app)
+    assert name.encode() in before
+    erase(app, me)
+    after = _everything(app)
+    assert name.encode() not in after and me.encode() not in after
+
+
 def test_the_commands_ask_before_erasing_and_refuse_bad_input(tmp_path):
     from tests.conftest import fresh_database_url
     from tests.gwproc import write_run_config
