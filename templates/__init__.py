@@ -73,6 +73,7 @@ class Templates:
         self.env.globals["signature"] = signature
         self._variants: dict[tuple, Templates] = {}
         self._held: dict = {}  # name -> compiled template
+        self._flat: dict = {}  # id of a template's globals -> (them, as one dict, their names)
         self._checked = time.monotonic()  # when the files were last looked at
 
     def variant(self, override: Path | None, signature: str = "") -> "Templates":
@@ -89,8 +90,10 @@ class Templates:
     def name_organisations(self, lookup) -> None:
         """`organisation_name(id)` in templates: the customer directory's name for an organisation."""
         self.env.globals["organisation_name"] = lambda oid: (lookup(oid) or oid) if oid else ""
+        self._flat.clear()
         for t in self._variants.values():
             t.env.globals["organisation_name"] = self.env.globals["organisation_name"]
+            t._flat.clear()
 
     def template(self, name: str):
         """The compiled template `name`. Jinja would look at the file's time on every use (and at
@@ -112,7 +115,7 @@ class Templates:
         if locale not in LOCALES:
             locale = "en"
         tpl = self.template(f"{locale}/{kind}.j2")
-        ctx = tpl.new_context(context)
+        ctx = self._context(tpl, context)
         blocks = tpl.blocks
 
         def block(name: str) -> str:
@@ -126,4 +129,17 @@ class Templates:
         tpl = self.template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
         if block not in tpl.blocks:
             return ""
-        return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())
+        return " ".join("".join(tpl.blocks[block](self._context(tpl, context))).split())
+
+    def _context(self, tpl, context: dict):
+        """What `tpl.new_context(context)` makes, without going through the template's globals (a
+        chain of the template's and the environment's) twice on every render: they are the same
+        for every mail, so they are flattened once (again when `name_organisations` changes them)."""
+        flat = self._flat.get(id(tpl.globals))
+        if flat is None or flat[0] is not tpl.globals:
+            if len(self._flat) > 1000:
+                self._flat.clear()
+            flat = self._flat[id(tpl.globals)] = (tpl.globals, dict(tpl.globals), frozenset(tpl.globals))
+        ctx = self.env.context_class(self.env, {**flat[1], **context}, tpl.name, tpl.blocks)
+        ctx.globals_keys = flat[2]  # as jinja2.runtime.Context keeps them (read only, by {% import %})
+        return ctx

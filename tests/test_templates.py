@@ -74,3 +74,25 @@ def test_the_sandbox_still_refuses_internal_attributes_when_asked_again(tmp_path
     assert tpl.env.is_safe_attribute(hook, "__globals__", None) is False
     assert tpl.env.is_safe_attribute((x for x in ()), "gi_frame", None) is False
     assert tpl.env.is_safe_attribute((x for x in ()), "send", None) is True
+
+
+def test_globals_flattened_once_still_follow_a_new_customer_directory(tmp_path):
+    """The templates' globals are flattened once per template; naming the organisations anew
+    (the customer directory reloaded) must reach the next render, in a brand's set too."""
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "acknowledgement.j2").write_text(
+        "{% block subject %}{{ organisation_name(org) }} / {{ person(name, addr) }}{% endblock %}\n"
+        "{% block text %}\n{{ signature }}\n{% endblock %}\n", encoding="utf-8")
+    tpl = Templates(override=tmp_path)
+    brand = tpl.variant(tmp_path, signature="Brand B Care")
+    args = dict(org="acme", name="Ann", addr="ann@acme.example")
+    assert tpl.render("acknowledgement", "en", **args).subject == "acme / Ann <ann@acme.example>"
+    assert brand.render("acknowledgement", "en", **args).text == "Brand B Care\n"
+    tpl.name_organisations({"acme": "ACME Corp"}.get)
+    assert tpl.render("acknowledgement", "en", **args).subject == "ACME Corp / Ann <ann@acme.example>"
+    assert brand.render("acknowledgement", "en", **args).subject == "ACME Corp / Ann <ann@acme.example>"
+    tpl.name_organisations({"acme": "Acme Holdings"}.get)
+    assert brand.render("acknowledgement", "en", **args).subject == "Acme Holdings / Ann <ann@acme.example>"
+    # a value given for one mail wins over a global of the same name, and does not stay
+    assert tpl.render("acknowledgement", "en", signature="just this once", **args).text == "just this once\n"
+    assert tpl.render("acknowledgement", "en", **args).text == "\n"
