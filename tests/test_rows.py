@@ -230,3 +230,33 @@ def test_insert_now_writes_the_row_at_once_and_keeps_the_object_loaded(app):
         assert [q.split()[0] for q in sent] == ["SELECT", "UPDATE"]  # no reload of the row
     with app.db.session() as s:
         assert s.get(Ticket, t.id).status == "open"
+
+
+def test_hot_get_loads_a_ticket_as_the_orm_does(app):
+    """storage.hot.get: on SQLite a ticket not in the session is read past the ORM; the object
+    must hold what the ORM's own load holds (times aware, JSON and booleans decoded), be a loaded
+    row of the session (a change to it one UPDATE), and be the one object for its id."""
+    from sqlalchemy import event, inspect
+
+    from storage import hot
+
+    with app.db.session() as s:
+        t = _ticket(s)
+        t.tags, t.held, t.first_response_due = ["vpn", "客户"], True, NOW
+        tid = t.id
+    columns = [a.key for a in inspect(Ticket).column_attrs]
+    with app.db.session() as s:
+        theirs = {k: getattr(s.get(Ticket, tid), k) for k in columns}
+    with app.db.session() as s:
+        mine = hot.get(s, Ticket, tid)
+        assert {k: getattr(mine, k) for k in columns} == theirs
+        assert mine.first_response_due.utcoffset() == timedelta(0) and mine.held is True
+        assert hot.get(s, Ticket, tid) is mine and s.get(Ticket, tid) is mine
+        assert hot.get(s, Ticket, 10**9) is None and hot.get(s, Ticket, None) is None
+        statements = []
+        event.listen(s.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+        mine.status = "open"
+        s.flush()
+        assert len(statements) == 1 and statements[0].startswith("UPDATE tickets SET status=")
+    with app.db.session() as s:
+        assert s.get(Ticket, tid).status == "open"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.tokens import split_plus_address
 from parsers.model import ParsedEmail
+from storage import hot
 from storage.models import Ticket
 from storage.queries import participants, threads, tickets
 
@@ -49,7 +50,7 @@ def _forwarded_from(session: Session, token: str, signer, engineers: set[str]) -
     """The ticket whose reply token, issued to one of its people, a stranger holds; None
     when the token is forged: its ticket number then decides nothing (issue 19)."""
     tid = signer.ticket_named(token)
-    ticket = session.get(Ticket, tid) if tid is not None else None
+    ticket = hot.get(session, Ticket, tid) if tid is not None else None
     if ticket is None:
         return None
     people = {ticket.requester_email, ticket.owner, ticket.handler, *engineers,
@@ -62,7 +63,7 @@ def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
     for _ in range(20):
         if ticket is None or ticket.merged_into_id is None:
             return ticket
-        ticket = session.get(Ticket, ticket.merged_into_id)
+        ticket = hot.get(session, Ticket, ticket.merged_into_id)
     return ticket
 
 
@@ -89,7 +90,7 @@ def _find(session: Session, email: ParsedEmail, *, recipients: list[str], signer
             continue
         grant = signer.read_reply_token(parts[1], sender)
         if grant is not None:
-            ticket = _live(session, session.get(Ticket, grant[0]))
+            ticket = _live(session, hot.get(session, Ticket, grant[0]))
             if ticket is not None:
                 return Match(ticket, "token", _role(session, ticket, sender, engineers), token_valid=True,
                              note=grant[1])
@@ -107,7 +108,7 @@ def _find(session: Session, email: ParsedEmail, *, recipients: list[str], signer
             by_id.setdefault(mid, []).append(tid)
         for mid in ids:
             for tid in by_id.get(mid, ()):
-                ticket = _live(session, session.get(Ticket, tid))
+                ticket = _live(session, hot.get(session, Ticket, tid))
                 role = _role(session, ticket, sender, engineers)
                 if role != "stranger":
                     return Match(ticket, "references", role)
