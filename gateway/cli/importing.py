@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 from datetime import datetime, timedelta, timezone
@@ -100,6 +101,10 @@ def cmd_import(args) -> int:
 
     def on_interrupt(signum, _frame):
         interrupted.append(signum)
+        # The connection the interruption left mid-statement (a COPY, on PostgreSQL) cannot be
+        # reset; the pool discards it, and would log that with a traceback under the one line
+        # the user gets. Nothing is lost by it: the open batch was not committed.
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
