@@ -21,17 +21,6 @@ from storage.models import AttachmentRow, Message, Ticket
 from storage.queries import participants
 
 
-def render_block(app, kind: str, locale: str, block: str, *, templates=None, **context) -> str:
-    """One extra block of a template (e.g. relay.j2's `from_name`), as a single line.
-    `templates`: the set to read it from (a brand's, app.templates_for); default app.templates."""
-    from templates import LOCALES
-
-    tpl = (templates or app.templates).template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
-    if block not in tpl.blocks:
-        return ""
-    return " ".join("".join(tpl.blocks[block](tpl.new_context(context))).split())
-
-
 def first_name(app, engineer: str) -> str:
     name = engineer_name(app, engineer).strip()
     return name.split()[0] if name else app.config.gateway.display_name
@@ -57,7 +46,7 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
                team_name=app.team_name(ticket),
                brand_name=getattr(app.config.brand(ticket.address), "display_name", ""))  # "Alice (Brand)"
     rendered = app.templates_for(ticket).render("relay", ticket.language, **ctx)
-    from_name = render_block(app, "relay", ticket.language, "from_name", templates=app.templates_for(ticket), **ctx)
+    from_name = app.templates_for(ticket).line("relay", ticket.language, "from_name", **ctx)
     engineers = app.engineer_addresses()  # staff never go in a customer's Cc, whoever added them
     cc = [a for a in participants.active_ccs(session, ticket.id)
           if a != ticket.requester_email and not app.is_ours(a, engineers)] if app.config.workflow.relay_to_cc else []
