@@ -72,8 +72,7 @@ class Templates:
         self.env.globals["organisation_name"] = lambda oid: oid  # an app puts its customer directory here
         self.env.globals["signature"] = signature
         self._variants: dict[tuple, Templates] = {}
-        self._held: dict = {}  # name -> compiled template
-        self._flat: dict = {}  # id of a template's globals -> (them, as one dict, their names)
+        self._held: dict = {}  # name -> (compiled template, its globals as one dict, their names)
         self._checked = time.monotonic()  # when the files were last looked at
 
     def variant(self, override: Path | None, signature: str = "") -> "Templates":
@@ -90,33 +89,38 @@ class Templates:
     def name_organisations(self, lookup) -> None:
         """`organisation_name(id)` in templates: the customer directory's name for an organisation."""
         self.env.globals["organisation_name"] = lambda oid: (lookup(oid) or oid) if oid else ""
-        self._flat.clear()
+        self._held.clear()  # (their flattened globals name the old one)
         for t in self._variants.values():
             t.env.globals["organisation_name"] = self.env.globals["organisation_name"]
-            t._flat.clear()
+            t._held.clear()
 
-    def template(self, name: str):
-        """The compiled template `name`. Jinja would look at the file's time on every use (and at
-        each file it includes), to compile it again once edited. A support lead's edit still takes
-        effect without a restart, but the files are looked at once per `RECHECK_SECONDS`, not for
-        every mail: an edited one (or one it includes) is then compiled again."""
+    def _compiled(self, name: str) -> tuple:
+        """(The compiled template `name`, its globals as one dict, their names).
+
+        Jinja would look at the file's time on every use (and at each file it includes), to compile
+        it again once edited. A support lead's edit still takes effect without a restart, but the
+        files are looked at once per `RECHECK_SECONDS`, not for every mail: an edited one (or one
+        it includes) is then compiled again. The template's globals (a chain of its own and the
+        environment's) would be flattened on every render; they are the same for every mail, so
+        they are flattened here, once (again when `name_organisations` changes them)."""
         now = time.monotonic()
         if now - self._checked >= RECHECK_SECONDS:
             self._checked = now
             if any(not t.is_up_to_date for t in list(self.env.cache.values())):
                 self.env.cache.clear()
                 self._held.clear()
-        tpl = self._held.get(name)
-        if tpl is None:
-            tpl = self._held[name] = self.env.get_template(name)
-        return tpl
+        held = self._held.get(name)
+        if held is None:
+            tpl = self.env.get_template(name)
+            held = self._held[name] = (tpl, dict(tpl.globals), frozenset(tpl.globals))
+        return held
 
     def render(self, kind: str, locale: str, **context) -> Rendered:
         if locale not in LOCALES:
             locale = "en"
-        tpl = self.template(f"{locale}/{kind}.j2")
-        ctx = self._context(tpl, context)
-        blocks = tpl.blocks
+        held = self._compiled(f"{locale}/{kind}.j2")
+        ctx = self._context(held, context)
+        blocks = held[0].blocks
 
         def block(name: str) -> str:
             return "".join(blocks[name](ctx)) if name in blocks else ""
@@ -126,20 +130,14 @@ class Templates:
 
     def line(self, kind: str, locale: str, block: str, **context) -> str:
         """One extra block of a template (e.g. note.j2's `reply_name`) as a single line; "" when absent."""
-        tpl = self.template(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
-        if block not in tpl.blocks:
+        held = self._compiled(f"{locale if locale in LOCALES else 'en'}/{kind}.j2")
+        if block not in held[0].blocks:
             return ""
-        return " ".join("".join(tpl.blocks[block](self._context(tpl, context))).split())
+        return " ".join("".join(held[0].blocks[block](self._context(held, context))).split())
 
-    def _context(self, tpl, context: dict):
-        """What `tpl.new_context(context)` makes, without going through the template's globals (a
-        chain of the template's and the environment's) twice on every render: they are the same
-        for every mail, so they are flattened once (again when `name_organisations` changes them)."""
-        flat = self._flat.get(id(tpl.globals))
-        if flat is None or flat[0] is not tpl.globals:
-            if len(self._flat) > 1000:
-                self._flat.clear()
-            flat = self._flat[id(tpl.globals)] = (tpl.globals, dict(tpl.globals), frozenset(tpl.globals))
-        ctx = self.env.context_class(self.env, {**flat[1], **context}, tpl.name, tpl.blocks)
-        ctx.globals_keys = flat[2]  # as jinja2.runtime.Context keeps them (read only, by {% import %})
+    def _context(self, held: tuple, context: dict):
+        """What `tpl.new_context(context)` makes, from the globals `_compiled` flattened."""
+        tpl, flat, names = held
+        ctx = self.env.context_class(self.env, {**flat, **context}, tpl.name, tpl.blocks)
+        ctx.globals_keys = names  # as jinja2.runtime.Context keeps them (read only, by {% import %})
         return ctx
