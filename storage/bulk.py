@@ -50,16 +50,18 @@ def sqlite_insert(conn, table, rows: list[dict]) -> None:
     per row, at a fifth of the cost: its per-row parameter building was most of an import's
     time under SQLite's write lock). A column a row leaves out gets the model's default."""
     sql, plan = _sqlite_plan(conn.dialect, table, frozenset(rows[0]))
-
-    def values(r: dict) -> tuple:
-        out = []
-        for name, proc, dflt, call in plan:
-            v = r[name] if name in r else (dflt() if call else dflt)
-            out.append(proc(v) if proc is not None and v is not None else v)
-        return tuple(out)
-
     raw = conn.connection.driver_connection  # sqlite3's own connection, the session's transaction
-    raw.executemany(sql, [values(r) for r in rows])
+    raw.executemany(sql, [_bound(plan, r) for r in rows])
+
+
+def _bound(plan: list, r: dict) -> tuple:
+    """A row's values for a `_sqlite_plan` INSERT: each bound by its column's processor, a
+    column it leaves out given the model's default."""
+    out = []
+    for name, proc, dflt, call in plan:
+        v = r[name] if name in r else (dflt() if call else dflt)
+        out.append(proc(v) if proc is not None and v is not None else v)
+    return tuple(out)
 
 
 def sqlite_update(conn, table, rows: list[dict]) -> None:
@@ -82,11 +84,7 @@ def _sqlite_update_plan(dialect, table, columns: tuple[str, ...]) -> tuple[str, 
 def sqlite_insert_one(conn, table, row: dict) -> int:
     """`sqlite_insert` for one row, on the driver's own cursor: its new id (the rowid)."""
     sql, plan = _sqlite_plan(conn.dialect, table, frozenset(row))
-    values = tuple(proc(row[name]) if proc is not None and row.get(name) is not None
-                   else (row[name] if name in row else (dflt() if call else dflt))
-                   for name, proc, dflt, call in plan)
-    cur = conn.connection.driver_connection.execute(sql, values)
-    return cur.lastrowid
+    return conn.connection.driver_connection.execute(sql, _bound(plan, row)).lastrowid
 
 
 @lru_cache(maxsize=256)
