@@ -46,9 +46,20 @@ def new_row(model, **values):
     unknown = set(values) - _keys(model)
     if unknown:
         raise TypeError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    return _instance(model, values)
+
+
+def _instance(model, values: dict):
+    """An object of `model` holding `values` in its own dict, made without its constructor."""
     obj = inspect(model).class_manager.new_instance()
     obj.__dict__.update(values)
     return obj
+
+
+def _as_loaded(session: Session, obj) -> None:
+    """Put `obj`, whose dict holds every column of its row, in the session as a loaded row."""
+    make_transient_to_detached(obj)
+    session.add(obj)
 
 
 def insert_now(session: Session, obj) -> None:
@@ -80,8 +91,7 @@ def insert_now(session: Session, obj) -> None:
         new_id = conn.execute(prepared_insert(table), values).inserted_primary_key[0]
     if not given:
         held["id"] = new_id
-    make_transient_to_detached(obj)
-    session.add(obj)
+    _as_loaded(session, obj)
 
 
 def get(session: Session, model, row_id):
@@ -98,12 +108,9 @@ def get(session: Session, model, row_id):
     row = conn.connection.driver_connection.execute(sql, (row_id,)).fetchone()
     if row is None:
         return None
-    obj = inspect(model).class_manager.new_instance()
-    held = obj.__dict__
-    for (key, proc), v in zip(plan, row):
-        held[key] = proc(v) if proc is not None and v is not None else v
-    make_transient_to_detached(obj)
-    session.add(obj)
+    obj = _instance(model, {key: proc(v) if proc is not None and v is not None else v
+                            for (key, proc), v in zip(plan, row)})
+    _as_loaded(session, obj)
     return obj
 
 
