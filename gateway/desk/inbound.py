@@ -64,8 +64,6 @@ class Inbound:
         return self._found
 
 
-
-
 def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = False,
                   text: str | None = None, reply_text: str | None = None, at=None) -> Message:
     """Store the mail on the ticket. `at`: when it was written, for mail filed as history
