@@ -30,7 +30,7 @@ from parsers.robots import UNCLASSIFIED  # noqa: E402
 
 
 def parsed_ahead(msgs: list[bytes]) -> dict[bytes, tuple]:
-    """What the parse pool hands the store stage for each message: (parsed email, its robot),
+    """What the parse pool hands the store stage for each message: (parsed email, its robot, no stage files),
     with the gateway's own addresses as a bench gateway has them."""
     with tempfile.TemporaryDirectory() as d:
         app = build_app(bench_config(d))
@@ -56,7 +56,7 @@ def store_cpu_ms(msgs: list[bytes], parsed: dict[bytes, object], batch: int = 20
             for spool_id, raw in zip(ids, chunk):
                 fut: Future = Future()
                 got = parsed[raw]
-                fut.set_result(got if isinstance(got, tuple) else (got, UNCLASSIFIED))
+                fut.set_result(got if isinstance(got, tuple) else (got, UNCLASSIFIED, {}))
                 done[spool_id] = fut
             # the batch as `supportgw ingest` processes it, with the parse-ahead pool's results ready
             submit, parse_pool.submit = parse_pool.submit, lambda _app, _entries, done=done: done

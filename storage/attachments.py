@@ -6,11 +6,13 @@ escape the directory.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_staged = itertools.count()
 
 
 class AttachmentStore:
@@ -22,10 +24,46 @@ class AttachmentStore:
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, sha256: str, content: bytes) -> Path:
+    def stage(self, sha256: str, content: bytes) -> str | None:
+        """Write a file ahead of the transaction that will name it (the parse pool does this,
+        gateway/pipeline/parse_pool.py, where the store stage would wait on creating and fsyncing
+        it): into tmp/ under a name no other writer uses, fsynced, its final folder made. `put`
+        then moves it into place with one rename. Never used, it is removed by whoever staged it
+        (gateway.pipeline.process) or, after a crash, by `storage.spool.sweep_tmp`. None when the
+        file is already stored."""
         path = self.path_for(sha256)
         if path.exists():
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = self.root / "tmp"
+        tmp = tmp_dir / f"{sha256}.{os.getpid()}.{next(_staged)}"
+        try:
+            fh = open(tmp, "wb")
+        except FileNotFoundError:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fh = open(tmp, "wb")
+        with fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return str(tmp)
+
+    def put(self, sha256: str, content: bytes, staged: str | None = None) -> Path:
+        """Store `content` under its hash, durably: from the file `stage` wrote for it when
+        there is one (a rename), else written here."""
+        path = self.path_for(sha256)
+        if path.exists():
+            if staged:
+                _unlink(staged)
             return path
+        if staged:
+            try:
+                os.replace(staged, path)
+            except FileNotFoundError:
+                pass  # gone (a batch run again after its stage files were cleared): written below
+            else:
+                _fsync_dir(path.parent)
+                return path
         tmp = path.with_name(f".{sha256}.{os.getpid()}.tmp")
         try:
             fh = open(tmp, "wb")  # its folder is there for all but the first file of 65,536 (no mkdir each time)
@@ -37,6 +75,7 @@ class AttachmentStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the new name must survive a crash once the row naming it commits
         return path
 
     def adopt(self, tmp: Path, sha256: str) -> Path:
@@ -48,12 +87,29 @@ class AttachmentStore:
             os.utime(path)  # in use again: a sweep of unnamed old files must leave it be
             return path
         os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the rename itself must survive a crash before the row commits
-        finally:
-            os.close(fd)
+        _fsync_dir(path.parent)  # the rename itself must survive a crash before the row commits
         return path
 
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(name: str) -> None:
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+
+
+def discard_staged(names) -> None:
+    """Remove stage files no `put` moved into place (their message was not stored)."""
+    for name in names:
+        _unlink(name)

@@ -100,3 +100,74 @@ def test_robots_told_apart_in_the_pool_are_suspended_as_in_process(make_app, clo
     suspended = [o for o in outcomes if o[1] == "suspended"]
     assert {o[2] for o in suspended} >= {"bounce", "auto_reply", "loop"}, outcomes
     assert len(asked) < len(msgs)  # most answered by the pool (one it had not started is parsed here)
+
+
+def _with_attachment(content: bytes, *, frm="dana@customer.example.com", subject="Log attached", headers=None) -> bytes:
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = frm, "support@support.example.test", subject
+    m["Message-ID"] = make_msgid(domain="customer.example.com")
+    for k, v in (headers or {}).items():
+        m[k] = v
+    m.set_content("The log is attached.\n")
+    m.add_attachment(content, maintype="application", subtype="octet-stream", filename="trace.log")
+    return m.as_bytes()
+
+
+def _stage_files(app) -> list:
+    tmp = app.attachments.root / "tmp"
+    return sorted(p.name for p in tmp.iterdir()) if tmp.is_dir() else []
+
+
+def test_the_pool_writes_attachments_ahead_and_leaves_no_stage_file_behind(make_app, clock):
+    """The pool writes each attachment to a stage file (AttachmentStore.stage); the store stage
+    renames the ones of stored mail into place. The same file staged twice in one batch, a
+    duplicate mail, and a robot's mail that is suspended leave nothing behind in tmp/."""
+    import hashlib
+    import time
+
+    logs = [f"trace {i}\n".encode() * 500 for i in range(3)]
+    twice = _with_attachment(logs[0])
+    bounce = _with_attachment(logs[2], frm="mailer-daemon@customer.example.com", subject="Undelivered Mail",
+                              headers={"Auto-Submitted": "auto-replied", "X-Failed-Recipients": "x@customer.example.com"})
+    msgs = generate(12) + [twice, _with_attachment(logs[0], frm="erin@customer.example.com"),
+                           _with_attachment(logs[1]), twice, bounce]
+    app = make_app(clock=clock)
+    real = parse_pool.parse_ahead
+    parse_pool._executor().submit(int).result(timeout=120)  # the pool's process is up before the batch
+    counts = ingest(app, [(raw, Source("file")) for raw in msgs], parse_ahead=True)
+    assert parse_pool._pool is not None and not parse_pool._broken
+    assert counts["duplicates"] == 1 and counts["suspended"] == 1, counts
+    for content in logs[:2]:
+        sha = hashlib.sha256(content).hexdigest()
+        assert app.attachments.get(sha) == content
+    assert not app.attachments.path_for(hashlib.sha256(logs[2]).hexdigest()).exists()  # the bounce's: not stored
+    deadline = time.monotonic() + 30
+    while _stage_files(app) and time.monotonic() < deadline:  # a parse still running is cleared when it ends
+        time.sleep(0.05)
+    assert _stage_files(app) == []
+    # the pool really staged them: what it returns for such a mail names a stage file per attachment
+    got = real(_with_attachment(b"fresh content\n" * 100), app.own_addresses, str(app.attachments.root))
+    staged = list(got[2].values())
+    assert len(staged) == 1 and Path(staged[0]).read_bytes() == b"fresh content\n" * 100
+    assert Path(staged[0]).parent == app.attachments.root / "tmp"
+
+
+def test_an_attachment_whose_stage_file_is_gone_is_written_by_the_store_stage(tmp_path):
+    from storage.attachments import AttachmentStore
+
+    store = AttachmentStore(tmp_path / "attachments")
+    import hashlib
+
+    content = b"report\n" * 10
+    sha = hashlib.sha256(content).hexdigest()
+    name = store.stage(sha, content)
+    Path(name).unlink()  # a batch run again after its stage files were cleared
+    assert store.put(sha, content, staged=name).read_bytes() == content
+    assert store.stage(sha, content) is None  # stored already: nothing to stage
+    other = b"other\n"
+    osha = hashlib.sha256(other).hexdigest()
+    name = store.stage(osha, other)
+    assert store.put(osha, other, staged=name).read_bytes() == other and not Path(name).exists()

@@ -45,6 +45,7 @@ class Inbound:
     ticket: Ticket | None = None  # a ticket this mail opened (create_ticket), for the spool row and the log
     notes: list[str] = field(default_factory=list)
     robot: object = UNCLASSIFIED  # the robot that sent it, when the parse pool asked (gateway.handlers.suspend)
+    staged: dict = field(default_factory=dict)  # {sha256: stage file} the parse pool wrote its attachments to
     _found: Match | None = field(default=None, repr=False)
 
     @property
@@ -78,7 +79,7 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     # is not left changed, so no flush of the unit of work is needed for it.
     rows = []
     for att in e.attachments:
-        ib.app.attachments.put(att.sha256, att.content)
+        ib.app.attachments.put(att.sha256, att.content, staged=ib.staged.pop(att.sha256, None))
         row = AttachmentRow(message_id=msg.id, filename=att.filename, content_type=att.content_type,
                             size=att.size, sha256=att.sha256)
         hot.insert_now(ib.session, row)

@@ -8,7 +8,11 @@ message, and on a machine with more than one core parsing costs it almost
 nothing. The result is the same `ParsedEmail` (or the same exception, which
 quarantines the message as before), with the robot that sent it, if one did
 (`parsers.robots.classify`: pure work on the parsed mail, that the suspend
-handler would otherwise do in the store stage).
+handler would otherwise do in the store stage), and its attachments already
+written to stage files (`storage.attachments.AttachmentStore.stage`): creating and
+fsyncing a file is the slowest step of storing one, and the store stage then only
+renames it into place. Stage files of mail that was not stored are removed when
+its batch ends (`discard`).
 
 A message whose parse has not started when the store stage reaches it (the pool
 is still starting, or parsing fell behind) is taken back and parsed in this
@@ -26,6 +30,7 @@ import multiprocessing
 import os
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -33,6 +38,7 @@ from gateway import large_mail
 from parsers.message import parse_email
 from parsers.robots import UNCLASSIFIED, classify
 from storage import spool as spool_store
+from storage.attachments import AttachmentStore, discard_staged
 
 MIN_BATCH = 8  # below this the store stage would hardly wait for parsing anyway
 MAX_BYTES = 1 << 20  # larger messages are parsed where their bytes already are
@@ -103,22 +109,45 @@ def submit(app, entries) -> dict[int, Future]:
     if pool is None:
         return {}
     try:
-        return {e.id: pool.submit(parse_ahead, spool_store.raw_bytes(app.spool_blobs, e), app.own_addresses)
+        root = str(app.attachments.root)
+        return {e.id: pool.submit(parse_ahead, spool_store.raw_bytes(app.spool_blobs, e), app.own_addresses, root)
                 for e in small}
     except BrokenProcessPool:
         _discard_pool()
         return {}
 
 
-def parse_ahead(raw: bytes, own_addresses: tuple[str, ...]) -> tuple:
-    """In a pool process: (the parsed email, the robot that sent it or None)."""
+def parse_ahead(raw: bytes, own_addresses: tuple[str, ...], attachments: str | None = None) -> tuple:
+    """In a pool process: (the parsed email, the robot that sent it or None, {sha256: stage
+    file} for its attachments when `attachments` names the attachment store's folder)."""
     email = parse_email(raw, own_addresses=own_addresses)
-    return email, classify(email, own_addresses)
+    staged = {}
+    if attachments and email.attachments:
+        store = AttachmentStore(Path(attachments))
+        for att in email.attachments:
+            if att.sha256 not in staged and (name := store.stage(att.sha256, att.content)):
+                staged[att.sha256] = name
+    return email, classify(email, own_addresses), staged
+
+
+def discard(futures: dict[int, Future] | None) -> None:
+    """The batch is over: remove the stage files its stored messages did not move into place,
+    now for parses that are done, when they finish for those still running."""
+    for fut in (futures or {}).values():
+        if not fut.cancelled():
+            fut.add_done_callback(_discard_one)
+
+
+def _discard_one(fut: Future) -> None:
+    if fut.cancelled() or fut.exception() is not None:
+        return
+    discard_staged(fut.result()[2].values())
 
 
 def take(app, entry, futures: dict[int, Future] | None) -> tuple:
-    """(The parsed email of this spool row, its robot): from the pool if it was handed out,
-    else parsed now, its robot then `UNCLASSIFIED` (the suspend handler asks)."""
+    """(The parsed email of this spool row, its robot, its stage files): from the pool if it
+    was handed out, else parsed now, its robot then `UNCLASSIFIED` (the suspend handler asks)
+    and no stage files."""
     fut = (futures or {}).get(entry.id)
     # Not started yet (the pool is still starting, or the store stage caught up with it):
     # parsing here costs less than waiting, and the pool goes on with the next ones. One
@@ -132,4 +161,4 @@ def take(app, entry, futures: dict[int, Future] | None) -> tuple:
             pass  # its process is not up yet: parsed here, the pool's result is dropped
         except BrokenProcessPool:
             _discard_pool()
-    return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses), UNCLASSIFIED
+    return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses), UNCLASSIFIED, {}

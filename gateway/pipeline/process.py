@@ -140,16 +140,16 @@ def process_entry(app, session: Session, entry: SpoolEntry, parsed: dict | None 
     try:
         with session.begin_nested() if isolated else nullcontext():
             if large_mail.is_stored(entry):  # streamed to a file: parsed without reading it whole
-                email, robot = large_mail.parse_stored(app, entry), UNCLASSIFIED
+                email, robot, staged = large_mail.parse_stored(app, entry), UNCLASSIFIED, {}
             else:
-                email, robot = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
+                email, robot, staged = parse_pool.take(app, entry, parsed)  # parsed ahead in another process, or now
             if _parent_still_pending(session, entry, email):
                 return "deferred"  # not an attempt: the row stays as it was
             if _already_stored(session, email):
                 outcome = "duplicate"
             else:
                 ib = Inbound(app=app, session=session, entry=entry, email=email,
-                             recipients=_recipients(entry, email), robot=robot)
+                             recipients=_recipients(entry, email), robot=robot, staged=staged)
                 outcome = None
                 for handler in HANDLERS:
                     outcome = handler.handle(ib)
@@ -245,13 +245,24 @@ def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: 
         with app.db.write_lock(), app.db.session() as s:
             entries = _pending_entries(app, s, ids)
             parsed = parse_pool.submit(app, entries) if parse_ahead else None
-            counts.update(_process_group(app, s, entries, parsed)[0])
+            try:
+                counts.update(_process_group(app, s, entries, parsed)[0])
+            finally:
+                parse_pool.discard(parsed)
         _log_reports(s)  # committed: now it happened
         return counts
     parsed = None
     if parse_ahead:  # the rows' bytes, read without the write lock, go to the pool at once
         with app.db.session() as s:
             parsed = parse_pool.submit(app, _pending_entries(app, s, ids, lock=False))
+    try:
+        _process_turns(app, ids, parsed, counts)
+    finally:
+        parse_pool.discard(parsed)
+    return counts
+
+
+def _process_turns(app, ids: list[int], parsed, counts: Counter) -> None:
     left = list(ids)
     while left:
         app.db.foreground.wait_quiet()
@@ -265,7 +276,6 @@ def process_ids(app, ids: list[int], *, per_message: bool = False, parse_ahead: 
             counts.update(done)
         _log_reports(s)  # committed: now it happened
         left = [i for i in left if last is not None and i > last]
-    return counts
 
 
 def _pending_entries(app, session: Session, ids: list[int], *, lock: bool = True) -> list[SpoolEntry]:
