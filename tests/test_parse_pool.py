@@ -7,9 +7,13 @@ processes import the caller's main module again.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
+import time
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 
 from sqlalchemy import select
@@ -17,6 +21,7 @@ from sqlalchemy import select
 from bench.corpus import generate
 from gateway.pipeline import parse_pool
 from gateway.pipeline.process import Source, ingest
+from storage.attachments import AttachmentStore
 from storage.models import Message, SpoolEntry, Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,9 +108,6 @@ def test_robots_told_apart_in_the_pool_are_suspended_as_in_process(make_app, clo
 
 
 def _with_attachment(content: bytes, *, frm="dana@customer.example.com", subject="Log attached", headers=None) -> bytes:
-    from email.message import EmailMessage
-    from email.utils import make_msgid
-
     m = EmailMessage()
     m["From"], m["To"], m["Subject"] = frm, "support@support.example.test", subject
     m["Message-ID"] = make_msgid(domain="customer.example.com")
@@ -125,9 +127,6 @@ def test_the_pool_writes_attachments_ahead_and_leaves_no_stage_file_behind(make_
     """The pool writes each attachment to a stage file (AttachmentStore.stage); the store stage
     renames the ones of stored mail into place. The same file staged twice in one batch, a
     duplicate mail, and a robot's mail that is suspended leave nothing behind in tmp/."""
-    import hashlib
-    import time
-
     logs = [f"trace {i}\n".encode() * 500 for i in range(3)]
     twice = _with_attachment(logs[0])
     bounce = _with_attachment(logs[2], frm="mailer-daemon@customer.example.com", subject="Undelivered Mail",
@@ -156,11 +155,7 @@ def test_the_pool_writes_attachments_ahead_and_leaves_no_stage_file_behind(make_
 
 
 def test_an_attachment_whose_stage_file_is_gone_is_written_by_the_store_stage(tmp_path):
-    from storage.attachments import AttachmentStore
-
     store = AttachmentStore(tmp_path / "attachments")
-    import hashlib
-
     content = b"report\n" * 10
     sha = hashlib.sha256(content).hexdigest()
     name = store.stage(sha, content)

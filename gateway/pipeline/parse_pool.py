@@ -30,9 +30,9 @@ import multiprocessing
 import os
 import threading
 import time
-from pathlib import Path
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from gateway import large_mail
 from parsers.message import parse_email
