@@ -204,3 +204,25 @@ def test_the_scan_detector_sees_a_scan(app):
     indexed = f"SELECT id FROM messages WHERE message_id = {param}"
     found = full_scans(engine, {scan: args, indexed: args})
     assert list(found) == [scan]
+
+
+def test_the_duplicate_check_searches_by_message_id(app):
+    """Is this mail stored already (same Message-ID, same sender)? With no statistics, as a
+    gateway's SQLite database has them, the planner took the sender's index when the sender
+    was in the WHERE: hundreds of rows for a regular customer, ingest a third slower with a
+    million messages stored (bench/growth.py). The query asks by Message-ID alone."""
+    from gateway.pipeline.process import _STORED
+
+    engine = app.db.engine
+    compiled = _STORED.compile(engine)
+    sql = str(compiled)
+    values = dict(compiled.params, message_id="<a@b>", sender="alice@customer.example.com")
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            args = tuple(values[name] for name in compiled.positiontup)
+            plan = " ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", args).fetchall())
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = json.dumps(conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", values).scalar_one())
+        conn.rollback()
+    assert "ix_messages_message_id" in plan, plan
