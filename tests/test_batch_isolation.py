@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from gateway.desk import notify
 from gateway.pipeline import process as pipeline
-from storage.models import Message, OutboxRow, SpoolEntry, Ticket
+from storage.models import Message, OutboxRow, Participant, SpoolEntry, Ticket
+from storage.rows import append
 from tests.mail import build
 
 
@@ -63,3 +64,29 @@ def test_worker_turns_process_each_message_once(app, monkeypatch):
     with app.db.session() as s:
         assert s.execute(select(Ticket.id)).scalars().all() == [1, 2, 3]
         assert {e.attempts for e in s.execute(select(SpoolEntry)).scalars()} == {1}
+
+
+def test_a_row_refused_at_the_end_of_a_batch_quarantines_that_message_alone(app, monkeypatch):
+    """Appended rows (storage.rows) are written when a query reads their table, else at the
+    commit: the last message's rows may be refused only there. They are written before the
+    batch ends, where a refusal still runs the batch again message by message."""
+    on_new_ticket = notify.on_new_ticket
+
+    def twice(app, session, ticket, *a, **kw):
+        out = on_new_ticket(app, session, ticket, *a, **kw)
+        if "REFUSED" in ticket.subject:  # the requester a second time: the unique constraint says no
+            append(session, Participant, ticket_id=ticket.id, email=ticket.requester_email, name="", role="requester")
+        return out
+
+    monkeypatch.setattr(notify, "on_new_ticket", twice)
+    raws = [build(frm=f"c{i}@customer.example.com", subject=s, msgid=f"<end-{i}@customer.example.com>")
+            for i, s in enumerate(["First question", "Second question", "Third question REFUSED"])]
+    spooled = pipeline.spool(app, [(raw, pipeline.Source("file")) for raw in raws])
+    counts = pipeline.process_ids(app, [sp.spool_id for sp in spooled])
+    assert (counts["created"], counts["quarantined"]) == (2, 1), counts
+    with app.db.session() as s:
+        status = {e.message_id: e.status for e in s.execute(select(SpoolEntry)).scalars()}
+        tickets = s.execute(select(Ticket.subject).order_by(Ticket.id)).scalars().all()
+    assert status == {"end-0@customer.example.com": "processed", "end-1@customer.example.com": "processed",
+                      "end-2@customer.example.com": "quarantined"}
+    assert tickets == ["First question", "Second question"]

@@ -28,7 +28,7 @@ from storage import hot
 from storage import spool as spool_store
 from storage.db import try_again_later
 from storage.models import Message, SpoolEntry
-from storage.rows import read, update_later
+from storage.rows import read, update_later, write
 from gateway.metrics import count_processed  # noqa: E402,I001  (counted when the transaction commits)
 
 log = logging.getLogger("supportgw.pipeline")
@@ -308,7 +308,8 @@ def _process_group(app, s: Session, entries: list[SpoolEntry], parsed, stop=None
                 if stop is not None and i + 1 < n and stop():
                     last = entry.id
                     break
-            s.flush()  # a row the database refuses shows here, while the batch can still run again
+            s.flush()  # a row the database refuses shows here, while the batch can still run again,
+            write(s)  # appended rows too (the commit would write them past the point of running again)
             return counts, last
         except Exception as exc:
             if try_again_later(exc):
