@@ -56,8 +56,8 @@ def store_cpu_ms(msgs: list[bytes], parsed: dict[bytes, object], batch: int = 20
             for spool_id, raw in zip(ids, chunk):
                 fut: Future = Future()
                 got = parsed[raw]
-                fut.set_result(got if isinstance(got, tuple) else (got, UNCLASSIFIED, {}))
-                done[spool_id] = fut
+                fut.set_result([(True, got if isinstance(got, tuple) else (got, UNCLASSIFIED, {}))])
+                done[spool_id] = (fut, 0)  # as parse_pool.submit hands them out: (its chunk, its place)
             # the batch as `supportgw ingest` processes it, with the parse-ahead pool's results ready
             submit, parse_pool.submit = parse_pool.submit, lambda _app, _entries, done=done: done
             try:
