@@ -12,15 +12,17 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import Future
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bench.corpus import generate
 from gateway.pipeline import parse_pool
-from gateway.pipeline.process import Source, ingest
+from gateway.pipeline.process import Source, ingest, spool
 from storage.attachments import AttachmentStore
 from storage.models import Message, SpoolEntry, Ticket
 
@@ -57,7 +59,7 @@ def test_a_script_without_a_main_guard_can_call_ingest(tmp_path):
         from bench.corpus import generate
         from gateway.app import build_app
         from gateway.config import parse_config
-        from gateway.pipeline.process import Source, ingest
+        from gateway.pipeline.process import Source, ingest, spool
 
         d = Path({str(tmp_path)!r})
         cfg = parse_config({{"gateway": {{"data_dir": str(d), "secret_key": "script-secret-key-0123456789"}}}},
@@ -166,3 +168,36 @@ def test_an_attachment_whose_stage_file_is_gone_is_written_by_the_store_stage(tm
     osha = hashlib.sha256(other).hexdigest()
     name = store.stage(osha, other)
     assert store.put(osha, other, staged=name).read_bytes() == other and not Path(name).exists()
+
+
+def test_a_message_that_fails_to_parse_fails_alone_in_its_chunk(make_app, clock, monkeypatch):
+    """The pool parses ten messages a task (parse_pool.parse_chunk); one that raises is answered
+    with its exception, which the store stage raises for it alone (and so quarantines it), while
+    the others of its chunk are taken as parsed."""
+    real = parse_pool.parse_email
+
+    def picky(raw, **kw):
+        if b"BROKEN" in raw:
+            raise ValueError("cannot parse this one")
+        return real(raw, **kw)
+
+    monkeypatch.setattr(parse_pool, "parse_email", picky)
+    msgs = generate(2) + [_with_attachment(b"x", subject="BROKEN")]
+    answers = parse_pool.parse_chunk(msgs, ("support@support.example.test",))
+    assert [ok for ok, _ in answers] == [True, True, False]
+    assert isinstance(answers[2][1], ValueError)
+
+    app = make_app(clock=clock)
+    entries = spool(app, [(raw, Source("file")) for raw in msgs])
+    fut: Future = Future()
+    fut.set_result(answers)
+    handed = {sp.spool_id: (fut, n) for n, sp in enumerate(entries)}
+
+    class Row:  # what take() reads of a spool row
+        def __init__(self, sp):
+            self.id = sp.spool_id
+
+    email, _robot, staged = parse_pool.take(app, Row(entries[0]), handed)
+    assert email.message_id == answers[0][1][0].message_id and staged == {}
+    with pytest.raises(ValueError, match="cannot parse this one"):
+        parse_pool.take(app, Row(entries[2]), handed)
