@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 
 class SystemClock:
@@ -36,7 +38,10 @@ def fmt_due(app, when) -> str:
     """A deadline as our mail shows it: in the report timezone, to the minute ("" for none)."""
     if when is None:
         return ""
-    from zoneinfo import ZoneInfo
+    return _fmt_due(when, app.config.report.timezone)
 
-    tz = ZoneInfo(app.config.report.timezone)
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+@lru_cache(maxsize=4096)
+def _fmt_due(when: datetime, timezone_name: str) -> str:
+    # kept: a ticket's deadlines are shown in every mail about it, several a message
+    return when.astimezone(ZoneInfo(timezone_name)).strftime("%Y-%m-%d %H:%M %Z")
