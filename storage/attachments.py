@@ -9,7 +9,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from sqlalchemy import event
+
+from storage.rows import Session
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _staged = itertools.count()
@@ -48,9 +53,12 @@ class AttachmentStore:
             os.fsync(fh.fileno())
         return str(tmp)
 
-    def put(self, sha256: str, content: bytes, staged: str | None = None) -> Path:
+    def put(self, sha256: str, content: bytes, staged: str | None = None, *, session=None) -> Path:
         """Store `content` under its hash, durably: from the file `stage` wrote for it when
-        there is one (a rename), else written here."""
+        there is one (a rename), else written here. With `session`, the rename is made durable
+        (its folder fsynced) just before that session commits, together with the others of its
+        transaction and in parallel, rather than here: an fsync of a folder took 0.2-0.4 ms,
+        3% of a message's processing."""
         path = self.path_for(sha256)
         if path.exists():
             if staged:
@@ -62,8 +70,7 @@ class AttachmentStore:
             except FileNotFoundError:
                 pass  # gone (a batch run again after its stage files were cleared): written below
             else:
-                _fsync_dir(path.parent)
-                return path
+                return _durable(path, session)
         tmp = path.with_name(f".{sha256}.{os.getpid()}.tmp")
         try:
             fh = open(tmp, "wb")  # its folder is there for all but the first file of 65,536 (no mkdir each time)
@@ -75,8 +82,7 @@ class AttachmentStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)  # the new name must survive a crash once the row naming it commits
-        return path
+        return _durable(path, session)  # the new name must survive a crash once the row naming it commits
 
     def adopt(self, tmp: Path, sha256: str) -> Path:
         """Move an already written and fsynced file into place under its hash."""
@@ -92,6 +98,34 @@ class AttachmentStore:
 
     def get(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
+
+
+_FOLDERS = "attachment_folders_to_sync"  # session.info: folders a rename went into since the last commit
+_syncer: tuple[int, ThreadPoolExecutor] | None = None
+
+
+@event.listens_for(Session, "before_commit")
+def _sync_folders(session) -> None:
+    """Before the rows naming the files commit, their renames are made durable."""
+    folders = session.info.pop(_FOLDERS, None)
+    if not folders:
+        return
+    if len(folders) == 1:
+        _fsync_dir(next(iter(folders)))
+        return
+    global _syncer
+    if _syncer is None or _syncer[0] != os.getpid():  # (a pool's threads do not survive a fork)
+        _syncer = (os.getpid(), ThreadPoolExecutor(4, thread_name_prefix="fsync"))
+    list(_syncer[1].map(_fsync_dir, folders))  # each fsync waits on the disk, not on Python
+
+
+def _durable(path: Path, session) -> Path:
+    """The rename into `path` made durable: now, or with `session` just before it commits."""
+    if session is not None:
+        session.info.setdefault(_FOLDERS, set()).add(path.parent)
+    else:
+        _fsync_dir(path.parent)
+    return path
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from bench.corpus import generate
 from gateway.pipeline import parse_pool
 from gateway.pipeline.process import Source, ingest, spool
+import storage.attachments as attachments_module
 from storage.attachments import AttachmentStore
 from storage.models import Message, SpoolEntry, Ticket
 
@@ -201,3 +202,19 @@ def test_a_message_that_fails_to_parse_fails_alone_in_its_chunk(make_app, clock,
     assert email.message_id == answers[0][1][0].message_id and staged == {}
     with pytest.raises(ValueError, match="cannot parse this one"):
         parse_pool.take(app, Row(entries[2]), handed)
+
+
+def test_a_stored_attachments_folder_is_fsynced_before_its_row_commits(app, tmp_path, monkeypatch):
+    """The rename that puts a file in place is made durable (its folder fsynced) before the
+    transaction naming it commits: with others of that transaction, at the commit, not one by one."""
+    synced = []
+    real = attachments_module._fsync_dir
+    monkeypatch.setattr(attachments_module, "_fsync_dir", lambda folder: synced.append(folder) or real(folder))
+    store = AttachmentStore(tmp_path / "attachments")
+    contents = [f"file {i}\n".encode() for i in range(3)]
+    with app.db.session() as s:
+        paths = [store.put(hashlib.sha256(c).hexdigest(), c, staged=store.stage(hashlib.sha256(c).hexdigest(), c),
+                           session=s) for c in contents]
+        assert synced == []  # not yet: at the commit
+    assert sorted(map(str, synced)) == sorted({str(p.parent) for p in paths})
+    assert [p.read_bytes() for p in paths] == contents

@@ -79,7 +79,7 @@ def store_message(ib: Inbound, ticket: Ticket, *, kind: str, internal: bool = Fa
     # is not left changed, so no flush of the unit of work is needed for it.
     rows = []
     for att in e.attachments:
-        ib.app.attachments.put(att.sha256, att.content, staged=ib.staged.pop(att.sha256, None))
+        ib.app.attachments.put(att.sha256, att.content, staged=ib.staged.pop(att.sha256, None), session=ib.session)
         row = AttachmentRow(message_id=msg.id, filename=att.filename, content_type=att.content_type,
                             size=att.size, sha256=att.sha256)
         hot.insert_now(ib.session, row)
