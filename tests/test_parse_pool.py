@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bench.corpus import generate
 from gateway.pipeline import parse_pool
 from gateway.pipeline.process import Source, ingest, spool
-import storage.attachments as attachments_module
+from storage import attachments as attachments_module
 from storage.attachments import AttachmentStore
 from storage.models import Message, SpoolEntry, Ticket
 
