@@ -81,3 +81,18 @@ def mbox_entry(raw: bytes, sender: str, delivered) -> bytes:
     `raw` with LF line ends and a blank line after it (no From-quoting: tests' bodies have none)."""
     return (f"From {sender} {delivered.strftime('%a %b %d %H:%M:%S %Y')}\n".encode()
             + raw.replace(b"\r\n", b"\n") + b"\n")
+
+
+def parser_raises_on(monkeypatch, marker: bytes, error: str) -> None:
+    """Make `parse_email` raise ValueError(error) for mail containing `marker`, where the pipeline
+    calls it (gateway.pipeline.parse_pool, in this process): a parser bug on one message."""
+    from gateway.pipeline import parse_pool
+
+    real = parse_pool.parse_email
+
+    def buggy(raw, **kw):
+        if marker in raw:
+            raise ValueError(error)
+        return real(raw, **kw)
+
+    monkeypatch.setattr(parse_pool, "parse_email", buggy)

@@ -12,7 +12,7 @@ from tests.conftest import wait_for
 from tests.imap_kit import (SplittingProxy, imap_gateway, inbound_by_message_id, seen_flags,  # noqa: F401
                             spool_rows, spooled, tickets)
 from tests.imap_kit import dovecot  # noqa: F401
-from tests.mail import build
+from tests.mail import build, parser_raises_on
 
 
 def mails(n: int, tag: str = "m") -> list[bytes]:
@@ -139,16 +139,7 @@ def test_twenty_megabyte_message_is_stored_byte_for_byte(dovecot, imap_gateway):
 def test_message_the_parser_chokes_on_is_spooled_quarantined_and_acknowledged(dovecot, imap_gateway, monkeypatch):
     """parse_email promises never to raise; a bug breaking that promise must still not block the
     mailbox. We break it for one message at the parser boundary (where the pipeline calls it)."""
-    import gateway.pipeline.parse_pool as boundary
-
-    real = boundary.parse_email
-
-    def buggy(raw, **kw):
-        if b"X-Trigger-Parser-Bug: yes" in raw:
-            raise ValueError("parser bug triggered by this message")
-        return real(raw, **kw)
-
-    monkeypatch.setattr(boundary, "parse_email", buggy)
+    parser_raises_on(monkeypatch, b"X-Trigger-Parser-Bug: yes", "parser bug triggered by this message")
     dovecot.append(build(subject="poison", msgid="<poison@customer.example.com>",
                          headers={"X-Trigger-Parser-Bug": "yes"}),
                    build(subject="fine after poison", msgid="<fine@customer.example.com>"))

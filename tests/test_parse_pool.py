@@ -26,6 +26,7 @@ from gateway.pipeline.process import Source, ingest, spool
 from storage import attachments as attachments_module
 from storage.attachments import AttachmentStore
 from storage.models import Message, SpoolEntry, Ticket
+from tests.mail import parser_raises_on
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,14 +176,7 @@ def test_a_message_that_fails_to_parse_fails_alone_in_its_chunk(make_app, clock,
     """The pool parses ten messages a task (parse_pool.parse_chunk); one that raises is answered
     with its exception, which the store stage raises for it alone (and so quarantines it), while
     the others of its chunk are taken as parsed."""
-    real = parse_pool.parse_email
-
-    def picky(raw, **kw):
-        if b"BROKEN" in raw:
-            raise ValueError("cannot parse this one")
-        return real(raw, **kw)
-
-    monkeypatch.setattr(parse_pool, "parse_email", picky)
+    parser_raises_on(monkeypatch, b"BROKEN", "cannot parse this one")
     msgs = generate(2) + [_with_attachment(b"x", subject="BROKEN")]
     answers = parse_pool.parse_chunk(msgs, ("support@support.example.test",))
     assert [ok for ok, _ in answers] == [True, True, False]
