@@ -40,17 +40,8 @@ class AttachmentStore:
         if path.exists():
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = self.root / "tmp"
-        tmp = tmp_dir / f"{sha256}.{os.getpid()}.{next(_staged)}"
-        try:
-            fh = open(tmp, "wb")
-        except FileNotFoundError:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            fh = open(tmp, "wb")
-        with fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp = self.root / "tmp" / f"{sha256}.{os.getpid()}.{next(_staged)}"
+        _write_synced(tmp, content)
         return str(tmp)
 
     def put(self, sha256: str, content: bytes, staged: str | None = None, *, session=None) -> Path:
@@ -62,7 +53,7 @@ class AttachmentStore:
         path = self.path_for(sha256)
         if path.exists():
             if staged:
-                _unlink(staged)
+                Path(staged).unlink(missing_ok=True)
             return path
         if staged:
             try:
@@ -72,15 +63,7 @@ class AttachmentStore:
             else:
                 return _durable(path, session)
         tmp = path.with_name(f".{sha256}.{os.getpid()}.tmp")
-        try:
-            fh = open(tmp, "wb")  # its folder is there for all but the first file of 65,536 (no mkdir each time)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(tmp, "wb")
-        with fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_synced(tmp, content)
         os.replace(tmp, path)
         return _durable(path, session)  # the new name must survive a crash once the row naming it commits
 
@@ -136,14 +119,21 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _unlink(name: str) -> None:
+def _write_synced(tmp: Path, content: bytes) -> None:
+    """Write `content` to the new file `tmp`, fsynced; its folder is made only when missing (it is
+    there for all but the first file of each of the 65,536: no mkdir each time)."""
     try:
-        os.unlink(name)
+        fh = open(tmp, "wb")
     except FileNotFoundError:
-        pass
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")
+    with fh:
+        fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def discard_staged(names) -> None:
     """Remove stage files no `put` moved into place (their message was not stored)."""
     for name in names:
-        _unlink(name)
+        Path(name).unlink(missing_ok=True)
