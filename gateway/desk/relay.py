@@ -38,9 +38,10 @@ def customer_thread(app, session, ticket: Ticket) -> tuple[str | None, list[str]
 
 def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
                       attachments: tuple[Attachment, ...] = (), spool_id: int | None = None,
-                      send_at=None) -> Message:
+                      send_at=None, staged: dict | None = None) -> Message:
     """Queue the engineer's text to the requester (and CCs), store it as an outbound message;
-    `send_at`: not before then (gateway.desk.send_later; the first response counts when it goes)."""
+    `send_at`: not before then (gateway.desk.send_later; the first response counts when it goes);
+    `staged`: the stage files the parse pool wrote the attachments to (gateway.desk.inbound.Inbound)."""
     body = scrub_engineer_addresses(app, body)
     ctx = dict(ticket=ticket, body=body, engineer_first_name=first_name(app, engineer),
                team_name=app.team_name(ticket),
@@ -65,7 +66,7 @@ def relay_to_customer(app, session, ticket: Ticket, *, engineer: str, body: str,
     for a in attachments:
         if a.inline:
             continue
-        app.attachments.put(a.sha256, a.content)
+        app.attachments.put(a.sha256, a.content, staged=(staged or {}).pop(a.sha256, None), session=session)
         session.add(AttachmentRow(message_id=msg.id, filename=a.filename, content_type=a.content_type,
                                   size=a.size, sha256=a.sha256))
     ticket.updated_at = now

@@ -180,7 +180,7 @@ def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False
     elif block.body and not block.is_solution:
         due = send_later.when(app, block)
         answer = relay_to_customer(app, s, ticket, engineer=engineer, body=block.body, attachments=e.attachments,
-                                   spool_id=ib.entry.id, send_at=due)
+                                   spool_id=ib.entry.id, send_at=due, staged=ib.staged)
         own_status = bool(block.get("status") or engineer_commands.closure_status(block))
         if due is not None:  # the status an answer sets waits for it to go (send_later.on_sent)
             send_later.record(app, s, ticket, engineer=engineer, message_id=answer.message_id, due=due,
