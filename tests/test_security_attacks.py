@@ -115,7 +115,8 @@ def test_template_syntax_in_customer_text_appears_literally(app):
     assert "{{ 7*7 }} {{ config }} {% raw %}" in ack["Subject"]
     assert "49" not in ack["Subject"]
     body = ack.get_body(("plain",)).get_content()
-    assert "{{ 7*7 }}" in body and "49" not in body.replace(t.ref, "")
+    # rendered, the name would read "49 X" and the body "looplooploop"; the deadline's digits may hold a 49
+    assert "{{ 7*7 }}" in body and "49 X" not in body and "looploop" not in body
 
 
 def test_attachment_names_cannot_escape_the_attachment_directory(app, tmp_path):
