@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import bench_config  # noqa: E402
 from bench.corpus import generate  # noqa: E402
 from gateway.app import build_app  # noqa: E402
+from gateway.runtime import heap  # noqa: E402
 from gateway.pipeline import parse_pool  # noqa: E402
 from gateway.pipeline.process import Source, process_ids, spool  # noqa: E402
 from parsers.robots import UNCLASSIFIED  # noqa: E402
@@ -71,6 +72,7 @@ def store_cpu_ms(msgs: list[bytes], parsed: dict[bytes, object], batch: int = 20
 
 
 def main() -> None:
+    heap.settle()  # as `supportgw ingest` and the gateway's worker settle once started, for both measures
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     msgs = generate(n)

@@ -135,6 +135,9 @@ def _ingest(args, app) -> int:
     from tqdm import tqdm
 
     from gateway.pipeline.process import Source, ingest
+    from gateway.runtime import heap
+
+    heap.settle()
 
     totals: Counter = Counter()
     batch: list[bytes] = []

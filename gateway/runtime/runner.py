@@ -14,6 +14,7 @@ import threading
 
 from gateway import CommandError, rules_sync
 from gateway.pipeline import parse_pool
+from gateway.runtime import heap
 from gateway.runtime.dispatch import Dispatcher
 from gateway.edges.smtp import start_listener
 from gateway.jobs.scheduler import start_scheduler
@@ -46,6 +47,7 @@ def _worker_main(config, parent: int) -> None:
     # So the worker yields the CPU to the gateway process whenever both want it.
     os.nice(WORKER_NICENESS)
     app = build_app(config, migrate=False, rules_from_database=True)
+    heap.settle()
     dispatcher = Dispatcher(app)
     processor = Processor(app, on_processed=dispatcher.kick, interval=0.3)
     done = threading.Event()
@@ -250,6 +252,7 @@ def run_forever(app) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _hup)
     gw = Gateway(app, workers=app.config.gateway.workers).start()
+    heap.settle()  # with workers = 0 this process stores the mail too
     while True:
         wake.wait(2)
         wake.clear()
