@@ -19,7 +19,7 @@ from datetime import timezone
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from storage.types import JSONType, UTCDateTime, json_text
+from storage.types import JSONType, UTCDateTime, json_text, sqlite_utc_text
 
 
 def _default(col):
@@ -42,6 +42,19 @@ def _copy_converter(col):
     if isinstance(col.type, JSONType):
         return _json
     return None
+
+
+def driver_bind(type_, dialect):
+    """`type_`'s bind processor for a value sent on the driver's own connection: SQLAlchemy's,
+    except on SQLite for the two kinds nearly every row has, a UTC timestamp and a JSON value,
+    whose processors are four calls deep: these write the same text directly. (None: the value
+    goes as it is; a None value is always sent as NULL.)"""
+    if dialect.name == "sqlite":
+        if isinstance(type_, UTCDateTime):
+            return sqlite_utc_text
+        if isinstance(type_, JSONType):
+            return _json
+    return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
 def sqlite_insert(conn, table, rows: list[dict]) -> None:
@@ -76,7 +89,7 @@ def sqlite_update(conn, table, rows: list[dict]) -> None:
 
 @lru_cache(maxsize=64)
 def _sqlite_update_plan(dialect, table, columns: tuple[str, ...]) -> tuple[str, list]:
-    procs = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    procs = [driver_bind(table.c[c].type, dialect) for c in columns]
     sets = ", ".join(f'"{c}" = ?' for c in columns)
     return f'UPDATE "{table.name}" SET {sets} WHERE id = ?', procs
 
@@ -98,7 +111,7 @@ def _sqlite_plan(dialect, table, given: frozenset) -> tuple[str, list]:
     for c in cols:
         d = c.default
         missing.append(None if d is None else (d.arg if d.is_scalar else (lambda f=d.arg: f(None))))
-    procs = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
+    procs = [driver_bind(c.type, dialect) for c in cols]
     names = [c.name for c in cols]
     plan = list(zip(names, procs, missing, [c.default is not None and c.default.is_callable for c in cols]))
     sql = (f'INSERT INTO "{table.name}" ({", ".join(chr(34) + n + chr(34) for n in names)}) '

@@ -30,7 +30,7 @@ from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm import Session as _OrmSession
 from sqlalchemy.sql import visitors
 
-from storage.bulk import raw_ok, sqlite_update
+from storage.bulk import driver_bind, raw_ok, sqlite_update
 from storage.bulk import sqlite_insert as insert_rows_now
 
 _KEY = "appended_rows"
@@ -236,7 +236,7 @@ def _raw_plan(statement, dialect):
         binds, lists = [], []
         for name in compiled.positiontup:
             b = compiled.binds[name]
-            binds.append((b.key, b.required, b.value, b.type.dialect_impl(dialect).bind_processor(dialect),
+            binds.append((b.key, b.required, b.value, driver_bind(b.type, dialect),
                           b.expanding))
             if b.expanding:
                 lists.append(b.key)

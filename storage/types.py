@@ -30,6 +30,17 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc)
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """What UTCDateTime's bind processor writes to SQLite for `value` (naive UTC, SQLAlchemy's
+    'YYYY-MM-DD HH:MM:SS.ffffff'), in one call instead of four: storage.bulk binds a dozen
+    timestamps a message with it, on the driver's own connection."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; pass an aware UTC datetime")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 JSONType = JSON
 
 

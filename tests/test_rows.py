@@ -260,3 +260,27 @@ def test_hot_get_loads_a_ticket_as_the_orm_does(app):
         assert len(statements) == 1 and statements[0].startswith("UPDATE tickets SET status=")
     with app.db.session() as s:
         assert s.get(Ticket, tid).status == "open"
+
+
+def test_the_driver_binds_timestamps_and_json_as_sqlalchemy_does():
+    """storage.bulk.driver_bind: on SQLite (the only database whose values it binds itself), the
+    direct processors write exactly SQLAlchemy's text, as storage.db sets the engine up, or stored
+    times would compare and sort differently from those written through SQLAlchemy."""
+    from sqlalchemy.dialects import sqlite
+
+    from storage.bulk import driver_bind
+    from storage.types import JSONType, UTCDateTime, json_text
+
+    dialect = sqlite.dialect(json_serializer=json_text)
+    for type_, values in (
+        (UTCDateTime(), [NOW, NOW.replace(microsecond=7), datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+                         datetime(2026, 12, 2, 1, 30, 0, 250, tzinfo=timezone(timedelta(hours=8)))]),
+        (JSONType(), [{"to": ["李伟 <li@x.example>"], "n": 3, "ok": True}, [], "text", {"1": None}]),
+    ):
+        theirs = type_.dialect_impl(dialect).bind_processor(dialect)
+        mine = driver_bind(type_, dialect)
+        assert mine is not theirs
+        for v in values:
+            assert mine(v) == theirs(v), v
+    with pytest.raises(ValueError, match="naive datetime"):
+        driver_bind(UTCDateTime(), dialect)(datetime(2026, 12, 2, 9, 0))
