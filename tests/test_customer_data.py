@@ -306,3 +306,53 @@ def test_erase_on_postgresql_leaves_no_dead_tuple_in_the_table_files(make_app):
     for needle in (ME, PHRASE, COMMENT, NAME):
         assert needle.encode() not in files, needle
     assert FILE_BYTES not in files
+
+
+def _decoded_text_parts(app) -> str:
+    """The text of every text part of every raw mail kept (spool, outbox, sent Maildir), decoded
+    from base64 and quoted-printable: what a reader of the mail sees, not its bytes."""
+    from email import message_from_bytes
+
+    raws = []
+    with app.db.session() as s:
+        raws += [r for r in s.execute(text("SELECT raw FROM spool")).scalars() if r]
+        raws += [r for r in s.execute(text("SELECT raw FROM outbox")).scalars() if r]
+    raws += [f.read_bytes() for f in (Path(app.config.data_dir) / "sent").rglob("*") if f.is_file()]
+    out = []
+    for raw in raws:
+        for part in message_from_bytes(raw).walk():
+            if part.get_content_maintype() == "text" and not part.is_multipart():
+                out.append((part.get_payload(decode=True) or b"").decode(part.get_content_charset() or "utf-8",
+                                                                          "replace"))
+    return "\n".join(out)
+
+
+def test_erase_reaches_others_mail_bodies_sent_base64_or_quoted_printable(make_app):
+    """A colleague names Mei in mail whose text is not in its bytes as written: a base64 body (with
+    an HTML alternative), and a quoted-printable one whose soft line break falls inside her name."""
+    app = make_app()
+    _story(app)
+    b64 = EmailMessage()
+    b64["From"], b64["To"], b64["Subject"] = f"Pat <{PAT}>", "support@support.example.test", "Übergabe"
+    b64["Message-ID"] = make_msgid(domain="partner-demo.example")
+    b64.set_content(f"Grüße! Bitte {NAME} fragen, {ME}.\n", cte="base64")
+    b64.add_alternative(f"<p>Grüße! Bitte <b>{NAME}</b> fragen.</p>\n", subtype="html", cte="base64")
+    qp = EmailMessage()
+    qp["From"], qp["To"], qp["Subject"] = f"Quinn <{QUINN}>", "support@support.example.test", "Notes"
+    qp["Message-ID"] = make_msgid(domain="partner-demo.example")
+    qp.set_content("é" + "x" * 66 + f" {NAME} knows; mail {ME}.\n", cte="quoted-printable")
+    assert NAME.encode() not in qp.as_bytes() and NAME.encode() not in b64.as_bytes()  # hidden in the bytes
+    deliver(app, b64.as_bytes())
+    deliver(app, qp.as_bytes())
+    flush(app)
+    assert NAME in _decoded_text_parts(app)
+    erase(app, ME)
+    seen = _decoded_text_parts(app).lower()
+    assert NAME.lower() not in seen and ME not in seen
+    assert "grüße! bitte [erased] fragen" in seen and "[erased] knows" in seen  # the rest of the mail is kept
+    with app.db.session() as s:  # and the raw mail still reads as mail
+        raws = [r for r in s.execute(text("SELECT raw FROM spool WHERE raw IS NOT NULL")).scalars() if r]
+    from email import message_from_bytes
+
+    subjects = {str(message_from_bytes(r)["Subject"]) for r in raws}
+    assert "Notes" in subjects

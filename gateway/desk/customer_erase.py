@@ -13,9 +13,12 @@
   their address and names are replaced in every article.
 - Outbound mail still waiting for them is cancelled (failed, "recipient erased"); the
   other outbound mail of tickets they are on is kept with their address and names replaced.
-- Raw mail of others is searched in its bytes and inside RFC 2047 encoded words
-  (`=?utf-8?b?...?=`, a name in a header); large mail kept as a spool blob file is
-  scrubbed into a new file a chunk at a time and the old file removed.
+- Raw mail of others is searched in its bytes, inside RFC 2047 encoded words
+  (`=?utf-8?b?...?=`, a name in a header), and in its text parts sent base64 or
+  quoted-printable (decoded, scrubbed, encoded again as they came); the same for our
+  outbound raw mail and the sent Maildir. Large mail kept as a spool blob file is
+  scrubbed into a new file a chunk at a time (its bytes and encoded words) and the
+  old file removed.
 - Files: attachment and spool-blob files nothing else names are deleted; mail in
   the sent Maildir (newcomer mode) that names them is deleted.
 - Finally every text and JSON column of every table is swept for the address
@@ -29,10 +32,14 @@ say so instead of editing it.
 
 from __future__ import annotations
 
+import base64
 import binascii
+import quopri
 import re
+from email import message_from_bytes
 from email.errors import HeaderParseError
 from email.header import Header, decode_header, make_header
+from email.policy import compat32
 from pathlib import Path
 
 from sqlalchemy import delete, func, text, update
@@ -51,6 +58,8 @@ ERASED_NAME = "[erased]"
 # A run of RFC 2047 encoded words (=?charset?b|q?...?=), the folding whitespace between them
 # being no part of the text: a name in a header of someone else's raw mail hides in one.
 ENCODED_RUN = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=(?:\s+=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)*")
+# A part sent base64 or quoted-printable: its text is not in the mail's bytes as written.
+ENCODED_BODY = re.compile(rb"content-transfer-encoding:[ \t]*(?:base64|quoted-printable)", re.IGNORECASE)
 
 
 class Scrubber:
@@ -58,6 +67,7 @@ class Scrubber:
 
     In bytes (raw mail) it also looks inside RFC 2047 encoded words: a run that decodes to
     something naming the person is replaced by one UTF-8 encoded word of the scrubbed text.
+    A whole mail (`mail`) has its base64 and quoted-printable text parts decoded too.
     """
 
     def __init__(self, address: str, names: set[str]) -> None:
@@ -97,6 +107,51 @@ class Scrubber:
         if isinstance(value, dict):
             return {k: self(v) for k, v in value.items()}
         return value
+
+    def mail(self, raw: bytes) -> bytes:
+        """A whole raw mail scrubbed: its bytes and encoded words, as `self(raw)`, and its text parts
+        sent base64 or quoted-printable, each decoded, scrubbed and encoded again as it came (the
+        mail is then written out again, headers as they were)."""
+        raw = self(raw)
+        again = self._bodies(raw)
+        return raw if again is None else again
+
+    def found_in_mail(self, raw: bytes) -> bool:
+        return self.found(raw) or self._bodies(raw) is not None
+
+    def _bodies(self, raw: bytes) -> bytes | None:
+        """`raw` with every base64 or quoted-printable text part naming them scrubbed; None when none does."""
+        if not ENCODED_BODY.search(raw):
+            return None
+        msg = message_from_bytes(raw, policy=compat32)
+        changed = False
+        for part in msg.walk():
+            payload = self._body(part)
+            if payload is not None:
+                part.set_payload(payload)
+                changed = True
+        if not changed:
+            return None
+        return msg.as_bytes(policy=compat32.clone(linesep="\r\n" if b"\r\n" in raw else "\n"))
+
+    def _body(self, part) -> str | None:
+        """A leaf text part's payload, scrubbed and encoded again; None unless it is sent base64 or
+        quoted-printable and names them."""
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            return None
+        cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+        if cte not in ("base64", "quoted-printable"):
+            return None
+        data = part.get_payload(decode=True) or b""
+        charset = part.get_content_charset() or "us-ascii"
+        try:
+            text = data.decode(charset)
+            new = self.pattern.sub(self._sub, text).encode(charset)
+        except (LookupError, UnicodeError):  # a charset Python lacks, or bytes that are not in it
+            new = self.bpattern.sub(self._bsub, data)
+        if new == data:
+            return None
+        return (base64.encodebytes(new) if cte == "base64" else quopri.encodestring(new)).decode("ascii")
 
     def found(self, value) -> bool:
         if isinstance(value, bytes):
@@ -182,7 +237,7 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             if r.draft is not None:
                 r.draft = scrub(dict(r.draft))
             if r.raw:
-                r.raw = scrub(r.raw)
+                r.raw = scrub.mail(r.raw)
         # ---- their mail that made no ticket
         for e in h.unfiled:
             if e.raw is None:
@@ -191,14 +246,14 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             s.delete(e)
             counts["spool_rows_deleted"] += 1
         # ---- any other spool row naming them (a colleague's mail with them on Cc, a quarantined forward)
-        named = [i for i, raw in spool_rows.raw_kept(s, 200) if raw and scrub.found(raw)]
+        named = [i for i, raw in spool_rows.raw_kept(s, 200) if raw and scrub.found_in_mail(raw)]
         for e in (s.get(SpoolEntry, i) for i in named):
             if e.ticket_id is None and e.status != "processed":
                 s.execute(update(OutboxRow).where(OutboxRow.source_spool_id == e.id).values(source_spool_id=None))
                 s.delete(e)
                 counts["spool_rows_deleted"] += 1
             else:
-                e.raw = scrub(e.raw)
+                e.raw = scrub.mail(e.raw)
         # ---- the same for large mail kept as a file of the spool blob store (raw NULL)
         for e in spool_rows.file_backed(s):
             rewritten = _scrub_blob(app, scrub, e.sha256)
@@ -295,7 +350,7 @@ def _sent_maildir(app, scrub: Scrubber) -> int:
     for sub in ("new", "cur", "tmp"):
         for f in (root / sub).glob("*") if (root / sub).is_dir() else []:
             try:
-                if scrub.found(f.read_bytes()):
+                if scrub.found_in_mail(f.read_bytes()):
                     n += _unlink(f)
             except OSError:
                 continue
