@@ -85,8 +85,8 @@ class App:
 
         return route(email, self.rules.current, recipients=recipients, now=now)
 
-    def engineer_addresses(self) -> set[str]:
-        return {e.email.lower() for e in self.rules.current.engineers.values()}
+    def engineer_addresses(self) -> frozenset[str]:
+        return self.rules.current.engineer_emails
 
     def scrub_engineer_addresses(self, text: str) -> str:
         """No engineer's personal address leaves in a customer mail, even typed into the text:
@@ -98,7 +98,7 @@ class App:
             text = re.sub(re.escape(addr), support, text, flags=re.IGNORECASE)
         return text
 
-    def is_ours(self, address: str, engineers: set[str] | None = None) -> bool:
+    def is_ours(self, address: str, engineers: frozenset[str] | None = None) -> bool:
         """Our support addresses or an engineer's: never a customer recipient (DOMAIN.md §9).
         `engineers`: engineer_addresses(), when the caller asks for many addresses."""
         address = (address or "").lower()

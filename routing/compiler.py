@@ -9,6 +9,7 @@ resolve is a bug, not a user error.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -128,6 +129,11 @@ class RoutingConfig:
         """The tier-2 team that takes `team`'s tickets of `category` when escalated."""
         table = self.source.escalation.get(team, {})
         return table.get(category) or table.get("default")
+
+    @cached_property
+    def engineer_emails(self) -> frozenset[str]:
+        """Every engineer's address, lower case: asked several times for every mail, made once."""
+        return frozenset(e.email.lower() for e in self.engineers.values())
 
     def engineer_by_email(self, email: str) -> Engineer | None:
         eid = self._by_email.get(email.lower())

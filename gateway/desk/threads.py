@@ -34,7 +34,7 @@ def subject_ref_pattern(prefix: str) -> re.Pattern:
     return re.compile(rf"\[({re.escape(prefix)}-\d{{3,12}})\]", re.IGNORECASE)
 
 
-def _role(session: Session, ticket: Ticket, sender: str, engineers: set[str]) -> str:
+def _role(session: Session, ticket: Ticket, sender: str, engineers: frozenset[str]) -> str:
     if sender == ticket.requester_email:
         return "requester"
     roles = participants.active_roles(session, ticket.id, sender)
@@ -46,7 +46,7 @@ def _role(session: Session, ticket: Ticket, sender: str, engineers: set[str]) ->
     return "stranger"
 
 
-def _forwarded_from(session: Session, token: str, signer, engineers: set[str]) -> Ticket | None:
+def _forwarded_from(session: Session, token: str, signer, engineers: frozenset[str]) -> Ticket | None:
     """The ticket whose reply token, issued to one of its people, a stranger holds; None
     when the token is forged: its ticket number then decides nothing (issue 19)."""
     tid = signer.ticket_named(token)
@@ -68,7 +68,7 @@ def _live(session: Session, ticket: Ticket | None) -> Ticket | None:
 
 
 def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
-                engineers: set[str], own_domain_check) -> Match:
+                engineers: frozenset[str], own_domain_check) -> Match:
     # Without autoflush: the ORM would flush every pending change (the batch's last ticket
     # updated) before loading a ticket by its id or ref, and neither needs it: a changed ticket
     # is in the session, found there; refs never change; thread ids and participants are read
@@ -79,7 +79,7 @@ def find_ticket(session: Session, email: ParsedEmail, *, recipients: list[str], 
 
 
 def _find(session: Session, email: ParsedEmail, *, recipients: list[str], signer, ref_prefix: str,
-          engineers: set[str], own_domain_check) -> Match:
+          engineers: frozenset[str], own_domain_check) -> Match:
     sender = email.sender.email
     stranger_of: Ticket | None = None
 
