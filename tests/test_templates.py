@@ -96,3 +96,35 @@ def test_globals_flattened_once_still_follow_a_new_customer_directory(tmp_path):
     # a value given for one mail wins over a global of the same name, and does not stay
     assert tpl.render("acknowledgement", "en", signature="just this once", **args).text == "just this once\n"
     assert tpl.render("acknowledgement", "en", **args).text == "\n"
+
+
+def test_the_sandbox_getattr_answers_as_jinjas_own(tmp_path):
+    """templates._Sandbox.getattr takes a kept-safe plain attribute in one call; everything else
+    must still get Jinja's own answer: str.format sandboxed, internal names refused, item access."""
+    import pytest
+    from jinja2.exceptions import SecurityError
+    from jinja2 import StrictUndefined, Undefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class Row:
+        ref = "TS-000001"
+        _secret = "no"
+
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "acknowledgement.j2").write_text(
+        "{% block subject %}{{ row.ref }} {{ row.ref }} {{ item.name }}{% endblock %}\n"
+        "{% block text %}\n{{ fmt.format(row) }}\n{% endblock %}\n", encoding="utf-8")
+    tpl = Templates(override=tmp_path)
+    jinja = SandboxedEnvironment(undefined=StrictUndefined)
+    assert tpl.env.is_safe_attribute("", "format", None)  # the name is safe: only the wrapping makes its call so
+    for _ in range(2):  # the second time from the kept verdicts
+        assert tpl.render("acknowledgement", "en", row=Row(), item={"name": "x"}, fmt="{0.ref}").subject == \
+            "TS-000001 TS-000001 x"
+        with pytest.raises(SecurityError):  # a format string reaching past the sandbox
+            tpl.render("acknowledgement", "en", row=Row(), item={"name": "x"}, fmt="{0._secret.__class__}")
+        for obj, name in ((Row(), "ref"), (Row(), "_secret"), ({"name": "x"}, "name"), ("ann", "upper")):
+            mine, theirs = tpl.env.getattr(obj, name), jinja.getattr(obj, name)
+            if isinstance(theirs, Undefined):  # refused: the same refusal
+                assert isinstance(mine, Undefined) and mine._undefined_exception is SecurityError, (obj, name)
+            else:
+                assert type(mine) is type(theirs) and (callable(mine) or mine == theirs), (obj, name)
