@@ -38,7 +38,7 @@ def sqlite_utc_text(value: datetime) -> str:
         raise ValueError("naive datetime given to the database; pass an aware UTC datetime")
     if value.tzinfo is not timezone.utc:
         value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
 JSONType = JSON
