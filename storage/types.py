@@ -20,9 +20,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value: datetime | None, dialect):
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; pass an aware UTC datetime")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return _in_utc(value).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect):
         if value is None:
@@ -34,11 +32,14 @@ def sqlite_utc_text(value: datetime) -> str:
     """What UTCDateTime's bind processor writes to SQLite for `value` (naive UTC, SQLAlchemy's
     'YYYY-MM-DD HH:MM:SS.ffffff'), in one call instead of four: storage.bulk binds a dozen
     timestamps a message with it, on the driver's own connection."""
+    return _in_utc(value).isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+
+
+def _in_utc(value: datetime) -> datetime:
+    """`value` in UTC (aware); a naive one is refused, whatever writes it."""
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the database; pass an aware UTC datetime")
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
 
 
 JSONType = JSON
