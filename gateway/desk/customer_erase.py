@@ -146,7 +146,7 @@ class Scrubber:
         charset = part.get_content_charset() or "us-ascii"
         try:
             text = data.decode(charset)
-            new = self.pattern.sub(self._sub, text).encode(charset)
+            new = self(text).encode(charset)
         except (LookupError, UnicodeError):  # a charset Python lacks, or bytes that are not in it
             new = self.bpattern.sub(self._bsub, data)
         if new == data:
