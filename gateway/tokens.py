@@ -13,7 +13,6 @@ token cannot be turned into a note token or back by editing its first letter.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import secrets
@@ -30,7 +29,9 @@ class Signer:
         self._key = key
 
     def _mac(self, *parts: str) -> str:
-        digest = hmac.new(self._key, "\x00".join(parts).encode("utf-8"), hashlib.sha256).digest()
+        # hmac.digest: the one-shot HMAC of OpenSSL, the same bytes as hmac.new(...).digest()
+        # without building an HMAC object (a third of a token's cost; one per mail we queue)
+        digest = hmac.digest(self._key, "\x00".join(parts).encode("utf-8"), "sha256")
         return base64.b32encode(digest[:10]).decode("ascii").lower()
 
     def reply_token(self, ticket_id: int, recipient: str, *, note: bool = False) -> str:

@@ -170,3 +170,30 @@ def test_a_genuine_reply_token_forwarded_to_a_colleague_still_links_their_ticket
     [theirs] = [t for t in rows(app, Ticket) if t.requester_email == "colleague@bigbank.example"]
     assert theirs.linked_ticket_id == victim.id
     assert count(app, Event, Event.ticket_id == victim.id, Event.kind == "stranger") == 1
+
+
+def test_tokens_already_in_mailboxes_keep_verifying():
+    """Every token is an HMAC-SHA256 over its purpose, ticket and person, its first 80 bits in
+    lower-case base32. Customers keep our old mail for years and answer it: a change to how the
+    MAC is computed must give the same tokens, byte for byte (pinned here, and recomputed)."""
+    import base64
+    import hashlib
+    import hmac
+
+    from gateway.tokens import Signer
+
+    key = b"k" * 32
+    signer = Signer(key)
+
+    def reference(*parts: str) -> str:
+        digest = hmac.new(key, "\x00".join(parts).encode("utf-8"), hashlib.sha256).digest()
+        return base64.b32encode(digest[:10]).decode("ascii").lower()
+
+    token = signer.reply_token(42, "Ops@BigBank.example")
+    assert token == "t42x" + reference("reply", "42", "ops@bigbank.example") == "t42xr4pxakbnphpqy3k4"
+    assert signer.reply_token(42, "ops@bigbank.example", note=True) == "n42x" + reference(
+        "note", "42", "ops@bigbank.example")
+    assert signer.forward_token("Alice@support.example.com") == "f" + reference(
+        "forward", "alice@support.example.com")
+    assert signer.check_reply_token(token, "ops@bigbank.example") == 42
+    assert signer.check_reply_token(token, "mallory@example.net") is None
