@@ -135,6 +135,14 @@ class RoutingConfig:
         """Every engineer's address, lower case: asked several times for every mail, made once."""
         return frozenset(e.email.lower() for e in self.engineers.values())
 
+    @cached_property
+    def team_emails(self) -> dict[str, tuple[str, ...]]:
+        """Each team's engineers' addresses, lower case and sorted: asked for every notification."""
+        teams: dict[str, list[str]] = {}
+        for e in self.engineers.values():
+            teams.setdefault(e.team, []).append(e.email.lower())
+        return {team: tuple(sorted(emails)) for team, emails in teams.items()}
+
     def engineer_by_email(self, email: str) -> Engineer | None:
         eid = self._by_email.get(email.lower())
         return self.engineers[eid] if eid else None

@@ -39,7 +39,7 @@ def engineer_name(app, address: str) -> str:
 
 
 def team_engineers(app, team: str) -> list[str]:
-    return sorted(e.email.lower() for e in app.rules.current.engineers.values() if e.team == team)
+    return list(app.rules.current.team_emails.get(team, ()))
 
 
 def colleague(app, ticket: Ticket, rcpt: str) -> str:
