@@ -118,13 +118,15 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     attached_mails = enclosed.describe(app, listed)
     due = {"first_response_due": fmt_due(app, ticket.first_response_due),
            "resolution_due": fmt_due(app, ticket.resolution_due)}
+    collapsed = _collapsed_lines(message)  # the same for every recipient
+    actor_name = engineer_name(app, actor) if actor else ""
     mails = []
     for rcpt in people:
         rendered = app.templates.render(
             template, ticket.language, ticket=ticket, event=event, message=message, actor=actor,
-            actor_name=engineer_name(app, actor) if actor else "",
+            actor_name=actor_name,
             recipient_name=engineer_name(app, rcpt), colleague=colleague(app, ticket, rcpt),
-            collapsed=_collapsed_lines(message),
+            collapsed=collapsed,
             attachments=listed, enclosed=attached_mails, team_name=app.config.gateway.display_name, **due,
             **(extra or {}),
         )
