@@ -19,7 +19,7 @@ from gateway.pipeline import process as pipeline
 from gateway.desk.customer_erase import erase
 from gateway.desk.customer_export import export
 from gateway.handlers.survey_handler import record_answer
-from storage.models import AuditEntry, Base, Message, SpoolEntry, Ticket
+from storage.models import AuditEntry, Base, Message, OutboxRow, SpoolEntry, Ticket
 from storage.spool import SpoolSink
 from tests.closure_kit import deliver, flush, resolve
 from tests.conftest import TEST_DB
@@ -356,3 +356,33 @@ def test_erase_reaches_others_mail_bodies_sent_base64_or_quoted_printable(make_a
 
     subjects = {str(message_from_bytes(r)["Subject"]) for r in raws}
     assert "Notes" in subjects
+
+
+def test_erase_reaches_outbound_mail_built_with_its_bytes_on_a_ticket_she_is_not_on(make_app):
+    """An engineer answers Zed (whose ticket Mei is not on) with a text attachment and a body that
+    name her: that mail is kept as bytes (`outbox.raw`), its text part quoted-printable, and erase
+    must find her there too, while the rest of Zed's mail stays."""
+    from gateway import outbox
+    from templates import Rendered
+
+    app = make_app()
+    ids = _story(app)
+    notes = f"Handover notes: {NAME} <{ME}> saw {BIG_PHRASE} first.\n".encode()
+    with app.db.session() as s:
+        zed = s.get(Ticket, ids[OTHER])
+        outbox.queue(app, s, kind="relay", ticket=zed, to=[OTHER],
+                     rendered=Rendered("Re: Printer", "é" + "x" * 66 + f" {NAME} fixed ours; notes attached.\n", None),
+                     attachments=[("notes.txt", "text/plain", notes)])
+    with app.db.session() as s:
+        [raw] = [r for r in s.execute(text("SELECT raw FROM outbox WHERE raw IS NOT NULL")).scalars() if r]
+    assert NAME.encode() not in raw  # her name is hidden in the bytes: the test is about decoding them
+    assert NAME in _decoded_text_parts(app) and ME in _decoded_text_parts(app)
+    erase(app, ME)
+    seen = _decoded_text_parts(app).lower()
+    assert NAME.lower() not in seen and ME not in seen
+    assert "[erased] fixed ours" in seen and BIG_PHRASE in seen  # Zed's mail is kept, as mail
+    after = _everything(app).lower()
+    assert ME.encode() not in after and NAME.lower().encode() not in after
+    with app.db.session() as s:  # and still goes to Zed
+        [row] = [r for r in s.execute(select(OutboxRow).where(OutboxRow.raw.isnot(None))).scalars() if r.raw]
+        assert row.to == [OTHER] and OTHER.encode() in row.raw

@@ -8,6 +8,9 @@
 - On other tickets (a cc, a colleague's ticket): their participant rows go,
   the mail they sent loses its text, their address and names are replaced in
   the rest (text, recipients, raw bytes of the spool and outbox).
+- Any other mail kept as bytes (the spool's, and our outbound mail built with its
+  attachments) is searched too, on every ticket and on none: a colleague's mail
+  with them on Cc, an engineer's answer forwarding mail that names them.
 - Their mail that made no ticket (quarantined, suspended, dropped, pending) is deleted.
 - Knowledge articles from their tickets lose the quoted problem and the link;
   their address and names are replaced in every article.
@@ -229,15 +232,22 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
         # ---- outbound mail of others' tickets they are on (notifications quoting a colleague's
         # mail that names them): kept, with the address and names replaced
         wiped = {r.id for r in rows}
+        done = set(wiped)
         for r in outbox_rows.on_tickets(s, involved) if involved else []:
-            if r.id in wiped:
+            if r.id in done:
                 continue
+            done.add(r.id)
             r.subject, r.rcpt = scrub(r.subject), scrub(r.rcpt)
             r.to, r.cc, r.envelope_to = scrub(list(r.to)), scrub(list(r.cc)), scrub(list(r.envelope_to))
             if r.draft is not None:
                 r.draft = scrub(dict(r.draft))
             if r.raw:
                 r.raw = scrub.mail(r.raw)
+        # ---- any other outbound mail built with its bytes that names them (an engineer's answer with
+        # an attachment, on a ticket they are not on, quoting or forwarding mail that names them)
+        named = [i for i, raw in outbox_rows.raw_kept(s, 200) if i not in done and raw and scrub.found_in_mail(raw)]
+        for r in (s.get(OutboxRow, i) for i in named):
+            r.raw = scrub.mail(r.raw)
         # ---- their mail that made no ticket
         for e in h.unfiled:
             if e.raw is None:

@@ -67,3 +67,8 @@ def on_tickets_or_to(session, ticket_ids, rcpt: str) -> list[OutboxRow]:
 
 def on_tickets(session, ticket_ids) -> list[OutboxRow]:
     return list(session.execute(select(OutboxRow).where(OutboxRow.ticket_id.in_(ticket_ids))).scalars())
+
+
+def raw_kept(session, batch: int = 200):
+    """(id, raw bytes) of every queued mail built with its bytes (mail with attachments), `batch` at a time."""
+    return session.execute(select(OutboxRow.id, OutboxRow.raw).where(OutboxRow.raw.isnot(None))).yield_per(batch)
