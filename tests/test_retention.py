@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from gateway.pipeline import process as pipeline
@@ -121,3 +124,38 @@ def test_suspended_mail_older_than_suspended_days_is_removed_a_younger_one_stays
     assert [d["suspended_removed"] for d in log] == [0, 1]
     said = [r.getMessage() for r in caplog.records if r.name == "supportgw.retention"]
     assert said == ["retention: removed 1 suspended removed"], said
+
+
+def test_the_weekly_report_says_what_retention_the_suspended_purge_and_erasure_removed_that_week(make_app):
+    """A week's removals come from the audit log: the nightly run's counts, the suspended area's own
+    purge ([spam] retention_days) and how many people were erased; the week before is not counted."""
+    from pathlib import Path
+
+    from gateway.desk.customer_erase import erase
+    from gateway.jobs.suspend_jobs import purge
+    from gateway.jobs.weekly_report import build, render
+    from tests.hardening import push
+
+    clock = ManualClock()
+    app = make_app(clock=clock, retention=RETAIN, spam={"retention_days": 30})
+    _setup(app, clock)
+    robots = Path(__file__).parent / "robots"
+    assert push(app, (robots / "spamarrest-challenge.eml").read_bytes())["suspended"] == 1
+    clock.advance(days=31)
+    with app.db.session() as s:  # a run of last week removed raw mail: not this week's
+        s.add(AuditEntry(at=clock.now() - timedelta(days=8), kind="retention", actor="system",
+                         data={"spool_raw_removed": 40, "files_removed": 0}))
+    assert apply_retention(app)["spool_raw_removed"] == 2
+    assert purge(app) == 1  # the challenge, 31 days old
+    erase(app, "new@client-demo.example", vacuum=False)
+    day = clock.now().date()
+    with app.db.session() as s:
+        report = build(app, s, day - timedelta(days=6), day + timedelta(days=1))
+    assert report["retention"] == {"spool_raw_removed": 2, "suspended_removed": 1, "customers_erased": 1}
+    en, zh = render(app, report, "en"), render(app, report, "zh-CN")
+    assert re.search(r"raw mail removed \(text kept\) +2\n", en.text) and re.search(r"suspended mail removed +1\n", en.text)
+    assert re.search(r"customers erased +1\n", en.text) and "<td>customers erased</td><td align=\"right\">1</td>" in en.html
+    assert re.search(r"已删除的原始邮件 +2\n", zh.text) and "已删除数据的客户" in zh.html
+    with app.db.session() as s:
+        quiet = build(app, s, day + timedelta(days=7), day + timedelta(days=13))
+    assert quiet["retention"] == {} and "(nothing removed)" in render(app, quiet, "en").text

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 
 from gateway import outbox
-from storage.models import JobRun
+from storage.models import AuditEntry, JobRun
 from storage.queries import spool as spool_rows
 
 log = logging.getLogger("supportgw.suspend")
@@ -39,6 +39,8 @@ def purge(app) -> int:
             return 0
         ids = [i for i, _, _ in old]
         spool_rows.delete_rows(s, ids)
+        # counted where `supportgw retention log` and the weekly report find the other removals
+        s.add(AuditEntry(at=app.now(), kind="suspended_purge", actor="system", data={"suspended_removed": len(ids)}))
         files = {sha for _, sha, on_disk in old if on_disk}
         still_named = spool_rows.blobs_still_named(s, files) if files else set()
     for sha in files - still_named:  # after the commit: a crash before it leaves rows, never rows without files

@@ -5,7 +5,9 @@
 `send_weekly_report(app)`, which reports on the seven whole days before the
 report day and queues one email (HTML with table/CSS bar charts, no images,
 plus a plain-text part) to [report] recipients, or to the engineers marked
-manager when none are set.
+manager when none are set. Besides the desk's figures it says what housekeeping
+removed in the week ([retention], the suspended area's purge, erasures), from
+the audit log.
 It runs once per week even with several gateways or a restart: the JobRun row
 ("weekly_report", first day of the period) is unique.
 """
@@ -24,6 +26,7 @@ from gateway.jobs.report_split import split_report
 from gateway.jobs.reports import build_report, collect
 from gateway.jobs.suspend_jobs import counts_by_reason
 from storage.models import JobRun
+from storage.queries import audit as audit_log
 
 JOB = "weekly_report"
 BAR_PX = 240  # the longest bar, in pixels
@@ -134,7 +137,23 @@ def build(app, session, start_day: date, end_day: date, by=None) -> dict:
         names = {"organisation": organisation_names(app), "engineer": engineers, "address": address_names(app)}
         report["by"] = {dim: split_report(session, period, dim, names=names) for dim in dict.fromkeys(dims)}
     report["suspended"] = counts_by_reason(session, start, end)
+    report["retention"] = removals(session, start, end)
     return report
+
+
+# What the nightly [retention] run, the suspended area's purge and erasures removed, in this order.
+REMOVALS = ("closed_tickets_removed", "spool_raw_removed", "attachment_files_removed", "quarantined_removed",
+            "suspended_removed", "files_removed")
+
+
+def removals(session, start: datetime, end: datetime) -> dict[str, int]:
+    """What the audit log says was removed in [start, end), the non-zero counts only."""
+    _, removed = audit_log.totals(session, ("retention", "suspended_purge"), start, end)
+    erased, _ = audit_log.totals(session, ("customer_erased",), start, end)
+    out = {k: removed[k] for k in REMOVALS if removed[k]}
+    if erased["customer_erased"]:
+        out["customers_erased"] = erased["customer_erased"]
+    return out
 
 
 def send_weekly_report(app, *, start_day: date | None = None, end_day: date | None = None) -> bool:
