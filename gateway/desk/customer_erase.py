@@ -245,9 +245,11 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
                 r.raw = scrub.mail(r.raw)
         # ---- any other outbound mail built with its bytes that names them (an engineer's answer with
         # an attachment, on a ticket they are not on, quoting or forwarding mail that names them)
-        named = [i for i, raw in outbox_rows.raw_kept(s, 200) if i not in done and raw and scrub.found_in_mail(raw)]
-        for r in (s.get(OutboxRow, i) for i in named):
-            r.raw = scrub.mail(r.raw)
+        # (scrubbed in the one pass that finds them: a mail's text parts are parsed once; few mails match)
+        named = {i: new for i, raw in outbox_rows.raw_kept(s, 200) if i not in done and raw
+                 and (new := scrub.mail(raw)) != raw}
+        for i, new in named.items():
+            s.get(OutboxRow, i).raw = new
         # ---- their mail that made no ticket
         for e in h.unfiled:
             if e.raw is None:
@@ -256,14 +258,15 @@ def erase(app, address: str, *, vacuum: bool = True) -> dict:
             s.delete(e)
             counts["spool_rows_deleted"] += 1
         # ---- any other spool row naming them (a colleague's mail with them on Cc, a quarantined forward)
-        named = [i for i, raw in spool_rows.raw_kept(s, 200) if raw and scrub.found_in_mail(raw)]
-        for e in (s.get(SpoolEntry, i) for i in named):
+        named = {i: new for i, raw in spool_rows.raw_kept(s, 200) if raw and (new := scrub.mail(raw)) != raw}
+        for i, new in named.items():
+            e = s.get(SpoolEntry, i)
             if e.ticket_id is None and e.status != "processed":
                 s.execute(update(OutboxRow).where(OutboxRow.source_spool_id == e.id).values(source_spool_id=None))
                 s.delete(e)
                 counts["spool_rows_deleted"] += 1
             else:
-                e.raw = scrub.mail(e.raw)
+                e.raw = new
         # ---- the same for large mail kept as a file of the spool blob store (raw NULL)
         for e in spool_rows.file_backed(s):
             rewritten = _scrub_blob(app, scrub, e.sha256)
