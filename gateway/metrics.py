@@ -5,8 +5,9 @@ Two kinds, exposed together at /metrics (gateway/edges/health_web.py):
 - Counters and the latency histogram, updated where the work happens, in
   whichever process does it (the edge, or a worker process). Under `supportgw
   run` they live in prometheus-client's multiprocess files under
-  <data_dir>/metrics (`prepare_multiprocess()`, called before any worker
-  starts), so the web process sums every process's counts.
+  <data_dir>/metrics/<host>-<pid> (`prepare_multiprocess()`, called before any
+  worker starts), so the web process sums every process's counts, and only
+  this gateway's.
 - Levels read from the database at scrape time (spool backlog, outbox rows per
   kind and status, SLA warnings and breaches, IMAP sync age, quarantined and
   suspended counts): true for every gateway on the database, and nothing to
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -32,10 +34,18 @@ _metrics: dict = {}
 
 
 def prepare_multiprocess(data_dir: Path) -> Path:
-    """Counts from every process of this gateway go to <data_dir>/metrics; emptied at start
-    (the files of processes that ran before are not this run's)."""
-    folder = Path(os.environ.get(ENV) or data_dir / "metrics")
-    if folder.exists() and not os.environ.get(ENV):
+    """Counts from every process of this gateway go to <data_dir>/metrics/<host>-<pid>, a folder
+    of this run alone: several gateways on one database share the data_dir (on one host or over
+    a network file system), and each must neither empty nor sum the others' files (their names
+    are pids, which another host may reuse). Left-overs of this host's runs that ended (a kill,
+    a crash) are removed; another host's are its own to remove."""
+    if os.environ.get(ENV):
+        folder = Path(os.environ[ENV])
+    else:
+        root = data_dir / "metrics"
+        host = _host()
+        _remove_ended_runs(root, host)
+        folder = root / f"{host}-{os.getpid()}"
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[ENV] = str(folder)
@@ -43,6 +53,34 @@ def prepare_multiprocess(data_dir: Path) -> Path:
 
     values.ValueClass = values.get_value_class()  # in case something imported it before
     return folder
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname()) or "host"
+
+
+def _remove_ended_runs(root: Path, host: str) -> None:
+    """This host's folders under `root` whose gateway is no longer running, and loose files of
+    releases that counted in `root` itself."""
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        if entry.is_file():
+            entry.unlink(missing_ok=True)  # (an older release's flat layout)
+            continue
+        name, _, pid = entry.name.rpartition("-")
+        if name == host and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process has that pid: not ours to judge
+    return True
 
 
 def _m() -> dict:

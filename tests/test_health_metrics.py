@@ -7,6 +7,7 @@ import smtplib
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 from gateway.edges import health
 from gateway.clock import ManualClock
@@ -234,3 +235,55 @@ def test_the_spam_engine_not_answering_is_a_problem_and_answering_again_is_ok(ma
     report = health.readiness(up)
     assert report["ok"], report["problems"]
     assert report["checks"]["spam_engine"] == {"ok": True, "detail": f"spam engine: rspamd at {rspamd.url}: ok"}
+
+
+_COUNTING_RUN = """
+import sys, time
+from pathlib import Path
+from gateway import metrics
+folder = metrics.prepare_multiprocess(Path(sys.argv[1]))
+metrics.observe_processed([("smtp", "created", 0.1)] * int(sys.argv[2]))
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+reg = CollectorRegistry()
+multiprocess.MultiProcessCollector(reg)
+total = [l for l in generate_latest(reg).decode().splitlines() if l.startswith("supportgw_messages_total{")]
+print(folder, total, flush=True)
+if sys.argv[3] == "stay":
+    time.sleep(120)
+"""
+
+
+def test_gateways_sharing_a_data_dir_count_each_in_a_folder_of_their_own(tmp_path):
+    """Several gateways on one database share the data_dir: a gateway starting must not empty
+    another's metrics files, nor sum them into its own /metrics. A run of this host that ended
+    leaves a folder the next start removes; another host's folder is left to that host."""
+    import socket
+    import subprocess
+    import sys
+
+    data = tmp_path / "var"
+    host = "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = data / "metrics" / f"{host}-{ended.stdout.strip()}"
+    elsewhere = data / "metrics" / "other-host.example-4242"
+    for f in (dead, elsewhere):
+        f.mkdir(parents=True)
+        (f / "counter_1.db").write_bytes(b"x")
+    (data / "metrics" / "counter_99.db").write_bytes(b"x")  # the flat layout of an older release
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    first = subprocess.Popen([sys.executable, "-c", _COUNTING_RUN, str(data), "2", "stay"],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        folder_a, _, total_a = first.stdout.readline().strip().partition(" ")
+        assert "2.0" in total_a and Path(folder_a).parent == data / "metrics"
+        second = subprocess.run([sys.executable, "-c", _COUNTING_RUN, str(data), "1", "go"],
+                                capture_output=True, text=True, env=env, timeout=60)
+        folder_b, _, total_b = second.stdout.strip().partition(" ")
+        assert folder_b != folder_a and Path(folder_b).name == f"{host}-{Path(folder_b).name.rsplit('-', 1)[1]}"
+        assert "1.0" in total_b and "3.0" not in total_b, total_b  # its own count, not the other's too
+        assert any(Path(folder_a).iterdir()), "the running gateway's files were removed"
+        assert not dead.exists() and elsewhere.exists()
+        assert not (data / "metrics" / "counter_99.db").exists()
+    finally:
+        first.kill()
+        first.wait()
