@@ -37,6 +37,11 @@ class Signer:
         mac.update("\x00".join(parts).encode("utf-8"))
         return base64.b32encode(mac.digest()[:10]).decode("ascii").lower()
 
+    def key_check(self) -> str:
+        """A value that tells keys apart and says nothing of the key (a MAC of a fixed purpose):
+        gateways on one database compare theirs (gateway/runtime/installation.py)."""
+        return self._mac("installation key check")
+
     def reply_token(self, ticket_id: int, recipient: str, *, note: bool = False) -> str:
         kind = "n" if note else "t"
         return f"{kind}{ticket_id}x{self._mac(_PURPOSE[kind], str(ticket_id), recipient.lower())}"

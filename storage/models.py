@@ -309,3 +309,14 @@ class AuditEntry(Base):
     kind: Mapped[str] = mapped_column(String(40))  # customer_erased | customer_exported | retention
     actor: Mapped[str] = mapped_column(String(320), default="system")
     data: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+
+class InstallationMark(Base):
+    """What every gateway on this database must share (gateway/runtime/installation.py): the data_dir's
+    identity and a check value of the secret key (never the key)."""
+
+    __tablename__ = "installation"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)  # data_dir_id | key_check
+    value: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(String(200), default="")  # host:pid that recorded it

@@ -95,7 +95,8 @@ class Gw:
         self.dir = tmp / f"gw{i}"
         self.dir.mkdir()
         self.cfg = self.dir / "supportgw.toml"
-        _write_config(self.cfg, smtp_port=self.port, data_dir=self.dir / "var", **kw)
+        # one data_dir for all, as on one host or a shared file system (gateway/runtime/installation.py)
+        _write_config(self.cfg, smtp_port=self.port, data_dir=tmp / "var", **kw)
         self.log = open(self.dir / "gw.log", "w")
         exe = Path(sys.executable).parent / "supportgw"
         self.proc = subprocess.Popen([str(exe), "--config", str(self.cfg), "run"], stdout=self.log,

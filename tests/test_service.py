@@ -101,6 +101,11 @@ def test_sqlite_backup_restores_database_and_files(tmp_path):
                     .replace(str(data), str(restored)))
     assert cli(cfg2, "db", "upgrade").returncode == 0
     assert cli(cfg2, "health").returncode == 0
+    # and stores mail: the folder's identity came back with it (gateway/runtime/installation.py)
+    eml = tmp_path / "after.eml"
+    eml.write_bytes(_mail("after@backup-demo.example", "Cust", "After the restore", "help\n"))
+    stored = cli(cfg2, "ingest", str(eml))
+    assert stored.returncode == 0, stored.stderr
 
 
 def test_postgres_backup_restores_into_an_empty_database(tmp_path):
@@ -120,5 +125,6 @@ def test_postgres_backup_restores_into_an_empty_database(tmp_path):
             tmp_path / "restored")
         assert _counts(target) == before == (3, 3, 3)
         assert len([p for p in (tmp_path / "restored" / "attachments").rglob("*") if p.is_file()]) == 3
+        assert (tmp_path / "restored" / "installation.id").read_bytes() == (data / "installation.id").read_bytes()
     finally:
         drop_database(target)

@@ -23,5 +23,5 @@ case "$kind" in
 esac
 # Attachment and large-mail files are content-addressed and never rewritten: copied after the
 # database, every file a row names is there (a file newer than the dump is harmless).
-tar -C "$data" -czf "$dest/files.tar.gz" --ignore-failed-read $(cd "$data" && ls -d attachments spool-blobs secret.key 2>/dev/null || true)
+tar -C "$data" -czf "$dest/files.tar.gz" --ignore-failed-read $(cd "$data" && ls -d attachments spool-blobs secret.key installation.id 2>/dev/null || true)
 echo "backup written to $dest"

@@ -38,14 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_app(args, *, migrate: bool = True, clock=None, needs_rules: bool = True):
+def open_app(args, *, migrate: bool = True, clock=None, needs_rules: bool = True, stores_mail: bool = False):
     """The app for one command. `needs_rules=False` for a command that routes nothing and
     names no engineer it must get right: it runs beside a broken rules file, and says so once
-    (the running gateway keeps its old rules meanwhile; the rest of the CLI should not stop)."""
+    (the running gateway keeps its old rules meanwhile; the rest of the CLI should not stop).
+    `stores_mail`: a command that stores or sends mail first checks that its data_dir and key
+    are those of the other gateways on the database (gateway/runtime/installation.py)."""
     from gateway.app import build_app
 
     cfg = load_config(find_config_path(args.config))
     app = build_app(cfg, migrate=migrate, clock=clock, rules_optional=not needs_rules)
+    if stores_mail:
+        from gateway.runtime.installation import verify
+
+        verify(app)
     if app.rules_error:
         print(f"supportgw: warning: {app.rules_error}", file=sys.stderr)
     return app

@@ -37,6 +37,9 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="db_command", required=True)
     q = dsub.add_parser("upgrade", help="apply migrations")
     q.set_defaults(func=cmd_db_upgrade)
+    q = dsub.add_parser("adopt", help="make this gateway's data_dir and secret key the ones every gateway on "
+                                      "the database must share (after replacing either on purpose)")
+    q.set_defaults(func=cmd_db_adopt)
 
 
 def cmd_init(args) -> int:
@@ -65,7 +68,7 @@ def cmd_run(args) -> int:
     from gateway.logs import configure
     from gateway.metrics import prepare_multiprocess
 
-    app = open_app(args)
+    app = open_app(args, stores_mail=True)
     prepare_multiprocess(app.config.data_dir)  # before the workers start: they inherit where to count
     configure(app.config)  # [log] format, secrets redacted
     return run_forever(app)
@@ -120,7 +123,7 @@ def count_sources(paths: list[str]) -> int | None:
 
 
 def cmd_ingest(args) -> int:
-    app = open_app(args)
+    app = open_app(args, stores_mail=True)
     quiet = logging.getLogger("supportgw.pipeline")
     level = quiet.level
     if not args.verbose:  # an import of thousands: the summary says it, not a line per message (-v for those)
@@ -194,6 +197,17 @@ def cmd_parse(args) -> int:
         print(f"attachments: {[a['filename'] for a in d['attachments']]}")
         print()
         print(parsed.reply_text or parsed.text)
+    return 0
+
+
+def cmd_db_adopt(args) -> int:
+    from gateway.runtime.installation import adopt
+
+    app = open_app(args, needs_rules=False)
+    changed = adopt(app)
+    names = {"data_dir_id": f"data_dir {app.config.data_dir}", "key_check": "secret key"}
+    print("recorded as the installation's: " + ", ".join(names[c] for c in changed) if changed
+          else "nothing to record: this gateway's data_dir and secret key are already the installation's")
     return 0
 
 

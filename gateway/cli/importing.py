@@ -42,7 +42,7 @@ def cmd_backfill(args) -> int:
     from gateway.edges.imap_conn import ImapProblem
 
     since = _date(args.since, "--since").date()
-    app = open_app(args)
+    app = open_app(args, stores_mail=True)
     boxes = {m.name: m for m in app.config.imap}
     if args.name not in boxes:
         raise CommandError(f"imap backfill: no [[imap]] mailbox named {args.name!r}; configured: "
@@ -81,7 +81,7 @@ def cmd_import(args) -> int:
     if args.batch < 1:
         raise CommandError("import: --batch must be at least 1")
     since, until = _date(args.since, "--since"), _date(args.until, "--until")
-    app = open_app(args)
+    app = open_app(args, stores_mail=True)
     try:
         sources = [FileSource(p) for p in args.paths]
         if args.imap:
