@@ -25,6 +25,8 @@ import shutil
 import socket
 from pathlib import Path
 
+from gateway.leases import process_gone
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -69,18 +71,10 @@ def _remove_ended_runs(root: Path, host: str) -> None:
             entry.unlink(missing_ok=True)  # (an older release's flat layout)
             continue
         name, _, pid = entry.name.rpartition("-")
-        if name == host and pid.isdigit() and not _running(int(pid)):
+        # the leases' test of a holder on this host that no longer runs ("host:pid"; the host
+        # here is sanitised, so it has no colon)
+        if name == host and pid.isdigit() and process_gone(f"{host}:{pid}", f"{host}:{os.getpid()}"):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process has that pid: not ours to judge
-    return True
 
 
 def _m() -> dict:
