@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+
+from parsers.commands import CommandBlock, parse_commands
+from parsers.status_request import is_status_request
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,21 @@ class ParsedEmail:
     automatic: bool = False
     automatic_reason: str = ""
     defects: tuple[str, ...] = ()  # parser complaints worth keeping (broken MIME, bad charset)
+
+    # What the handlers ask of every mail's own words, answered once per parsed mail. Each depends
+    # on this mail's fields alone (a mail made again with another field, dataclasses.replace, asks
+    # again), so the parse pool answers them where it parsed the mail (gateway/pipeline/parse_pool.py)
+    # and the answers travel with it, in its pickled dict, to the one process that stores mail.
+    @cached_property
+    def commands(self) -> CommandBlock:
+        """The `#` command lines of the new text (parsers.commands), valid or not."""
+        return parse_commands(self.reply_text)
+
+    @cached_property
+    def asks_status(self) -> bool:
+        """Whether the mail asks for the sender's open tickets (parsers.status_request); an
+        HTML-only mail has its words in `text` (converted), where `reply_text` may be empty."""
+        return is_status_request(self.subject, self.reply_text or self.text)
 
     def header(self, name: str, default: str = "") -> str:
         lname = name.lower()

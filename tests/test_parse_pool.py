@@ -25,7 +25,7 @@ from gateway.pipeline import parse_pool
 from gateway.pipeline.process import Source, ingest, spool
 from storage import attachments as attachments_module
 from storage.attachments import AttachmentStore
-from storage.models import Message, SpoolEntry, Ticket
+from storage.models import Message, OutboxRow, SpoolEntry, Ticket
 from tests.mail import parser_raises_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,6 +108,60 @@ def test_robots_told_apart_in_the_pool_are_suspended_as_in_process(make_app, clo
     assert outcomes == _spool_outcomes(ahead)
     suspended = [o for o in outcomes if o[1] == "suspended"]
     assert {o[2] for o in suspended} >= {"bounce", "auto_reply", "loop"}, outcomes
+    assert len(asked) < len(msgs)  # most answered by the pool (one it had not started is parsed here)
+
+
+def test_the_handlers_questions_of_a_mails_words_are_answered_in_the_pool_and_travel_with_it(monkeypatch):
+    """Whether a mail asks for the sender's tickets, and its `#` lines, are answered where it was
+    parsed; the answers go with the pickled mail, so the store stage does not ask again. A mail
+    made again with other words asks again."""
+    import dataclasses
+    import pickle
+
+    import parsers.model as model
+    from tests.mail import build
+
+    own = ("support@support.example.test",)
+    status = build(frm="li.wei@customer.example.com", subject="Status of my tickets, please", body="Thanks\n")
+    command = build(frm="li.wei@customer.example.com", subject="Re: [TS-000001] VPN", body="#priority P1\n")
+    status, command = (pickle.loads(pickle.dumps(parse_pool.parse_ahead(raw, own)))[0] for raw in (status, command))
+    asked = []
+    monkeypatch.setattr(model, "is_status_request", lambda *a: asked.append("status") or False)
+    monkeypatch.setattr(model, "parse_commands", lambda *a: asked.append("commands") or None)
+    assert status.asks_status is True and command.asks_status is False
+    assert [c.name for c in command.commands.commands] == ["priority"] and status.commands.commands == ()
+    assert asked == []
+    email = status
+    again = dataclasses.replace(email, subject="Printer jam", reply_text="It jams.\n")
+    assert again.asks_status is False and again.commands is None and asked == ["status", "commands"]
+
+
+def test_status_requests_and_command_lines_answered_in_the_pool_give_the_same_outcomes(make_app, clock, monkeypatch):
+    """The store stage takes the pool's answers and must do with them what it does when it asks:
+    the same status lists, the same tickets, the same ignored `#` lines."""
+    import parsers.model as model
+    from tests.mail import build
+
+    asks = [build(frm=f"user{n}@customer.example.com", subject=s, body=b) for n, (s, b) in enumerate([
+        ("Status of my tickets, please", "Thanks\n"), ("Hi", "What is the status of my tickets?\n"),
+        ("Printer status light blinks", "#close\nIt blinks red.\n"), ("status", "请告诉我工单状态。\n")])]
+    msgs = generate(20) + asks
+    here, ahead = make_app(clock=clock), make_app(clock=clock)
+    ingest(here, [(raw, Source("file")) for raw in msgs])
+    asked = []
+    real_status, real_commands = model.is_status_request, model.parse_commands
+    monkeypatch.setattr(model, "is_status_request", lambda *a: asked.append(1) or real_status(*a))
+    monkeypatch.setattr(model, "parse_commands", lambda *a: asked.append(1) or real_commands(*a))
+    parse_pool._executor().submit(int).result(timeout=120)  # the pool's process is up before the batch
+    ingest(ahead, [(raw, Source("file")) for raw in msgs], parse_ahead=True)
+    assert parse_pool._pool is not None and not parse_pool._broken
+    assert _spool_outcomes(here) == _spool_outcomes(ahead)
+    assert _outcome(here) == _outcome(ahead)
+    with here.db.session() as s1, ahead.db.session() as s2:
+        def sent(s):
+            return sorted((o.kind, o.rcpt, o.subject) for o in s.execute(select(OutboxRow)).scalars())
+        assert sent(s1) == sent(s2)
+        assert any(kind == "status_list" for kind, _, _ in sent(s1))
     assert len(asked) < len(msgs)  # most answered by the pool (one it had not started is parsed here)
 
 

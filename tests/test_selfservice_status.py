@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.handlers.selfservice import is_status_request
+from parsers.status_request import is_status_request
 from parsers.message import parse_email
 from tests.conftest import corpus
 from storage.models import Ticket

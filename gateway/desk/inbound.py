@@ -215,7 +215,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     elif acknowledge:  # an engineer who brought the mail in vouches for its sender
         send_acknowledgement(ib, ticket, vouched=bool(brought_in_by))
     handover.on_created(app, s, ticket, decision)
-    notify.on_new_ticket(app, s, ticket, msg, brought_in_by=brought_in_by, extra=capped)
+    notify.on_new_ticket(app, s, ticket, msg, brought_in_by=brought_in_by, extra=capped, email=e)
     return ticket
 
 

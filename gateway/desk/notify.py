@@ -140,10 +140,12 @@ def send(app, session, ticket: Ticket, *, event: str, message: Message | None = 
     return people
 
 
-def on_new_ticket(app, session, ticket, message, *, brought_in_by: str = "", extra: dict | None = None) -> None:
+def on_new_ticket(app, session, ticket, message, *, brought_in_by: str = "", extra: dict | None = None,
+                  email=None) -> None:
     """A new ticket: tell its handler/owner (or team) and watchers (`brought_in_by`: the
-    engineer who forwarded the customer's mail in; `extra`: more for the template)."""
-    log_ignored_on_new_ticket(app, session, ticket, message)
+    engineer who forwarded the customer's mail in; `extra`: more for the template; `email`: the
+    parsed mail stored as `message`, when there is one)."""
+    log_ignored_on_new_ticket(app, session, ticket, message, email)
     if message is not None and message.automatic:
         return  # a bounce or vacation reply is kept on the ticket; paging engineers for it is noise
     more = dict(extra or {})

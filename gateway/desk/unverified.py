@@ -17,9 +17,11 @@ from storage.models import Ticket
 log = logging.getLogger("supportgw.engineer")
 
 
-def has_command_lines(text: str) -> bool:
-    """Command lines anywhere a command may stand (top or bottom, parsers.commands)."""
-    block = parse_commands(text or "")
+def has_command_lines(text: str, email=None) -> bool:
+    """Command lines anywhere a command may stand (top or bottom, parsers.commands). `email`: the
+    parsed mail whose new text `text` may be; its lines are then read as it parsed them once
+    (`ParsedEmail.commands`, in the parse pool for mail parsed ahead) rather than again."""
+    block = email.commands if email is not None and text == email.reply_text else parse_commands(text or "")
     return bool(block.commands or block.errors)
 
 
@@ -34,11 +36,11 @@ def log_ignored(session, ticket: Ticket, sender: str, reply_text: str, why: str,
                  actor=sender, lines=[c.raw_line for c in block.commands], reason=why)
 
 
-def log_ignored_on_new_ticket(app, session, ticket: Ticket, message) -> None:
+def log_ignored_on_new_ticket(app, session, ticket: Ticket, message, email=None) -> None:
     """A new ticket can't come from an authorised engineer reply: its `#` lines are text
-    (and an engineer who wrote them is told so)."""
+    (and an engineer who wrote them is told so). `email`: the parsed mail stored as `message`."""
     text = message.reply_text or ""
-    if has_command_lines(text):
+    if has_command_lines(text, email):
         log_ignored(session, ticket, message.sender_email, text, "not an authorised engineer reply", app.now())
         if message.sender_email in app.engineer_addresses():
             tell_unverified(app, session, ticket, message.sender_email, original=text, new_ticket=True)

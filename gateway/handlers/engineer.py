@@ -78,7 +78,7 @@ def handle(ib) -> str | None:
     e = ib.email
     sender = e.sender.email
     is_engineer = sender in ib.app.engineer_addresses()
-    looks_like_commands = has_command_lines(e.reply_text)
+    looks_like_commands = has_command_lines(e.reply_text, e)
     if not is_engineer and not looks_like_commands:
         return None
     match = ib.find_ticket()
@@ -146,7 +146,7 @@ def handle_authorised(ib, ticket: Ticket, engineer: str, *, replay: bool = False
         record_event(s, ticket, "engineer_automatic", now, f"automatic mail from {engineer} kept internal: "
                      f"{e.automatic_reason}", actor=engineer)
         return "engineer_automatic"
-    block = parse_commands(e.reply_text)
+    block = e.commands
     if block.get("help"):
         _command_help(ib, ticket, engineer, block)
         return "command_help"

@@ -16,7 +16,6 @@ from gateway import outbox
 from gateway.clock import fmt_due
 from gateway.desk.automatic import may_send_automatic
 from gateway.desk import notify
-from parsers.status_request import is_status_request
 from storage.models import Ticket
 from storage.queries import tickets
 
@@ -27,8 +26,7 @@ OPEN_STATUSES = ("new", "open", "pending")
 
 def handle(ib) -> str | None:
     e = ib.email
-    # an HTML-only mail has its words in `text` (converted); reply_text may then be empty
-    if not is_status_request(e.subject, e.reply_text or e.text):
+    if not e.asks_status:
         return None
     app, s = ib.app, ib.session
     sender = e.sender.email

@@ -146,6 +146,7 @@ def parse_ahead(raw: bytes, own_addresses: tuple[str, ...], attachments: str | N
         for att in email.attachments:
             if att.sha256 not in staged and (name := store.stage(att.sha256, att.content)):
                 staged[att.sha256] = name
+    email.commands, email.asks_status  # answered here, not by the store stage (parsers.model)
     return email, classify(email, own_addresses), staged
 
 
