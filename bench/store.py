@@ -36,13 +36,13 @@ from parsers.robots import UNCLASSIFIED  # noqa: E402
 
 
 def parsed_ahead(msgs: list[bytes]) -> dict[bytes, tuple]:
-    """What the parse pool hands the store stage for each message: (parsed email, its robot, no stage
-    files, its routing), with the gateway's own addresses and rules as a bench gateway has them."""
+    """What the parse pool hands the store stage for each message: (parsed email, its robot, no stage files),
+    with the gateway's own addresses as a bench gateway has them."""
     with tempfile.TemporaryDirectory() as d:
         app = build_app(bench_config(d))
-        own, rules = app.own_addresses, (app.rules.loaded.sha256, app.rules.current)
+        own = app.own_addresses
         app.db.dispose()
-    return {raw: parse_pool.parse_ahead(raw, own, None, rules) for raw in msgs}
+    return {raw: parse_pool.parse_ahead(raw, own) for raw in msgs}
 
 
 def store_cpu_ms(msgs: list[bytes], parsed: dict[bytes, object], batch: int = 200, on_app=None,
@@ -64,7 +64,7 @@ def store_cpu_ms(msgs: list[bytes], parsed: dict[bytes, object], batch: int = 20
             for spool_id, raw in zip(ids, chunk):
                 fut: Future = Future()
                 got = parsed[raw]
-                fut.set_result([(True, got if isinstance(got, tuple) else (got, UNCLASSIFIED, {}, None))])
+                fut.set_result([(True, got if isinstance(got, tuple) else (got, UNCLASSIFIED, {}))])
                 done[spool_id] = (fut, 0)  # as parse_pool.submit hands them out: (its chunk, its place)
             # the batch as `supportgw ingest` processes it, with the parse-ahead pool's results ready
             submit, parse_pool.submit = parse_pool.submit, lambda _app, _entries, done=done: done

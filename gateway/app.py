@@ -80,19 +80,10 @@ class App:
     def now(self):
         return self.clock.now()
 
-    def route(self, email, *, recipients: tuple[str, ...], now, ahead=None):
-        """The rules' decision for `email` at `now`. `ahead`: the parse pool's match of it
-        (gateway.pipeline.parse_pool.Routed), taken when it is of this very mail, these
-        recipients and the rules in force; only its SLA deadlines are then worked out here."""
+    def route(self, email, *, recipients: tuple[str, ...], now):
         from routing.engine import route
 
-        cfg = self.rules.current
-        if ahead is not None:
-            loaded = getattr(self.rules, "loaded", None)
-            matched = ahead.for_mail(email, recipients, loaded.sha256) if loaded is not None else None
-            if matched is not None and loaded.config is cfg:
-                return matched.at(cfg, now)
-        return route(email, cfg, recipients=recipients, now=now)
+        return route(email, self.rules.current, recipients=recipients, now=now)
 
     def engineer_addresses(self) -> frozenset[str]:
         return self.rules.current.engineer_emails

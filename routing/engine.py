@@ -64,47 +64,8 @@ class Decision:
         return [str(s) for s in self.trace if s.matched]
 
 
-@dataclass(frozen=True)
-class Matched:
-    """All that `route` decides from the email and the rules alone: a `Decision` but for its SLA
-    terms and deadlines, which depend on the moment (`at`). Matching is most of routing's work;
-    the parse pool does it ahead, in another process (gateway/pipeline/parse_pool.py)."""
-
-    organisation: str
-    customer_tier: str
-    project: Project | None
-    category: str
-    team: str
-    priority: str
-    matrix_priority: str
-    impact: str
-    urgency: str
-    owner: str
-    owner_email: str
-    primary_out_of_office: bool
-    tags: tuple[str, ...]
-    watchers: tuple[str, ...]
-    trace: tuple[TraceStep, ...]
-    rules_evaluated: int
-    stopped_by: str
-    notes: tuple[str, ...]
-
-    def at(self, cfg: RoutingConfig, now: datetime) -> Decision:
-        """The decision for a ticket created at `now`, by the rules `cfg` this was matched with."""
-        terms = cfg.sla_for(self.priority, self.customer_tier)
-        first_due, resolution_due = sla_deadlines(terms, now, terms.calendar)
-        return Decision(**self.__dict__, sla_policy=terms.name, business_hours=terms.business_hours,
-                        first_response_due=first_due, resolution_due=resolution_due)
-
-
 def route(email: ParsedEmail, cfg: RoutingConfig, *, recipients: tuple[str, ...] = (),
           now: datetime, trace_all: bool = False) -> Decision:
-    return match(email, cfg, recipients=recipients, trace_all=trace_all).at(cfg, now)
-
-
-def match(email: ParsedEmail, cfg: RoutingConfig, *, recipients: tuple[str, ...] = (),
-          trace_all: bool = False) -> Matched:
-    """The rules in order, then the project, owner and watchers: `route` without the clock."""
     customer = cfg.customer_for(email.sender.email)
     facts = EmailFacts(email, recipients, customer, cfg.defaults.customer_tier, cfg.index)
     tier = facts.customer_tier
@@ -145,12 +106,16 @@ def match(email: ParsedEmail, cfg: RoutingConfig, *, recipients: tuple[str, ...]
             watchers.append(addr)
     away = bool(project and owner == project.primary and cfg.engineers[owner].out_of_office)
 
-    return Matched(
+    terms = cfg.sla_for(prio, tier)
+    first_due, resolution_due = sla_deadlines(terms, now, terms.calendar)
+    return Decision(
         organisation=facts.organisation, customer_tier=tier, project=project,
         category=draft.category, team=draft.team, priority=prio,
         matrix_priority=cfg.matrix.priority(tier, draft.impact, draft.urgency),
         impact=draft.impact, urgency=draft.urgency, owner=owner, owner_email=owner_email,
         primary_out_of_office=away, tags=tuple(draft.tags), watchers=tuple(watchers),
+        sla_policy=terms.name, business_hours=terms.business_hours,
+        first_response_due=first_due, resolution_due=resolution_due,
         trace=tuple(steps), rules_evaluated=evaluated, stopped_by=stopped_by, notes=tuple(notes))
 
 

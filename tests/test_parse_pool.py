@@ -165,74 +165,6 @@ def test_status_requests_and_command_lines_answered_in_the_pool_give_the_same_ou
     assert len(asked) < len(msgs)  # most answered by the pool (one it had not started is parsed here)
 
 
-def test_the_pools_routing_of_a_mail_is_what_the_store_stage_would_decide(make_app, clock):
-    """The pool matches each mail against the rules (routing.engine.match) where it parsed it;
-    the store stage adds only the SLA deadlines of the moment. Taken only for the very mail it
-    matched, with the same recipients, by the rules in force; anything else is routed again."""
-    import dataclasses
-    import pickle
-
-    from routing.engine import route
-
-    app = make_app(clock=clock)
-    rules = (app.rules.loaded.sha256, pickle.loads(pickle.dumps(app.rules.current)))  # as a pool process has them
-    now = clock.now()
-    decided = []
-    for raw in generate(30):
-        email, _, _, routed = pickle.loads(pickle.dumps(parse_pool.parse_ahead(
-            raw, app.own_addresses, None, rules, ("support@support.example.test",))))
-        recipients = tuple(parse_pool.recipients_of(("support@support.example.test",), email))
-        assert routed.email is email and routed.recipients == recipients  # the same object, pickled with it
-        wanted = route(email, app.rules.current, recipients=recipients, now=now)
-        assert app.route(email, recipients=recipients, now=now, ahead=routed) == wanted
-        decided.append(wanted.priority)
-        other = dataclasses.replace(email, subject="URGENT: production down")
-        assert routed.for_mail(other, recipients, rules[0]) is None  # another mail (a handler made it again)
-        assert routed.for_mail(email, recipients + ("sales@support.example.test",), rules[0]) is None
-        assert routed.for_mail(email, recipients, "other rules") is None
-    assert len(set(decided)) > 1  # the corpus is routed to more than one priority: the rules ran
-
-
-def test_a_mail_routed_ahead_by_rules_no_longer_in_force_is_routed_again(make_app, clock):
-    """Rules reloaded between the pool's match and the store stage: the store stage's decision is
-    the new rules', not the pool's."""
-    from routing.engine import Matched
-
-    app = make_app(clock=clock)
-    email = parse_pool.parse_email(generate(1)[0])
-    recipients = tuple(parse_pool.recipients_of((), email))
-    real = parse_pool.match(email, app.rules.current, recipients=recipients)
-    stale = Matched(**{**real.__dict__, "priority": "P1" if real.priority != "P1" else "P4", "owner": "nobody"})
-    now = clock.now()
-    fresh = app.route(email, recipients=recipients, now=now)
-    assert app.route(email, recipients=recipients, now=now,
-                     ahead=parse_pool.Routed(email, recipients, "rules of before", stale)) == fresh
-    taken = app.route(email, recipients=recipients, now=now,
-                      ahead=parse_pool.Routed(email, recipients, app.rules.loaded.sha256, stale))
-    assert (taken.priority, taken.owner) == (stale.priority, "nobody")  # (taken when it is of these rules)
-
-
-def test_mail_routed_in_the_pool_opens_the_same_tickets_and_is_not_routed_again(make_app, clock, monkeypatch):
-    import routing.engine as engine
-
-    msgs = generate(40)
-    here, ahead = make_app(clock=clock), make_app(clock=clock)
-    ingest(here, [(raw, Source("file")) for raw in msgs])
-    routed_here = []
-    real = engine.route
-    monkeypatch.setattr(engine, "route", lambda *a, **k: routed_here.append(1) or real(*a, **k))
-    parse_pool._executor().submit(int).result(timeout=120)  # the pool's process is up before the batch
-    counts = ingest(ahead, [(raw, Source("file")) for raw in msgs], parse_ahead=True)
-    assert parse_pool._pool is not None and not parse_pool._broken
-    assert _outcome(here) == _outcome(ahead)
-    with here.db.session() as s1, ahead.db.session() as s2:
-        def due(s):
-            return [(t.ref, t.first_response_due, t.resolution_due, t.sla_policy, t.owner)
-                    for t in s.execute(select(Ticket).order_by(Ticket.id)).scalars()]
-        assert due(s1) == due(s2)
-    assert len(routed_here) < counts["created"] / 2  # most routed by the pool
-
-
 def _with_attachment(content: bytes, *, frm="dana@customer.example.com", subject="Log attached", headers=None) -> bytes:
     m = EmailMessage()
     m["From"], m["To"], m["Subject"] = frm, "support@support.example.test", subject
@@ -314,7 +246,7 @@ def test_a_message_that_fails_to_parse_fails_alone_in_its_chunk(make_app, clock,
         def __init__(self, sp):
             self.id = sp.spool_id
 
-    email, _robot, staged, _routed = parse_pool.take(app, Row(entries[0]), handed)
+    email, _robot, staged = parse_pool.take(app, Row(entries[0]), handed)
     assert email.message_id == answers[0][1][0].message_id and staged == {}
     with pytest.raises(ValueError, match="cannot parse this one"):
         parse_pool.take(app, Row(entries[2]), handed)

@@ -46,7 +46,6 @@ class Inbound:
     notes: list[str] = field(default_factory=list)
     robot: object = UNCLASSIFIED  # the robot that sent it, when the parse pool asked (gateway.handlers.suspend)
     staged: dict = field(default_factory=dict)  # {sha256: stage file} the parse pool wrote its attachments to
-    routed: object = None  # the parse pool's routing of it (gateway.pipeline.parse_pool.Routed), when it routed
     _found: Match | None = field(default=None, repr=False)
 
     @property
@@ -164,7 +163,7 @@ def create_ticket(ib: Inbound, *, linked_to: Ticket | None = None, held: bool = 
     `at` (the mail's own time), with no SLA deadline, acknowledgement or notification."""
     app, s, e = ib.app, ib.session, ib.email
     now = ib.now if at is None else at
-    decision = app.route(e, recipients=tuple(ib.recipients), now=now, ahead=ib.routed)
+    decision = app.route(e, recipients=tuple(ib.recipients), now=now)
     owner = decision.owner_email or owner_default
     brand = app.config.brand_for(ib.recipients)
     team = app.config.team_for(decision.team, brand, app.rules.current.defaults.team)

@@ -28,19 +28,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import pickle
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import large_mail
 from parsers.message import parse_email
-from parsers.model import ParsedEmail
 from parsers.robots import UNCLASSIFIED, classify
-from routing.engine import Matched, match
 from storage import spool as spool_store
 from storage.attachments import AttachmentStore, discard_staged
 
@@ -54,37 +50,6 @@ log = logging.getLogger("supportgw.pipeline")
 _pool: ProcessPoolExecutor | None = None
 _pool_pid = 0
 _broken = False  # a pool died in this process: parse here from now on rather than respawn in a loop
-# The routing rules go with every chunk, pickled once per rules in force, under the sha256 of
-# the text they were compiled from; a pool process unpickles them only when that key changes.
-_shipped: tuple = (None, "", b"")  # in the storing process: (the rules in force, their key, pickled)
-_unpickled: tuple = ("", None)  # in a pool process: (the key, the rules) last given
-
-
-@dataclass(frozen=True)
-class Routed:
-    """The pool's routing of a mail (routing.engine.match), good for the mail it parsed (`email`,
-    the same object in the storing process: pickled with it), addressed to `recipients`, by the
-    rules whose text has the sha256 `rules`. The store stage takes it only when all three still
-    hold (`for_mail`); else it routes the mail itself, as it does one parsed here."""
-
-    email: ParsedEmail
-    recipients: tuple[str, ...]
-    rules: str
-    matched: Matched
-
-    def for_mail(self, email, recipients: tuple[str, ...], rules: str) -> Matched | None:
-        ok = email is self.email and recipients == self.recipients and rules == self.rules
-        return self.matched if ok else None
-
-
-def recipients_of(envelope_to, email) -> list[str]:
-    """Whom a mail was addressed to: its envelope's recipients, then its To and Cc, lower-cased,
-    each once (what the handlers and the rules are given)."""
-    rcpts = [a.lower() for a in (envelope_to or [])]
-    for a in list(email.to) + list(email.cc):
-        if a.email and a.email not in rcpts:
-            rcpts.append(a.email)
-    return rcpts
 
 
 def _executor() -> ProcessPoolExecutor | None:
@@ -148,11 +113,10 @@ def submit(app, entries) -> dict[int, tuple[Future, int]]:
     if pool is None:
         return {}
     try:
-        root, own, handed, rules = str(app.attachments.root), app.own_addresses, {}, _rules(app)
+        root, own, handed = str(app.attachments.root), app.own_addresses, {}
         for i in range(0, len(small), CHUNK):
             chunk = small[i:i + CHUNK]
-            fut = pool.submit(parse_chunk, [spool_store.raw_bytes(app.spool_blobs, e) for e in chunk], own, root,
-                              rules, [tuple(e.envelope_to or ()) for e in chunk])
+            fut = pool.submit(parse_chunk, [spool_store.raw_bytes(app.spool_blobs, e) for e in chunk], own, root)
             handed.update((e.id, (fut, n)) for n, e in enumerate(chunk))
         return handed
     except BrokenProcessPool:
@@ -160,46 +124,21 @@ def submit(app, entries) -> dict[int, tuple[Future, int]]:
         return {}
 
 
-def _rules(app) -> tuple[str, bytes] | None:
-    """(key, pickled) of the routing rules in force, for the pool; None when they cannot go
-    (no rules text to name them by, or rules that do not pickle): the store stage routes."""
-    global _shipped
-    loaded = getattr(app.rules, "loaded", None)
-    if loaded is None:
-        return None
-    if _shipped[0] is not loaded.config:
-        try:
-            blob = pickle.dumps(loaded.config)
-        except Exception as exc:  # noqa: BLE001 - routing ahead is a saving, never a condition
-            log.info("routing rules not sent to the parse pool (%s); routing in the store stage", exc)
-            blob = b""
-        _shipped = (loaded.config, loaded.sha256, blob)
-    return (_shipped[1], _shipped[2]) if _shipped[2] else None
-
-
-def parse_chunk(raws: list[bytes], own_addresses: tuple[str, ...], attachments: str | None = None,
-                rules: tuple[str, bytes] | None = None, envelopes: list | None = None) -> list:
+def parse_chunk(raws: list[bytes], own_addresses: tuple[str, ...], attachments: str | None = None) -> list:
     """In a pool process: (True, `parse_ahead`'s answer) or (False, the exception it raised)
-    for each message, in order: a message that cannot be parsed fails alone. `rules`: (key,
-    pickled) of the routing rules, `envelopes`: each message's envelope recipients."""
-    global _unpickled
-    if rules is not None and rules[0] != _unpickled[0]:
-        _unpickled = (rules[0], pickle.loads(rules[1]))
-    given = _unpickled if rules is not None else None
+    for each message, in order: a message that cannot be parsed fails alone."""
     out = []
-    for n, raw in enumerate(raws):
+    for raw in raws:
         try:
-            out.append((True, parse_ahead(raw, own_addresses, attachments, given, envelopes[n] if envelopes else ())))
+            out.append((True, parse_ahead(raw, own_addresses, attachments)))
         except Exception as exc:  # the store stage raises it for that message, which quarantines it
             out.append((False, exc))
     return out
 
 
-def parse_ahead(raw: bytes, own_addresses: tuple[str, ...], attachments: str | None = None,
-                rules: tuple | None = None, envelope_to: tuple[str, ...] = ()) -> tuple:
+def parse_ahead(raw: bytes, own_addresses: tuple[str, ...], attachments: str | None = None) -> tuple:
     """(The parsed email, the robot that sent it or None, {sha256: stage file} for its
-    attachments when `attachments` names the attachment store's folder, its `Routed` by
-    `rules` ((key, compiled rules)) when given, else None)."""
+    attachments when `attachments` names the attachment store's folder)."""
     email = parse_email(raw, own_addresses=own_addresses)
     staged = {}
     if attachments and email.attachments:
@@ -208,14 +147,7 @@ def parse_ahead(raw: bytes, own_addresses: tuple[str, ...], attachments: str | N
             if att.sha256 not in staged and (name := store.stage(att.sha256, att.content)):
                 staged[att.sha256] = name
     email.commands, email.asks_status  # answered here, not by the store stage (parsers.model)
-    routed = None
-    if rules is not None:
-        recipients = tuple(recipients_of(envelope_to, email))
-        try:
-            routed = Routed(email, recipients, rules[0], match(email, rules[1], recipients=recipients))
-        except Exception:  # noqa: BLE001 - the store stage routes it, and says what is wrong there
-            routed = None
-    return email, classify(email, own_addresses), staged, routed
+    return email, classify(email, own_addresses), staged
 
 
 def discard(handed: dict[int, tuple[Future, int]] | None) -> None:
@@ -236,10 +168,9 @@ def _discard_chunk(fut: Future) -> None:
 
 
 def take(app, entry, handed: dict[int, tuple[Future, int]] | None) -> tuple:
-    """(The parsed email of this spool row, its robot, its stage files, its `Routed`): from the
-    pool if it was handed out, else parsed now, its robot then `UNCLASSIFIED` (the suspend handler
-    asks), no stage files and not routed. A message the pool could not parse raises what parsing
-    raised."""
+    """(The parsed email of this spool row, its robot, its stage files): from the pool if it
+    was handed out, else parsed now, its robot then `UNCLASSIFIED` (the suspend handler asks)
+    and no stage files. A message the pool could not parse raises what parsing raised."""
     fut, n = (handed or {}).get(entry.id, (None, 0))
     # Not started yet (the pool is still starting, or the store stage caught up with it):
     # parsing here costs less than waiting, and the pool goes on with the next chunks (the
@@ -260,5 +191,4 @@ def take(app, entry, handed: dict[int, tuple[Future, int]] | None) -> tuple:
             if not ok:
                 raise got
             return got
-    return (parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses),
-            UNCLASSIFIED, {}, None)
+    return parse_email(spool_store.raw_bytes(app.spool_blobs, entry), own_addresses=app.own_addresses), UNCLASSIFIED, {}
