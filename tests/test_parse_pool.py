@@ -131,8 +131,7 @@ def test_the_handlers_questions_of_a_mails_words_are_answered_in_the_pool_and_tr
     assert status.asks_status is True and command.asks_status is False
     assert [c.name for c in command.commands.commands] == ["priority"] and status.commands.commands == ()
     assert asked == []
-    email = status
-    again = dataclasses.replace(email, subject="Printer jam", reply_text="It jams.\n")
+    again = dataclasses.replace(status, subject="Printer jam", reply_text="It jams.\n")
     assert again.asks_status is False and again.commands is None and asked == ["status", "commands"]
 
 
